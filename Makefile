@@ -1,0 +1,34 @@
+# mtkit: two commands for a new machine.
+#   make demo   install what is needed, build, run the pipeline on the built-in demo corpora
+#   make test   install what is needed, build, run every test
+# Everything large (libtorch, the tokenizer, cargo's target folder) lives under
+# $(MTKIT_CACHE) (default ~/.cache/mtkit), outside the repository.
+
+SHELL := /bin/bash
+MTKIT_CACHE ?= $(or $(XDG_CACHE_HOME),$(HOME)/.cache)/mtkit
+CARGO_TARGET_DIR ?= $(MTKIT_CACHE)/target
+LIBTORCH ?= $(MTKIT_CACHE)/libtorch-2.11.0
+export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
+MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
+CARGO ?= cargo
+
+.PHONY: setup build demo test test-data-only fmt clippy clean-cache
+
+setup:
+	@bash scripts/setup.sh
+
+build: setup
+	$(CARGO) build --release --locked
+
+demo: build
+	@bash scripts/demo.sh "$(MTKIT)"
+
+test: setup
+	$(CARGO) test --release --locked
+	$(CARGO) test --release --locked --no-default-features --lib
+
+fmt:
+	$(CARGO) fmt --all
+
+clippy: setup
+	$(CARGO) clippy --release --all-targets -- -D warnings

@@ -1,0 +1,80 @@
+//! Output helpers: numbers with fixed significant digits, aligned tables.
+
+/// `x` with `sig` significant digits, trailing zeros kept, so every number in a CSV carries the
+/// same precision; empty for NaN.
+pub fn sig(x: f64, sig: usize) -> String {
+    if x.is_nan() {
+        return String::new();
+    }
+    if x == 0.0 {
+        return format!("{:.*}", sig - 1, 0.0);
+    }
+    let mag = x.abs().log10().floor() as i32;
+    let decimals = sig as i32 - 1 - mag;
+    if (0..=20).contains(&decimals) {
+        format!("{:.*}", decimals as usize, x)
+    } else {
+        format!("{:.*e}", sig - 1, x)
+    }
+}
+
+/// Fifteen significant digits: what CSV and JSON outputs use.
+pub fn num(x: f64) -> String {
+    sig(x, 15)
+}
+
+/// Renders rows as a left/right aligned text table (numbers right-aligned).
+pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
+    let cols = header.len();
+    let mut w: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate().take(cols) {
+            w[i] = w[i].max(c.chars().count());
+        }
+    }
+    let numeric = |s: &str| !s.is_empty() && s.parse::<f64>().is_ok();
+    let mut out = String::new();
+    let line = |cells: Vec<&str>, out: &mut String| {
+        let parts: Vec<String> = cells
+            .iter()
+            .enumerate()
+            .map(|(i, c)| {
+                if numeric(c) {
+                    format!("{:>w$}", c, w = w[i])
+                } else {
+                    format!("{:<w$}", c, w = w[i])
+                }
+            })
+            .collect();
+        out.push_str(parts.join("  ").trim_end());
+        out.push('\n');
+    };
+    line(header.to_vec(), &mut out);
+    line(
+        w.iter()
+            .map(|n| "-".repeat(*n))
+            .collect::<Vec<_>>()
+            .iter()
+            .map(|s| s.as_str())
+            .collect(),
+        &mut out,
+    );
+    for r in rows {
+        line(r.iter().map(|s| s.as_str()).collect(), &mut out);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn significant_digits() {
+        assert_eq!(sig(0.5, 10), "0.5000000000");
+        assert_eq!(sig(-0.0123456789012, 10), "-0.01234567890");
+        assert_eq!(sig(123.0, 4), "123.0");
+        assert_eq!(sig(1.5e-30, 3), "1.50e-30");
+        assert_eq!(sig(f64::NAN, 3), "");
+    }
+}

@@ -1,0 +1,173 @@
+//! `mtkit profile NAME...` and `mtkit profile merge`.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand};
+
+use mtkit::profile::{cached_or_build, NgramMode, Profile, ProfileOptions};
+use mtkit::tokenize::Tokenizer;
+
+use super::output::table;
+use super::progress::Bar;
+use super::CorpusArgs;
+
+/// Count token unigrams and n-grams of corpora.
+///
+/// Unigram counts are always exact. N-grams of order 2..N are exact by default (memory grows
+/// with the number of distinct n-grams); with --ngram-buckets B they are summed into B hashed
+/// buckets per order: fixed memory, exact bucket sums, approximate n-gram similarities.
+/// Profiles are parquet files (columns order, t1..tN, bucket, count; metadata in the
+/// `mtkit.profile` key) cached by everything that decides their numbers.
+#[derive(Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct ProfileArgs {
+    #[command(subcommand)]
+    sub: Option<ProfileSub>,
+    /// Corpora to profile.
+    #[arg(required = true)]
+    names: Vec<String>,
+    #[command(flatten)]
+    ngrams: NgramArgs,
+    /// Write the profile here (one corpus: a file; several: a folder of NAME.parquet files).
+    #[arg(short, long, value_name = "PATH")]
+    output: Option<PathBuf>,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+}
+
+/// N-gram counting options.
+#[derive(Args, Debug, Clone)]
+pub struct NgramArgs {
+    /// Highest n-gram order to count (1: unigrams only).
+    #[arg(long, value_name = "N", default_value_t = 4)]
+    pub ngram: usize,
+    /// Bounded mode: sum orders ≥ 2 into B hashed buckets per order (approximate).
+    #[arg(long, value_name = "B")]
+    pub ngram_buckets: Option<u64>,
+}
+
+impl NgramArgs {
+    pub fn mode(&self) -> NgramMode {
+        match self.ngram_buckets {
+            Some(b) => NgramMode::Hashed { buckets: b },
+            None => NgramMode::Exact,
+        }
+    }
+}
+
+#[derive(Subcommand, Debug)]
+enum ProfileSub {
+    /// Merge shard profiles of one corpus exactly (counts add): the N shards of `--shard K/N`
+    /// merge into the profile of the whole.
+    Merge {
+        /// Shard profiles (parquet files written by `mtkit profile --shard K/N -o FILE`).
+        #[arg(required = true)]
+        inputs: Vec<PathBuf>,
+        /// Output file.
+        #[arg(short, long)]
+        output: PathBuf,
+    },
+}
+
+pub fn run(a: ProfileArgs) -> Result<()> {
+    if let Some(ProfileSub::Merge { inputs, output }) = a.sub {
+        let parts: Vec<Profile> = inputs
+            .iter()
+            .map(|p| Profile::load(p))
+            .collect::<Result<_>>()?;
+        let merged = Profile::merge(&parts)?;
+        merged.save(&output)?;
+        let covers = match &merged.meta.shards {
+            None => "the whole corpus".to_string(),
+            Some(s) => format!(
+                "shards {}",
+                s.iter()
+                    .map(|x| x.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        };
+        println!(
+            "merged {} profiles of `{}` ({covers}): {} documents, {} tokens -> {}",
+            parts.len(),
+            merged.meta.corpus,
+            merged.totals.documents,
+            merged.totals.tokens,
+            output.display()
+        );
+        return Ok(());
+    }
+    let cat = a.corpus.catalog()?;
+    let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
+    let tok = Tokenizer::load(a.corpus.tokenizer.as_deref())?;
+    let opts = ProfileOptions {
+        sample: a.corpus.sample(),
+        max_tokens_per_doc: a.corpus.max_tokens(),
+        ngram: a.ngrams.ngram,
+        ngram_mode: a.ngrams.mode(),
+        keep_docs: false,
+    };
+    if let Some(out) = &a.output {
+        if cards.len() > 1 && out.extension().map(|e| e == "parquet").unwrap_or(false) {
+            bail!(
+                "-o {} names a file, but {} corpora were given: pass a folder",
+                out.display(),
+                cards.len()
+            );
+        }
+    }
+    let bar = Bar::new(a.corpus.quiet);
+    let mut rows = Vec::new();
+    for card in cards {
+        let (p, cached) = cached_or_build(card, &tok, &opts, !a.corpus.no_cache, &bar)?;
+        let written = match &a.output {
+            Some(out) if a.names.len() == 1 && !out.is_dir() => {
+                p.save(out)?;
+                out.display().to_string()
+            }
+            Some(dir) => {
+                let f = dir.join(format!("{}.parquet", card.name));
+                p.save(&f)?;
+                f.display().to_string()
+            }
+            None => mtkit::profile::cache_path(&p.meta).display().to_string(),
+        };
+        let distinct = p.unigram.iter().filter(|&&c| c > 0).count();
+        let skipped: u64 = p.totals.skipped.values().sum();
+        rows.push(vec![
+            card.name.clone(),
+            p.totals.documents.to_string(),
+            p.totals.tokens.to_string(),
+            p.totals.bytes.to_string(),
+            distinct.to_string(),
+            skipped.to_string(),
+            if cached {
+                "cache".into()
+            } else {
+                "computed".into()
+            },
+            written,
+        ]);
+        if skipped > 0 {
+            eprintln!("{}: skipped bad records: {:?}", card.name, p.totals.skipped);
+        }
+    }
+    print!(
+        "{}",
+        table(
+            &[
+                "corpus",
+                "docs",
+                "tokens",
+                "bytes",
+                "distinct ids",
+                "skipped",
+                "from",
+                "profile"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}

@@ -1,0 +1,83 @@
+//! Progress bars for the library's [`Progress`] callbacks.
+
+use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
+use mtkit::progress::Progress;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Mutex;
+use std::time::Instant;
+
+/// A progress bar on stderr: documents, documents/s, MB/s, tokens.
+pub struct Bar {
+    bar: Mutex<Option<ProgressBar>>,
+    quiet: bool,
+    bytes: AtomicU64,
+    tokens: AtomicU64,
+    started: Mutex<Instant>,
+}
+
+impl Bar {
+    pub fn new(quiet: bool) -> Bar {
+        Bar {
+            bar: Mutex::new(None),
+            quiet,
+            bytes: AtomicU64::new(0),
+            tokens: AtomicU64::new(0),
+            started: Mutex::new(Instant::now()),
+        }
+    }
+}
+
+impl Progress for Bar {
+    fn start(&self, label: &str, total: Option<u64>) {
+        if self.quiet {
+            return;
+        }
+        let pb = match total {
+            Some(n) => ProgressBar::new(n),
+            None => ProgressBar::new_spinner(),
+        };
+        pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        let tmpl = if total.is_some() {
+            "{prefix:>16} [{bar:30}] {pos}/{len} docs {msg} ({eta})"
+        } else {
+            "{prefix:>16} {spinner} {pos} docs {msg}"
+        };
+        pb.set_style(
+            ProgressStyle::with_template(tmpl)
+                .expect("template")
+                .progress_chars("=> "),
+        );
+        pb.set_prefix(label.to_string());
+        self.bytes.store(0, Ordering::Relaxed);
+        self.tokens.store(0, Ordering::Relaxed);
+        *self.started.lock().unwrap() = Instant::now();
+        *self.bar.lock().unwrap() = Some(pb);
+    }
+
+    fn advance(&self, docs: u64, bytes: u64, tokens: u64) {
+        let b = self.bytes.fetch_add(bytes, Ordering::Relaxed) + bytes;
+        let t = self.tokens.fetch_add(tokens, Ordering::Relaxed) + tokens;
+        if let Some(pb) = self.bar.lock().unwrap().as_ref() {
+            pb.inc(docs);
+            let secs = self
+                .started
+                .lock()
+                .unwrap()
+                .elapsed()
+                .as_secs_f64()
+                .max(1e-9);
+            pb.set_message(format!(
+                "{:.0} docs/s, {:.1} MB/s, {} tokens",
+                pb.position() as f64 / secs,
+                b as f64 / 1e6 / secs,
+                t
+            ));
+        }
+    }
+
+    fn finish(&self) {
+        if let Some(pb) = self.bar.lock().unwrap().take() {
+            pb.finish_and_clear();
+        }
+    }
+}

@@ -1,0 +1,377 @@
+//! `mtkit proximity P M1 [M2 ...] T` and `mtkit proximity --matrix A B ...`.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
+use mtkit::proximity::{compute, matrix, Metric, MetricOptions, MixBy, MixSpec, Query, Row};
+use mtkit::tokenize::Tokenizer;
+
+use super::output::{num, sig, table};
+use super::profile::NgramArgs;
+use super::progress::Bar;
+use super::CorpusArgs;
+
+/// Similarity of each corpus to the target, and each candidate's proximity advantage.
+///
+/// The first corpus is the pretraining corpus P, the last the fine-tuning target T, those
+/// between the midtraining candidates M. PA(M→T) = sim(M,T) − sim(P,T): a candidate with a
+/// positive PA is closer to the target than general pretraining data is. Corpora are card
+/// names or saved profile files (*.parquet).
+///
+/// Metrics (higher = closer): paper (0.4·cosine + 0.3·jaccard + 0.3/(1+JSD) over unigram
+/// frequencies, no smoothing, natural log: the authors' token similarity), cosine, jaccard,
+/// jsd (−JSD), js-sim (1/(1+JSD)), hellinger (1 − Hellinger distance), cross-entropy
+/// (−H(T, M̃)), kl (−KL(T‖M̃); its PA is DSIR's KL reduction), ngram-cosine (mean cosine over
+/// orders 1..N; approximate with --ngram-buckets). M̃: counts smoothed additively with α.
+#[derive(Args, Debug)]
+pub struct ProximityArgs {
+    /// P M1 [M2 ...] T (with --matrix: any two or more corpora).
+    #[arg(required = true, value_name = "CORPUS")]
+    corpora: Vec<String>,
+    /// Similarity metric.
+    #[arg(long, default_value = "paper")]
+    metric: Metric,
+    /// Report every metric (one block of rows each).
+    #[arg(long)]
+    all_metrics: bool,
+    /// Also write the table as CSV: corpus,role,metric,sim,cosine,jaccard,jsd,pa (then
+    /// mix_token_weight with --mix, and sim_lo,sim_hi,pa_lo,pa_hi with --bootstrap).
+    #[arg(long, value_name = "FILE")]
+    csv: Option<PathBuf>,
+    /// Print JSON lines (one object per row) instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Mixture-aware variant: score each candidate blended with P, the candidate's share W.
+    #[arg(long, value_name = "W")]
+    mix: Option<f64>,
+    /// What --mix W is a share of: tokens (exact), or documents as the authors' code blends
+    /// (converted to tokens with each corpus's mean tokens per document).
+    #[arg(long, value_enum, default_value = "tokens")]
+    mix_by: MixByArg,
+    /// Resample documents B times and report 95% percentile intervals of sim and PA.
+    #[arg(long, value_name = "B")]
+    bootstrap: Option<usize>,
+    /// Additive smoothing α of the scored corpus's counts for cross-entropy and kl.
+    #[arg(long, value_name = "ALPHA", default_value_t = 0.01)]
+    smoothing: f64,
+    /// Print the full similarity matrix (entry = sim(row, column)) as CSV instead.
+    #[arg(long)]
+    matrix: bool,
+    /// With --matrix: draw it as an SVG heatmap.
+    #[arg(long, value_name = "FILE.svg", requires = "matrix")]
+    plot: Option<PathBuf>,
+    #[command(flatten)]
+    ngrams: NgramArgs,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum MixByArg {
+    Tokens,
+    Docs,
+}
+
+pub fn run(a: ProximityArgs) -> Result<()> {
+    let metrics: Vec<Metric> = if a.all_metrics {
+        Metric::ALL.to_vec()
+    } else {
+        vec![a.metric]
+    };
+    if !a.matrix && a.corpora.len() < 3 {
+        bail!("proximity needs at least three corpora: the pretraining corpus, one or more candidates, and the target (got {})", a.corpora.len());
+    }
+    if a.matrix && a.corpora.len() < 2 {
+        bail!("--matrix needs at least two corpora");
+    }
+    if a.smoothing <= 0.0 {
+        bail!("--smoothing must be positive (it keeps log 0 out of cross-entropy and kl)");
+    }
+    let needs_ngrams = metrics.iter().any(|m| m.needs_ngrams());
+    let opts = ProfileOptions {
+        sample: a.corpus.sample(),
+        max_tokens_per_doc: a.corpus.max_tokens(),
+        ngram: if needs_ngrams {
+            a.ngrams.ngram.max(2)
+        } else {
+            1
+        },
+        ngram_mode: a.ngrams.mode(),
+        keep_docs: a.bootstrap.is_some(),
+    };
+    let profiles = load_profiles(&a.corpora, &a.corpus, &opts)?;
+    let refs: Vec<&Profile> = profiles.iter().collect();
+    let mo = MetricOptions {
+        smoothing: a.smoothing,
+    };
+    if a.matrix {
+        let m = matrix(&refs, metrics[0], &mo)?;
+        let names: Vec<String> = profiles.iter().map(|p| p.meta.corpus.clone()).collect();
+        let mut out = format!("corpus,{}\n", names.join(","));
+        for (i, row) in m.iter().enumerate() {
+            out.push_str(&format!(
+                "{},{}\n",
+                names[i],
+                row.iter().map(|x| num(*x)).collect::<Vec<_>>().join(",")
+            ));
+        }
+        match &a.csv {
+            Some(f) => mtkit::paths::write_atomic_bytes(f, out.as_bytes())?,
+            None => print!("{out}"),
+        }
+        if let Some(svg) = &a.plot {
+            mtkit::paths::write_atomic_bytes(svg, heatmap(&names, &m, metrics[0]).as_bytes())?;
+            eprintln!("heatmap written to {}", svg.display());
+        }
+        return Ok(());
+    }
+    let n = refs.len();
+    let q = Query {
+        pretrain: refs[0],
+        candidates: refs[1..n - 1].to_vec(),
+        target: refs[n - 1],
+        metrics,
+        options: mo,
+        mix: a.mix.map(|w| MixSpec {
+            weight: w,
+            by: match a.mix_by {
+                MixByArg::Tokens => MixBy::Tokens,
+                MixByArg::Docs => MixBy::Docs,
+            },
+        }),
+        bootstrap: a.bootstrap.map(|b| (b, a.corpus.seed)),
+    };
+    let rows = compute(&q)?;
+    let csv = to_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
+    if let Some(f) = &a.csv {
+        mtkit::paths::write_atomic_bytes(f, csv.as_bytes())?;
+    }
+    if a.json {
+        let stdout = std::io::stdout();
+        let mut w = stdout.lock();
+        for r in &rows {
+            writeln!(w, "{}", serde_json::to_string(&json_row(r))?)?;
+        }
+    } else {
+        print!("{}", human(&rows, &profiles));
+    }
+    Ok(())
+}
+
+fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Result<Vec<Profile>> {
+    let cat = ca.catalog()?;
+    let mut tok: Option<Tokenizer> = None;
+    let bar = Bar::new(ca.quiet);
+    let mut out = Vec::new();
+    for name in names {
+        let path = Path::new(name);
+        if name.ends_with(".parquet") && path.is_file() {
+            let p = Profile::load(path)?;
+            if opts.keep_docs {
+                bail!("--bootstrap needs per-document counts, which saved profile {} does not hold: name the corpus instead", path.display());
+            }
+            out.push(p);
+            continue;
+        }
+        let card = cat.get(name)?;
+        if tok.is_none() {
+            tok = Some(Tokenizer::load(ca.tokenizer.as_deref())?);
+        }
+        let (p, _) = cached_or_build(card, tok.as_ref().unwrap(), opts, !ca.no_cache, &bar)?;
+        if !p.totals.skipped.is_empty() {
+            eprintln!("{}: skipped bad records: {:?}", name, p.totals.skipped);
+        }
+        out.push(p);
+    }
+    Ok(out)
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(num).unwrap_or_default()
+}
+
+fn to_csv(rows: &[Row], mix: bool, boot: bool) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        "corpus", "role", "metric", "sim", "cosine", "jaccard", "jsd", "pa",
+    ];
+    if mix {
+        header.push("mix_token_weight");
+    }
+    if boot {
+        header.extend(["sim_lo", "sim_hi", "pa_lo", "pa_hi"]);
+    }
+    w.write_record(&header).expect("in-memory CSV");
+    for r in rows {
+        let mut rec = vec![
+            r.corpus.clone(),
+            r.role.to_string(),
+            r.metric.to_string(),
+            num(r.sim),
+            opt(r.parts.map(|p| p.cosine)),
+            opt(r.parts.map(|p| p.jaccard)),
+            opt(r.parts.map(|p| p.jsd)),
+            opt(r.pa),
+        ];
+        if mix {
+            rec.push(opt(r.mix_token_weight));
+        }
+        if boot {
+            rec.extend([
+                opt(r.sim_ci.map(|c| c.0)),
+                opt(r.sim_ci.map(|c| c.1)),
+                opt(r.pa_ci.map(|c| c.0)),
+                opt(r.pa_ci.map(|c| c.1)),
+            ]);
+        }
+        w.write_record(&rec).expect("in-memory CSV");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")
+}
+
+fn json_row(r: &Row) -> serde_json::Value {
+    serde_json::json!({
+        "corpus": r.corpus,
+        "role": r.role,
+        "metric": r.metric,
+        "sim": r.sim,
+        "cosine": r.parts.map(|p| p.cosine),
+        "jaccard": r.parts.map(|p| p.jaccard),
+        "jsd": r.parts.map(|p| p.jsd),
+        "pa": r.pa,
+        "mix_token_weight": r.mix_token_weight,
+        "sim_ci": r.sim_ci.map(|c| [c.0, c.1]),
+        "pa_ci": r.pa_ci.map(|c| [c.0, c.1]),
+    })
+}
+
+fn human(rows: &[Row], profiles: &[Profile]) -> String {
+    let mut out = String::new();
+    let target = &profiles.last().unwrap().meta.corpus;
+    let boot = rows.iter().any(|r| r.sim_ci.is_some());
+    let mut metric_seen = Vec::new();
+    for r in rows {
+        if !metric_seen.contains(&r.metric) {
+            metric_seen.push(r.metric);
+        }
+    }
+    for m in metric_seen {
+        let block: Vec<&Row> = rows.iter().filter(|r| r.metric == m).collect();
+        let paper = m == Metric::Paper;
+        let mut header = vec!["corpus", "role", "sim"];
+        if paper {
+            header.extend(["cosine", "jaccard", "jsd"]);
+        }
+        header.push("PA");
+        if boot {
+            header.extend(["sim 95% CI", "PA 95% CI"]);
+        }
+        let body: Vec<Vec<String>> = block
+            .iter()
+            .map(|r| {
+                let mut name = r.corpus.clone();
+                if let Some(w) = r.mix_token_weight {
+                    name = format!("{name} (blend, {} tokens)", sig(w, 3));
+                }
+                let mut c = vec![name, r.role.to_string(), sig(r.sim, 6)];
+                if let Some(p) = r.parts {
+                    c.extend([sig(p.cosine, 6), sig(p.jaccard, 6), sig(p.jsd, 6)]);
+                }
+                c.push(
+                    r.pa.map(|x| format!("{}{}", if x >= 0.0 { "+" } else { "" }, sig(x, 5)))
+                        .unwrap_or_default(),
+                );
+                if boot {
+                    let ci = |c: Option<(f64, f64)>| {
+                        c.map(|(a, b)| format!("[{}, {}]", sig(a, 4), sig(b, 4)))
+                            .unwrap_or_default()
+                    };
+                    c.extend([ci(r.sim_ci), ci(r.pa_ci)]);
+                }
+                c
+            })
+            .collect();
+        out.push_str(&format!(
+            "metric {m}: similarity to target `{target}`; PA(M→T) = sim(M,T) − sim(P,T)\n"
+        ));
+        out.push_str(&table(&header, &body));
+        out.push('\n');
+    }
+    let sizes: Vec<String> = profiles
+        .iter()
+        .map(|p| {
+            format!(
+                "{} {} docs / {} tokens",
+                p.meta.corpus, p.totals.documents, p.totals.tokens
+            )
+        })
+        .collect();
+    out.push_str(&format!("sample: {}\n", sizes.join("; ")));
+    out
+}
+
+/// An SVG heatmap of a similarity matrix, with the values written in the cells.
+fn heatmap(names: &[String], m: &[Vec<f64>], metric: Metric) -> String {
+    let n = names.len();
+    let cell = 64.0;
+    let left = 10.0 + 8.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64;
+    let top = 40.0 + 7.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64;
+    let (lo, hi) = m
+        .iter()
+        .flatten()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
+            (a.min(*x), b.max(*x))
+        });
+    let span = if hi > lo { hi - lo } else { 1.0 };
+    let w = left + cell * n as f64 + 20.0;
+    let h = top + cell * n as f64 + 20.0;
+    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
+    s.push_str(&format!("<text x=\"10\" y=\"20\" font-size=\"14\">{metric} similarity: row scored against column</text>\n"));
+    for (j, name) in names.iter().enumerate() {
+        let x = left + cell * (j as f64 + 0.5);
+        s.push_str(&format!(
+            "<text transform=\"translate({x},{}) rotate(-60)\">{}</text>\n",
+            top - 6.0,
+            xml(name)
+        ));
+    }
+    for (i, row) in m.iter().enumerate() {
+        let y = top + cell * i as f64;
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
+            left - 6.0,
+            y + cell / 2.0 + 4.0,
+            xml(&names[i])
+        ));
+        for (j, v) in row.iter().enumerate() {
+            let t = (v - lo) / span;
+            // white (low) → dark blue (high)
+            let (r, g, b) = (
+                (255.0 - 215.0 * t) as u8,
+                (255.0 - 175.0 * t) as u8,
+                (255.0 - 95.0 * t) as u8,
+            );
+            let x = left + cell * j as f64;
+            s.push_str(&format!("<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({r},{g},{b})\" stroke=\"#fff\"/>\n"));
+            let fg = if t > 0.55 { "#fff" } else { "#000" };
+            s.push_str(&format!(
+                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{fg}\">{}</text>\n",
+                x + cell / 2.0,
+                y + cell / 2.0 + 4.0,
+                sig(*v, 3)
+            ));
+        }
+    }
+    s.push_str("</svg>\n");
+    s
+}
+
+fn xml(s: &str) -> String {
+    s.replace('&', "&amp;")
+        .replace('<', "&lt;")
+        .replace('>', "&gt;")
+}

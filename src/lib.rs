@@ -1,0 +1,23 @@
+//! mtkit: the data side of language-model midtraining.
+//!
+//! The flow, each module using only those above it:
+//! [`catalog`] (dataset cards) → [`corpus`] (readers, sampling) → [`tokenize`] →
+//! [`profile`] (token and n-gram counts) → [`proximity`] (similarities, proximity advantage).
+//! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
+
+pub mod catalog;
+pub mod corpus;
+pub mod demo;
+pub mod hub;
+pub mod paths;
+pub mod profile;
+pub mod progress;
+pub mod proximity;
+pub mod rng;
+pub mod template;
+pub mod tokenize;
+#[cfg(feature = "torch")]
+pub mod torch_env;
+
+/// mtkit's version, recorded in every profile and output.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");

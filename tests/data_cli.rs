@@ -1,0 +1,326 @@
+//! The foundation through the real binary: catalogs, `data list/show`, readers, bad input.
+
+mod common;
+use common::*;
+
+fn catalog(sb: &Sandbox, body: &str) -> String {
+    sb.write("cat.toml", body).display().to_string()
+}
+
+#[test]
+fn data_list_shows_catalog_corpora_with_counts() {
+    let sb = Sandbox::new();
+    sb.jsonl("a.jsonl", &["one", "two", "three"]);
+    let cat = catalog(&sb, "[datasets.mine]\nrole = \"target\"\npaths = [\"a.jsonl\"]\n[datasets.gone]\nrole = \"midtrain\"\n");
+    let out = sb.ok(&["data", "list", "--catalog", &cat]);
+    let mine = out.lines().find(|l| l.starts_with("mine ")).expect(&out);
+    assert!(
+        mine.contains("target") && mine.contains(" yes ") && mine.contains(" 3 "),
+        "{mine}"
+    );
+    let gone = out.lines().find(|l| l.starts_with("gone ")).expect(&out);
+    assert!(gone.contains(" no "), "{gone}");
+    let c4 = out.lines().find(|l| l.starts_with("c4 ")).expect(&out);
+    assert!(c4.contains("hub allenai/c4 (not pulled)"), "{c4}");
+    let demo = out
+        .lines()
+        .find(|l| l.starts_with("demo-web "))
+        .expect(&out);
+    assert!(demo.contains(" yes ") && demo.contains("1200"), "{demo}");
+}
+
+#[test]
+fn data_show_prints_card_and_first_documents() {
+    let sb = Sandbox::new();
+    sb.write("q.jsonl", "{\"question\":\"2+2?\",\"answer\":\"4\"}\n{\"question\":\"3+3?\",\"answer\":\"6\"}\n{\"question\":\"x\",\"answer\":\"y\"}\n");
+    let cat = catalog(&sb, "[datasets.qa]\nrole = \"target\"\npaths = [\"q.jsonl\"]\ntext = \"{question}\\n{answer}\"\n");
+    let out = sb.ok(&["data", "show", "qa", "--catalog", &cat, "-n", "2"]);
+    assert!(
+        out.contains("--- document 1 (record 0) ---\n2+2?\n4\n"),
+        "{out}"
+    );
+    assert!(
+        out.contains("--- document 2 (record 1) ---\n3+3?\n6\n"),
+        "{out}"
+    );
+    assert!(!out.contains("document 3"), "{out}");
+    assert!(
+        out.contains("role = \"target\"") && out.contains("{question}\n{answer}"),
+        "{out}"
+    );
+}
+
+#[test]
+fn catalog_from_environment_and_relative_paths() {
+    let sb = Sandbox::new();
+    sb.jsonl("sub/d.jsonl", &["hello"]);
+    let cat = sb.write(
+        "sub/cat.toml",
+        "[datasets.envcorp]\nrole = \"pretrain\"\npaths = [\"d.jsonl\"]\n",
+    );
+    let out = sb
+        .cmd(&["data", "show", "envcorp", "-n", "1"])
+        .env("MTKIT_CATALOG", &cat)
+        .output()
+        .unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("\nhello\n"));
+}
+
+#[test]
+fn unknown_corpus_suggests_close_names() {
+    let sb = Sandbox::new();
+    let err = sb.fails(&["data", "show", "gsm8"]);
+    assert!(
+        err.contains("unknown corpus `gsm8`") && err.contains("did you mean `gsm8k`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn unreadable_and_invalid_catalogs_fail_clearly() {
+    let sb = Sandbox::new();
+    let err = sb.fails(&["data", "list", "--catalog", "nope.toml"]);
+    assert!(err.contains("cannot read catalog nope.toml"), "{err}");
+    let bad = catalog(&sb, "[datasets.x\nrole = 1\n");
+    let err = sb.fails(&["data", "list", "--catalog", &bad]);
+    assert!(err.contains("cat.toml is not valid"), "{err}");
+    let typo = catalog(&sb, "[datasets.x]\nrole = \"pretrain\"\npath = [\"a\"]\n");
+    let err = sb.fails(&["data", "list", "--catalog", &typo]);
+    assert!(err.contains("unknown field `path`"), "{err}");
+}
+
+#[test]
+fn card_without_files_tells_how_to_get_them() {
+    let sb = Sandbox::new();
+    let err = sb.fails(&["data", "show", "c4"]);
+    assert!(
+        err.contains("mtkit data pull c4") && err.contains("--catalog"),
+        "{err}"
+    );
+}
+
+#[test]
+fn bad_records_are_skipped_and_counted_or_fail_with_strict() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a", "b"]);
+    sb.write(
+        "bad.jsonl",
+        "{\"text\":\"a b\"}\n{\"text\": nope}\n{\"body\":\"a\"}\n{\"text\":\"b\"}\n",
+    );
+    let cat = catalog(
+        &sb,
+        "[datasets.bad]\nrole = \"pretrain\"\npaths = [\"bad.jsonl\"]\n",
+    );
+    let o = sb.run(&[
+        "profile",
+        "bad",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--ngram",
+        "1",
+        "--quiet",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let out = String::from_utf8_lossy(&o.stdout);
+    let row = out.lines().find(|l| l.starts_with("bad ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..3], &["2", "3"], "2 docs, 3 tokens: {row}");
+    assert_eq!(cells[5], "2", "2 skipped: {row}");
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("malformed_json") && err.contains("missing_field"),
+        "{err}"
+    );
+    let err = sb.fails(&[
+        "profile",
+        "bad",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--strict",
+        "--no-cache",
+        "--quiet",
+    ]);
+    assert!(
+        err.contains("bad.jsonl: line 2: malformed JSON") && err.contains("--strict"),
+        "{err}"
+    );
+    // A field the template names that a record lacks, with --strict.
+    let cat2 = catalog(
+        &sb,
+        "[datasets.bad]\nrole = \"pretrain\"\npaths = [\"bad.jsonl\"]\ntext = \"{body}\"\n",
+    );
+    let err = sb.fails(&[
+        "profile",
+        "bad",
+        "--catalog",
+        &cat2,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--strict",
+        "--quiet",
+    ]);
+    assert!(
+        err.contains("bad.jsonl: line 1: record has no field `body`"),
+        "{err}"
+    );
+}
+
+#[test]
+fn invalid_utf8_and_truncated_gzip_are_located() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a"]);
+    let mut bytes = b"{\"text\":\"a\"}\n{\"text\":\"".to_vec();
+    bytes.extend([0xc3, 0x28]);
+    bytes.extend(b"\"}\n");
+    sb.write("u.jsonl", bytes);
+    let body: String = (0..5000)
+        .map(|i| format!("{{\"text\":\"a {i}\"}}\n"))
+        .collect();
+    let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
+    std::io::Write::write_all(&mut gz, body.as_bytes()).unwrap();
+    let gz = gz.finish().unwrap();
+    sb.write("t.jsonl.gz", &gz[..gz.len() / 2]);
+    let cat = catalog(&sb, "[datasets.u]\nrole = \"pretrain\"\npaths = [\"u.jsonl\"]\n[datasets.t]\nrole = \"pretrain\"\npaths = [\"t.jsonl.gz\"]\n");
+    let t = tok.to_str().unwrap();
+    let err = sb.fails(&[
+        "profile",
+        "u",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--strict",
+        "--quiet",
+    ]);
+    assert!(
+        err.contains("u.jsonl: line 2: invalid UTF-8 at byte 9"),
+        "{err}"
+    );
+    let err = sb.fails(&[
+        "profile",
+        "t",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--strict",
+        "--quiet",
+        "--max-docs",
+        "all",
+    ]);
+    assert!(
+        err.contains("t.jsonl.gz: the compressed stream is truncated or corrupt"),
+        "{err}"
+    );
+    let o = sb.run(&[
+        "profile",
+        "t",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--quiet",
+        "--max-docs",
+        "all",
+        "--ngram",
+        "1",
+    ]);
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("truncated_stream"));
+}
+
+#[test]
+fn empty_corpus_fails() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a"]);
+    sb.write("e.jsonl", "\n");
+    let cat = catalog(
+        &sb,
+        "[datasets.e]\nrole = \"pretrain\"\npaths = [\"e.jsonl\"]\n",
+    );
+    let err = sb.fails(&[
+        "profile",
+        "e",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--quiet",
+    ]);
+    assert!(err.contains("corpus `e` has no documents"), "{err}");
+}
+
+#[test]
+fn reads_parquet_zstd_text_and_directories() {
+    use polars::prelude::*;
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a", "b", "c"]);
+    std::fs::create_dir_all(sb.path("dir")).unwrap();
+    let mut df = df!("content" => ["a b", "c"]).unwrap();
+    ParquetWriter::new(std::fs::File::create(sb.path("dir/1.parquet")).unwrap())
+        .finish(&mut df)
+        .unwrap();
+    sb.write(
+        "dir/2.jsonl.zst",
+        zstd::encode_all(&b"{\"content\":\"a a\"}\n"[..], 3).unwrap(),
+    );
+    sb.write("dir/3.txt", "c c c");
+    sb.write("dir/ignored.csv", "not read");
+    let cat = catalog(&sb, "[datasets.mixed]\nrole = \"midtrain\"\npaths = [\"dir\"]\ntext = \"{content}\"\n[datasets.txt]\nrole = \"midtrain\"\npaths = [\"dir/*.txt\"]\n");
+    let t = tok.to_str().unwrap();
+    // The .txt file has no `content` field: skipped and counted. Documents: "a b", "c", "a a".
+    let out = sb.ok(&[
+        "profile",
+        "mixed",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--quiet",
+        "--ngram",
+        "1",
+        "--max-docs",
+        "all",
+    ]);
+    let row = out.lines().find(|l| l.starts_with("mixed ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    assert_eq!(&cells[1..3], &["3", "5"], "{row}");
+    let out = sb.ok(&[
+        "profile",
+        "txt",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--quiet",
+        "--ngram",
+        "1",
+    ]);
+    let row = out.lines().find(|l| l.starts_with("txt ")).unwrap();
+    assert_eq!(
+        &row.split_whitespace().collect::<Vec<_>>()[1..3],
+        &["1", "3"],
+        "{row}"
+    );
+}
+
+#[test]
+fn help_explains_options() {
+    let sb = Sandbox::new();
+    let out = sb.ok(&["profile", "--help"]);
+    assert!(
+        out.contains("--ngram-buckets") && out.contains("approximate") && out.contains("exact"),
+        "{out}"
+    );
+    let out = sb.ok(&["proximity", "--help"]);
+    assert!(out.contains("PA(M→T)") && out.contains("--mix-by"), "{out}");
+}
