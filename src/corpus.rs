@@ -216,6 +216,8 @@ pub struct Document {
     pub index: u64,
     /// The rendered (and possibly cut) text.
     pub text: String,
+    /// Renders of the extra templates asked for (not cut), in order.
+    pub extra: Vec<String>,
 }
 
 /// What a read saw.
@@ -709,11 +711,29 @@ pub fn read_documents(
     spec: &SampleSpec,
     on_doc: &mut dyn FnMut(Document) -> Result<()>,
 ) -> Result<ReadSummary> {
+    read_documents_with(card, spec, &[], on_doc)
+}
+
+/// [`read_documents`], also rendering each record through `extra` templates (e.g. a card's
+/// SFT `prompt` and `response`); a record any template cannot render is a bad record.
+pub fn read_documents_with(
+    card: &Card,
+    spec: &SampleSpec,
+    extra: &[Template],
+    on_doc: &mut dyn FnMut(Document) -> Result<()>,
+) -> Result<ReadSummary> {
     let template = card.template()?;
-    let fields = template.fields();
+    let mut fields = template.fields();
+    for t in extra {
+        for f in t.fields() {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+    }
     let source = card.resolve()?;
     let mut summary = ReadSummary::default();
-    let mut heap: BinaryHeap<(u64, u64, String)> = BinaryHeap::new();
+    let mut heap: BinaryHeap<(u64, u64, String, Vec<String>)> = BinaryHeap::new();
     let strict = spec.strict;
     let on_problem = |summary: &mut ReadSummary, p: Problem, n: u64| -> Result<()> {
         if strict {
@@ -751,6 +771,13 @@ pub fn read_documents(
                 };
                 return on_problem(&mut summary, p, 1);
             }
+            let mut parts = Vec::with_capacity(extra.len());
+            for t in extra {
+                match raw.render(t) {
+                    Ok(s) => parts.push(s),
+                    Err(p) => return on_problem(&mut summary, p, 1),
+                }
+            }
             cut_chars(&mut text, spec.max_chars);
             match spec.max_docs {
                 None => {
@@ -759,11 +786,12 @@ pub fn read_documents(
                     on_doc(Document {
                         index: raw.index,
                         text,
+                        extra: parts,
                     })
                 }
                 Some(k) => {
                     if k > 0 {
-                        heap.push((key, raw.index, text));
+                        heap.push((key, raw.index, text, parts));
                         if heap.len() as u64 > k {
                             heap.pop();
                         }
@@ -776,10 +804,10 @@ pub fn read_documents(
     };
     summary.files = files;
     if spec.max_docs.is_some() {
-        for (_, index, text) in heap.into_sorted_vec() {
+        for (_, index, text, extra) in heap.into_sorted_vec() {
             summary.documents += 1;
             summary.bytes += text.len() as u64;
-            on_doc(Document { index, text })?;
+            on_doc(Document { index, text, extra })?;
         }
     }
     if summary.documents == 0 {

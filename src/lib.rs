@@ -14,10 +14,13 @@ pub mod profile;
 pub mod progress;
 pub mod proximity;
 pub mod rng;
+pub mod shards;
 pub mod template;
 pub mod tokenize;
 #[cfg(feature = "torch")]
 pub mod torch_env;
+#[cfg(feature = "torch")]
+pub mod train;
 
 /// mtkit's version, recorded in every profile and output.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -24,6 +24,11 @@ impl Rng {
         Rng { state: seed }
     }
 
+    /// The generator's whole state (to checkpoint it).
+    pub fn state(&self) -> u64 {
+        self.state
+    }
+
     /// The next 64 random bits.
     pub fn next_u64(&mut self) -> u64 {
         self.state = self.state.wrapping_add(0x9E37_79B9_7F4A_7C15);

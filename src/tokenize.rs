@@ -95,6 +95,11 @@ impl Tokenizer {
             .collect()
     }
 
+    /// The id of a token's text, if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
     /// The text of a token id, if the id exists.
     pub fn id_to_token(&self, id: u32) -> Option<String> {
         self.inner.id_to_token(id)

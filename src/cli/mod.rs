@@ -14,6 +14,9 @@ mod output;
 mod profile;
 mod progress;
 mod proximity;
+mod tokenize;
+#[cfg(feature = "torch")]
+mod train;
 
 /// mtkit: decide what data to mix in between pretraining and fine-tuning.
 ///
@@ -39,6 +42,14 @@ enum Command {
     Data(data::DataCommand),
     Profile(profile::ProfileArgs),
     Proximity(proximity::ProximityArgs),
+    /// Tokenize corpora into token shards for training.
+    Tokenize(tokenize::TokenizeArgs),
+    #[cfg(feature = "torch")]
+    Train(train::TrainArgs),
+    /// Model presets.
+    #[cfg(feature = "torch")]
+    #[command(subcommand)]
+    Model(train::ModelCommand),
     /// Check the installation: tokenizer, cache, libtorch.
     Doctor,
 }
@@ -47,6 +58,10 @@ impl Cli {
     /// Whether the command calls into libtorch.
     #[allow(dead_code)]
     pub fn uses_torch(&self) -> bool {
+        #[cfg(feature = "torch")]
+        if matches!(self.command, Command::Train(_) | Command::Model(_)) {
+            return true;
+        }
         matches!(self.command, Command::Doctor)
     }
 }
@@ -57,6 +72,11 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(c) => data::run(c),
         Command::Profile(a) => profile::run(a),
         Command::Proximity(a) => proximity::run(a),
+        Command::Tokenize(a) => tokenize::run(a),
+        #[cfg(feature = "torch")]
+        Command::Train(a) => train::run(a),
+        #[cfg(feature = "torch")]
+        Command::Model(c) => train::model(c),
         Command::Doctor => doctor::run(),
     }
 }

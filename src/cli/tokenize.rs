@@ -1,0 +1,100 @@
+//! `mtkit tokenize NAME... -o DIR`: token shards for training.
+
+use std::path::PathBuf;
+
+use anyhow::Result;
+use clap::Args;
+
+use mtkit::catalog::Catalog;
+use mtkit::corpus::SampleSpec;
+use mtkit::tokenize::Tokenizer;
+
+use super::output::table;
+use super::progress::Bar;
+use super::MaxDocs;
+
+/// Tokenize corpora into training shards (DIR/NAME/{train,val}.tokens and .docs, meta.json).
+///
+/// Token files: a 32-byte header (magic MTKTOKS\0, version u32 = 1, bytes per token u32 = 2
+/// when the vocabulary fits in 16 bits else 4, vocabulary size u32, EOS id u32, token count
+/// u64), then little-endian ids, each document followed by EOS. Doc files: per document start
+/// u64, length u32, prompt length u32 (the card's `prompt` part, masked in SFT). The
+/// validation split is a seeded uniform choice of --val-docs documents.
+#[derive(Args, Debug)]
+pub struct TokenizeArgs {
+    /// Corpora to tokenize.
+    #[arg(required = true)]
+    names: Vec<String>,
+    /// Output folder.
+    #[arg(short, long, value_name = "DIR")]
+    output: PathBuf,
+    /// Documents held out for validation, per corpus.
+    #[arg(long, default_value_t = 100)]
+    val_docs: u64,
+    /// Documents to take (uniform sample by --seed), or `all`.
+    #[arg(long, value_name = "N|all", default_value = "all")]
+    max_docs: MaxDocs,
+    /// Seed of the sample and of the train/validation split.
+    #[arg(long, default_value_t = 42)]
+    seed: u64,
+    /// A catalog file that adds or overrides dataset cards; repeatable (also MTKIT_CATALOG).
+    #[arg(long = "catalog", value_name = "FILE")]
+    catalogs: Vec<PathBuf>,
+    /// tokenizer.json [default: the GPT-NeoX-20B tokenizer from `make setup`]
+    #[arg(long, value_name = "PATH", env = "MTKIT_TOKENIZER")]
+    tokenizer: Option<PathBuf>,
+    /// Fail on the first bad record instead of skipping and counting it.
+    #[arg(long)]
+    strict: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+pub fn run(a: TokenizeArgs) -> Result<()> {
+    let cat = Catalog::load(&a.catalogs)?;
+    let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
+    let tok = Tokenizer::load(a.tokenizer.as_deref())?;
+    let spec = SampleSpec {
+        max_docs: a.max_docs.0,
+        seed: a.seed,
+        max_chars: None,
+        shard: None,
+        strict: a.strict,
+    };
+    let bar = Bar::new(a.quiet);
+    let mut rows = Vec::new();
+    for card in cards {
+        let m = mtkit::shards::write(card, &tok, &spec, a.val_docs, &a.output, &bar)?;
+        rows.push(vec![
+            m.corpus.clone(),
+            m.train_docs.to_string(),
+            m.train_tokens.to_string(),
+            m.val_docs.to_string(),
+            m.val_tokens.to_string(),
+            if m.has_prompt {
+                "yes".into()
+            } else {
+                "no".into()
+            },
+            m.skipped.values().sum::<u64>().to_string(),
+        ]);
+    }
+    print!(
+        "{}",
+        table(
+            &[
+                "corpus",
+                "train docs",
+                "train tokens",
+                "val docs",
+                "val tokens",
+                "prompt mask",
+                "skipped"
+            ],
+            &rows
+        )
+    );
+    println!("written to {}", a.output.display());
+    Ok(())
+}

@@ -1,0 +1,348 @@
+//! Token shards for training: what `mtkit tokenize` writes and the trainer memory-maps.
+//!
+//! `DIR/NAME/` holds, for each split (`train`, `val`):
+//! - `SPLIT.tokens`: a 32-byte header, then the token ids little-endian. Header: magic
+//!   `MTKTOKS\0` (8 bytes), format version u32 = 1, bytes per token u32 (2 when the
+//!   vocabulary fits in 16 bits, else 4), vocabulary size u32, EOS id u32, token count u64.
+//! - `SPLIT.docs`: one 16-byte entry per document: start u64 (token offset), length u32
+//!   (tokens, the closing EOS included), prompt length u32 (tokens of the card's `prompt`
+//!   part, which SFT leaves out of the loss; 0 when the card has no prompt/response split).
+//! - `meta.json`: corpus, card hash, tokenizer hash, EOS, counts, split seed.
+//!
+//! Each document is followed by EOS. The validation split is a seeded, uniform choice of
+//! `--val-docs` documents (the same bottom-k rule as `--max-docs`); the rest is train.
+
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+use crate::catalog::Card;
+use crate::corpus::{read_documents, read_documents_with, SampleSpec};
+use crate::progress::Progress;
+use crate::tokenize::Tokenizer;
+
+const MAGIC: &[u8; 8] = b"MTKTOKS\0";
+const HEADER: usize = 32;
+
+/// What `meta.json` records about a tokenized corpus.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct ShardMeta {
+    /// Corpus name.
+    pub corpus: String,
+    /// Hash of the card and its files.
+    pub card_hash: String,
+    /// SHA-256 of the tokenizer file.
+    pub tokenizer_sha256: String,
+    /// Vocabulary size.
+    pub vocab_size: usize,
+    /// End-of-document id.
+    pub eos_id: u32,
+    /// Documents and tokens per split.
+    pub train_docs: u64,
+    /// Tokens in train.
+    pub train_tokens: u64,
+    /// Documents in val.
+    pub val_docs: u64,
+    /// Tokens in val.
+    pub val_tokens: u64,
+    /// Whether documents carry a prompt/response split.
+    pub has_prompt: bool,
+    /// Seed of the train/validation split.
+    pub seed: u64,
+    /// Records skipped as bad, by kind.
+    pub skipped: std::collections::BTreeMap<String, u64>,
+}
+
+struct SplitWriter {
+    tokens: std::io::BufWriter<tempfile::NamedTempFile>,
+    docs: std::io::BufWriter<tempfile::NamedTempFile>,
+    wide: bool,
+    n_tokens: u64,
+    n_docs: u64,
+}
+
+impl SplitWriter {
+    fn new(dir: &Path, wide: bool) -> Result<SplitWriter> {
+        let mut tokens = std::io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+        tokens.write_all(&[0u8; HEADER])?;
+        let docs = std::io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+        Ok(SplitWriter {
+            tokens,
+            docs,
+            wide,
+            n_tokens: 0,
+            n_docs: 0,
+        })
+    }
+
+    fn push(&mut self, ids: &[u32], prompt_len: u32) -> Result<()> {
+        self.docs.write_all(&self.n_tokens.to_le_bytes())?;
+        self.docs.write_all(&(ids.len() as u32).to_le_bytes())?;
+        self.docs.write_all(&prompt_len.to_le_bytes())?;
+        for &id in ids {
+            if self.wide {
+                self.tokens.write_all(&id.to_le_bytes())?;
+            } else {
+                self.tokens.write_all(&(id as u16).to_le_bytes())?;
+            }
+        }
+        self.n_tokens += ids.len() as u64;
+        self.n_docs += 1;
+        Ok(())
+    }
+
+    fn finish(self, dir: &Path, split: &str, vocab: u32, eos: u32) -> Result<()> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = self.tokens.into_inner().map_err(|e| anyhow!("{e}"))?;
+        f.as_file_mut().seek(SeekFrom::Start(0))?;
+        let mut h = Vec::with_capacity(HEADER);
+        h.extend_from_slice(MAGIC);
+        h.extend_from_slice(&1u32.to_le_bytes());
+        h.extend_from_slice(&(if self.wide { 4u32 } else { 2u32 }).to_le_bytes());
+        h.extend_from_slice(&vocab.to_le_bytes());
+        h.extend_from_slice(&eos.to_le_bytes());
+        h.extend_from_slice(&self.n_tokens.to_le_bytes());
+        f.as_file_mut().write_all(&h)?;
+        f.as_file().sync_all()?;
+        f.persist(dir.join(format!("{split}.tokens")))
+            .map_err(|e| e.error)?;
+        let d = self.docs.into_inner().map_err(|e| anyhow!("{e}"))?;
+        d.as_file().sync_all()?;
+        d.persist(dir.join(format!("{split}.docs")))
+            .map_err(|e| e.error)?;
+        Ok(())
+    }
+}
+
+/// The end-of-document id: the tokenizer's `<|endoftext|>` (or `</s>`, `<eos>`).
+pub fn eos_id(tok: &Tokenizer) -> Result<u32> {
+    ["<|endoftext|>", "</s>", "<eos>", "<|end_of_text|>"]
+        .iter()
+        .find_map(|t| tok.token_to_id(t))
+        .ok_or_else(|| {
+            anyhow!(
+                "tokenizer {} has no end-of-text token (<|endoftext|>, </s>, <eos>)",
+                tok.path.display()
+            )
+        })
+}
+
+/// Tokenizes a corpus into `out/NAME/`, holding out `val_docs` documents for validation.
+pub fn write(
+    card: &Card,
+    tok: &Tokenizer,
+    sample: &SampleSpec,
+    val_docs: u64,
+    out: &Path,
+    progress: &dyn Progress,
+) -> Result<ShardMeta> {
+    let eos = eos_id(tok)?;
+    let dir = out.join(&card.name);
+    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    // Pass 1: which records are validation documents (only their indices are kept).
+    let mut val = std::collections::HashSet::new();
+    if val_docs > 0 {
+        let spec = SampleSpec {
+            max_docs: Some(val_docs),
+            seed: sample.seed ^ 0x7661_6c00,
+            ..sample.clone()
+        };
+        read_documents(card, &spec, &mut |d| {
+            val.insert(d.index);
+            Ok(())
+        })?;
+    }
+    let split = match (&card.prompt, &card.response) {
+        (Some(p), Some(r)) => Some((
+            crate::template::Template::parse(p)?,
+            crate::template::Template::parse(r)?,
+        )),
+        _ => None,
+    };
+    let extra: Vec<_> = split
+        .iter()
+        .flat_map(|(p, r)| [p.clone(), r.clone()])
+        .collect();
+    let wide = tok.vocab_size > 1 << 16;
+    let mut train_w = SplitWriter::new(&dir, wide)?;
+    let mut val_w = SplitWriter::new(&dir, wide)?;
+    progress.start(&card.name, sample.max_docs);
+    let mut batch: Vec<crate::corpus::Document> = Vec::new();
+    let flush = |batch: &mut Vec<crate::corpus::Document>,
+                 train_w: &mut SplitWriter,
+                 val_w: &mut SplitWriter|
+     -> Result<()> {
+        use rayon::prelude::*;
+        let enc: Vec<(Vec<u32>, u32)> = batch
+            .par_iter()
+            .map(|d| -> Result<(Vec<u32>, u32)> {
+                if split.is_some() {
+                    let mut ids = tok.encode(&d.extra[0], None)?;
+                    let pl = ids.len() as u32;
+                    ids.extend(tok.encode(&d.extra[1], None)?);
+                    ids.push(eos);
+                    Ok((ids, pl))
+                } else {
+                    let mut ids = tok.encode(&d.text, None)?;
+                    ids.push(eos);
+                    Ok((ids, 0))
+                }
+            })
+            .collect::<Result<_>>()?;
+        let (mut bytes, mut toks) = (0u64, 0u64);
+        for (d, (ids, pl)) in batch.iter().zip(&enc) {
+            bytes += d.text.len() as u64;
+            toks += ids.len() as u64;
+            if val.contains(&d.index) {
+                val_w.push(ids, *pl)?
+            } else {
+                train_w.push(ids, *pl)?
+            }
+        }
+        progress.advance(batch.len() as u64, bytes, toks);
+        batch.clear();
+        Ok(())
+    };
+    let summary = read_documents_with(card, sample, &extra, &mut |d| {
+        batch.push(d);
+        if batch.len() >= 1024 {
+            flush(&mut batch, &mut train_w, &mut val_w)?;
+        }
+        Ok(())
+    })?;
+    flush(&mut batch, &mut train_w, &mut val_w)?;
+    progress.finish();
+    if train_w.n_docs == 0 {
+        bail!(
+            "corpus `{}`: every document went to validation; lower --val-docs",
+            card.name
+        );
+    }
+    let meta = ShardMeta {
+        corpus: card.name.clone(),
+        card_hash: card.content_hash()?,
+        tokenizer_sha256: tok.sha256.clone(),
+        vocab_size: tok.vocab_size,
+        eos_id: eos,
+        train_docs: train_w.n_docs,
+        train_tokens: train_w.n_tokens,
+        val_docs: val_w.n_docs,
+        val_tokens: val_w.n_tokens,
+        has_prompt: split.is_some(),
+        seed: sample.seed,
+        skipped: summary.skipped.clone(),
+    };
+    train_w.finish(&dir, "train", tok.vocab_size as u32, eos)?;
+    val_w.finish(&dir, "val", tok.vocab_size as u32, eos)?;
+    crate::paths::write_atomic_bytes(
+        &dir.join("meta.json"),
+        serde_json::to_string_pretty(&meta)?.as_bytes(),
+    )?;
+    Ok(meta)
+}
+
+/// A memory-mapped split of a tokenized corpus.
+pub struct Split {
+    tokens: memmap2::Mmap,
+    docs: memmap2::Mmap,
+    wide: bool,
+    /// Token count.
+    pub n_tokens: u64,
+    /// Vocabulary size recorded in the header.
+    pub vocab_size: u32,
+    /// EOS id recorded in the header.
+    pub eos_id: u32,
+    /// Where it was read from.
+    pub path: PathBuf,
+}
+
+impl Split {
+    /// Opens `dir/SPLIT.tokens` and `dir/SPLIT.docs`.
+    pub fn open(dir: &Path, split: &str) -> Result<Split> {
+        let path = dir.join(format!("{split}.tokens"));
+        let f = std::fs::File::open(&path).with_context(|| {
+            format!(
+                "cannot open {} (run `mtkit tokenize` first)",
+                path.display()
+            )
+        })?;
+        // SAFETY: the files are written once, atomically, and never modified in place.
+        let tokens = unsafe { memmap2::Mmap::map(&f)? };
+        if tokens.len() < HEADER || &tokens[..8] != MAGIC {
+            bail!("{} is not an mtkit token file", path.display());
+        }
+        let u32_at = |o: usize| u32::from_le_bytes(tokens[o..o + 4].try_into().unwrap());
+        if u32_at(8) != 1 {
+            bail!(
+                "{}: token file version {} is not supported",
+                path.display(),
+                u32_at(8)
+            );
+        }
+        let width = u32_at(12);
+        let n_tokens = u64::from_le_bytes(tokens[24..32].try_into().unwrap());
+        if tokens.len() as u64 != HEADER as u64 + n_tokens * width as u64 {
+            bail!(
+                "{} is truncated: header says {n_tokens} tokens",
+                path.display()
+            );
+        }
+        let dpath = dir.join(format!("{split}.docs"));
+        let df = std::fs::File::open(&dpath)
+            .with_context(|| format!("cannot open {}", dpath.display()))?;
+        let docs = unsafe { memmap2::Mmap::map(&df)? };
+        Ok(Split {
+            wide: width == 4,
+            vocab_size: u32_at(16),
+            eos_id: u32_at(20),
+            tokens,
+            docs,
+            n_tokens,
+            path,
+        })
+    }
+
+    /// Token at position `i`.
+    #[inline]
+    pub fn token(&self, i: u64) -> u32 {
+        let o = HEADER + (i as usize) * if self.wide { 4 } else { 2 };
+        if self.wide {
+            u32::from_le_bytes(self.tokens[o..o + 4].try_into().unwrap())
+        } else {
+            u16::from_le_bytes(self.tokens[o..o + 2].try_into().unwrap()) as u32
+        }
+    }
+
+    /// Tokens `start..start + n`, wrapping around the end.
+    pub fn window(&self, start: u64, n: usize) -> Vec<i64> {
+        (0..n as u64)
+            .map(|k| self.token((start + k) % self.n_tokens) as i64)
+            .collect()
+    }
+
+    /// Number of documents.
+    pub fn n_docs(&self) -> usize {
+        self.docs.len() / 16
+    }
+
+    /// Document `i`: (start, length, prompt length).
+    pub fn doc(&self, i: usize) -> (u64, u32, u32) {
+        let o = i * 16;
+        let d = &self.docs[o..o + 16];
+        (
+            u64::from_le_bytes(d[..8].try_into().unwrap()),
+            u32::from_le_bytes(d[8..12].try_into().unwrap()),
+            u32::from_le_bytes(d[12..16].try_into().unwrap()),
+        )
+    }
+}
+
+/// Reads `DIR/NAME/meta.json`.
+pub fn read_meta(dir: &Path) -> Result<ShardMeta> {
+    let p = dir.join("meta.json");
+    let s = std::fs::read_to_string(&p)
+        .with_context(|| format!("cannot read {} (run `mtkit tokenize` first)", p.display()))?;
+    Ok(serde_json::from_str(&s).with_context(|| format!("{} is not valid", p.display()))?)
+}

@@ -1,0 +1,759 @@
+//! The training loop.
+//!
+//! Data: each non-SFT sequence picks its source with probability equal to the source's weight
+//! (seeded SplitMix64), then reads the next `seq_len + 1` tokens at that source's cursor
+//! (sequential, wrapping: the cursor is the data position). SFT reads whole examples in a
+//! seeded shuffled order per epoch, masks the prompt's tokens and the padding out of the loss.
+//!
+//! Optimizer: AdamW written out here (β1, β2, ε, decoupled weight decay on weight matrices
+//! only, global-norm clipping), so that its state is plain tensors a checkpoint can hold.
+//!
+//! Checkpoints: `checkpoints/step-NNNNNN.safetensors` holds the weights (`param.*`), AdamW
+//! moments (`adam_m.*`, `adam_v.*`) and, as a byte tensor `state.json`, the step, RNG state,
+//! cursors and token tallies. Written to a temporary file and renamed, so a kill at any moment
+//! leaves the last complete checkpoint; `resume` continues from it, and on CPU the final
+//! weights equal those of an uninterrupted run.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Instant;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+use tch::{nn, Device, Kind, Tensor};
+
+use super::config::{Phase, PhaseKind, RunConfig};
+use super::model::{GptNeox, ModelSpec};
+use crate::rng::{mix64, Rng};
+use crate::shards::{read_meta, Split};
+
+/// Reports training progress.
+pub trait Observer {
+    /// After each optimizer step.
+    fn step(
+        &self,
+        _global: u64,
+        _total: u64,
+        _phase: &str,
+        _loss: f64,
+        _lr: f64,
+        _tokens_per_s: f64,
+    ) {
+    }
+    /// After each evaluation.
+    fn eval(&self, _global: u64, _losses: &[(String, f64)]) {}
+}
+
+/// Observes nothing.
+pub struct Quiet;
+impl Observer for Quiet {}
+
+/// Everything besides tensors that a checkpoint restores.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq)]
+pub struct TrainState {
+    /// Optimizer steps done in the whole run.
+    pub global_step: u64,
+    /// Phase in progress.
+    pub phase: usize,
+    /// Steps done in that phase.
+    pub phase_step: u64,
+    /// Position on the current LR schedule.
+    pub sched_step: u64,
+    /// AdamW's step count (bias correction) since its state was last reset.
+    pub adam_t: u64,
+    /// Mixture sampler state.
+    pub rng: u64,
+    /// Token cursor per source (train split).
+    pub cursors: BTreeMap<String, u64>,
+    /// SFT: examples consumed per source (epoch = this / examples).
+    pub sft_pos: BTreeMap<String, u64>,
+    /// Tokens requested per source (weight × tokens drawn).
+    pub requested: BTreeMap<String, f64>,
+    /// Tokens delivered per source.
+    pub delivered: BTreeMap<String, u64>,
+    /// Training tokens processed.
+    pub tokens: u64,
+    /// Train-loss sum and count since the last metrics row.
+    pub loss_sum: f64,
+    /// Steps summed into `loss_sum`.
+    pub loss_n: u64,
+    /// Training seconds before this process (for tokens/s and wall time across resumes).
+    pub seconds: f64,
+}
+
+/// Summary written to `summary.json`.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+pub struct Summary {
+    /// Run name.
+    pub run: String,
+    /// Model shape.
+    pub preset: String,
+    /// Total parameters.
+    pub params: i64,
+    /// Non-embedding parameters.
+    pub non_embedding_params: i64,
+    /// Optimizer steps.
+    pub steps: u64,
+    /// Training tokens.
+    pub tokens: u64,
+    /// Final mean token cross-entropy (nats) per validation set.
+    pub final_losses: BTreeMap<String, f64>,
+    /// Tokens requested per source.
+    pub tokens_requested: BTreeMap<String, f64>,
+    /// Tokens delivered per source.
+    pub tokens_delivered: BTreeMap<String, u64>,
+    /// Training wall time, seconds (summed over resumes).
+    pub wall_time_s: f64,
+    /// Device.
+    pub device: String,
+}
+
+/// A source's splits.
+struct Source {
+    train: Split,
+    val: Split,
+    has_prompt: bool,
+}
+
+/// A run in progress.
+pub struct Trainer {
+    cfg: RunConfig,
+    phases: Vec<Phase>,
+    sources: BTreeMap<String, Source>,
+    device: Device,
+    /// The model.
+    pub model: GptNeox,
+    vs: nn::VarStore,
+    params: Vec<(String, Tensor)>,
+    adam: Vec<(Tensor, Tensor)>,
+    /// Step, data positions, tallies.
+    pub state: TrainState,
+    out: PathBuf,
+    metrics: Vec<String>,
+}
+
+fn load_sources(cfg: &RunConfig, data: &Path) -> Result<BTreeMap<String, Source>> {
+    let mut names: Vec<String> = cfg
+        .phases
+        .iter()
+        .flat_map(|p| p.mixture.keys().cloned().chain(p.source.clone()))
+        .collect();
+    names.extend(cfg.run.validation.iter().cloned());
+    names.sort();
+    names.dedup();
+    let mut out = BTreeMap::new();
+    let mut tok_hash: Option<(String, String)> = None;
+    for n in names {
+        let dir = data.join(&n);
+        let meta = read_meta(&dir).with_context(|| {
+            format!(
+                "source `{n}`: no tokenized corpus in {}; run `mtkit tokenize {n} -o {}`",
+                dir.display(),
+                data.display()
+            )
+        })?;
+        match &tok_hash {
+            Some((h, first)) if *h != meta.tokenizer_sha256 => {
+                bail!("sources `{first}` and `{n}` were tokenized with different tokenizers")
+            }
+            None => tok_hash = Some((meta.tokenizer_sha256.clone(), n.clone())),
+            _ => {}
+        }
+        let train = Split::open(&dir, "train")?;
+        let val = Split::open(&dir, "val")?;
+        out.insert(
+            n,
+            Source {
+                train,
+                val,
+                has_prompt: meta.has_prompt,
+            },
+        );
+    }
+    Ok(out)
+}
+
+/// Chooses the device: `cpu`, `cuda`, or `auto` (CUDA when available).
+pub fn device(name: &str) -> Result<Device> {
+    Ok(match name {
+        "cpu" => Device::Cpu,
+        "cuda" => {
+            if !tch::Cuda::is_available() {
+                bail!("--device cuda: no CUDA device is available to libtorch");
+            }
+            Device::Cuda(0)
+        }
+        "auto" => Device::cuda_if_available(),
+        other => bail!("--device takes cpu, cuda or auto, not {other:?}"),
+    })
+}
+
+impl Trainer {
+    /// Sets up a run in `out` (or resumes the latest checkpoint there when `resume`).
+    pub fn new(
+        cfg: RunConfig,
+        data: &Path,
+        out: &Path,
+        device: Device,
+        resume: bool,
+    ) -> Result<Trainer> {
+        let sources = load_sources(&cfg, data)?;
+        let phases = cfg.resolve(&|s| {
+            sources
+                .get(s)
+                .map(|x| x.train.n_docs() as u64)
+                .ok_or_else(|| anyhow!("unknown source `{s}`"))
+        })?;
+        for p in &phases {
+            if p.kind == PhaseKind::Sft && !sources[&p.mixture[0].0].has_prompt {
+                eprintln!("note: sft source `{}` has no prompt/response split in its card; the loss covers every token", p.mixture[0].0);
+            }
+        }
+        let vocab = sources
+            .values()
+            .next()
+            .map(|s| s.train.vocab_size)
+            .unwrap_or(0) as usize;
+        let spec = ModelSpec::preset(&cfg.run.preset, vocab)?;
+        tch::manual_seed(cfg.run.seed as i64);
+        let vs = nn::VarStore::new(device);
+        let model = GptNeox::new(&vs, spec);
+        let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
+        params.sort_by(|a, b| a.0.cmp(&b.0));
+        let adam = params
+            .iter()
+            .map(|(_, p)| (p.zeros_like(), p.zeros_like()))
+            .collect();
+        let mut t = Trainer {
+            state: TrainState {
+                rng: mix64(cfg.run.seed ^ 0x6d69_7874),
+                ..Default::default()
+            },
+            cfg,
+            phases,
+            sources,
+            device,
+            model,
+            vs,
+            params,
+            adam,
+            out: out.to_path_buf(),
+            metrics: Vec::new(),
+        };
+        std::fs::create_dir_all(out.join("checkpoints"))
+            .with_context(|| format!("cannot create {}", out.display()))?;
+        if resume {
+            match t.latest_checkpoint()? {
+                Some(ck) => t.load_checkpoint(&ck)?,
+                None => bail!(
+                    "--resume: no checkpoint in {}",
+                    out.join("checkpoints").display()
+                ),
+            }
+        } else if t.latest_checkpoint()?.is_some() {
+            bail!("{} already holds checkpoints: pass --resume to continue that run, or choose another --out", out.display());
+        }
+        Ok(t)
+    }
+
+    /// Total optimizer steps of the run.
+    pub fn total_steps(&self) -> u64 {
+        self.phases.iter().map(|p| p.steps).sum()
+    }
+
+    /// The resolved phases.
+    pub fn phases(&self) -> &[Phase] {
+        &self.phases
+    }
+
+    /// Model parameters by name (sorted).
+    pub fn named_parameters(&self) -> &[(String, Tensor)] {
+        &self.params
+    }
+
+    /// Next non-SFT micro-batch: (inputs, targets) [B, T].
+    fn lm_batch(&mut self, phase: &Phase) -> (Tensor, Tensor) {
+        let (b, t) = (phase.batch_size as usize, phase.seq_len as usize);
+        let mut rng = Rng::new(self.state.rng);
+        let mut xs = Vec::with_capacity(b * t);
+        let mut ys = Vec::with_capacity(b * t);
+        for _ in 0..b {
+            let u = rng.next_f64();
+            let mut acc = 0.0;
+            let mut pick = &phase.mixture[phase.mixture.len() - 1].0;
+            for (name, w) in &phase.mixture {
+                acc += w;
+                if u < acc {
+                    pick = name;
+                    break;
+                }
+            }
+            for (name, w) in &phase.mixture {
+                *self.state.requested.entry(name.clone()).or_default() += w * t as f64;
+            }
+            let src = &self.sources[pick].train;
+            let cur = self.state.cursors.entry(pick.clone()).or_default();
+            let w = src.window(*cur, t + 1);
+            *cur += t as u64;
+            *self.state.delivered.entry(pick.clone()).or_default() += t as u64;
+            xs.extend_from_slice(&w[..t]);
+            ys.extend_from_slice(&w[1..]);
+        }
+        self.state.rng = rng.state();
+        let x = Tensor::from_slice(&xs)
+            .view([b as i64, t as i64])
+            .to_device(self.device);
+        let y = Tensor::from_slice(&ys)
+            .view([b as i64, t as i64])
+            .to_device(self.device);
+        (x, y)
+    }
+
+    /// Next SFT micro-batch of whole examples, in a seeded shuffled order per epoch.
+    fn sft_batch(&mut self, phase: &Phase) -> (Tensor, Tensor) {
+        let name = phase.mixture[0].0.clone();
+        let src = &self.sources[&name].train;
+        let n = src.n_docs() as u64;
+        let mut examples = Vec::new();
+        for _ in 0..phase.batch_size {
+            let pos = self.state.sft_pos.entry(name.clone()).or_default();
+            let (epoch, k) = (*pos / n, *pos % n);
+            let order = epoch_order(n as usize, self.cfg.run.seed, epoch);
+            examples.push(src.doc(order[k as usize]));
+            *pos += 1;
+        }
+        let (x, y, tokens) = sft_tensors(src, &examples, phase.seq_len as usize);
+        *self.state.requested.entry(name.clone()).or_default() += tokens as f64;
+        *self.state.delivered.entry(name).or_default() += tokens;
+        (x.to_device(self.device), y.to_device(self.device))
+    }
+
+    fn loss(&self, x: &Tensor, y: &Tensor) -> Tensor {
+        let run = || {
+            let logits = self.model.forward(x);
+            let v = logits.size()[2];
+            logits
+                .view([-1, v])
+                .to_kind(Kind::Float)
+                .cross_entropy_loss::<Tensor>(&y.view([-1]), None, tch::Reduction::Mean, -100, 0.0)
+        };
+        if self.device.is_cuda() {
+            tch::autocast(true, run)
+        } else {
+            run()
+        }
+    }
+
+    /// One optimizer step of `phase`; returns the mean micro-batch loss.
+    fn step(&mut self, pi: usize) -> Result<f64> {
+        let phase = self.phases[pi].clone();
+        let mut loss_sum = 0.0;
+        for _ in 0..phase.grad_accum {
+            let (x, y) = if phase.kind == PhaseKind::Sft {
+                self.sft_batch(&phase)
+            } else {
+                self.lm_batch(&phase)
+            };
+            let loss = self.loss(&x, &y);
+            let l = loss.double_value(&[]);
+            if !l.is_finite() {
+                bail!(
+                    "loss became {l} at step {} of phase `{}`; lower the learning rate",
+                    self.state.phase_step,
+                    phase.name
+                );
+            }
+            loss_sum += l;
+            (loss / phase.grad_accum as f64).backward();
+            self.state.tokens += phase.batch_size * phase.seq_len;
+        }
+        let lr = phase.schedule.lr_at(self.state.sched_step, phase.steps);
+        self.adamw(&phase, lr);
+        self.state.sched_step += 1;
+        Ok(loss_sum / phase.grad_accum as f64)
+    }
+
+    fn adamw(&mut self, phase: &Phase, lr: f64) {
+        let o = &phase.optimizer;
+        self.state.adam_t += 1;
+        let t = self.state.adam_t as i32;
+        tch::no_grad(|| {
+            if o.grad_clip > 0.0 {
+                let sq: f64 = self
+                    .params
+                    .iter()
+                    .map(|(_, p)| p.grad())
+                    .filter(|g| g.defined())
+                    .map(|g| g.square().sum(Kind::Double).double_value(&[]))
+                    .sum();
+                let norm = sq.sqrt();
+                if norm > o.grad_clip {
+                    let scale = o.grad_clip / (norm + 1e-6);
+                    for (_, p) in &self.params {
+                        let mut g = p.grad();
+                        if g.defined() {
+                            let _ = g.g_mul_scalar_(scale);
+                        }
+                    }
+                }
+            }
+            let bc1 = 1.0 - o.beta1.powi(t);
+            let bc2 = 1.0 - o.beta2.powi(t);
+            for ((_, p), (m, v)) in self.params.iter().zip(self.adam.iter_mut()) {
+                let mut g = p.grad();
+                if !g.defined() {
+                    continue;
+                }
+                let _ = m.g_mul_scalar_(o.beta1);
+                let _ = m.g_add_(&(&g * (1.0 - o.beta1)));
+                let _ = v.g_mul_scalar_(o.beta2);
+                let _ = v.g_add_(&(g.square() * (1.0 - o.beta2)));
+                let mut p = p.shallow_clone();
+                if p.dim() >= 2 && o.weight_decay > 0.0 {
+                    let _ = p.g_mul_scalar_(1.0 - lr * o.weight_decay);
+                }
+                let update = (&*m / bc1) / ((&*v / bc2).sqrt() + o.eps) * lr;
+                let _ = p.g_sub_(&update);
+                let _ = g.zero_();
+            }
+        });
+    }
+
+    /// Mean token cross-entropy (nats) of one validation set.
+    pub fn evaluate(&self, name: &str, seq_len: u64, batch_size: u64) -> Result<f64> {
+        let src = self
+            .sources
+            .get(name)
+            .ok_or_else(|| anyhow!("unknown validation set `{name}`"))?;
+        let val = &src.val;
+        if val.n_tokens < 2 {
+            bail!("validation split of `{name}` is empty; tokenize with --val-docs > 0");
+        }
+        let (t, b) = (seq_len as usize, batch_size as usize);
+        let (mut total, mut count) = (0.0f64, 0u64);
+        tch::no_grad(|| -> Result<()> {
+            let mut add = |x: Tensor, y: Tensor| {
+                let logits = if self.device.is_cuda() {
+                    tch::autocast(true, || self.model.forward(&x.to_device(self.device)))
+                } else {
+                    self.model.forward(&x)
+                };
+                let v = logits.size()[2];
+                let y = y.to_device(self.device).view([-1]);
+                let s = logits
+                    .view([-1, v])
+                    .to_kind(Kind::Float)
+                    .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0);
+                total += s.double_value(&[]);
+                count += y.ne(-100).sum(Kind::Int64).int64_value(&[]) as u64;
+            };
+            if src.has_prompt {
+                // Whole examples, response tokens only, as SFT trains them.
+                let mut budget = self.cfg.run.eval_tokens as i64;
+                let mut i = 0;
+                while i < val.n_docs() && budget > 0 {
+                    let docs: Vec<_> = (i..(i + b).min(val.n_docs())).map(|k| val.doc(k)).collect();
+                    i += docs.len();
+                    budget -= docs.iter().map(|d| d.1 as i64).sum::<i64>();
+                    let (x, y, _) = sft_tensors(val, &docs, t);
+                    add(x, y);
+                }
+            } else {
+                let windows = ((self.cfg.run.eval_tokens as usize / t).max(1))
+                    .min(((val.n_tokens as usize - 1) / t).max(1));
+                let mut w = 0;
+                while w < windows {
+                    let n = b.min(windows - w);
+                    let mut xs = Vec::with_capacity(n * t);
+                    let mut ys = Vec::with_capacity(n * t);
+                    for k in 0..n {
+                        let win = val.window(((w + k) * t) as u64, t + 1);
+                        xs.extend_from_slice(&win[..t]);
+                        ys.extend_from_slice(&win[1..]);
+                    }
+                    add(
+                        Tensor::from_slice(&xs).view([n as i64, t as i64]),
+                        Tensor::from_slice(&ys).view([n as i64, t as i64]),
+                    );
+                    w += n;
+                }
+            }
+            Ok(())
+        })?;
+        if count == 0 {
+            bail!("validation set `{name}` has no scored tokens");
+        }
+        Ok(total / count as f64)
+    }
+
+    /// Runs to the end (or until `stop_after` total steps), writing metrics, checkpoints and
+    /// the summary into the run folder.
+    pub fn run(&mut self, obs: &dyn Observer, stop_after: Option<u64>) -> Result<Option<Summary>> {
+        let start = Instant::now();
+        let seconds_before = self.state.seconds;
+        let total = self.total_steps();
+        let mut last_tokens = (self.state.tokens, Instant::now());
+        while self.state.phase < self.phases.len() {
+            let pi = self.state.phase;
+            let phase = self.phases[pi].clone();
+            if self.state.phase_step == 0 && !phase.continues && self.state.sched_step != 0 {
+                // A new schedule starts with fresh optimizer state.
+                self.state.sched_step = 0;
+                self.state.adam_t = 0;
+                tch::no_grad(|| {
+                    for (m, v) in self.adam.iter_mut() {
+                        let _ = m.zero_();
+                        let _ = v.zero_();
+                    }
+                });
+            }
+            while self.state.phase_step < phase.steps {
+                if stop_after
+                    .map(|s| self.state.global_step >= s)
+                    .unwrap_or(false)
+                {
+                    self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+                    self.save_checkpoint()?;
+                    return Ok(None);
+                }
+                let lr = phase.schedule.lr_at(self.state.sched_step, phase.steps);
+                let loss = self.step(pi)?;
+                self.state.phase_step += 1;
+                self.state.global_step += 1;
+                self.state.loss_sum += loss;
+                self.state.loss_n += 1;
+                let el = last_tokens.1.elapsed().as_secs_f64().max(1e-9);
+                let tps = (self.state.tokens - last_tokens.0) as f64 / el;
+                last_tokens = (self.state.tokens, Instant::now());
+                obs.step(self.state.global_step, total, &phase.name, loss, lr, tps);
+                let end_of_phase = self.state.phase_step == phase.steps;
+                if end_of_phase || self.state.global_step % self.cfg.run.eval_every == 0 {
+                    self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+                    let losses = self.eval_row(&phase, lr)?;
+                    obs.eval(self.state.global_step, &losses);
+                }
+                if end_of_phase {
+                    self.state.phase += 1;
+                    self.state.phase_step = 0;
+                }
+                if end_of_phase || self.state.global_step % self.cfg.run.checkpoint_every == 0 {
+                    self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+                    self.save_checkpoint()?;
+                }
+                if end_of_phase {
+                    break;
+                }
+            }
+        }
+        self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+        let last = self.phases.last().unwrap().clone();
+        let mut final_losses = BTreeMap::new();
+        for v in &self.cfg.run.validation {
+            final_losses.insert(v.clone(), self.evaluate(v, last.seq_len, last.batch_size)?);
+        }
+        let (params, non_emb) = self.model.spec.param_counts();
+        let summary = Summary {
+            run: self.cfg.run.name.clone(),
+            preset: self.model.spec.preset.clone(),
+            params,
+            non_embedding_params: non_emb,
+            steps: self.state.global_step,
+            tokens: self.state.tokens,
+            final_losses,
+            // Requested tokens are sums of weight × length: round away float noise.
+            tokens_requested: self
+                .state
+                .requested
+                .iter()
+                .map(|(k, v)| (k.clone(), (v * 1e6).round() / 1e6))
+                .collect(),
+            tokens_delivered: self.state.delivered.clone(),
+            wall_time_s: self.state.seconds,
+            device: format!("{:?}", self.device),
+        };
+        crate::paths::write_atomic_bytes(
+            &self.out.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        Ok(Some(summary))
+    }
+
+    fn eval_row(&mut self, phase: &Phase, lr: f64) -> Result<Vec<(String, f64)>> {
+        let mut losses = Vec::new();
+        for v in self.cfg.run.validation.clone() {
+            losses.push((
+                v.clone(),
+                self.evaluate(&v, phase.seq_len, phase.batch_size)?,
+            ));
+        }
+        let train = if self.state.loss_n > 0 {
+            self.state.loss_sum / self.state.loss_n as f64
+        } else {
+            f64::NAN
+        };
+        self.state.loss_sum = 0.0;
+        self.state.loss_n = 0;
+        let tps = self.state.tokens as f64 / self.state.seconds.max(1e-9);
+        let mut row = format!(
+            "{},{},{},{:.6e},{:.6}",
+            self.state.global_step, phase.name, self.state.tokens, lr, train
+        );
+        for (_, l) in &losses {
+            row.push_str(&format!(",{l:.6}"));
+        }
+        row.push_str(&format!(",{tps:.1}"));
+        self.metrics.push(row);
+        self.write_metrics()?;
+        Ok(losses)
+    }
+
+    fn write_metrics(&self) -> Result<()> {
+        let mut s = String::from("step,phase,tokens,lr,train_loss");
+        for v in &self.cfg.run.validation {
+            s.push_str(&format!(",val_{v}"));
+        }
+        s.push_str(",tokens_per_s\n");
+        for r in &self.metrics {
+            s.push_str(r);
+            s.push('\n');
+        }
+        crate::paths::write_atomic_bytes(&self.out.join("metrics.csv"), s.as_bytes())
+    }
+
+    fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+        let dir = self.out.join("checkpoints");
+        if !dir.exists() {
+            return Ok(None);
+        }
+        let mut cks: Vec<PathBuf> = std::fs::read_dir(&dir)?
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| {
+                p.file_name()
+                    .map(|n| {
+                        n.to_string_lossy().starts_with("step-")
+                            && n.to_string_lossy().ends_with(".safetensors")
+                    })
+                    .unwrap_or(false)
+            })
+            .collect();
+        cks.sort();
+        Ok(cks.pop())
+    }
+
+    fn save_checkpoint(&self) -> Result<()> {
+        let dir = self.out.join("checkpoints");
+        let path = dir.join(format!("step-{:08}.safetensors", self.state.global_step));
+        #[derive(Serialize)]
+        struct Saved<'a> {
+            state: &'a TrainState,
+            metrics: &'a [String],
+            config: &'a RunConfig,
+        }
+        let json = serde_json::to_vec(&Saved {
+            state: &self.state,
+            metrics: &self.metrics,
+            config: &self.cfg,
+        })?;
+        let json_t = Tensor::from_slice(&json);
+        let mut named: Vec<(String, Tensor)> = Vec::new();
+        for ((n, p), (m, v)) in self.params.iter().zip(&self.adam) {
+            named.push((format!("param.{n}"), p.to_device(Device::Cpu)));
+            named.push((format!("adam_m.{n}"), m.to_device(Device::Cpu)));
+            named.push((format!("adam_v.{n}"), v.to_device(Device::Cpu)));
+        }
+        named.push(("state.json".into(), json_t));
+        let tmp = tempfile::Builder::new()
+            .prefix(".ckpt")
+            .suffix(".part")
+            .tempfile_in(&dir)?;
+        Tensor::write_safetensors(&named, tmp.path())
+            .map_err(|e| anyhow!("cannot write checkpoint: {e}"))?;
+        tmp.persist(&path)
+            .map_err(|e| e.error)
+            .with_context(|| format!("cannot write {}", path.display()))?;
+        Ok(())
+    }
+
+    fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
+        let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+            .map_err(|e| anyhow!("cannot read checkpoint {}: {e}", path.display()))?
+            .into_iter()
+            .collect();
+        let json = tensors
+            .get("state.json")
+            .ok_or_else(|| anyhow!("{}: no state.json", path.display()))?;
+        let bytes: Vec<u8> = Vec::<u8>::try_from(json).map_err(|e| anyhow!("{e}"))?;
+        #[derive(Deserialize)]
+        struct Saved {
+            state: TrainState,
+            metrics: Vec<String>,
+            config: RunConfig,
+        }
+        let saved: Saved = serde_json::from_slice(&bytes)
+            .with_context(|| format!("{}: bad state", path.display()))?;
+        if saved.config != self.cfg {
+            bail!(
+                "{} was written by a different run config; resume with the same config",
+                path.display()
+            );
+        }
+        tch::no_grad(|| -> Result<()> {
+            for ((n, p), (m, v)) in self.params.iter_mut().zip(self.adam.iter_mut()) {
+                let get = |k: String| {
+                    tensors
+                        .get(&k)
+                        .ok_or_else(|| anyhow!("{}: missing tensor {k}", path.display()))
+                };
+                p.copy_(get(format!("param.{n}"))?);
+                m.copy_(get(format!("adam_m.{n}"))?);
+                v.copy_(get(format!("adam_v.{n}"))?);
+            }
+            Ok(())
+        })?;
+        self.state = saved.state;
+        self.metrics = saved.metrics;
+        Ok(())
+    }
+
+    /// The run's VarStore (weights).
+    pub fn var_store(&self) -> &nn::VarStore {
+        &self.vs
+    }
+}
+
+/// Example order of an SFT epoch: a Fisher–Yates shuffle seeded by (seed, epoch).
+pub fn epoch_order(n: usize, seed: u64, epoch: u64) -> Vec<usize> {
+    let mut order: Vec<usize> = (0..n).collect();
+    let mut rng = Rng::new(mix64(seed ^ 0x7366_7400) ^ mix64(epoch));
+    for i in (1..n).rev() {
+        let j = rng.below(i as u64 + 1) as usize;
+        order.swap(i, j);
+    }
+    order
+}
+
+/// Inputs and targets [B, seq_len] for whole examples: targets of prompt tokens and of
+/// padding are -100 (ignored by the loss); inputs are padded with the EOS id. Returns also the
+/// number of response (scored) tokens.
+pub fn sft_tensors(src: &Split, docs: &[(u64, u32, u32)], seq_len: usize) -> (Tensor, Tensor, u64) {
+    let b = docs.len();
+    let mut xs = vec![src.eos_id as i64; b * seq_len];
+    let mut ys = vec![-100i64; b * seq_len];
+    let mut scored = 0u64;
+    for (row, &(start, len, prompt)) in docs.iter().enumerate() {
+        let n = (len as usize).min(seq_len + 1);
+        for j in 0..n.saturating_sub(1) {
+            xs[row * seq_len + j] = src.token(start + j as u64) as i64;
+            // Target j is token j + 1: scored only when that token is past the prompt.
+            if j + 1 >= prompt as usize {
+                ys[row * seq_len + j] = src.token(start + j as u64 + 1) as i64;
+                scored += 1;
+            }
+        }
+    }
+    (
+        Tensor::from_slice(&xs).view([b as i64, seq_len as i64]),
+        Tensor::from_slice(&ys).view([b as i64, seq_len as i64]),
+        scored,
+    )
+}

@@ -1,0 +1,401 @@
+//! The trainer through the real binary and library: presets, loss, resume, sampler, masking.
+#![cfg(feature = "torch")]
+
+mod common;
+use common::*;
+use std::path::Path;
+
+use mtkit::train::config::RunConfig;
+use mtkit::train::model::{pad_vocab, ModelSpec, PRESETS};
+use mtkit::train::trainer::{sft_tensors, Trainer};
+use tch::{nn, Device, Tensor};
+
+/// Published Pythia parameter counts (EleutherAI's Pythia model table), vocabulary 50,304.
+#[test]
+fn preset_parameter_counts() {
+    let published = [
+        ("pythia-14m", 14_067_712i64, 1_189_888i64),
+        ("pythia-70m", 70_426_624, 18_915_328),
+        ("pythia-160m", 162_322_944, 85_056_000),
+        ("pythia-410m", 405_334_016, 302_311_424),
+        ("pythia-1b", 1_011_781_632, 805_736_448),
+    ];
+    for (name, total, non_emb) in published {
+        assert_eq!(
+            ModelSpec::preset(name, 50_280).unwrap().param_counts(),
+            (total, non_emb),
+            "{name}"
+        );
+    }
+    // Second method: count the tensors a built model holds (the small presets).
+    for (name, ..) in PRESETS
+        .iter()
+        .filter(|p| ["tiny", "small", "pythia-14m", "pythia-70m"].contains(&p.0))
+    {
+        let spec = ModelSpec::preset(name, 50_280).unwrap();
+        let vs = nn::VarStore::new(Device::Cpu);
+        let _m = mtkit::train::model::GptNeox::new(&vs, spec.clone());
+        let vars = vs.variables();
+        let total: i64 = vars.values().map(|t| t.numel() as i64).sum();
+        let emb: i64 = vars
+            .iter()
+            .filter(|(k, _)| k.starts_with("embed_"))
+            .map(|(_, t)| t.numel() as i64)
+            .sum();
+        assert_eq!((total, total - emb), spec.param_counts(), "{name}");
+    }
+    let (tiny_total, tiny_non_emb) = ModelSpec::preset("tiny", 50_280).unwrap().param_counts();
+    assert!(
+        (1_000_000..=3_000_000).contains(&tiny_non_emb),
+        "tiny: {tiny_non_emb} of {tiny_total}"
+    );
+    assert_eq!(pad_vocab(50_280), 50_304);
+    let sb = Sandbox::new();
+    let out = sb.ok(&["model", "info", "pythia-70m"]);
+    assert!(
+        out.contains("70426624") && out.contains("18915328"),
+        "{out}"
+    );
+}
+
+/// A small corpus under a word-level tokenizer (vocabulary 30 words + EOS: padded to 128).
+fn word_setup(sb: &Sandbox) -> (String, String) {
+    let mut vocab: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    vocab.push("<|endoftext|>".into());
+    let refs: Vec<&str> = vocab.iter().map(|s| s.as_str()).collect();
+    let tok = sb.word_tokenizer("tok.json", &refs).display().to_string();
+    let mut rng = 7u64;
+    let mut doc = |n: usize, lo: usize, hi: usize| -> String {
+        (0..n)
+            .map(|_| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("w{}", lo + (rng >> 33) as usize % (hi - lo))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let a: Vec<String> = (0..200).map(|_| doc(40, 0, 10)).collect();
+    let b: Vec<String> = (0..200).map(|_| doc(40, 10, 20)).collect();
+    let q: Vec<String> = (0..120)
+        .map(|_| serde_json::json!({"q": doc(5, 20, 25), "a": doc(6, 25, 30)}).to_string())
+        .collect();
+    sb.jsonl("a.jsonl", &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    sb.jsonl("b.jsonl", &b.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    sb.write("q.jsonl", q.join("\n"));
+    let cat = sb
+        .write(
+            "cat.toml",
+            "[datasets.a]\nrole = \"pretrain\"\npaths = [\"a.jsonl\"]\n[datasets.b]\nrole = \"midtrain\"\npaths = [\"b.jsonl\"]\n\
+             [datasets.q]\nrole = \"target\"\npaths = [\"q.jsonl\"]\ntext = \"{q} {a}\"\nprompt = \"{q}\"\nresponse = \"{a}\"\n",
+        )
+        .display()
+        .to_string();
+    sb.ok(&[
+        "tokenize",
+        "a",
+        "b",
+        "q",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "-o",
+        "tokens",
+        "--val-docs",
+        "20",
+        "--quiet",
+    ]);
+    (cat, tok)
+}
+
+const RUN: &str = r#"
+[run]
+name = "t"
+preset = "tiny"
+seed = 5
+data = "tokens"
+validation = ["q", "a"]
+eval_every = 3
+eval_tokens = 512
+checkpoint_every = 3
+
+[[phases]]
+name = "pre"
+kind = "pretrain"
+steps = 4
+batch_size = 4
+seq_len = 16
+mixture = { a = 1.0 }
+schedule = { lr = 3e-3, min_lr = 3e-4, warmup = 1, total_steps = 8 }
+
+[[phases]]
+name = "mid"
+kind = "midtrain"
+steps = 4
+mixture = { a = 0.5, b = 0.5 }
+schedule = "continue"
+
+[[phases]]
+name = "sft"
+kind = "sft"
+steps = 4
+source = "q"
+schedule = { lr = 1e-3, warmup = 1 }
+"#;
+
+fn params_of(path: &Path) -> Vec<(String, Tensor)> {
+    let mut v: Vec<(String, Tensor)> = Tensor::read_safetensors(path)
+        .unwrap()
+        .into_iter()
+        .filter(|(n, _)| n.starts_with("param.") || n.starts_with("adam_"))
+        .collect();
+    v.sort_by(|a, b| a.0.cmp(&b.0));
+    v
+}
+
+fn last_checkpoint(dir: &Path) -> std::path::PathBuf {
+    let mut v: Vec<_> = std::fs::read_dir(dir.join("checkpoints"))
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .collect();
+    v.sort();
+    v.pop().unwrap()
+}
+
+#[test]
+fn stop_and_resume_gives_the_same_weights_as_a_straight_run() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    sb.write("run.toml", RUN);
+    let out = sb.ok(&[
+        "train", "run.toml", "--out", "straight", "--device", "cpu", "--quiet",
+    ]);
+    assert!(out.contains("done: 12 steps"), "{out}");
+    // Stop inside the midtraining phase, then resume through SFT.
+    let out = sb.ok(&[
+        "train",
+        "run.toml",
+        "--out",
+        "resumed",
+        "--device",
+        "cpu",
+        "--quiet",
+        "--stop-after",
+        "6",
+    ]);
+    assert!(out.contains("stopped after step 6"), "{out}");
+    sb.ok(&[
+        "train", "run.toml", "--out", "resumed", "--device", "cpu", "--quiet", "--resume",
+    ]);
+    let a = params_of(&last_checkpoint(&sb.path("straight")));
+    let b = params_of(&last_checkpoint(&sb.path("resumed")));
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() > 10);
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs after resume");
+    }
+    // The run folder has what it promises.
+    for f in ["config.toml", "metrics.csv", "summary.json"] {
+        assert!(sb.path("resumed").join(f).exists(), "{f}");
+    }
+    let metrics = std::fs::read_to_string(sb.path("resumed/metrics.csv")).unwrap();
+    // Same rows as the straight run, but for the timing column (tokens/s).
+    let untimed = |m: &str| {
+        m.lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(
+        untimed(&metrics),
+        untimed(&std::fs::read_to_string(sb.path("straight/metrics.csv")).unwrap())
+    );
+    let header = metrics.lines().next().unwrap();
+    assert_eq!(
+        header,
+        "step,phase,tokens,lr,train_loss,val_q,val_a,tokens_per_s"
+    );
+    let steps: Vec<&str> = metrics
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').next().unwrap())
+        .collect();
+    assert_eq!(
+        steps,
+        ["3", "4", "6", "8", "9", "12"],
+        "every 3 steps and at each phase end"
+    );
+    // Without --resume an existing run folder is refused.
+    let e = sb.fails(&[
+        "train", "run.toml", "--out", "straight", "--device", "cpu", "--quiet",
+    ]);
+    assert!(e.contains("--resume"), "{e}");
+}
+
+#[test]
+fn mixture_sampler_matches_weights_within_binomial_noise() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    sb.write(
+        "mix.toml",
+        "[run]\nname = \"m\"\npreset = \"tiny\"\ndata = \"tokens\"\neval_every = 1000\ncheckpoint_every = 1000\n\
+         [[phases]]\nname = \"p\"\nkind = \"pretrain\"\nsteps = 10\nbatch_size = 100\nseq_len = 4\nmixture = { a = 0.3, b = 0.7 }\nschedule = { lr = 1e-3 }\n",
+    );
+    sb.ok(&[
+        "train", "mix.toml", "--out", "m", "--device", "cpu", "--quiet",
+    ]);
+    let s: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("m/summary.json")).unwrap()).unwrap();
+    let n = 1000.0; // sequences drawn
+    let got_a = s["tokens_delivered"]["a"].as_f64().unwrap() / 4.0;
+    let got_b = s["tokens_delivered"]["b"].as_f64().unwrap() / 4.0;
+    assert_eq!(got_a + got_b, n);
+    let sd = (n * 0.3 * 0.7f64).sqrt();
+    assert!(
+        (got_a - 0.3 * n).abs() < 4.0 * sd,
+        "{got_a} sequences from a, expected {} ± {:.1}",
+        0.3 * n,
+        4.0 * sd
+    );
+    assert_eq!(s["tokens_requested"]["a"].as_f64().unwrap(), 0.3 * n * 4.0);
+}
+
+#[test]
+fn sft_masks_prompt_tokens_and_padding() {
+    let sb = Sandbox::new();
+    let vocab = ["p1", "p2", "r1", "r2", "r3", "<|endoftext|>"];
+    let tok = sb.word_tokenizer("tok.json", &vocab).display().to_string();
+    sb.write("q.jsonl", "{\"q\":\"p1 p2\",\"a\":\"r1 r2 r3\"}\n");
+    let cat = sb.write("cat.toml", "[datasets.q]\nrole = \"target\"\npaths = [\"q.jsonl\"]\ntext = \"{q} {a}\"\nprompt = \"{q}\"\nresponse = \"{a}\"\n").display().to_string();
+    sb.ok(&[
+        "tokenize",
+        "q",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "-o",
+        "tokens",
+        "--val-docs",
+        "0",
+        "--quiet",
+    ]);
+    let split = mtkit::shards::Split::open(&sb.path("tokens/q"), "train").unwrap();
+    // By hand: ids p1=1 p2=2 r1=3 r2=4 r3=5 EOS=6; the example is [1 2 3 4 5 6], prompt 2.
+    assert_eq!(split.doc(0), (0, 6, 2));
+    let (x, y, scored) = sft_tensors(&split, &[split.doc(0)], 8);
+    assert_eq!(
+        Vec::<i64>::try_from(x.view([-1])).unwrap(),
+        [1, 2, 3, 4, 5, 6, 6, 6],
+        "inputs, padded with EOS"
+    );
+    // Target j is token j+1: p2 (prompt) masked; r1 r2 r3 EOS scored; padding masked.
+    assert_eq!(
+        Vec::<i64>::try_from(y.view([-1])).unwrap(),
+        [-100, 3, 4, 5, 6, -100, -100, -100]
+    );
+    assert_eq!(scored, 4);
+    // Cut to a shorter sequence.
+    let (_, y, _) = sft_tensors(&split, &[split.doc(0)], 3);
+    assert_eq!(Vec::<i64>::try_from(y.view([-1])).unwrap(), [-100, 3, 4]);
+}
+
+#[test]
+fn equal_logits_score_ln_vocab() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    let path = sb.write("run.toml", RUN);
+    let (cfg, data) = RunConfig::load(&path).unwrap();
+    let t = Trainer::new(cfg, &data, &sb.path("eq"), Device::Cpu, false).unwrap();
+    tch::no_grad(|| {
+        let _ = t.model.embed_out_weight().shallow_clone().zero_();
+    });
+    let want = (t.model.spec.vocab as f64).ln();
+    assert_eq!(t.model.spec.vocab, 128);
+    for v in ["a", "q"] {
+        let got = t.evaluate(v, 16, 4).unwrap();
+        assert!((got - want).abs() < 1e-5, "{v}: {got} vs ln(128) = {want}");
+    }
+}
+
+#[test]
+fn loss_falls_on_a_real_corpus() {
+    let Some(cat) = shared_catalog() else { return };
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    sb.ok(&[
+        "tokenize",
+        "c4",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "-o",
+        "tokens",
+        "--max-docs",
+        "300",
+        "--val-docs",
+        "20",
+        "--quiet",
+    ]);
+    sb.write(
+        "c4.toml",
+        "[run]\nname = \"c4\"\npreset = \"tiny\"\ndata = \"tokens\"\nvalidation = [\"c4\"]\neval_every = 2\neval_tokens = 1024\ncheckpoint_every = 100\n\
+         [[phases]]\nname = \"p\"\nkind = \"pretrain\"\nsteps = 16\nbatch_size = 4\nseq_len = 32\nmixture = { c4 = 1.0 }\nschedule = { lr = 3e-3, min_lr = 3e-4, warmup = 2 }\n",
+    );
+    sb.ok(&[
+        "train", "c4.toml", "--out", "r", "--device", "cpu", "--quiet",
+    ]);
+    let m = std::fs::read_to_string(sb.path("r/metrics.csv")).unwrap();
+    let val: Vec<f64> = m
+        .lines()
+        .skip(1)
+        .map(|l| l.split(',').nth(5).unwrap().parse().unwrap())
+        .collect();
+    assert!(val[0] > 9.0, "starts near ln(50304) ≈ 10.8: {val:?}");
+    assert!(
+        *val.last().unwrap() < val[0] - 1.5,
+        "validation loss falls: {val:?}"
+    );
+}
+
+#[test]
+fn bad_run_configs_fail_clearly() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    sb.write(
+        "bad.toml",
+        RUN.replace(
+            "mixture = { a = 0.5, b = 0.5 }",
+            "mixture = { a = 0.5, b = 0.4 }",
+        ),
+    );
+    assert!(sb
+        .fails(&["train", "bad.toml", "--device", "cpu"])
+        .contains("phase 2 (`mid`): mixture weights sum to 0.9"));
+    sb.write(
+        "bad2.toml",
+        RUN.replace("mixture = { a = 1.0 }", "mixture = { zzz = 1.0 }"),
+    );
+    assert!(sb
+        .fails(&["train", "bad2.toml", "--device", "cpu"])
+        .contains("source `zzz`: no tokenized corpus"));
+    sb.write(
+        "bad3.toml",
+        RUN.replace("preset = \"tiny\"", "preset = \"huge\""),
+    );
+    assert!(sb
+        .fails(&["train", "bad3.toml", "--device", "cpu"])
+        .contains("unknown model preset `huge`"));
+    sb.write(
+        "bad4.toml",
+        RUN.replace("seq_len = 16", "seq_len = 16\nlearning_rate = 1"),
+    );
+    assert!(sb
+        .fails(&["train", "bad4.toml", "--device", "cpu"])
+        .contains("unknown field `learning_rate`"));
+}
