@@ -17,6 +17,14 @@ step "Similarity matrix of all demo corpora" \
   "$mtkit" proximity --matrix demo-web demo-code demo-docstring demo-math demo-qa --max-docs all \
   --csv "$out/matrix.csv" --plot "$out/matrix.svg" --quiet
 cat "$out/matrix.csv"
+step "Midtraining mixtures proposed for the target (a CPU-sized budget: 120 steps × 512 tokens)" \
+  "$mtkit" suggest-mix --pretrain demo-web --candidates demo-code,demo-math,demo-qa --target demo-docstring \
+  --max-docs all --total-steps 120 --tokens-per-step 512 --quiet
+"$mtkit" suggest-mix --pretrain demo-web --candidates demo-code,demo-math,demo-qa --target demo-docstring \
+  --max-docs all --total-steps 120 --tokens-per-step 512 --quiet --emit mtkit --preset tiny --seq-len 64 \
+  --lr 3e-3 --sft-epochs 0.5 --data tokens 2>/dev/null > "$out/suggested.toml"
+printf '\nThe top proposal as an mtkit run config: %s (train it with: mtkit tokenize demo-web demo-code demo-docstring -o %s/tokens && mtkit train %s)\n' \
+  "$out/suggested.toml" "$out" "$out/suggested.toml"
 
 printf '\nOutputs:\n'
-printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg"
+printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg" "$out/suggested.toml"

@@ -326,7 +326,7 @@ impl Raw<'_> {
             RenderError::MissingField(f) => Problem {
                 kind: ProblemKind::MissingField,
                 message: self.locate(format!(
-                    "record has no field `{f}` (text template {:?})",
+                    "record has no field `{f}` (template {:?})",
                     t.source()
                 )),
             },

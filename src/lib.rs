@@ -8,13 +8,16 @@
 pub mod catalog;
 pub mod corpus;
 pub mod demo;
+pub mod export;
 pub mod hub;
+pub mod mix;
 pub mod paths;
 pub mod profile;
 pub mod progress;
 pub mod proximity;
 pub mod rng;
 pub mod shards;
+pub mod stats;
 pub mod template;
 pub mod tokenize;
 #[cfg(feature = "torch")]

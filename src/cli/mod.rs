@@ -14,6 +14,7 @@ mod output;
 mod profile;
 mod progress;
 mod proximity;
+mod suggest_mix;
 mod tokenize;
 #[cfg(feature = "torch")]
 mod train;
@@ -42,6 +43,7 @@ enum Command {
     Data(data::DataCommand),
     Profile(profile::ProfileArgs),
     Proximity(proximity::ProximityArgs),
+    SuggestMix(suggest_mix::SuggestArgs),
     /// Tokenize corpora into token shards for training.
     Tokenize(tokenize::TokenizeArgs),
     #[cfg(feature = "torch")]
@@ -72,6 +74,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Data(c) => data::run(c),
         Command::Profile(a) => profile::run(a),
         Command::Proximity(a) => proximity::run(a),
+        Command::SuggestMix(a) => suggest_mix::run(a),
         Command::Tokenize(a) => tokenize::run(a),
         #[cfg(feature = "torch")]
         Command::Train(a) => train::run(a),

@@ -1,0 +1,410 @@
+//! `mtkit suggest-mix`: midtraining mixtures from proximity, exported to trainers.
+
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+
+use anyhow::{anyhow, bail, Result};
+use clap::{Args, ValueEnum};
+
+use mtkit::mix::{suggest, Budget, MixProposal, Problem, SourceInfo, TimingRule};
+use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
+use mtkit::proximity::{Dist, Metric};
+use mtkit::tokenize::Tokenizer;
+
+use super::output::{sig, table};
+use super::progress::Bar;
+use super::CorpusArgs;
+
+/// Propose midtraining mixtures: which data, what weight, from which step.
+///
+/// Searches mixtures q = w0·P + Σ wi·Mi (token weights; q's unigram distribution is exact) for
+/// the highest PA(q → T) = sim(q,T) − sim(P,T), subject to: w0 ≥ --min-general; the specialized
+/// share 1 − w0 at most what the timing rule allows at the start step (early introduction
+/// tolerates high weights, late needs low: 80% up to 10% of the run, falling linearly to 10% at
+/// 82%, 5% at the end); each source's tokens from the start to the end at most available ×
+/// --max-repeat. Optimizer: projected gradient ascent on the constrained simplex with exact
+/// projection; for `paper`, refined over every set of active sources (its jaccard part is
+/// piecewise constant). Proposals are ranked by PA; `*` marks the Pareto front of (PA,
+/// distance of q from P), the forgetting side.
+#[derive(Args, Debug)]
+pub struct SuggestArgs {
+    /// The pretraining (general) corpus P.
+    #[arg(long)]
+    pretrain: String,
+    /// Candidate midtraining corpora, comma-separated.
+    #[arg(long, value_delimiter = ',', required = true)]
+    candidates: Vec<String>,
+    /// The fine-tuning target T.
+    #[arg(long)]
+    target: String,
+    /// Optimizer steps of the whole run (the paper: 61,035).
+    #[arg(long, default_value_t = 61_035)]
+    total_steps: u64,
+    /// Tokens per step (the paper: 1,024 × 2,048).
+    #[arg(long, default_value_t = 2_097_152)]
+    tokens_per_step: u64,
+    /// Tokens available per source, e.g. starcoder=2.5e11,math=3e8 [default: the card's
+    /// `tokens`, else the tokens measured in the profile].
+    #[arg(long, value_delimiter = ',', value_name = "NAME=TOKENS")]
+    available: Vec<String>,
+    /// Times a source may be repeated.
+    #[arg(long, default_value_t = 4.0)]
+    max_repeat: f64,
+    /// Smallest general share w0.
+    #[arg(long, default_value_t = 0.2)]
+    min_general: f64,
+    /// Smallest share of a source that is in the mixture at all (for `paper`, whose jaccard
+    /// part counts any source with a positive weight).
+    #[arg(long, default_value_t = 0.01)]
+    min_weight: f64,
+    /// Start of midtraining as a fraction of the run, or `auto` (searches 0.1 to 0.9).
+    #[arg(long, default_value = "auto")]
+    start: String,
+    /// Proposals to show.
+    #[arg(long, default_value_t = 5)]
+    top: usize,
+    /// Similarity metric (paper, cosine, jsd, js-sim).
+    #[arg(long, default_value = "paper")]
+    metric: Metric,
+    /// Runs table (CSV with `pa` and `ri` columns) to predict each proposal's relative
+    /// improvement from the regression of gain on PA; with `start_frac` and `weight` columns
+    /// too, its runs replace the timing rule.
+    #[arg(long, value_name = "RUNS.csv")]
+    fit: Option<PathBuf>,
+    /// Print JSON instead of the table.
+    #[arg(long)]
+    json: bool,
+    /// Print only the top proposal as a trainer config (the table goes to stderr).
+    #[arg(long, value_enum)]
+    emit: Option<Emit>,
+    /// mtkit export: model preset.
+    #[arg(long, default_value = "pythia-70m")]
+    preset: String,
+    /// mtkit and olmo-core exports: sequence length (batch = tokens per step / this).
+    #[arg(long, default_value_t = 2048)]
+    seq_len: u64,
+    /// mtkit export: folder of tokenized corpora.
+    #[arg(long, default_value = "tokens")]
+    data: String,
+    /// mtkit export: peak learning rate.
+    #[arg(long, default_value_t = 3e-4)]
+    lr: f64,
+    /// mtkit export: SFT epochs on the target.
+    #[arg(long, default_value_t = 4.0)]
+    sft_epochs: f64,
+    #[command(flatten)]
+    corpus: CorpusArgs,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
+enum Emit {
+    Mtkit,
+    OlmoCore,
+    Megatron,
+    Hf,
+    Litgpt,
+}
+
+fn rule_from_runs(path: &std::path::Path) -> Result<Option<TimingRule>> {
+    let mut r = csv::Reader::from_path(path)?;
+    let h = r.headers()?.clone();
+    let (Some(fi), Some(wi), Some(ri)) = (
+        h.iter().position(|c| c == "start_frac"),
+        h.iter().position(|c| c == "weight"),
+        h.iter().position(|c| c == "ri"),
+    ) else {
+        return Ok(None);
+    };
+    // Per start fraction: the largest weight whose runs gained (mean RI > 0).
+    let mut by: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+    for rec in r.records() {
+        let rec = rec?;
+        let (f, w, g) = (
+            rec.get(fi).unwrap_or(""),
+            rec.get(wi).unwrap_or(""),
+            rec.get(ri).unwrap_or(""),
+        );
+        if let Ok(g) = g.parse::<f64>() {
+            by.entry(f.to_string())
+                .or_default()
+                .entry(w.to_string())
+                .or_default()
+                .push(g);
+        }
+    }
+    let mut points: Vec<(f64, f64)> = Vec::new();
+    for (f, ws) in by {
+        let f: f64 = f
+            .parse()
+            .map_err(|_| anyhow!("{}: start_frac {f:?} is not a number", path.display()))?;
+        let best = ws
+            .iter()
+            .filter(|(_, g)| g.iter().sum::<f64>() / g.len() as f64 > 0.0)
+            .filter_map(|(w, _)| w.parse::<f64>().ok())
+            .fold(0.0f64, f64::max);
+        points.push((f, best));
+    }
+    if points.is_empty() {
+        return Ok(None);
+    }
+    points.sort_by(|a, b| a.0.total_cmp(&b.0));
+    Ok(Some(TimingRule {
+        points,
+        source: format!("fitted on {}", path.display()),
+    }))
+}
+
+pub fn run(a: SuggestArgs) -> Result<()> {
+    if a.candidates.iter().all(|c| c.trim().is_empty()) {
+        bail!("--candidates is empty: name at least one midtraining corpus");
+    }
+    let mut names = vec![a.pretrain.clone()];
+    names.extend(
+        a.candidates
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty()),
+    );
+    let mut seen = names.clone();
+    seen.push(a.target.clone());
+    seen.sort();
+    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+        bail!(
+            "corpus `{}` is named twice among --pretrain, --candidates and --target",
+            w[0]
+        );
+    }
+    if !(0.0..1.0).contains(&a.min_general) {
+        bail!("--min-general must be in [0, 1), got {}", a.min_general);
+    }
+    if a.max_repeat <= 0.0 || a.total_steps == 0 || a.tokens_per_step == 0 {
+        bail!("--max-repeat, --total-steps and --tokens-per-step must be positive");
+    }
+    let starts: Vec<f64> = if a.start == "auto" {
+        (1..=9).map(|i| i as f64 / 10.0).collect()
+    } else {
+        let f: f64 = a.start.parse().map_err(|_| {
+            anyhow!(
+                "--start takes a fraction in [0, 1) or `auto`, not {:?}",
+                a.start
+            )
+        })?;
+        if !(0.0..1.0).contains(&f) {
+            bail!("--start must be in [0, 1), got {f}");
+        }
+        vec![f]
+    };
+    let mut available: BTreeMap<String, f64> = BTreeMap::new();
+    for kv in &a.available {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow!("--available takes NAME=TOKENS, got {kv:?}"))?;
+        if !names.contains(&k.to_string()) {
+            bail!("--available names `{k}`, which is not the pretraining corpus or a candidate");
+        }
+        let v: f64 = v
+            .parse()
+            .map_err(|_| anyhow!("--available {k}: {v:?} is not a number"))?;
+        if !(v > 0.0) {
+            bail!("--available {k}: must be positive");
+        }
+        available.insert(k.to_string(), v);
+    }
+    let cat = a.corpus.catalog()?;
+    let cards: Vec<_> = names
+        .iter()
+        .chain(std::iter::once(&a.target))
+        .map(|n| cat.get(n))
+        .collect::<Result<_>>()?;
+    let tok = Tokenizer::load(a.corpus.tokenizer.as_deref())?;
+    let opts = ProfileOptions {
+        sample: a.corpus.sample(),
+        max_tokens_per_doc: a.corpus.max_tokens(),
+        ngram: 1,
+        ngram_mode: NgramMode::Exact,
+        keep_docs: false,
+    };
+    let bar = Bar::new(a.corpus.quiet);
+    let profiles: Vec<_> = cards
+        .iter()
+        .map(|c| cached_or_build(c, &tok, &opts, !a.corpus.no_cache, &bar).map(|x| x.0))
+        .collect::<Result<_>>()?;
+    let dists: Vec<Dist> = profiles.iter().map(Dist::of).collect();
+    let n = names.len();
+    let src_refs: Vec<&[f64]> = dists[..n].iter().map(|d| d.uni.as_slice()).collect();
+    let mut problem = Problem::new(&src_refs, &dists[n].uni, a.metric)?;
+    problem.min_weight = a.min_weight;
+    let to_p = Problem::new(&src_refs, &dists[0].uni, a.metric)?;
+    let mut notes = Vec::new();
+    let sources: Vec<SourceInfo> = names
+        .iter()
+        .zip(&profiles)
+        .zip(&cards)
+        .map(|((name, p), card)| {
+            let avail = match (available.get(name), card.tokens) {
+                (Some(v), _) => *v,
+                (None, Some(t)) => t as f64,
+                (None, None) => {
+                    if p.meta.max_docs.is_some_and(|m| p.totals.documents >= m) || p.meta.max_tokens_per_doc.is_some() || p.meta.max_chars.is_some() {
+                        notes.push(format!(
+                            "`{name}`: available tokens = {} counted in its profile, which may be a sample or cut documents; pass --available {name}=TOKENS",
+                            p.totals.tokens
+                        ));
+                    }
+                    p.totals.tokens as f64
+                }
+            };
+            SourceInfo { name: name.clone(), available: avail, mean_doc_tokens: p.totals.tokens as f64 / p.totals.documents.max(1) as f64 }
+        })
+        .collect();
+    let budget = Budget {
+        total_steps: a.total_steps,
+        tokens_per_step: a.tokens_per_step,
+        max_repeat: a.max_repeat,
+        min_general: a.min_general,
+    };
+    let mut rule = TimingRule::default();
+    let mut fit = None;
+    if let Some(path) = &a.fit {
+        let (x, y) = mtkit::stats::read_xy(path, "pa", "ri")?;
+        fit = Some(mtkit::stats::Fit::ols(&x, &y)?);
+        match rule_from_runs(path)? {
+            Some(r) => rule = r,
+            None => notes.push(format!(
+                "{} has no start_frac/weight columns: the default timing rule stays",
+                path.display()
+            )),
+        }
+    }
+    let mut props = suggest(&problem, &to_p, &sources, &budget, &rule, &starts)?;
+    if let Some(f) = &fit {
+        for p in &mut props {
+            p.predicted_ri = Some(f.predict(p.pa, 0.95));
+        }
+    }
+    props.truncate(a.top.max(1));
+    let text = human(
+        &props,
+        &sources,
+        problem.sim(&problem.sources[0]),
+        &a,
+        &rule,
+        &notes,
+    );
+    if let Some(e) = a.emit {
+        eprint!("{text}");
+        let top = &props[0];
+        let mid_tokens = (a.total_steps - top.start_step) * a.tokens_per_step;
+        let out = match e {
+            Emit::Mtkit => mtkit::export::mtkit(
+                top,
+                &mtkit::export::RunExport {
+                    preset: a.preset.clone(),
+                    seq_len: a.seq_len,
+                    data: a.data.clone(),
+                    lr: a.lr,
+                    sft_epochs: a.sft_epochs,
+                    target: a.target.clone(),
+                    total_steps: a.total_steps,
+                    tokens_per_step: a.tokens_per_step,
+                },
+            )?,
+            Emit::OlmoCore => {
+                mtkit::export::olmo_core(top, a.max_repeat, a.seq_len, mid_tokens, &|name| {
+                    cat.get(name)
+                        .ok()
+                        .and_then(|c| c.local.as_ref().map(|l| l.paths.clone()))
+                        .unwrap_or_default()
+                })?
+            }
+            Emit::Megatron => mtkit::export::megatron(top),
+            Emit::Hf => mtkit::export::hf(top, &sources)?,
+            Emit::Litgpt => mtkit::export::litgpt(top),
+        };
+        print!("{out}");
+    } else if a.json {
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&serde_json::json!({
+                "metric": a.metric,
+                "sim_pretrain_target": problem.sim(&problem.sources[0]),
+                "timing_rule": rule,
+                "sources": sources,
+                "proposals": props,
+            }))?
+        );
+    } else {
+        print!("{text}");
+    }
+    Ok(())
+}
+
+fn human(
+    props: &[MixProposal],
+    sources: &[SourceInfo],
+    sim_p: f64,
+    a: &SuggestArgs,
+    rule: &TimingRule,
+    notes: &[String],
+) -> String {
+    let mut rows = Vec::new();
+    for (i, p) in props.iter().enumerate() {
+        let w: Vec<String> = p
+            .weights
+            .iter()
+            .filter(|x| x.1 > 5e-5)
+            .map(|(n, x)| format!("{n} {}", sig(*x, 3)))
+            .collect();
+        let rep: Vec<String> = p
+            .repetition
+            .iter()
+            .zip(&p.tokens)
+            .skip(1)
+            .filter(|(_, t)| t.1 > 0.0)
+            .map(|((n, r), t)| format!("{n} {:.2e} tok ×{}", t.1, sig(*r, 3)))
+            .collect();
+        let mut row = vec![
+            format!("{}{}", i + 1, if p.pareto { "*" } else { "" }),
+            format!("{} ({:.0}%)", p.start_step, p.start_fraction * 100.0),
+            w.join(", "),
+            format!("{:+.5}", p.pa),
+            format!("{:.5}", p.distance_from_p),
+            rep.join("; "),
+        ];
+        if let Some((y, lo, hi)) = p.predicted_ri {
+            row.push(format!("{:+.4} [{:+.4}, {:+.4}]", y, lo, hi));
+        }
+        rows.push(row);
+    }
+    let mut header = vec![
+        "rank",
+        "start step",
+        "weights (tokens)",
+        "PA of q",
+        "dist from P",
+        "specialized tokens, repetition",
+    ];
+    if props.iter().any(|p| p.predicted_ri.is_some()) {
+        header.push("predicted RI [95% PI]");
+    }
+    let mut s = format!(
+        "suggest-mix: P = {}, T = {}, metric {}; sim(P,T) = {:.6}; {} steps × {} tokens; timing rule: {}\n",
+        a.pretrain,
+        a.target,
+        a.metric,
+        sim_p,
+        a.total_steps,
+        a.tokens_per_step,
+        rule.source
+    );
+    s.push_str(&table(&header, &rows));
+    let av: Vec<String> = sources
+        .iter()
+        .map(|x| format!("{} {:.3e}", x.name, x.available))
+        .collect();
+    s.push_str(&format!("available tokens: {}; max repeat {}; min general share {}; * = Pareto front of (PA, distance from P)\n", av.join(", "), a.max_repeat, a.min_general));
+    for n in notes {
+        s.push_str(&format!("note: {n}\n"));
+    }
+    s
+}

@@ -1,0 +1,595 @@
+//! `suggest-mix`: midtraining mixtures proposed from token distributions.
+//!
+//! A mixture is q = w₀·P + Σ wᵢ·Mᵢ in token weights; since unigram frequencies mix linearly
+//! in tokens, q's distribution is exact. The search maximises sim(q, T) (equivalently
+//! PA(q) = sim(q, T) − sim(P, T)) over the box-constrained simplex
+//! {Σw = 1, lᵢ ≤ wᵢ ≤ uᵢ}, where the bounds encode the constraints:
+//! - the general share w₀ ≥ `min_general`, and w₀ ≥ 1 − W_max(start) from the timing rule;
+//! - each source's tokens from the start step to the end (its pretraining tokens too, for P)
+//!   ≤ available × `max_repeat`.
+//!
+//! Optimizer: projected gradient ascent with a backtracking step, projecting exactly onto the
+//! box-constrained simplex (bisection on the shift τ of wᵢ = clip(vᵢ − τ, lᵢ, uᵢ)). The smooth
+//! metrics (cosine, jsd, js-sim, and the cosine and JSD parts of `paper`) have closed-form
+//! gradients. `paper`'s jaccard part is piecewise constant (it changes only when a source
+//! enters or leaves the mixture), so for `paper` the search is refined over every support (set
+//! of sources with positive weight): the smooth part is maximised on each support and the
+//! jaccard of that support added; the best support wins.
+
+use anyhow::{bail, Result};
+use serde::Serialize;
+
+use crate::proximity::{cosine, jaccard, jsd, Metric};
+
+/// Metrics suggest-mix can optimise.
+pub const SUPPORTED: [Metric; 4] = [Metric::Paper, Metric::Cosine, Metric::Jsd, Metric::JsSim];
+
+/// The timing × weight rule: the largest specialized share allowed when midtraining starts at
+/// a given fraction of the run, piecewise linear between points.
+///
+/// Default (shared/docs/paper.md §6): early introduction tolerates high weights (80% at up to
+/// 10% of the run), late introduction needs low ones (10% at 82% of the run), 5% at the end.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct TimingRule {
+    /// (start fraction, maximum specialized share), by increasing start.
+    pub points: Vec<(f64, f64)>,
+    /// Where the rule came from.
+    pub source: String,
+}
+
+impl Default for TimingRule {
+    fn default() -> Self {
+        TimingRule {
+            points: vec![(0.0, 0.8), (0.1, 0.8), (0.82, 0.1), (1.0, 0.05)],
+            source: "default rule (paper §6)".into(),
+        }
+    }
+}
+
+impl TimingRule {
+    /// Maximum specialized share at start fraction `f`.
+    pub fn max_weight(&self, f: f64) -> f64 {
+        let p = &self.points;
+        if f <= p[0].0 {
+            return p[0].1;
+        }
+        for w in p.windows(2) {
+            if f <= w[1].0 {
+                let t = (f - w[0].0) / (w[1].0 - w[0].0);
+                return w[0].1 + t * (w[1].1 - w[0].1);
+            }
+        }
+        p[p.len() - 1].1
+    }
+}
+
+/// Distributions restricted to the tokens any of them uses (others add nothing to any metric).
+#[derive(Clone, Debug)]
+pub struct Problem {
+    /// Source distributions, P first.
+    pub sources: Vec<Vec<f64>>,
+    /// Target distribution.
+    pub target: Vec<f64>,
+    /// Metric.
+    pub metric: Metric,
+    /// Smallest weight of a source that is in the mixture at all. Without it, `paper`'s
+    /// jaccard part would reward adding a source at a vanishing weight (it only sees support).
+    pub min_weight: f64,
+}
+
+impl Problem {
+    /// Builds a problem from full-vocabulary frequency vectors.
+    pub fn new(sources: &[&[f64]], target: &[f64], metric: Metric) -> Result<Problem> {
+        if !SUPPORTED.contains(&metric) {
+            let names: Vec<&str> = SUPPORTED.iter().map(|m| m.name()).collect();
+            bail!(
+                "suggest-mix optimises the metrics {} (not {metric})",
+                names.join(", ")
+            );
+        }
+        let keep: Vec<usize> = (0..target.len())
+            .filter(|&i| target[i] > 0.0 || sources.iter().any(|s| s[i] > 0.0))
+            .collect();
+        Ok(Problem {
+            sources: sources
+                .iter()
+                .map(|s| keep.iter().map(|&i| s[i]).collect())
+                .collect(),
+            target: keep.iter().map(|&i| target[i]).collect(),
+            metric,
+            min_weight: 0.01,
+        })
+    }
+
+    /// q for weights w.
+    pub fn blend(&self, w: &[f64]) -> Vec<f64> {
+        let mut q = vec![0.0; self.target.len()];
+        for (s, wi) in self.sources.iter().zip(w) {
+            if *wi != 0.0 {
+                for (a, b) in q.iter_mut().zip(s) {
+                    *a += wi * b;
+                }
+            }
+        }
+        q
+    }
+
+    /// sim(q, T) under the metric.
+    pub fn sim(&self, q: &[f64]) -> f64 {
+        let t = &self.target;
+        match self.metric {
+            Metric::Paper => 0.4 * cosine(q, t) + 0.3 * jaccard(q, t) + 0.3 / (1.0 + jsd(q, t)),
+            Metric::Cosine => cosine(q, t),
+            Metric::Jsd => -jsd(q, t),
+            Metric::JsSim => 1.0 / (1.0 + jsd(q, t)),
+            _ => unreachable!("checked in new"),
+        }
+    }
+
+    /// The smooth part of the metric and its gradient with respect to w.
+    fn smooth(&self, w: &[f64]) -> (f64, Vec<f64>) {
+        let q = self.blend(w);
+        let t = &self.target;
+        let (mut dot, mut nq, mut nt) = (0.0, 0.0, 0.0);
+        for (a, b) in q.iter().zip(t) {
+            dot += a * b;
+            nq += a * a;
+            nt += b * b;
+        }
+        let (nq, nt) = (nq.sqrt().max(1e-300), nt.sqrt());
+        let cos = dot / (nq * nt);
+        let j = jsd(&q, t);
+        // d cos/dq = t/(|q||t|) − cos·q/|q|²;  d JSD/dq = ½ ln(q/m), m = (q + t)/2.
+        let (a_cos, a_jsd, value) = match self.metric {
+            Metric::Paper => (0.4, -0.3 / (1.0 + j).powi(2), 0.4 * cos + 0.3 / (1.0 + j)),
+            Metric::Cosine => (1.0, 0.0, cos),
+            Metric::Jsd => (0.0, -1.0, -j),
+            Metric::JsSim => (0.0, -1.0 / (1.0 + j).powi(2), 1.0 / (1.0 + j)),
+            _ => unreachable!(),
+        };
+        let gq: Vec<f64> = q
+            .iter()
+            .zip(t)
+            .map(|(&qi, &ti)| {
+                let mut g = 0.0;
+                if a_cos != 0.0 {
+                    g += a_cos * (ti / (nq * nt) - cos * qi / (nq * nq));
+                }
+                if a_jsd != 0.0 {
+                    // ½ ln(q/m); where t = 0, q/m = 2 for every q > 0 (and by continuity at
+                    // q = 0, a token only an inactive source uses); where q = 0 < t it is −∞,
+                    // clamped to a large finite pull.
+                    let ratio = if ti == 0.0 {
+                        2.0
+                    } else {
+                        qi.max(1e-300) / (0.5 * (qi + ti))
+                    };
+                    g += a_jsd * 0.5 * ratio.ln();
+                }
+                g
+            })
+            .collect();
+        let gw = self
+            .sources
+            .iter()
+            .map(|s| s.iter().zip(&gq).map(|(a, b)| a * b).sum())
+            .collect();
+        (value, gw)
+    }
+
+    /// Maximises the metric over {Σw = 1, lower ≤ w ≤ upper}; returns (w, sim).
+    pub fn optimize(&self, lower: &[f64], upper: &[f64]) -> Result<(Vec<f64>, f64)> {
+        check_bounds(lower, upper)?;
+        if self.metric != Metric::Paper {
+            let w = ascend(self, lower, upper);
+            let s = self.sim(&self.blend(&w));
+            return Ok((w, s));
+        }
+        // Refine over supports: the jaccard part is constant on each.
+        let n = lower.len();
+        let mut best: Option<(Vec<f64>, f64)> = None;
+        for mask in 1u32..(1 << n) {
+            let (mut l, mut u) = (lower.to_vec(), upper.to_vec());
+            let mut ok = true;
+            for i in 0..n {
+                if mask & (1 << i) != 0 {
+                    if upper[i] <= 0.0 {
+                        ok = false;
+                    }
+                    l[i] = l[i].max(self.min_weight.max(1e-9));
+                    if l[i] > u[i] {
+                        ok = false; // the source cannot reach the minimum share
+                    }
+                } else {
+                    if lower[i] > 0.0 {
+                        ok = false;
+                    }
+                    u[i] = 0.0;
+                }
+            }
+            if !ok || l.iter().sum::<f64>() > 1.0 + 1e-12 || u.iter().sum::<f64>() < 1.0 - 1e-12 {
+                continue;
+            }
+            let w = ascend(self, &l, &u);
+            let s = self.sim(&self.blend(&w));
+            if best.as_ref().map(|b| s > b.1).unwrap_or(true) {
+                best = Some((w, s));
+            }
+        }
+        best.ok_or_else(|| anyhow::anyhow!("no feasible mixture"))
+    }
+}
+
+fn check_bounds(lower: &[f64], upper: &[f64]) -> Result<()> {
+    let (sl, su): (f64, f64) = (lower.iter().sum(), upper.iter().sum());
+    if sl > 1.0 + 1e-12 {
+        bail!(
+            "infeasible: the lower bounds on the weights sum to {sl:.4}, more than 1 by {:.4}",
+            sl - 1.0
+        );
+    }
+    if su < 1.0 - 1e-12 {
+        bail!(
+            "infeasible: the upper bounds on the weights sum to {su:.4}, short of 1 by {:.4}",
+            1.0 - su
+        );
+    }
+    Ok(())
+}
+
+/// Exact Euclidean projection of v onto {Σw = 1, l ≤ w ≤ u} (bisection on τ).
+pub fn project(v: &[f64], l: &[f64], u: &[f64]) -> Vec<f64> {
+    let at = |tau: f64| -> Vec<f64> {
+        v.iter()
+            .zip(l.iter().zip(u))
+            .map(|(x, (lo, hi))| (x - tau).clamp(*lo, *hi))
+            .collect()
+    };
+    let mut lo = v
+        .iter()
+        .zip(u)
+        .map(|(x, h)| x - h)
+        .fold(f64::INFINITY, f64::min)
+        - 1.0;
+    let mut hi = v
+        .iter()
+        .zip(l)
+        .map(|(x, l)| x - l)
+        .fold(f64::NEG_INFINITY, f64::max)
+        + 1.0;
+    for _ in 0..200 {
+        let mid = 0.5 * (lo + hi);
+        if at(mid).iter().sum::<f64>() > 1.0 {
+            lo = mid;
+        } else {
+            hi = mid;
+        }
+    }
+    at(0.5 * (lo + hi))
+}
+
+/// Projected gradient ascent of the smooth part with a backtracking step.
+fn ascend(p: &Problem, l: &[f64], u: &[f64]) -> Vec<f64> {
+    let n = l.len();
+    let mut w = project(&vec![1.0 / n as f64; n], l, u);
+    let (mut f, mut g) = p.smooth(&w);
+    let mut eta = 1.0;
+    for _ in 0..500 {
+        let mut improved = false;
+        while eta > 1e-14 {
+            let cand = project(
+                &w.iter()
+                    .zip(&g)
+                    .map(|(a, b)| a + eta * b)
+                    .collect::<Vec<_>>(),
+                l,
+                u,
+            );
+            let (fc, gc) = p.smooth(&cand);
+            if fc > f + 1e-15 {
+                let gain = fc - f;
+                w = cand;
+                f = fc;
+                g = gc;
+                eta *= 2.0;
+                improved = gain > 1e-13;
+                break;
+            }
+            eta *= 0.5;
+        }
+        if !improved {
+            break;
+        }
+    }
+    w
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_by_hand() {
+        // Onto the plain simplex: (0.5, 0.5) + shift → (0.5, 0.5); (2, 0) → (1, 0).
+        let w = project(&[2.0, 0.0], &[0.0, 0.0], &[1.0, 1.0]);
+        assert!((w[0] - 1.0).abs() < 1e-12 && w[1].abs() < 1e-12);
+        let w = project(&[0.3, 0.3, 0.9], &[0.0, 0.0, 0.0], &[1.0, 1.0, 0.5]);
+        // Third capped at 0.5; the other two share 0.5 equally.
+        assert!(
+            (w[2] - 0.5).abs() < 1e-12 && (w[0] - 0.25).abs() < 1e-12,
+            "{w:?}"
+        );
+        let w = project(&[0.0, 1.0], &[0.4, 0.0], &[1.0, 1.0]);
+        assert!(
+            (w[0] - 0.4).abs() < 1e-12 && (w[1] - 0.6).abs() < 1e-12,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn timing_rule_interpolates() {
+        let r = TimingRule::default();
+        assert_eq!(r.max_weight(0.05), 0.8);
+        assert!((r.max_weight(0.46) - 0.45).abs() < 1e-12);
+        assert!((r.max_weight(0.82) - 0.1).abs() < 1e-12);
+        assert_eq!(r.max_weight(1.0), 0.05);
+    }
+
+    #[test]
+    fn recovers_a_known_blend_under_smooth_metrics() {
+        // T is exactly 0.3·P + 0.7·M: every smooth metric peaks at w = (0.3, 0.7).
+        let p = [0.5, 0.3, 0.2, 0.0, 0.0];
+        let m = [0.0, 0.1, 0.2, 0.3, 0.4];
+        let t: Vec<f64> = p.iter().zip(&m).map(|(a, b)| 0.3 * a + 0.7 * b).collect();
+        for metric in [Metric::Cosine, Metric::Jsd, Metric::JsSim, Metric::Paper] {
+            let prob = Problem::new(&[&p, &m], &t, metric).unwrap();
+            let (w, s) = prob.optimize(&[0.0, 0.0], &[1.0, 1.0]).unwrap();
+            assert!(
+                (w[0] - 0.3).abs() < 1e-3 && (w[1] - 0.7).abs() < 1e-3,
+                "{metric}: {w:?}"
+            );
+            let best = if metric == Metric::Jsd { 0.0 } else { 1.0 };
+            assert!((s - best).abs() < 1e-6, "{metric}: {s}");
+            // A bound that cuts the optimum is met at the boundary.
+            let (w, _) = prob.optimize(&[0.5, 0.0], &[1.0, 1.0]).unwrap();
+            assert!((w[0] - 0.5).abs() < 1e-9, "{metric}: {w:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_of_inactive_sources_do_not_stall_the_search() {
+        // Token 3 is used only by M2, which the best support leaves out; T = 0.2·P + 0.8·M1.
+        let p = [0.6, 0.4, 0.0, 0.0];
+        let m1 = [0.0, 0.2, 0.8, 0.0];
+        let m2 = [0.0, 0.0, 0.0, 1.0];
+        let t: Vec<f64> = (0..4).map(|i| 0.2 * p[i] + 0.8 * m1[i]).collect();
+        for metric in [Metric::Paper, Metric::JsSim] {
+            let prob = Problem::new(&[&p, &m1, &m2], &t, metric).unwrap();
+            let (w, _) = prob.optimize(&[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]).unwrap();
+            assert!(
+                (w[0] - 0.2).abs() < 1e-3 && (w[1] - 0.8).abs() < 1e-3 && w[2] < 1e-9,
+                "{metric}: {w:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn infeasible_bounds_say_by_how_much() {
+        let prob = Problem::new(&[&[1.0, 0.0], &[0.0, 1.0]], &[0.5, 0.5], Metric::Cosine).unwrap();
+        let e = prob
+            .optimize(&[0.0, 0.0], &[0.5, 0.2])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("short of 1 by 0.3000"), "{e}");
+        assert!(Problem::new(&[&[1.0]], &[1.0], Metric::Kl).is_err());
+    }
+}
+
+/// A source of a mixture with what it can supply.
+#[derive(Clone, Debug, Serialize)]
+pub struct SourceInfo {
+    /// Corpus name.
+    pub name: String,
+    /// Tokens available (the corpus's size).
+    pub available: f64,
+    /// Mean tokens per document (for document-based exports).
+    pub mean_doc_tokens: f64,
+}
+
+/// The budget and constraints of a search.
+#[derive(Clone, Debug, Serialize)]
+pub struct Budget {
+    /// Optimizer steps of the whole run.
+    pub total_steps: u64,
+    /// Tokens per step.
+    pub tokens_per_step: u64,
+    /// A source may be repeated at most this many times.
+    pub max_repeat: f64,
+    /// The general share w₀ is at least this.
+    pub min_general: f64,
+}
+
+/// One proposed midtraining mixture.
+#[derive(Clone, Debug, Serialize)]
+pub struct MixProposal {
+    /// Step at which the mixture starts (pretraining on P alone before it).
+    pub start_step: u64,
+    /// start_step / total_steps.
+    pub start_fraction: f64,
+    /// Token weights, P first.
+    pub weights: Vec<(String, f64)>,
+    /// sim(q, T).
+    pub sim: f64,
+    /// PA(q → T) = sim(q, T) − sim(P, T).
+    pub pa: f64,
+    /// 1 − sim(q, P): how far the mixture moves from general data (the forgetting side).
+    pub distance_from_p: f64,
+    /// Tokens each source supplies over the whole run.
+    pub tokens: Vec<(String, f64)>,
+    /// tokens / available, per source.
+    pub repetition: Vec<(String, f64)>,
+    /// On the Pareto front of (PA, distance from P).
+    pub pareto: bool,
+    /// The largest specialized share the timing rule allowed at this start.
+    pub max_specialized: f64,
+    /// Predicted relative improvement with its 95% prediction interval (with a fit).
+    pub predicted_ri: Option<(f64, f64, f64)>,
+}
+
+/// Searches mixtures for every start fraction in `starts` and specialized-share cap up to the
+/// timing rule's, returns proposals ranked by PA (ties: closer to P first), Pareto front marked.
+pub fn suggest(
+    problem: &Problem,
+    to_p: &Problem,
+    sources: &[SourceInfo],
+    budget: &Budget,
+    rule: &TimingRule,
+    starts: &[f64],
+) -> Result<Vec<MixProposal>> {
+    use rayon::prelude::*;
+    let sim_p = problem.sim(&problem.sources[0]);
+    let n = sources.len();
+    let total_tokens = budget.total_steps as f64 * budget.tokens_per_step as f64;
+    let mut jobs: Vec<(f64, f64)> = Vec::new();
+    for &f in starts {
+        let wmax = rule.max_weight(f).min(1.0 - budget.min_general);
+        for s in [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
+            if s < wmax - 1e-12 {
+                jobs.push((f, s));
+            }
+        }
+        jobs.push((f, wmax));
+    }
+    let bounds = |f: f64, share: f64| -> Result<(Vec<f64>, Vec<f64>)> {
+        let start = (f * budget.total_steps as f64).round();
+        let mid_tokens = (budget.total_steps as f64 - start) * budget.tokens_per_step as f64;
+        let pre_tokens = start * budget.tokens_per_step as f64;
+        let mut lower = vec![0.0; n];
+        let mut upper = vec![1.0; n];
+        lower[0] = (1.0 - share).max(budget.min_general);
+        for (i, s) in sources.iter().enumerate() {
+            let cap = s.available * budget.max_repeat - if i == 0 { pre_tokens } else { 0.0 };
+            upper[i] = if mid_tokens > 0.0 {
+                (cap / mid_tokens).clamp(0.0, 1.0)
+            } else {
+                1.0
+            };
+        }
+        if upper[0] < lower[0] {
+            bail!(
+                "infeasible at start {:.0}% of the run: `{}` must supply at least {:.1}% of the midtraining tokens (general share), but {:.3e} available tokens × {} repeats allow {:.1}% (short by {:.1} points); raise --available or --max-repeat, or lower --min-general",
+                f * 100.0, sources[0].name, lower[0] * 100.0, sources[0].available, budget.max_repeat, upper[0] * 100.0, (lower[0] - upper[0]) * 100.0
+            );
+        }
+        let su: f64 = upper.iter().sum();
+        if su < 1.0 - 1e-12 {
+            let caps: Vec<String> = sources
+                .iter()
+                .zip(&upper)
+                .map(|(s, u)| format!("{} {:.3}", s.name, u))
+                .collect();
+            bail!(
+                "infeasible at start {:.0}% of the run: with at most {} repeats the sources can supply only {:.1}% of the {:.3e} tokens from the start step to the end (shares: {}); short by {:.1} points: raise --max-repeat or --available, or start later",
+                f * 100.0, budget.max_repeat, su * 100.0, mid_tokens, caps.join(", "), (1.0 - su) * 100.0
+            );
+        }
+        Ok((lower, upper))
+    };
+    let results: Vec<Result<MixProposal>> = jobs
+        .par_iter()
+        .map(|&(f, share)| {
+            let (lower, upper) = bounds(f, share)?;
+            let (w, sim) = problem.optimize(&lower, &upper)?;
+            let q = problem.blend(&w);
+            let dist = 1.0 - to_p.sim(&to_p.blend(&w));
+            let start = (f * budget.total_steps as f64).round() as u64;
+            let mid = (budget.total_steps - start) as f64 * budget.tokens_per_step as f64;
+            let tokens: Vec<(String, f64)> = sources
+                .iter()
+                .zip(&w)
+                .enumerate()
+                .map(|(i, (s, wi))| {
+                    (
+                        s.name.clone(),
+                        wi * mid + if i == 0 { total_tokens - mid } else { 0.0 },
+                    )
+                })
+                .collect();
+            let repetition = tokens
+                .iter()
+                .zip(sources)
+                .map(|((n, t), s)| {
+                    (
+                        n.clone(),
+                        if s.available > 0.0 {
+                            t / s.available
+                        } else {
+                            f64::INFINITY
+                        },
+                    )
+                })
+                .collect();
+            let _ = q;
+            Ok(MixProposal {
+                start_step: start,
+                start_fraction: f,
+                weights: sources
+                    .iter()
+                    .zip(&w)
+                    .map(|(s, x)| (s.name.clone(), *x))
+                    .collect(),
+                sim,
+                pa: sim - sim_p,
+                distance_from_p: dist,
+                tokens,
+                repetition,
+                pareto: false,
+                max_specialized: rule.max_weight(f),
+                predicted_ri: None,
+            })
+        })
+        .collect();
+    let mut props: Vec<MixProposal> = Vec::new();
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(p) => props.push(p),
+            Err(e) => {
+                first_err.get_or_insert(e);
+            }
+        }
+    }
+    if props.is_empty() {
+        return Err(first_err.unwrap_or_else(|| anyhow::anyhow!("no start fraction to search")));
+    }
+    // Same weights at the same start: keep one.
+    props.sort_by(|a, b| {
+        b.pa.total_cmp(&a.pa)
+            .then(a.distance_from_p.total_cmp(&b.distance_from_p))
+            .then(a.start_step.cmp(&b.start_step))
+    });
+    // The same weights at several starts: keep the earliest (the sort puts it first among
+    // equals), since early introduction tolerates weight best.
+    let mut kept: Vec<MixProposal> = Vec::new();
+    for p in props {
+        if !kept.iter().any(|k| {
+            k.weights
+                .iter()
+                .zip(&p.weights)
+                .all(|(x, y)| (x.1 - y.1).abs() < 1e-6)
+        }) {
+            kept.push(p);
+        }
+    }
+    let mut props = kept;
+    for i in 0..props.len() {
+        let dominated = props.iter().any(|o| {
+            o.pa >= props[i].pa - 1e-12
+                && o.distance_from_p <= props[i].distance_from_p + 1e-12
+                && (o.pa > props[i].pa + 1e-12
+                    || o.distance_from_p < props[i].distance_from_p - 1e-12)
+        });
+        props[i].pareto = !dominated;
+    }
+    Ok(props)
+}

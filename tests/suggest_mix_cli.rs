@@ -1,0 +1,505 @@
+//! `mtkit suggest-mix` through the real binary: a known optimum, constraints at the
+//! boundary, exports that parse back, bad input.
+
+mod common;
+use common::*;
+
+/// P uses words a b, M uses c d; T's counts are exactly 3×P + 7×M's tokens (10 each), so T is
+/// the 0.3/0.7 token blend of P and M.
+fn blend_fixture(sb: &Sandbox) -> (String, String) {
+    let tok = sb
+        .word_tokenizer("tok.json", &["a", "b", "c", "d", "e", "<|endoftext|>"])
+        .display()
+        .to_string();
+    sb.jsonl("p.jsonl", &["a a a a a b b b b b"]);
+    sb.jsonl("m.jsonl", &["c c d d d d d d d d"]);
+    sb.jsonl("e.jsonl", &["e e e e"]);
+    let mut t = vec!["a a a a a b b b b b"; 3];
+    t.extend(vec!["c c d d d d d d d d"; 7]);
+    sb.jsonl("t.jsonl", &t);
+    let cat = sb
+        .write(
+            "cat.toml",
+            "[datasets.p]\nrole = \"pretrain\"\npaths = [\"p.jsonl\"]\n[datasets.m]\nrole = \"midtrain\"\npaths = [\"m.jsonl\"]\n\
+             [datasets.e]\nrole = \"midtrain\"\npaths = [\"e.jsonl\"]\n[datasets.t]\nrole = \"target\"\npaths = [\"t.jsonl\"]\n",
+        )
+        .display()
+        .to_string();
+    (cat, tok)
+}
+
+fn suggest(sb: &Sandbox, cat: &str, tok: &str, extra: &[&str]) -> serde_json::Value {
+    let mut args = vec![
+        "suggest-mix",
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m,e",
+        "--target",
+        "t",
+        "--catalog",
+        cat,
+        "--tokenizer",
+        tok,
+        "--quiet",
+    ];
+    args.extend_from_slice(&[
+        "--total-steps",
+        "100",
+        "--tokens-per-step",
+        "10",
+        "--available",
+        "p=1e9,m=1e9,e=1e9",
+        "--json",
+    ]);
+    args.extend_from_slice(extra);
+    serde_json::from_str(&sb.ok(&args)).unwrap()
+}
+
+fn weights(p: &serde_json::Value) -> Vec<(String, f64)> {
+    p["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|w| (w[0].as_str().unwrap().to_string(), w[1].as_f64().unwrap()))
+        .collect()
+}
+
+#[test]
+fn recovers_a_known_30_70_blend_under_smooth_metrics() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    for metric in ["cosine", "js-sim", "paper"] {
+        let v = suggest(
+            &sb,
+            &cat,
+            &tok,
+            &["--metric", metric, "--start", "0.1", "--min-general", "0"],
+        );
+        let top = &v["proposals"][0];
+        let w = weights(top);
+        assert!(
+            (w[0].1 - 0.3).abs() < 2e-3 && (w[1].1 - 0.7).abs() < 2e-3 && w[2].1 < 1e-6,
+            "{metric}: {w:?}"
+        );
+        assert!(
+            (top["sim"].as_f64().unwrap() - 1.0).abs() < 1e-5,
+            "{metric}: q = T"
+        );
+        assert_eq!(top["start_step"], 10);
+    }
+}
+
+#[test]
+fn constraints_hold_at_the_boundary() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    // The general share must be at least 0.5: the optimum 0.3 is cut to exactly 0.5.
+    let v = suggest(
+        &sb,
+        &cat,
+        &tok,
+        &[
+            "--metric",
+            "cosine",
+            "--start",
+            "0.1",
+            "--min-general",
+            "0.5",
+        ],
+    );
+    let w = weights(&v["proposals"][0]);
+    assert!((w[0].1 - 0.5).abs() < 1e-9, "{w:?}");
+    // Late start: the timing rule allows at most 10% specialized data at 82% of the run.
+    let v = suggest(
+        &sb,
+        &cat,
+        &tok,
+        &[
+            "--metric",
+            "cosine",
+            "--start",
+            "0.82",
+            "--min-general",
+            "0",
+        ],
+    );
+    let w = weights(&v["proposals"][0]);
+    assert!((w[0].1 - 0.9).abs() < 1e-9, "{w:?}");
+    // Repetition: M has 60 tokens and may be read twice; 90 steps × 10 tokens follow the
+    // start, so M's share is at most 120/900.
+    let mut args = vec![
+        "suggest-mix",
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m",
+        "--target",
+        "t",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--quiet",
+    ];
+    args.extend_from_slice(&[
+        "--total-steps",
+        "100",
+        "--tokens-per-step",
+        "10",
+        "--available",
+        "p=1e9,m=60",
+        "--max-repeat",
+        "2",
+        "--start",
+        "0.1",
+        "--metric",
+        "cosine",
+        "--json",
+        "--min-general",
+        "0",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&sb.ok(&args)).unwrap();
+    let top = &v["proposals"][0];
+    let w = weights(top);
+    assert!((w[1].1 - 120.0 / 900.0).abs() < 1e-9, "{w:?}");
+    let rep = top["repetition"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|r| r[0] == "m")
+        .unwrap()[1]
+        .as_f64()
+        .unwrap();
+    assert!(rep <= 2.0 + 1e-9 && rep > 1.99, "{rep}");
+}
+
+#[test]
+fn exports_parse_back_with_weights_summing_to_one() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    let emit = |fmt: &str| -> (String, String) {
+        let o = sb.run(&[
+            "suggest-mix",
+            "--pretrain",
+            "p",
+            "--candidates",
+            "m,e",
+            "--target",
+            "t",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "--quiet",
+            "--total-steps",
+            "100",
+            "--tokens-per-step",
+            "64",
+            "--seq-len",
+            "16",
+            "--preset",
+            "tiny",
+            "--available",
+            "p=1e9,m=1e9,e=1e9",
+            "--start",
+            "0.1",
+            "--emit",
+            fmt,
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        (
+            String::from_utf8(o.stdout).unwrap(),
+            String::from_utf8(o.stderr).unwrap(),
+        )
+    };
+    let close = |s: f64| assert!((s - 1.0).abs() < 1e-9, "sum {s}");
+    // mtkit: a run config the trainer accepts.
+    let (out, err) = emit("mtkit");
+    assert!(
+        err.contains("rank") && !out.contains("rank"),
+        "the table goes to stderr"
+    );
+    let cfg: mtkit::train::config::RunConfig = toml::from_str(&out).unwrap();
+    let phases = cfg.resolve(&|_| Ok(10)).unwrap();
+    assert_eq!(phases.iter().map(|p| p.kind).collect::<Vec<_>>().len(), 3);
+    assert_eq!(phases[0].steps, 10, "pretrain until the start step");
+    assert!(phases[1].continues, "midtraining continues the schedule");
+    close(phases[1].mixture.iter().map(|x| x.1).sum());
+    assert_eq!(phases[0].batch_size, 4, "64 tokens per step / seq_len 16");
+    // olmo-core (YAML).
+    let (out, _) = emit("olmo-core");
+    let y: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
+    let srcs = y["source_mixture"]["source_configs"].as_sequence().unwrap();
+    close(
+        srcs.iter()
+            .map(|s| s["target_ratio"].as_f64().unwrap())
+            .sum(),
+    );
+    assert_eq!(y["source_mixture"]["max_tokens"].as_u64(), Some(90 * 64));
+    // megatron.
+    let (out, _) = emit("megatron");
+    let line = out.lines().find(|l| l.starts_with("--data-path")).unwrap();
+    let parts: Vec<&str> = line.split_whitespace().skip(1).collect();
+    close(parts.chunks(2).map(|c| c[0].parse::<f64>().unwrap()).sum());
+    assert!(parts[1].ends_with("_text_document"));
+    // hf (JSON), in documents.
+    let (out, _) = emit("hf");
+    let j: serde_json::Value = serde_json::from_str(&out).unwrap();
+    close(
+        j["probabilities"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_f64().unwrap())
+            .sum(),
+    );
+    assert_eq!(j["units"], "documents");
+    // litgpt.
+    let (out, _) = emit("litgpt");
+    close(
+        out.trim()
+            .split(',')
+            .map(|kv| kv.split_once(':').unwrap().1.parse::<f64>().unwrap())
+            .sum(),
+    );
+    assert!(out.starts_with("p:"));
+}
+
+#[test]
+fn hf_probabilities_convert_tokens_to_documents() {
+    // P documents have 10 tokens, M documents 10 → document shares equal token shares here;
+    // make M's documents 5 tokens long: pᵢ ∝ wᵢ/Lᵢ doubles M's document share.
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    sb.jsonl("m.jsonl", &["c d d d d", "c d d d d"]);
+    let o = sb.run(&[
+        "suggest-mix",
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m",
+        "--target",
+        "t",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--quiet",
+        "--total-steps",
+        "100",
+        "--tokens-per-step",
+        "10",
+        "--available",
+        "p=1e9,m=1e9",
+        "--start",
+        "0.1",
+        "--metric",
+        "cosine",
+        "--min-general",
+        "0",
+        "--emit",
+        "hf",
+    ]);
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let p: Vec<f64> = j["probabilities"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_f64().unwrap())
+        .collect();
+    let (wp, wm) = (0.3, 0.7); // token shares of the optimum
+    let want_m = (wm / 5.0) / (wp / 10.0 + wm / 5.0);
+    assert!((p[1] - want_m).abs() < 2e-3, "{p:?} vs {want_m}");
+}
+
+#[test]
+fn fit_predicts_relative_improvement_with_an_interval() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    sb.write(
+        "runs.csv",
+        "pa,ri\n0.0,0.0\n0.1,0.021\n0.2,0.039\n0.3,0.062\n",
+    );
+    let v = suggest(
+        &sb,
+        &cat,
+        &tok,
+        &["--metric", "cosine", "--start", "0.1", "--fit", "runs.csv"],
+    );
+    let top = &v["proposals"][0];
+    let pa = top["pa"].as_f64().unwrap();
+    let pred = top["predicted_ri"].as_array().unwrap();
+    // OLS by hand: x̄ = 0.15, ȳ = 0.0305, Sxx = 0.05, Sxy = 0.004575 + 0.000475 + 0.000425 +
+    // 0.004725 = 0.0102; slope = 0.204, intercept = 0.0305 − 0.204·0.15 = −0.0001.
+    let want = -0.0001 + 0.204 * pa;
+    assert!(
+        (pred[0].as_f64().unwrap() - want).abs() < 1e-9,
+        "{pred:?} vs {want}"
+    );
+    assert!(pred[1].as_f64().unwrap() < want && want < pred[2].as_f64().unwrap());
+}
+
+#[test]
+fn bad_input_fails_clearly() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    let base = [
+        "suggest-mix",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--quiet",
+        "--total-steps",
+        "100",
+        "--tokens-per-step",
+        "10",
+    ];
+    let run = |extra: &[&str]| {
+        let mut v = base.to_vec();
+        v.extend_from_slice(extra);
+        sb.fails(&v)
+    };
+    assert!(
+        run(&["--pretrain", "p", "--candidates", "zz", "--target", "t"])
+            .contains("unknown corpus `zz`")
+    );
+    assert!(
+        run(&["--pretrain", "p", "--candidates", "", "--target", "t"])
+            .contains("--candidates is empty")
+    );
+    assert!(
+        run(&["--pretrain", "p", "--candidates", "m,p", "--target", "t"]).contains("named twice")
+    );
+    assert!(run(&[
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m",
+        "--target",
+        "t",
+        "--metric",
+        "kl"
+    ])
+    .contains("suggest-mix optimises the metrics"));
+    let e = run(&[
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m",
+        "--target",
+        "t",
+        "--available",
+        "p=10,m=10",
+        "--max-repeat",
+        "1",
+        "--start",
+        "0.5",
+    ]);
+    assert!(
+        e.contains("infeasible at start 50%") && e.contains("short by"),
+        "{e}"
+    );
+    assert!(run(&[
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m",
+        "--target",
+        "t",
+        "--available",
+        "q=10"
+    ])
+    .contains("--available names `q`"));
+}
+
+#[test]
+fn real_samples_rank_a_code_heavy_mixture_first_and_the_export_trains() {
+    let Some(cat) = shared_catalog() else { return };
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let (cat, tok) = (cat.to_str().unwrap(), tok.to_str().unwrap());
+    let v: serde_json::Value = serde_json::from_str(&sb.ok(&[
+        "suggest-mix",
+        "--pretrain",
+        "c4",
+        "--candidates",
+        "starcoder,math,flan",
+        "--target",
+        "codesearchnet",
+        "--catalog",
+        cat,
+        "--tokenizer",
+        tok,
+        "--quiet",
+        "--json",
+    ]))
+    .unwrap();
+    let w = weights(&v["proposals"][0]);
+    let top_special = w[1..].iter().max_by(|a, b| a.1.total_cmp(&b.1)).unwrap();
+    assert_eq!(top_special.0, "starcoder", "{w:?}");
+    assert!(top_special.1 >= 0.3, "code-heavy: {w:?}");
+    // The mtkit export at a CPU scale runs with `mtkit train`.
+    let o = sb.run(&[
+        "suggest-mix",
+        "--pretrain",
+        "c4",
+        "--candidates",
+        "starcoder,math,flan",
+        "--target",
+        "codesearchnet",
+        "--catalog",
+        cat,
+        "--tokenizer",
+        tok,
+        "--quiet",
+        "--emit",
+        "mtkit",
+        "--preset",
+        "tiny",
+        "--total-steps",
+        "10",
+        "--tokens-per-step",
+        "128",
+        "--seq-len",
+        "32",
+        "--lr",
+        "1e-3",
+        "--sft-epochs",
+        "0.01",
+        "--available",
+        "c4=1e6,starcoder=1e6,math=1e6,flan=1e6",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    sb.write("suggested.toml", &o.stdout);
+    sb.ok(&[
+        "tokenize",
+        "c4",
+        "starcoder",
+        "codesearchnet",
+        "--catalog",
+        cat,
+        "--tokenizer",
+        tok,
+        "-o",
+        "tokens",
+        "--max-docs",
+        "200",
+        "--val-docs",
+        "20",
+        "--quiet",
+    ]);
+    let out = sb.ok(&[
+        "train",
+        "suggested.toml",
+        "--out",
+        "run",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
+    assert!(out.contains("done:"), "{out}");
+}
