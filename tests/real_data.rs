@@ -123,27 +123,7 @@ fn proximity_on_real_samples_matches_an_independent_computation() {
         "mbpp.jsonl",
     ]);
     let target = count(&["codesearchnet-python-cosqa.jsonl.gz"]);
-    let sim = |a: &BTreeMap<u32, f64>, b: &BTreeMap<u32, f64>| -> f64 {
-        let (ta, tb): (f64, f64) = (a.values().sum(), b.values().sum());
-        let keys: std::collections::BTreeSet<u32> = a.keys().chain(b.keys()).copied().collect();
-        let (mut dot, mut na, mut nb, mut inter, mut js) = (0.0, 0.0, 0.0, 0.0, 0.0);
-        for k in &keys {
-            let p = a.get(k).unwrap_or(&0.0) / ta;
-            let q = b.get(k).unwrap_or(&0.0) / tb;
-            dot += p * q;
-            na += p * p;
-            nb += q * q;
-            inter += f64::from(p > 0.0 && q > 0.0);
-            let m = 0.5 * (p + q);
-            if p > 0.0 {
-                js += 0.5 * p * (p / m).ln();
-            }
-            if q > 0.0 {
-                js += 0.5 * q * (q / m).ln();
-            }
-        }
-        0.4 * dot / (na.sqrt() * nb.sqrt()) + 0.3 * inter / keys.len() as f64 + 0.3 / (1.0 + js)
-    };
+    let sim = |a: &BTreeMap<u32, f64>, b: &BTreeMap<u32, f64>| paper_reference(a, b).3;
     let s_p = sim(&c4, &target);
     let s_m = sim(&code, &target);
     let get = |name: &str, col: usize| {

@@ -160,3 +160,35 @@ pub fn parse_csv(s: &str) -> (Vec<String>, Vec<Vec<String>>) {
         .collect();
     (header, rows)
 }
+
+/// An independent implementation of the paper's token similarity (shared/docs/paper.md §2)
+/// over count maps: (cosine, jaccard, JSD, 0.4·cos + 0.3·jaccard + 0.3/(1 + JSD)).
+pub fn paper_reference<K: Ord + Clone>(
+    a: &std::collections::BTreeMap<K, f64>,
+    b: &std::collections::BTreeMap<K, f64>,
+) -> (f64, f64, f64, f64) {
+    let ta: f64 = a.values().sum();
+    let tb: f64 = b.values().sum();
+    let keys: std::collections::BTreeSet<&K> = a.keys().chain(b.keys()).collect();
+    let (mut dot, mut na, mut nb, mut inter, mut js) = (0.0, 0.0, 0.0, 0.0, 0.0);
+    for k in &keys {
+        let p = a.get(*k).copied().unwrap_or(0.0) / ta;
+        let q = b.get(*k).copied().unwrap_or(0.0) / tb;
+        dot += p * q;
+        na += p * p;
+        nb += q * q;
+        if p > 0.0 && q > 0.0 {
+            inter += 1.0;
+        }
+        let m = (p + q) / 2.0;
+        if p > 0.0 {
+            js += 0.5 * p * (p / m).ln();
+        }
+        if q > 0.0 {
+            js += 0.5 * q * (q / m).ln();
+        }
+    }
+    let cos = dot / (na.sqrt() * nb.sqrt());
+    let jac = inter / keys.len() as f64;
+    (cos, jac, js, 0.4 * cos + 0.3 * jac + 0.3 / (1.0 + js))
+}
