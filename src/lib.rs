@@ -15,6 +15,7 @@ pub mod paths;
 pub mod profile;
 pub mod progress;
 pub mod proximity;
+pub mod report;
 pub mod rng;
 pub mod shards;
 pub mod stats;

@@ -14,6 +14,7 @@ mod output;
 mod profile;
 mod progress;
 mod proximity;
+mod report;
 mod suggest_mix;
 mod tokenize;
 #[cfg(feature = "torch")]
@@ -44,6 +45,9 @@ enum Command {
     Profile(profile::ProfileArgs),
     Proximity(proximity::ProximityArgs),
     SuggestMix(suggest_mix::SuggestArgs),
+    /// Reports: regression of gain on proximity, paper-style tables.
+    #[command(subcommand)]
+    Report(report::ReportCommand),
     /// Tokenize corpora into token shards for training.
     Tokenize(tokenize::TokenizeArgs),
     #[cfg(feature = "torch")]
@@ -75,6 +79,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Profile(a) => profile::run(a),
         Command::Proximity(a) => proximity::run(a),
         Command::SuggestMix(a) => suggest_mix::run(a),
+        Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
         #[cfg(feature = "torch")]
         Command::Train(a) => train::run(a),

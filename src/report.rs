@@ -1,0 +1,235 @@
+//! Reports: the regression of gain on proximity and the paper's tables.
+//!
+//! `regress`: ordinary least squares y = a + b·x (coefficients and their covariance
+//! σ²(XᵀX)⁻¹ through ndarray-linalg), Pearson r with a two-sided p-value (t = r√(n−2)/√(1−r²),
+//! Student t with n − 2 degrees of freedom), Spearman ρ (Pearson on average ranks), R², and a
+//! percentile bootstrap interval for r over resampled pairs. `ttest`: Student's two-sample
+//! t-test with equal variances, two-sided, as the paper compares seeds of base and midtrained
+//! models.
+
+use anyhow::{bail, Result};
+use ndarray::{Array1, Array2};
+use ndarray_linalg::{Inverse, LeastSquaresSvd};
+use serde::Serialize;
+use statrs::distribution::{ContinuousCDF, StudentsT};
+
+use crate::rng::{mix64, Rng};
+
+/// One regression of y on x.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Regression {
+    /// Points.
+    pub n: usize,
+    /// OLS slope.
+    pub slope: f64,
+    /// Its standard error.
+    pub slope_se: f64,
+    /// OLS intercept.
+    pub intercept: f64,
+    /// Its standard error.
+    pub intercept_se: f64,
+    /// Pearson correlation.
+    pub r: f64,
+    /// Two-sided p-value of r (equivalently of the slope).
+    pub p_value: f64,
+    /// Spearman rank correlation.
+    pub spearman: f64,
+    /// Coefficient of determination.
+    pub r2: f64,
+    /// 95% percentile bootstrap interval of r.
+    pub r_ci: (f64, f64),
+}
+
+fn pearson(x: &[f64], y: &[f64]) -> f64 {
+    let n = x.len() as f64;
+    let (mx, my) = (x.iter().sum::<f64>() / n, y.iter().sum::<f64>() / n);
+    let (mut sxy, mut sxx, mut syy) = (0.0, 0.0, 0.0);
+    for (a, b) in x.iter().zip(y) {
+        sxy += (a - mx) * (b - my);
+        sxx += (a - mx).powi(2);
+        syy += (b - my).powi(2);
+    }
+    sxy / (sxx.sqrt() * syy.sqrt())
+}
+
+/// Average ranks (1-based), ties sharing the mean of their positions.
+pub fn ranks(v: &[f64]) -> Vec<f64> {
+    let mut idx: Vec<usize> = (0..v.len()).collect();
+    idx.sort_by(|&a, &b| v[a].total_cmp(&v[b]));
+    let mut out = vec![0.0; v.len()];
+    let mut i = 0;
+    while i < idx.len() {
+        let mut j = i;
+        while j + 1 < idx.len() && v[idx[j + 1]] == v[idx[i]] {
+            j += 1;
+        }
+        let avg = (i + j) as f64 / 2.0 + 1.0;
+        for k in i..=j {
+            out[idx[k]] = avg;
+        }
+        i = j + 1;
+    }
+    out
+}
+
+fn t_two_sided(t: f64, df: f64) -> f64 {
+    let d = StudentsT::new(0.0, 1.0, df).expect("df > 0");
+    (2.0 * (1.0 - d.cdf(t.abs()))).clamp(0.0, 1.0)
+}
+
+/// Regresses y on x; needs at least 3 points and variance in both.
+pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regression> {
+    let n = x.len();
+    if n != y.len() {
+        bail!("x and y have different lengths ({n} and {})", y.len());
+    }
+    if n < 3 {
+        bail!("a regression needs at least 3 points, got {n}");
+    }
+    let var = |v: &[f64]| {
+        let m = v.iter().sum::<f64>() / v.len() as f64;
+        v.iter().map(|a| (a - m).powi(2)).sum::<f64>()
+    };
+    if var(x) == 0.0 {
+        bail!("x has zero variance (all {n} values are {})", x[0]);
+    }
+    if var(y) == 0.0 {
+        bail!("y has zero variance (all {n} values are {})", y[0]);
+    }
+    let design = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { 1.0 } else { x[i] });
+    let yv = Array1::from(y.to_vec());
+    let fit = design.least_squares(&yv)?;
+    let (a, b) = (fit.solution[0], fit.solution[1]);
+    let rss: f64 = x
+        .iter()
+        .zip(y)
+        .map(|(xi, yi)| (yi - a - b * xi).powi(2))
+        .sum();
+    let sigma2 = rss / (n - 2) as f64;
+    let cov = design.t().dot(&design).inv()? * sigma2;
+    let r = pearson(x, y);
+    let t = r * ((n - 2) as f64).sqrt() / (1.0 - r * r).max(0.0).sqrt();
+    let p_value = if t.is_finite() {
+        t_two_sided(t, (n - 2) as f64)
+    } else {
+        0.0
+    };
+    let mut rs = Vec::with_capacity(bootstrap);
+    for k in 0..bootstrap {
+        let mut rng = Rng::new(mix64(seed ^ mix64(k as u64)));
+        let pick: Vec<usize> = (0..n).map(|_| rng.below(n as u64) as usize).collect();
+        let bx: Vec<f64> = pick.iter().map(|&i| x[i]).collect();
+        let by: Vec<f64> = pick.iter().map(|&i| y[i]).collect();
+        if var(&bx) > 0.0 && var(&by) > 0.0 {
+            rs.push(pearson(&bx, &by));
+        }
+    }
+    rs.sort_by(|a, b| a.total_cmp(b));
+    let r_ci = if rs.is_empty() {
+        (f64::NAN, f64::NAN)
+    } else {
+        (
+            crate::proximity::percentile(&rs, 0.025),
+            crate::proximity::percentile(&rs, 0.975),
+        )
+    };
+    Ok(Regression {
+        n,
+        slope: b,
+        slope_se: cov[[1, 1]].sqrt(),
+        intercept: a,
+        intercept_se: cov[[0, 0]].sqrt(),
+        r,
+        p_value,
+        spearman: pearson(&ranks(x), &ranks(y)),
+        r2: r * r,
+        r_ci,
+    })
+}
+
+/// Student's two-sample t-test with equal variances: (t, two-sided p).
+pub fn ttest(a: &[f64], b: &[f64]) -> Result<(f64, f64)> {
+    let (n1, n2) = (a.len() as f64, b.len() as f64);
+    if a.len() < 2 || b.len() < 2 {
+        bail!(
+            "a t-test needs at least 2 values per group (got {} and {})",
+            a.len(),
+            b.len()
+        );
+    }
+    let (m1, m2) = (a.iter().sum::<f64>() / n1, b.iter().sum::<f64>() / n2);
+    let s1 = a.iter().map(|v| (v - m1).powi(2)).sum::<f64>() / (n1 - 1.0);
+    let s2 = b.iter().map(|v| (v - m2).powi(2)).sum::<f64>() / (n2 - 1.0);
+    let df = n1 + n2 - 2.0;
+    let sp = (((n1 - 1.0) * s1 + (n2 - 1.0) * s2) / df).sqrt();
+    if sp == 0.0 {
+        bail!("a t-test needs some spread within the groups");
+    }
+    let t = (m1 - m2) / (sp * (1.0 / n1 + 1.0 / n2).sqrt());
+    Ok((t, t_two_sided(t, df)))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const AX: [f64; 11] = [10.0, 8.0, 13.0, 9.0, 11.0, 14.0, 6.0, 4.0, 12.0, 7.0, 5.0];
+    const AY: [f64; 11] = [
+        8.04, 6.95, 7.58, 8.81, 8.33, 9.96, 7.24, 4.26, 10.84, 4.82, 5.68,
+    ];
+
+    #[test]
+    fn anscombe_first_set() {
+        // Anscombe (1973) set I: r = 0.816, slope 0.500, intercept 3.00, R² = 0.67;
+        // standard errors (textbook OLS output): slope 0.118, intercept 1.125.
+        let r = regress(&AX, &AY, 200, 1).unwrap();
+        assert!((r.r - 0.816).abs() < 5e-4, "{r:?}");
+        assert!((r.slope - 0.500).abs() < 5e-4 && (r.intercept - 3.00).abs() < 5e-3);
+        assert!((r.r2 - 0.67).abs() < 5e-3);
+        assert!(
+            (r.slope_se - 0.118).abs() < 5e-4 && (r.intercept_se - 1.125).abs() < 5e-4,
+            "{r:?}"
+        );
+        assert!(
+            r.p_value < 0.01 && r.p_value > 0.001,
+            "p ≈ 0.00217: {}",
+            r.p_value
+        );
+        assert!(r.r_ci.0 < r.r && r.r < r.r_ci.1);
+    }
+
+    #[test]
+    fn spearman_and_ranks_by_hand() {
+        assert_eq!(ranks(&[10.0, 20.0, 20.0, 5.0]), vec![2.0, 3.5, 3.5, 1.0]);
+        // A monotone but non-linear relation has ρ = 1.
+        let r = regress(&[1.0, 2.0, 3.0, 4.0], &[1.0, 8.0, 27.0, 64.0], 0, 0).unwrap();
+        assert!((r.spearman - 1.0).abs() < 1e-12 && r.r < 1.0);
+    }
+
+    #[test]
+    fn student_t_test_textbook_case() {
+        // Two samples of six (a standard worked example of Student's t-test): t = 1.959,
+        // df = 10, two-sided p = 0.07857.
+        let a = [30.02, 29.99, 30.11, 29.97, 30.01, 29.99];
+        let b = [29.89, 29.93, 29.72, 29.98, 30.02, 29.98];
+        let (t, p) = ttest(&a, &b).unwrap();
+        assert!((t - 1.959).abs() < 5e-4, "{t}");
+        assert!((p - 0.07857).abs() < 5e-5, "{p}");
+    }
+
+    #[test]
+    fn degenerate_inputs_fail() {
+        assert!(regress(&[1.0, 2.0], &[1.0, 2.0], 0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("at least 3"));
+        assert!(regress(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0], 0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("x has zero variance"));
+        assert!(regress(&[1.0, 2.0, 3.0], &[2.0, 2.0, 2.0], 0, 0)
+            .unwrap_err()
+            .to_string()
+            .contains("y has zero variance"));
+    }
+}
