@@ -26,5 +26,13 @@ step "Midtraining mixtures proposed for the target (a CPU-sized budget: 120 step
 printf '\nThe top proposal as an mtkit run config: %s (train it with: mtkit tokenize demo-web demo-code demo-docstring -o %s/tokens && mtkit train %s)\n' \
   "$out/suggested.toml" "$out" "$out/suggested.toml"
 
+step "Verification: train the demo grid (base, midtraining with code/math/qa, CPT on code; then SFT on demo-docstring)" \
+  "$mtkit" verify analysis/demo.toml --out "$out/verify" --device cpu
+step "Gain against proximity advantage" \
+  "$mtkit" report regress "$out/verify/runs.csv" -o "$out/regression.csv" --plot "$out/regression.svg" --bootstrap 200
+step "Paper-style table" \
+  "$mtkit" report table "$out/verify/runs.csv" -o "$out/table.csv" --latex "$out/table.tex"
+
 printf '\nOutputs:\n'
-printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg" "$out/suggested.toml"
+printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg" "$out/suggested.toml" \
+  "$out/verify/runs.csv" "$out/regression.csv" "$out/regression.svg" "$out/table.csv" "$out/table.tex"

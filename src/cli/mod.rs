@@ -19,6 +19,8 @@ mod suggest_mix;
 mod tokenize;
 #[cfg(feature = "torch")]
 mod train;
+#[cfg(feature = "torch")]
+mod verify;
 
 /// mtkit: decide what data to mix in between pretraining and fine-tuning.
 ///
@@ -52,6 +54,8 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     #[cfg(feature = "torch")]
     Train(train::TrainArgs),
+    #[cfg(feature = "torch")]
+    Verify(verify::VerifyArgs),
     /// Model presets.
     #[cfg(feature = "torch")]
     #[command(subcommand)]
@@ -65,7 +69,10 @@ impl Cli {
     #[allow(dead_code)]
     pub fn uses_torch(&self) -> bool {
         #[cfg(feature = "torch")]
-        if matches!(self.command, Command::Train(_) | Command::Model(_)) {
+        if matches!(
+            self.command,
+            Command::Train(_) | Command::Model(_) | Command::Verify(_)
+        ) {
             return true;
         }
         matches!(self.command, Command::Doctor)
@@ -85,6 +92,8 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Train(a) => train::run(a),
         #[cfg(feature = "torch")]
         Command::Model(c) => train::model(c),
+        #[cfg(feature = "torch")]
+        Command::Verify(a) => verify::run(a),
         Command::Doctor => doctor::run(),
     }
 }

@@ -691,7 +691,7 @@ impl Trainer {
         }
         let saved: Saved = serde_json::from_slice(&bytes)
             .with_context(|| format!("{}: bad state", path.display()))?;
-        if saved.config != self.cfg {
+        if saved.config != self.cfg && !self.shares_prefix(&saved.config, &saved.state) {
             bail!(
                 "{} was written by a different run config; resume with the same config",
                 path.display()
@@ -713,6 +713,36 @@ impl Trainer {
         self.state = saved.state;
         self.metrics = saved.metrics;
         Ok(())
+    }
+
+    /// Whether a checkpoint of `other` taken at a phase boundary is a valid start for this
+    /// run: same run settings (the name aside) and identical completed phases.
+    fn shares_prefix(&self, other: &RunConfig, state: &TrainState) -> bool {
+        let mut a = other.run.clone();
+        a.name = self.cfg.run.name.clone();
+        let done = state.phase;
+        state.phase_step == 0
+            && a == self.cfg.run
+            && done <= other.phases.len()
+            && done <= self.cfg.phases.len()
+            && other.phases[..done] == self.cfg.phases[..done]
+    }
+
+    /// Starts this run from a phase-boundary checkpoint of a run with the same first phases
+    /// (prefix reuse in verification grids).
+    pub fn start_from(&mut self, checkpoint: &Path) -> Result<()> {
+        self.load_checkpoint(checkpoint)?;
+        self.metrics.clear();
+        Ok(())
+    }
+
+    /// Path of the checkpoint written at `step`, if any.
+    pub fn checkpoint_at(&self, step: u64) -> Option<PathBuf> {
+        let p = self
+            .out
+            .join("checkpoints")
+            .join(format!("step-{step:08}.safetensors"));
+        p.exists().then_some(p)
     }
 
     /// The run's VarStore (weights).
