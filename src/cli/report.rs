@@ -305,24 +305,21 @@ fn scatter(pts: &[(f64, f64, String, String)], a: f64, b: f64, xl: &str, yl: &st
     for p in &fin {
         let c = colors[targets.iter().position(|t| *t == p.2).unwrap_or(0) % colors.len()];
         let (x, y) = (tx(p.0), ty(p.1));
-        let shape = match mixes.iter().position(|t| *t == p.3).unwrap_or(0) % 3 {
-            0 => format!("<circle cx=\"{x}\" cy=\"{y}\" r=\"5\" fill=\"{c}\"/>"),
-            1 => format!(
-                "<rect x=\"{}\" y=\"{}\" width=\"9\" height=\"9\" fill=\"{c}\"/>",
-                x - 4.5,
-                y - 4.5
-            ),
-            _ => format!(
-                "<polygon points=\"{x},{} {},{} {},{}\" fill=\"{c}\"/>",
-                y - 6.0,
-                x - 5.5,
-                y + 4.0,
-                x + 5.5,
-                y + 4.0
-            ),
-        };
-        s.push_str(&shape);
+        s.push_str(&marker(
+            mixes.iter().position(|t| *t == p.3).unwrap_or(0),
+            x,
+            y,
+            c,
+        ));
         s.push('\n');
+    }
+    for (i, mix) in mixes.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
+        let y = h - m - 14.0 * (mixes.len() - i) as f64;
+        s.push_str(&marker(i, w - m - 100.0, y - 4.0, "#444"));
+        s.push_str(&format!(
+            "<text x=\"{}\" y=\"{y}\">{mix}</text>\n",
+            w - m - 90.0
+        ));
     }
     for (i, t) in targets.iter().enumerate().filter(|(_, t)| !t.is_empty()) {
         s.push_str(&format!(
@@ -334,6 +331,33 @@ fn scatter(pts: &[(f64, f64, String, String)], a: f64, b: f64, xl: &str, yl: &st
     }
     s.push_str("</svg>\n");
     s
+}
+
+/// Marker `i` (circle, square, triangle, diamond, repeating) centred at (x, y).
+fn marker(i: usize, x: f64, y: f64, c: &str) -> String {
+    match i % 4 {
+        0 => format!("<circle cx=\"{x}\" cy=\"{y}\" r=\"5\" fill=\"{c}\"/>"),
+        1 => format!(
+            "<rect x=\"{}\" y=\"{}\" width=\"9\" height=\"9\" fill=\"{c}\"/>",
+            x - 4.5,
+            y - 4.5
+        ),
+        2 => format!(
+            "<polygon points=\"{x},{} {},{} {},{}\" fill=\"{c}\"/>",
+            y - 6.0,
+            x - 5.5,
+            y + 4.0,
+            x + 5.5,
+            y + 4.0
+        ),
+        _ => format!(
+            "<polygon points=\"{x},{} {},{y} {x},{} {},{y}\" fill=\"{c}\"/>",
+            y - 6.0,
+            x + 6.0,
+            y + 6.0,
+            x - 6.0
+        ),
+    }
 }
 
 fn run_table(a: TableArgs) -> Result<()> {
