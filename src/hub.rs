@@ -172,6 +172,14 @@ pub fn pull(card: &Card, max_docs: u64) -> Result<Pulled> {
             .with_context(|| format!("cannot replace {}", dir.display()))?;
     }
     let kept = tmp.keep();
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755));
+        for f in &written {
+            crate::paths::make_readable(&kept.join(f));
+        }
+    }
     std::fs::rename(&kept, &dir)
         .with_context(|| format!("cannot move the sample to {}", dir.display()))?;
     Ok(Pulled {

@@ -44,10 +44,20 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
         w.flush()?;
     }
     tmp.as_file().sync_all().ok();
+    make_readable(tmp.path());
     tmp.persist(path)
         .map_err(|e| e.error)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
+}
+
+/// Temporary files are created private (0600); outputs are ordinary files (0644).
+pub fn make_readable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    }
 }
 
 /// [`write_atomic`] for a whole byte string.

@@ -106,10 +106,12 @@ impl SplitWriter {
         h.extend_from_slice(&self.n_tokens.to_le_bytes());
         f.as_file_mut().write_all(&h)?;
         f.as_file().sync_all()?;
+        crate::paths::make_readable(f.path());
         f.persist(dir.join(format!("{split}.tokens")))
             .map_err(|e| e.error)?;
         let d = self.docs.into_inner().map_err(|e| anyhow!("{e}"))?;
         d.as_file().sync_all()?;
+        crate::paths::make_readable(d.path());
         d.persist(dir.join(format!("{split}.docs")))
             .map_err(|e| e.error)?;
         Ok(())

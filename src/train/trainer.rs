@@ -668,6 +668,7 @@ impl Trainer {
             .tempfile_in(&dir)?;
         Tensor::write_safetensors(&named, tmp.path())
             .map_err(|e| anyhow!("cannot write checkpoint: {e}"))?;
+        crate::paths::make_readable(tmp.path());
         tmp.persist(&path)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot write {}", path.display()))?;
