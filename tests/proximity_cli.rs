@@ -80,6 +80,15 @@ fn paper_metric_matches_hand_values_and_second_implementation() {
         header,
         ["corpus", "role", "metric", "sim", "cosine", "jaccard", "jsd", "pa"]
     );
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(fx.sb.path("out.csv"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777;
+        assert_eq!(mode, 0o644, "outputs are ordinary readable files");
+    }
     let names: Vec<&str> = rows.iter().map(|r| r[0].as_str()).collect();
     assert_eq!(
         names,
