@@ -16,6 +16,13 @@ fn main() {
         }
         eprintln!("mtkit: warning: {e:#}");
     }
+    // Large CPU tensors (the logits) are allocated every step; on 4 KiB pages that costs
+    // millions of page faults. LibTorch's switch for 2 MiB transparent huge pages cut them 16×
+    // and a tiny run's wall time by 20% (same losses). Set before any tensor is allocated.
+    #[cfg(feature = "torch")]
+    if args.uses_torch() && std::env::var_os("THP_MEM_ALLOC_ENABLE").is_none() {
+        std::env::set_var("THP_MEM_ALLOC_ENABLE", "1");
+    }
     if let Err(e) = cli::run(args) {
         eprintln!("mtkit: error: {e:#}");
         std::process::exit(1);
