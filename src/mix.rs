@@ -500,7 +500,6 @@ pub fn suggest(
         .map(|&(f, share)| {
             let (lower, upper) = bounds(f, share)?;
             let (w, sim) = problem.optimize(&lower, &upper)?;
-            let q = problem.blend(&w);
             let dist = 1.0 - to_p.sim(&to_p.blend(&w));
             let start = (f * budget.total_steps as f64).round() as u64;
             let mid = (budget.total_steps - start) as f64 * budget.tokens_per_step as f64;
@@ -529,7 +528,6 @@ pub fn suggest(
                     )
                 })
                 .collect();
-            let _ = q;
             Ok(MixProposal {
                 start_step: start,
                 start_fraction: f,

@@ -294,7 +294,12 @@ pub fn build(
     progress: &dyn Progress,
 ) -> Result<Profile> {
     opts.validate(tok.vocab_size)?;
-    let meta = ProfileMeta {
+    build_with(meta_for(card, tok, opts)?, card, tok, opts, progress)
+}
+
+/// The metadata a profile of `card` under `opts` will carry (and its cache key).
+pub fn meta_for(card: &Card, tok: &Tokenizer, opts: &ProfileOptions) -> Result<ProfileMeta> {
+    Ok(ProfileMeta {
         format: FORMAT_VERSION,
         mtkit_version: crate::VERSION.to_string(),
         corpus: card.name.clone(),
@@ -310,7 +315,16 @@ pub fn build(
         shards: opts.sample.shard.map(|s| vec![s]),
         ngram: opts.ngram,
         ngram_mode: opts.ngram_mode,
-    };
+    })
+}
+
+fn build_with(
+    meta: ProfileMeta,
+    card: &Card,
+    tok: &Tokenizer,
+    opts: &ProfileOptions,
+    progress: &dyn Progress,
+) -> Result<Profile> {
     let bits = id_bits(tok.vocab_size);
     let threads = rayon::current_num_threads();
     let locals: Vec<Mutex<Counts>> = (0..threads + 1)
@@ -378,14 +392,7 @@ pub fn build(
     })?;
     progress.finish();
 
-    let mut total = Counts::new(
-        tok.vocab_size,
-        &ProfileOptions {
-            ngram: 1,
-            ..opts.clone()
-        },
-    );
-    total.ngrams = Counts::new(tok.vocab_size, opts).ngrams;
+    let mut total = Counts::new(tok.vocab_size, opts);
     for l in locals {
         total.merge(l.into_inner().expect("counter lock"));
     }
@@ -681,23 +688,7 @@ pub fn cached_or_build(
     progress: &dyn Progress,
 ) -> Result<(Profile, bool)> {
     opts.validate(tok.vocab_size)?;
-    let meta = ProfileMeta {
-        format: FORMAT_VERSION,
-        mtkit_version: crate::VERSION.to_string(),
-        corpus: card.name.clone(),
-        card_hash: card.content_hash()?,
-        card_origin: card.origin.clone(),
-        tokenizer_path: tok.path.display().to_string(),
-        tokenizer_sha256: tok.sha256.clone(),
-        vocab_size: tok.vocab_size,
-        max_docs: opts.sample.max_docs,
-        seed: opts.sample.seed,
-        max_chars: opts.sample.max_chars,
-        max_tokens_per_doc: opts.max_tokens_per_doc,
-        shards: opts.sample.shard.map(|s| vec![s]),
-        ngram: opts.ngram,
-        ngram_mode: opts.ngram_mode,
-    };
+    let meta = meta_for(card, tok, opts)?;
     let path = cache_path(&meta);
     if use_cache && !opts.keep_docs && path.exists() {
         if let Ok(p) = Profile::load(&path) {
@@ -706,7 +697,7 @@ pub fn cached_or_build(
             }
         }
     }
-    let p = build(card, tok, opts, progress)?;
+    let p = build_with(meta, card, tok, opts, progress)?;
     // A strict run that passed is as good as any; the cache is shared by both.
     p.save(&path)
         .with_context(|| format!("cannot write the profile cache {}", path.display()))?;

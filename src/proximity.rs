@@ -24,7 +24,7 @@ use anyhow::{bail, Result};
 use hashbrown::HashMap;
 use serde::Serialize;
 
-use crate::profile::{NgramCounts, Profile};
+use crate::profile::Profile;
 
 /// A similarity metric.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
@@ -363,9 +363,6 @@ pub fn check_comparable(profiles: &[&Profile], metric: Metric, ngram: usize) -> 
                     p.meta.corpus,
                     p.meta.ngram
                 );
-            }
-            if let Some(NgramCounts::Hashed(_)) = p.ngrams.first() {
-                // Hashed buckets compare like exact keys; the result is approximate.
             }
         }
     }

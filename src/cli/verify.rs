@@ -143,20 +143,17 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         }
     })?;
     // Proximity advantage of each run's midtraining mixture for its target (paper metric).
-    let opts = ProfileOptions {
-        sample: SampleSpec::default(),
-        max_tokens_per_doc: Some(512),
-        ngram: 1,
-        ngram_mode: NgramMode::Exact,
-        keep_docs: false,
-    };
+    // The proximity defaults (paper §2): 1,000 documents, 10,000 characters, 512 tokens.
     let opts = ProfileOptions {
         sample: SampleSpec {
             max_docs: Some(1000),
             max_chars: Some(10_000),
-            ..opts.sample
+            ..SampleSpec::default()
         },
-        ..opts
+        max_tokens_per_doc: Some(512),
+        ngram: 1,
+        ngram_mode: NgramMode::Exact,
+        keep_docs: false,
     };
     let mut dists = std::collections::BTreeMap::new();
     for c in &cards {
