@@ -37,6 +37,10 @@ mod verify;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
+    /// Worker threads for tokenizing and counting (one more thread reads the corpus) and for
+    /// LibTorch on CPU. Default: one per core.
+    #[arg(long, global = true, value_name = "N", env = "MTKIT_THREADS")]
+    threads: Option<usize>,
 }
 
 #[derive(Subcommand, Debug)]
@@ -81,6 +85,20 @@ impl Cli {
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
+    if let Some(n) = cli.threads {
+        if n == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(n)
+            .build_global()
+            .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?;
+        #[cfg(feature = "torch")]
+        if cli.uses_torch() {
+            tch::set_num_threads(n as i32);
+            tch::set_num_interop_threads(n as i32);
+        }
+    }
     match cli.command {
         Command::Data(c) => data::run(c),
         Command::Profile(a) => profile::run(a),
