@@ -379,14 +379,15 @@ impl Trainer {
         let t = self.state.adam_t as i32;
         tch::no_grad(|| {
             if o.grad_clip > 0.0 {
-                let sq: f64 = self
+                // One reduction and one device sync for the global norm, not one per tensor.
+                let norms: Vec<Tensor> = self
                     .params
                     .iter()
                     .map(|(_, p)| p.grad())
                     .filter(|g| g.defined())
-                    .map(|g| g.square().sum(Kind::Double).double_value(&[]))
-                    .sum();
-                let norm = sq.sqrt();
+                    .map(|g| g.norm())
+                    .collect();
+                let norm = Tensor::stack(&norms, 0).norm().double_value(&[]);
                 if norm > o.grad_clip {
                     let scale = o.grad_clip / (norm + 1e-6);
                     for (_, p) in &self.params {
@@ -399,21 +400,24 @@ impl Trainer {
             }
             let bc1 = 1.0 - o.beta1.powi(t);
             let bc2 = 1.0 - o.beta2.powi(t);
+            // In place, as torch.optim.AdamW does it: two temporaries per tensor, not nine.
+            // p ← p·(1 − lr·wd) − lr/bc1 · m / (√(v/bc2) + eps)
             for ((_, p), (m, v)) in self.params.iter().zip(self.adam.iter_mut()) {
                 let mut g = p.grad();
                 if !g.defined() {
                     continue;
                 }
-                let _ = m.g_mul_scalar_(o.beta1);
-                let _ = m.g_add_(&(&g * (1.0 - o.beta1)));
-                let _ = v.g_mul_scalar_(o.beta2);
-                let _ = v.g_add_(&(g.square() * (1.0 - o.beta2)));
+                let _ = m.lerp_(&g, 1.0 - o.beta1);
+                let _ = v.lerp_(&g.square(), 1.0 - o.beta2);
                 let mut p = p.shallow_clone();
                 if p.dim() >= 2 && o.weight_decay > 0.0 {
                     let _ = p.g_mul_scalar_(1.0 - lr * o.weight_decay);
                 }
-                let update = (&*m / bc1) / ((&*v / bc2).sqrt() + o.eps) * lr;
-                let _ = p.g_sub_(&update);
+                let mut denom = v.sqrt();
+                let _ = denom.g_div_scalar_(bc2.sqrt());
+                let _ = denom.g_add_scalar_(o.eps);
+                let _ = denom.g_mul_scalar_(-bc1 / lr); // addcdiv_ adds m / denom
+                let _ = p.addcdiv_(&*m, &denom);
                 let _ = g.zero_();
             }
         });
