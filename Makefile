@@ -1,6 +1,7 @@
 # mtkit: two commands for a new machine.
 #   make demo   install what is needed, build, run the pipeline on the built-in demo corpora
 #   make test   install what is needed, build, run every test
+# and, for developers, make bench (BENCHMARKS.md; needs ../shared/data).
 # Everything large (libtorch, the tokenizer, cargo's target folder) lives under
 # $(MTKIT_CACHE) (default ~/.cache/mtkit), outside the repository.
 
@@ -12,7 +13,7 @@ export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
 MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
 CARGO ?= cargo
 
-.PHONY: setup build demo test test-data-only fmt clippy clean-cache
+.PHONY: setup build demo test bench test-data-only fmt clippy clean-cache
 
 setup:
 	@bash scripts/setup.sh
@@ -26,6 +27,9 @@ demo: build
 test: setup
 	$(CARGO) test --release --locked
 	$(CARGO) test --release --locked --no-default-features --lib
+
+bench:
+	@bash scripts/bench.sh
 
 fmt:
 	$(CARGO) fmt --all

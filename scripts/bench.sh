@@ -1,0 +1,44 @@
+#!/usr/bin/env bash
+# `make bench`: builds mtkit and the bench's baselines, installs the Python side (tokenizers,
+# NumPy and torch from PyPI, into a virtual environment under the cache), writes the inputs from
+# the real samples, runs every measurement and rewrites BENCHMARKS.md. Takes about 20 minutes on
+# 2 cores once mtkit is built. Needs the real samples (shared/data beside the repository, or
+# MTKIT_SHARED_DATA=DIR). Inputs (1.7 GB) go to $BENCH_WORK (default out/bench, ignored by git).
+set -euo pipefail
+
+root=$(cd "$(dirname "$0")/.." && pwd)
+cache=${MTKIT_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/mtkit}
+shared=${MTKIT_SHARED_DATA:-$root/../shared/data}
+work=${BENCH_WORK:-$root/out/bench}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$cache/target}
+export LIBTORCH=${LIBTORCH:-$cache/libtorch-2.11.0}
+log() { printf '[bench] %s\n' "$*" >&2; }
+
+if [ ! -f "$shared/corpora/c4-en-sample-1k.jsonl.gz" ]; then
+  echo "bench: the real samples are not at $shared (expected corpora/c4-en-sample-1k.jsonl.gz);" \
+       "set MTKIT_SHARED_DATA to the folder that holds corpora/" >&2
+  exit 1
+fi
+
+bash "$root/scripts/setup.sh"
+log "building mtkit and the baselines"
+(cd "$root" && cargo build --release --locked --bin mtkit \
+   --example raw_encode --example raw_encode_glibc --example count_ngrams)
+
+# The Python side: the same torch version as mtkit's libtorch, tokenizers and NumPy, pinned.
+venv="$cache/bench-venv"
+reqs="torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6"
+if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$reqs" ]; then
+  log "installing $reqs into $venv (about 3 GB with torch's CUDA libraries, once)"
+  rm -rf "$venv"
+  python3 -m venv "$venv"
+  "$venv/bin/pip" install -q --disable-pip-version-check $reqs
+  echo "$reqs" > "$venv/.requirements"
+fi
+
+"$venv/bin/python" "$root/scripts/bench/make_inputs.py" "$shared" "$work"
+"$venv/bin/python" "$root/scripts/bench/run.py" \
+  --mtkit "$CARGO_TARGET_DIR/release/mtkit" \
+  --examples "$CARGO_TARGET_DIR/release/examples" \
+  --tokenizer "$cache/tokenizers/gpt-neox-20b.json" \
+  --shared "$shared" --work "$work" --out "$root/BENCHMARKS.md" "$@"

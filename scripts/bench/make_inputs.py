@@ -1,0 +1,76 @@
+"""Writes the benchmark inputs from the real samples in shared/data (never copied into git).
+
+    python make_inputs.py SHARED_DATA_DIR OUT_DIR
+
+- mixed-{10m,50m,200m,1g}.jsonl: the C4 sample and the code samples (HumanEval, HumanEval-X,
+  MBPP, CodeSearchNet Python) in a fixed interleaved order, repeated to 10 MB ... 1 GB. Each
+  smaller file is a prefix of the larger ones' record order, so sizes compare the same text.
+- prox1k-{c4,starcoder,codesearchnet}.jsonl: the first 1,000 records of each corpus.
+- prox200m-{c4,starcoder,codesearchnet}.jsonl: each corpus repeated to 100, 50 and 50 MB.
+Records are {"text": ...}. Existing files of the right size are kept.
+"""
+
+import gzip
+import hashlib
+import json
+import os
+import sys
+
+CORPORA = {
+    "c4": ["corpora/c4-en-sample-1k.jsonl.gz"],
+    "starcoder": ["corpora/humaneval-python.jsonl", "corpora/humaneval-x-multilang.jsonl.gz", "corpora/mbpp.jsonl"],
+    "codesearchnet": ["corpora/codesearchnet-python-cosqa.jsonl.gz"],
+}
+MB = 1_000_000
+
+
+def lines_of(shared, corpus):
+    out = []
+    for rel in CORPORA[corpus]:
+        path = os.path.join(shared, rel)
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
+            for line in f:
+                if line.strip():
+                    text = json.loads(line)["text"]
+                    out.append((json.dumps({"text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
+    return out
+
+
+def write(path, lines, size=None, docs=None):
+    """Repeats `lines` until `size` bytes, or writes the first `docs` of them."""
+    if os.path.exists(path):
+        return
+    tmp = path + ".part"
+    written = 0
+    with open(tmp, "wb") as f:
+        if docs is not None:
+            for l in lines[:docs]:
+                f.write(l)
+                written += len(l)
+        else:
+            while written < size:
+                for l in lines:
+                    f.write(l)
+                    written += len(l)
+                    if written >= size:
+                        break
+    os.replace(tmp, path)
+    print(f"[bench] wrote {path} ({written / MB:.1f} MB)", file=sys.stderr)
+
+
+def main():
+    shared, out = sys.argv[1], sys.argv[2]
+    os.makedirs(out, exist_ok=True)
+    per = {c: lines_of(shared, c) for c in CORPORA}
+    mixed = sorted((l for ls in per.values() for l in ls), key=lambda l: hashlib.sha256(l).digest())
+    for name, size in [("10m", 10 * MB), ("50m", 50 * MB), ("200m", 200 * MB), ("1g", 1000 * MB)]:
+        write(os.path.join(out, f"mixed-{name}.jsonl"), mixed, size=size)
+    for c in CORPORA:
+        write(os.path.join(out, f"prox1k-{c}.jsonl"), per[c], docs=1000)
+    for c, size in [("c4", 100 * MB), ("starcoder", 50 * MB), ("codesearchnet", 50 * MB)]:
+        write(os.path.join(out, f"prox200m-{c}.jsonl"), per[c], size=size)
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,366 @@
+"""`make bench`: measures mtkit against the tokenizer's limit, the authors' Python way and
+PyTorch eager, side by side in one run, prints every figure and rewrites BENCHMARKS.md.
+
+    python run.py --mtkit BIN --examples DIR --tokenizer FILE --shared DIR --work DIR --out FILE
+
+Every figure is a ratio of two measurements taken minutes apart on the same machine. Each
+subprocess is timed from start to exit (wall) and its peak RSS read from wait4. See
+BENCHMARKS.md for what each figure means and what bounds it.
+"""
+
+import argparse
+import datetime
+import json
+import os
+import platform
+import shutil
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+
+THREADS = 2
+MB = 1_000_000
+PROX = ["c4", "starcoder", "codesearchnet"]
+
+
+class Bench:
+    def __init__(self, a):
+        self.a = a
+        self.catalog = os.path.join(a.work, "catalog.toml")
+        self.rows = []  # (section, figure, value, target, verdict)
+        self.commands = []
+        self.details = {}
+
+    # ---- running things --------------------------------------------------------------
+    def run(self, cmd, env=None, label=None):
+        """Runs cmd, returns (stdout, wall seconds, peak RSS in MB)."""
+        full_env = dict(os.environ)
+        full_env.update({"RAYON_NUM_THREADS": str(THREADS), "MTKIT_CACHE": os.path.join(self.a.work, "cache"),
+                         "MTKIT_TOKENIZER": self.a.tokenizer})
+        full_env.update(env or {})
+        shown = " ".join(cmd)
+        if env:
+            shown = " ".join(f"{k}={v}" for k, v in env.items()) + " " + shown
+        print(f"[bench] $ {shown}", file=sys.stderr, flush=True)
+        self.commands.append(shown.replace(self.a.work, "$WORK").replace(self.a.mtkit, "mtkit")
+                             .replace(self.a.examples + "/", "examples/").replace(self.a.tokenizer, "$TOKENIZER"))
+        out = tempfile.TemporaryFile()
+        start = time.perf_counter()
+        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=full_env)
+        _, status, usage = os.wait4(p.pid, 0)
+        wall = time.perf_counter() - start
+        err = p.stderr.read().decode("utf-8", "replace")
+        p.returncode = os.waitstatus_to_exitcode(status)
+        out.seek(0)
+        text = out.read().decode("utf-8", "replace")
+        if p.returncode != 0:
+            sys.exit(f"bench: `{shown}` failed ({p.returncode}):\n{err[-3000:]}")
+        rss = usage.ru_maxrss / 1024  # KiB -> MiB
+        print(f"[bench]   {wall:.2f} s, peak RSS {rss:.0f} MiB", file=sys.stderr, flush=True)
+        return text, wall, rss
+
+    def mtkit(self, *args, env=None):
+        return self.run([self.a.mtkit, "--threads", str(THREADS), *args], env=env)
+
+    def example(self, name, *args):
+        return self.run([os.path.join(self.a.examples, name), *args])
+
+    def python(self, script, *args, env=None):
+        here = os.path.dirname(os.path.abspath(__file__))
+        return self.run([sys.executable, os.path.join(here, script), *args], env=env)
+
+    def record(self, section, figure, value, target=None, ok=None, unit="×"):
+        shown = f"{value:.2f}{unit}" if isinstance(value, float) else str(value)
+        verdict = "" if ok is None else ("met" if ok else "NOT met")
+        self.rows.append((section, figure, shown, target or "", verdict))
+        print(f"[bench] {section} {figure}: {shown} {('(target ' + target + ', ' + verdict + ')') if target else ''}",
+              file=sys.stderr, flush=True)
+
+    # ---- inputs ----------------------------------------------------------------------
+    def write_catalog(self):
+        cards = []
+        for size in ["10m", "50m", "200m", "1g"]:
+            cards.append((f"mixed-{size}", "pretrain", f"mixed-{size}.jsonl"))
+        for set_ in ["prox1k", "prox200m"]:
+            for c, role in zip(PROX, ["pretrain", "midtrain", "target"]):
+                cards.append((f"{set_}-{c}", role, f"{set_}-{c}.jsonl"))
+        with open(self.catalog, "w") as f:
+            for name, role, path in cards:
+                f.write(f'[datasets.{name}]\nrole = "{role}"\npaths = ["{path}"]\ntext = "{{text}}"\n\n')
+
+    def path(self, name):
+        return os.path.join(self.a.work, name + ".jsonl")
+
+    def profile(self, corpus, *extra, env=None):
+        """`mtkit profile` of a whole corpus, uncut, uncached: (stats, wall, rss)."""
+        out = os.path.join(self.a.work, "profile.parquet")
+        text, wall, rss = self.mtkit("profile", corpus, "--catalog", self.catalog, "--max-docs", "all",
+                                     "--max-chars", "0", "--max-tokens-per-doc", "0", "--no-cache", "-q",
+                                     "-o", out, *extra, env=env)
+        row = [l.split() for l in text.splitlines() if l.startswith(corpus + " ")][0]
+        return {"docs": int(row[1]), "tokens": int(row[2]), "bytes": int(row[3])}, wall, rss
+
+    # ---- a. the tokenizer's limit ----------------------------------------------------
+    def tokenizer_limit(self):
+        raw_out, _, _ = self.example("raw_encode", self.a.tokenizer, self.path("mixed-200m"))
+        raw = json.loads(raw_out)
+        raw_tput = raw["bytes"] / raw["seconds"]
+        s1, w1, _ = self.profile("mixed-200m", "--ngram", "1")
+        s4, w4, _ = self.profile("mixed-200m", "--ngram", "4")
+        for s in (s1, s4):
+            if (s["tokens"], s["bytes"]) != (raw["tokens"], raw["bytes"]):
+                sys.exit(f"bench: mtkit profile saw {s} but the raw encode {raw}: not the same work")
+        t1, t4 = s1["bytes"] / w1, s4["bytes"] / w4
+        self.details["a"] = {"raw": raw, "raw_mb_s": raw_tput / MB, "n1_wall": w1, "n4_wall": w4,
+                             "n1_mb_s": t1 / MB, "n4_mb_s": t4 / MB}
+        self.record("a", "profile --ngram 1 / raw encode (200 MB)", t1 / raw_tput, "≥ 0.9×", t1 / raw_tput >= 0.9)
+        self.record("a", "profile --ngram 4 / raw encode (200 MB)", t4 / raw_tput, "≥ 0.7×", t4 / raw_tput >= 0.7)
+        glibc = json.loads(self.example("raw_encode_glibc", self.a.tokenizer, self.path("mixed-50m"))[0])
+        mim = json.loads(self.example("raw_encode", self.a.tokenizer, self.path("mixed-50m"))[0])
+        self.details["a"]["alloc"] = {"glibc_s": glibc["seconds"], "mimalloc_s": mim["seconds"]}
+        self.record("a", "raw encode, mimalloc / glibc malloc (50 MB, context)", glibc["seconds"] / mim["seconds"])
+
+    # ---- b. the authors' way ---------------------------------------------------------
+    def proximity_pair(self, set_, extra):
+        names = [f"{set_}-{c}" for c in PROX]
+        out, wall_m, _ = self.mtkit("proximity", *names, "--catalog", self.catalog, "--no-cache", "--json", *extra)
+        rows = [json.loads(l) for l in out.splitlines() if l.strip()]
+        mt = {r["corpus"]: r for r in rows}
+        ref_out, wall_p, _ = self.python("reference_similarity.py", self.a.tokenizer, *(self.path(n) for n in names))
+        ref = json.loads(ref_out)
+        diff = 0.0
+        for n in names[:-1]:
+            diff = max(diff, abs(mt[n]["sim"] - ref["sim"][n]))
+            if mt[n]["pa"] is not None:  # P's own PA is not reported
+                diff = max(diff, abs(mt[n]["pa"] - ref["pa"][n]))
+        return wall_m, wall_p, diff, {n: (mt[n]["sim"], mt[n]["pa"] or 0.0) for n in names[:-1]}
+
+    def authors_way(self):
+        walls_m, walls_p, diffs = [], [], []
+        for _ in range(3):
+            wm, wp, d, vals = self.proximity_pair("prox1k", ["--max-docs", "1000"])
+            walls_m.append(wm)
+            walls_p.append(wp)
+            diffs.append(d)
+        m, p = statistics.median(walls_m), statistics.median(walls_p)
+        startup = statistics.median(self.mtkit("data", "list")[1] for _ in range(3))
+        self.details["b1k"] = {"mtkit_s": m, "python_s": p, "max_diff": max(diffs), "values": vals,
+                               "startup_s": startup}
+        self.record("b", "largest mtkit − Python difference, sim and PA (1,000 docs)", f"{max(diffs):.1e}", "≤ 1e-9",
+                    max(diffs) <= 1e-9)
+        self.record("b", "Python wall / mtkit wall, proximity at 1,000 docs (median of 3)", p / m, "> 1×", p / m > 1)
+        wm, wp, d, vals = self.proximity_pair("prox200m", ["--max-docs", "all"])
+        self.details["b200"] = {"mtkit_s": wm, "python_s": wp, "max_diff": d, "values": vals}
+        self.record("b", "largest mtkit − Python difference, sim and PA (200 MB)", f"{d:.1e}", "≤ 1e-9", d <= 1e-9)
+        self.record("b", "Python wall / mtkit wall, proximity at 200 MB", wp / wm, "> 1×", wp / wm > 1)
+
+        tokens = os.path.join(self.a.work, "tokens")
+        if not os.path.exists(os.path.join(tokens, "mixed-10m", "meta.json")):
+            self.mtkit("tokenize", "mixed-10m", "--catalog", self.catalog, "-o", tokens, "-q")
+        shard = os.path.join(tokens, "mixed-10m")
+        rust = [json.loads(self.example("count_ngrams", shard, "4")[0]) for _ in range(5)]
+        py = json.loads(self.python("reference_ngrams.py", shard, "4")[0])
+        if any(r["orders"] != py["orders"] for r in rust):
+            sys.exit(f"bench: n-gram digests differ: mtkit {rust[0]['orders']} vs Python {py['orders']}")
+        rs = statistics.median(r["seconds"] for r in rust)
+        # The same runs with mimalloc's transparent huge pages off: shows what the spread is.
+        env = {"MIMALLOC_ALLOW_THP": "0"}
+        nothp = [json.loads(self.run([os.path.join(self.a.examples, "count_ngrams"), shard, "4"], env=env)[0])
+                 for _ in range(5)]
+        self.details["counter_nothp"] = [r["seconds"] for r in nothp]
+        self.details["counter"] = {"rust_s": rs, "rust_all": [r["seconds"] for r in rust], "python_s": py["seconds"],
+                                   "tokens": py["tokens"], "orders": py["orders"]}
+        self.record("b", "Counter / mtkit counter, orders 1-4 on 2.6M tokens, 1 thread (median of 5)",
+                    py["seconds"] / rs, "≥ 20×", py["seconds"] / rs >= 20)
+        self.record("b", "the same, mimalloc's huge pages off (MIMALLOC_ALLOW_THP=0, context)",
+                    py["seconds"] / statistics.median(self.details["counter_nothp"]))
+
+    # ---- c. scaling ------------------------------------------------------------------
+    def scaling(self):
+        _, w1, _ = self.run([self.a.mtkit, "--threads", "1", "profile", "mixed-50m", "--catalog", self.catalog,
+                             "--max-docs", "all", "--max-chars", "0", "--max-tokens-per-doc", "0", "--no-cache",
+                             "-q", "-o", os.path.join(self.a.work, "profile.parquet"), "--ngram", "1"])
+        _, w2, _ = self.profile("mixed-50m", "--ngram", "1")
+        r1 = json.loads(self.run([os.path.join(self.a.examples, "raw_encode"), self.a.tokenizer,
+                                  self.path("mixed-50m")], env={"RAYON_NUM_THREADS": "1"})[0])
+        r2 = json.loads(self.example("raw_encode", self.a.tokenizer, self.path("mixed-50m"))[0])
+        self.details["threads"] = {"one_s": w1, "two_s": w2, "raw_one_s": r1["seconds"], "raw_two_s": r2["seconds"]}
+        self.record("c", "2 threads / 1 thread, profile --ngram 1 (50 MB)", w1 / w2, "≥ 1.8×", w1 / w2 >= 1.8)
+        self.record("c", "2 threads / 1 thread, raw encode (50 MB, the bound)", r1["seconds"] / r2["seconds"])
+        s10, w10, _ = self.profile("mixed-10m", "--ngram", "1")
+        s1g, wg, _ = self.profile("mixed-1g", "--ngram", "1")
+        t10, tg = s10["bytes"] / w10, s1g["bytes"] / wg
+        self.details["size"] = {"mb10_s": w10, "gb1_s": wg, "mb10_mb_s": t10 / MB, "gb1_mb_s": tg / MB}
+        self.record("c", "throughput 1 GB / 10 MB, profile --ngram 1", tg / t10, "within ±15%", abs(tg / t10 - 1) <= 0.15)
+
+    # ---- d. memory -------------------------------------------------------------------
+    def memory(self):
+        se, we, re = self.profile("mixed-1g", "--ngram", "4")
+        sb, wb, rb = self.profile("mixed-1g", "--ngram", "4", "--ngram-buckets", str(self.a.buckets))
+        self.details["memory"] = {"exact_mib": re, "bounded_mib": rb, "exact_s": we, "bounded_s": wb,
+                                  "bytes": se["bytes"], "tokens": se["tokens"]}
+        self.record("d", "peak RSS, exact 4-gram profile of 1 GB", f"{re:.0f} MiB")
+        self.record("d", f"peak RSS, bounded (--ngram-buckets {self.a.buckets}) 4-gram profile of 1 GB",
+                    f"{rb:.0f} MiB", "≤ 2 GB", rb * 1024 * 1024 <= 2e9)
+
+    # ---- e. trainer ------------------------------------------------------------------
+    def trainer(self):
+        tokens = os.path.join(self.a.work, "tokens")
+        b, t, warm, measured = 8, 128, 3, 10
+        walls = {}
+        for steps in (warm, warm + measured):
+            cfg = os.path.join(self.a.work, f"train-{steps}.toml")
+            with open(cfg, "w") as f:
+                f.write(f"""[run]
+name = "bench-{steps}"
+preset = "tiny"
+seed = 1234
+data = "{tokens}"
+validation = ["mixed-10m"]
+eval_every = 100000
+eval_tokens = 1024
+checkpoint_every = 100000
+
+[[phases]]
+name = "pretrain"
+kind = "pretrain"
+steps = {steps}
+batch_size = {b}
+seq_len = {t}
+mixture = {{ mixed-10m = 1.0 }}
+schedule = {{ lr = 3e-3, min_lr = 3e-4, warmup = 6, total_steps = {warm + measured} }}
+optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_clip = 1.0 }}
+""")
+            out = os.path.join(self.a.work, f"train-{steps}")
+            shutil.rmtree(out, ignore_errors=True)
+            self.mtkit("train", cfg, "--out", out, "--device", "cpu", "-q")
+            with open(os.path.join(out, "summary.json")) as f:
+                walls[steps] = json.load(f)["wall_time_s"]
+        mt = measured * b * t / (walls[warm + measured] - walls[warm])
+        shard = os.path.join(tokens, "mixed-10m")
+        args = [shard, "tiny", str(b), str(t), str(warm), str(measured)]
+        plain = json.loads(self.python("reference_train.py", *args, env={"OMP_NUM_THREADS": str(THREADS)})[0])
+        # The same allocator settings mtkit makes for itself (see src/main.rs), given to PyTorch.
+        same = json.loads(self.python("reference_train.py", *args, env={
+            "OMP_NUM_THREADS": str(THREADS), "THP_MEM_ALLOC_ENABLE": "1",
+            "GLIBC_TUNABLES": "glibc.malloc.mmap_max=0:glibc.malloc.trim_threshold=2147483647"})[0])
+        self.details["train"] = {"mtkit_tok_s": mt, "python_tok_s": plain["tokens_per_s"],
+                                 "python_same_tok_s": same["tokens_per_s"], "torch": plain["torch"],
+                                 "python_threads": plain["threads"], "batch": b, "seq": t, "measured": measured,
+                                 "losses": (plain["first_loss"], plain["last_loss"])}
+        self.record("e", "mtkit train / PyTorch eager, tokens/s (tiny, CPU)", mt / plain["tokens_per_s"],
+                    "≥ 1.0×", mt / plain["tokens_per_s"] >= 1.0)
+        self.record("e", "mtkit train / PyTorch eager given mtkit's allocator settings", mt / same["tokens_per_s"])
+
+    # ---- report ----------------------------------------------------------------------
+    def machine(self):
+        cpu = next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo") if l.startswith("model name")), "?")
+        mem = next((int(l.split()[1]) for l in open("/proc/meminfo") if l.startswith("MemTotal")), 0)
+        rustc = subprocess.run(["rustc", "--version"], capture_output=True, text=True).stdout.strip()
+        commit = subprocess.run(["git", "rev-parse", "--short", "HEAD"], capture_output=True, text=True,
+                                cwd=os.path.dirname(os.path.abspath(__file__))).stdout.strip()
+        import numpy, tokenizers, torch
+        return (f"{cpu}, {os.cpu_count()} cores, {mem / 1024 / 1024:.0f} GiB RAM, Linux {platform.release()}; "
+                f"{rustc}; mtkit {commit}; Python {platform.python_version()} with tokenizers {tokenizers.__version__}, "
+                f"NumPy {numpy.__version__}, torch {torch.__version__}; {THREADS} threads everywhere")
+
+    def write(self, seconds):
+        d = self.details
+        date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+        lines = [
+            "# Benchmarks",
+            "",
+            "Written by `make bench` (scripts/bench.sh → scripts/bench/run.py); do not edit by hand: the "
+            "next run rewrites it. The explanations after the commands come from scripts/bench/NOTES.md.",
+            "",
+            f"- Date: {date}; the whole bench took {seconds / 60:.1f} minutes.",
+            f"- Machine: {self.machine()}.",
+            "- Inputs: the real C4 and code samples from shared/data (C4 en, HumanEval, HumanEval-X, MBPP, "
+            "CodeSearchNet Python), repeated to fixed sizes by scripts/bench/make_inputs.py; the GPT-NeoX-20B "
+            "(Pythia) tokenizer.",
+            "- Every figure is a ratio of two runs on this machine within minutes of each other. Walls are "
+            "whole processes (start-up, reading, writing included) unless a row says otherwise.",
+            "",
+            "| | figure | value | target | |",
+            "|---|---|---|---|---|",
+        ]
+        for sec, fig, val, tgt, ok in self.rows:
+            lines.append(f"| {sec} | {fig} | {val} | {tgt} | {ok} |")
+        lines += ["", "## Raw measurements", ""]
+        a = d["a"]
+        lines += [
+            f"- a. 200 MB ({a['raw']['docs']:,} documents, {a['raw']['tokens']:,} tokens): raw encode "
+            f"{a['raw']['seconds']:.1f} s ({a['raw_mb_s']:.2f} MB/s, texts already in memory); "
+            f"`profile --ngram 1` {a['n1_wall']:.1f} s ({a['n1_mb_s']:.2f} MB/s); `--ngram 4` {a['n4_wall']:.1f} s "
+            f"({a['n4_mb_s']:.2f} MB/s). Raw encode of 50 MB: glibc malloc {a['alloc']['glibc_s']:.1f} s, mimalloc "
+            f"{a['alloc']['mimalloc_s']:.1f} s.",
+            f"- b. 1,000 documents per corpus: mtkit {d['b1k']['mtkit_s']:.2f} s, Python {d['b1k']['python_s']:.2f} s "
+            f"(medians of 3; `mtkit data list`, i.e. start-up alone, {d['b1k']['startup_s']:.2f} s); values: "
+            + "; ".join(f"{n}: sim {s:.15f}, PA {p:+.15f}" for n, (s, p) in d["b1k"]["values"].items())
+            + f". 200 MB: mtkit {d['b200']['mtkit_s']:.1f} s, Python {d['b200']['python_s']:.1f} s; values: "
+            + "; ".join(f"{n}: sim {s:.15f}, PA {p:+.15f}" for n, (s, p) in d["b200"]["values"].items()) + ".",
+            f"- b. N-gram counting of {d['counter']['tokens']:,} tokens (orders 1-4, distinct per order "
+            f"{', '.join(str(o[0]) for o in d['counter']['orders'])}; digests equal): mtkit's counter "
+            f"{d['counter']['rust_s']:.3f} s (runs: {', '.join(f'{x:.3f}' for x in d['counter']['rust_all'])}; with "
+            f"MIMALLOC_ALLOW_THP=0: {', '.join(f'{x:.3f}' for x in d['counter_nothp'])}), "
+            f"Python Counter {d['counter']['python_s']:.2f} s.",
+            f"- c. 50 MB with 1 thread {d['threads']['one_s']:.1f} s, with 2 threads {d['threads']['two_s']:.1f} s; "
+            f"raw encode of the same 50 MB with 1 thread {d['threads']['raw_one_s']:.1f} s, with 2 "
+            f"{d['threads']['raw_two_s']:.1f} s. "
+            f"10 MB: {d['size']['mb10_s']:.1f} s ({d['size']['mb10_mb_s']:.2f} MB/s); 1 GB: {d['size']['gb1_s']:.1f} s "
+            f"({d['size']['gb1_mb_s']:.2f} MB/s).",
+            f"- d. 1 GB ({d['memory']['tokens']:,} tokens): exact {d['memory']['exact_mib']:.0f} MiB in "
+            f"{d['memory']['exact_s']:.0f} s; bounded {d['memory']['bounded_mib']:.0f} MiB in "
+            f"{d['memory']['bounded_s']:.0f} s.",
+            f"- e. `tiny` preset (GPT-NeoX, 3 layers, d_model 192, vocabulary 50,304), batch {d['train']['batch']} × "
+            f"{d['train']['seq']} tokens, AdamW, clipping 1.0, {d['train']['measured']} measured steps after 3: mtkit "
+            f"{d['train']['mtkit_tok_s']:.0f} tokens/s; PyTorch {d['train']['torch']} eager "
+            f"{d['train']['python_tok_s']:.0f} tokens/s as it comes, {d['train']['python_same_tok_s']:.0f} tokens/s "
+            f"with mtkit's allocator settings (THP_MEM_ALLOC_ENABLE=1, glibc malloc without mmap or trimming); "
+            f"torch threads {d['train']['python_threads']}; PyTorch's loss {d['train']['losses'][0]:.3f} → "
+            f"{d['train']['losses'][1]:.3f} over the {3 + d['train']['measured']} steps.",
+            "",
+            "## Commands",
+            "",
+            "`$WORK` is the bench's work folder (default out/bench), `$TOKENIZER` the cached Pythia tokenizer; "
+            f"every command ran with RAYON_NUM_THREADS={THREADS}.",
+            "",
+            "```",
+            *dict.fromkeys(self.commands),
+            "```",
+            "",
+        ]
+        with open(os.path.join(os.path.dirname(os.path.abspath(__file__)), "NOTES.md")) as f:
+            lines.append(f.read())
+        tmp = self.a.out + ".part"
+        with open(tmp, "w") as f:
+            f.write("\n".join(lines))
+        os.replace(tmp, self.a.out)
+        print(f"[bench] wrote {self.a.out}", file=sys.stderr)
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    for k in ["mtkit", "examples", "tokenizer", "shared", "work", "out"]:
+        ap.add_argument("--" + k, required=True)
+    ap.add_argument("--buckets", type=int, default=1 << 22)
+    ap.add_argument("--only", default="abcde", help="sections to run (for development)")
+    a = ap.parse_args()
+    a.work, a.out = os.path.abspath(a.work), os.path.abspath(a.out)
+    b = Bench(a)
+    start = time.perf_counter()
+    b.write_catalog()
+    for sec, fn in [("a", b.tokenizer_limit), ("b", b.authors_way), ("c", b.scaling), ("d", b.memory),
+                    ("e", b.trainer)]:
+        if sec in a.only:
+            fn()
+    if a.only == "abcde":
+        b.write(time.perf_counter() - start)
+    for row in b.rows:
+        print(" | ".join(row))
+
+
+if __name__ == "__main__":
+    main()
