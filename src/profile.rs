@@ -331,9 +331,9 @@ impl ProfileOptions {
 ///
 /// Exact n-grams are counted by sorting, not hashing: keys are appended to a buffer, which is
 /// radix-sorted and merged into a sorted (key, count) list when it holds half as many keys as
-/// the list (at least 2^20). Appends are sequential and merges stream, where a hash table
-/// would take a cache miss per n-gram; it was 2.3× faster on the bench's 2.6M tokens, and the
-/// list needs 16 bytes per distinct n-gram where the table needed 18 to 36 (BENCHMARKS.md).
+/// the list (at least 2^20). Appends are sequential and merges stream where a hash table takes
+/// a cache miss per n-gram; memory is about the same (the list and its merge buffer: 32 bytes
+/// per distinct n-gram). BENCHMARKS.md has the figures.
 pub struct Counter {
     unigram: Vec<u64>,
     ngrams: Vec<NgramCounts>,
