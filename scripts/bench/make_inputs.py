@@ -5,6 +5,7 @@
 - mixed-{10m,50m,200m,1g}.jsonl: the C4 sample and the code samples (HumanEval, HumanEval-X,
   MBPP, CodeSearchNet Python) in a fixed interleaved order, repeated to 10 MB ... 1 GB. Each
   smaller file is a prefix of the larger ones' record order, so sizes compare the same text.
+- mixed-1doc.jsonl: the first record alone (what a profile costs with no data: start-up).
 - prox1k-{c4,starcoder,codesearchnet}.jsonl: the first 1,000 records of each corpus.
 - prox200m-{c4,starcoder,codesearchnet}.jsonl: each corpus repeated to 100, 50 and 50 MB.
 Records are {"text": ...}. Existing files of the right size are kept.
@@ -66,6 +67,7 @@ def main():
     mixed = sorted((l for ls in per.values() for l in ls), key=lambda l: hashlib.sha256(l).digest())
     for name, size in [("10m", 10 * MB), ("50m", 50 * MB), ("200m", 200 * MB), ("1g", 1000 * MB)]:
         write(os.path.join(out, f"mixed-{name}.jsonl"), mixed, size=size)
+    write(os.path.join(out, "mixed-1doc.jsonl"), mixed, docs=1)
     for c in CORPORA:
         write(os.path.join(out, f"prox1k-{c}.jsonl"), per[c], docs=1000)
     for c, size in [("c4", 100 * MB), ("starcoder", 50 * MB), ("codesearchnet", 50 * MB)]:
