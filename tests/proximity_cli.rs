@@ -210,16 +210,20 @@ fn all_metrics_json_and_determinism() {
 #[test]
 fn bootstrap_intervals_bracket_and_reproduce() {
     let fx = fixture();
-    let docs: Vec<String> = (0..60)
-        .map(|i| ["a b c", "a a d", "c c b", "d a"][i % 4].to_string())
+    // Several reading batches (128 documents each) in no periodic pattern, so that a document
+    // order that depended on which worker finished first would change the resamples.
+    let docs: Vec<String> = (0..700)
+        .map(|i| ["a b c", "a a d", "c c b", "d a"][(i * i + i / 7) % 4].to_string())
         .collect();
     let refs: Vec<&str> = docs.iter().map(|s| s.as_str()).collect();
     fx.sb.jsonl("big.jsonl", &refs);
     let cat = format!("{}\n", std::fs::read_to_string(&fx.cat).unwrap())
         + "[datasets.big]\nrole = \"target\"\npaths = [\"big.jsonl\"]\n";
     let cat_path = fx.sb.write("cat2.toml", cat).display().to_string();
-    let run = |name: &str| {
+    let run_with = |name: &str, threads: &str| {
         fx.sb.ok(&[
+            "--threads",
+            threads,
             "proximity",
             "p",
             "m",
@@ -231,13 +235,25 @@ fn bootstrap_intervals_bracket_and_reproduce() {
             "--quiet",
             "--bootstrap",
             "200",
+            "--no-cache",
             "--csv",
             name,
         ]);
         std::fs::read_to_string(fx.sb.path(name)).unwrap()
     };
+    let run = |name: &str| run_with(name, "2");
     let a = run("b1.csv");
     assert_eq!(a, run("b2.csv"), "bootstrap is seeded");
+    assert_eq!(
+        a,
+        run_with("b3.csv", "1"),
+        "and independent of the thread count"
+    );
+    assert_eq!(
+        a,
+        run_with("b4.csv", "3"),
+        "and independent of the thread count"
+    );
     let (header, rows) = parse_csv(&a);
     assert_eq!(&header[8..], ["sim_lo", "sim_hi", "pa_lo", "pa_hi"]);
     for r in &rows {
@@ -453,6 +469,13 @@ fn shard_profiles_merge_into_the_whole() {
         };
         let run = |v: Vec<String>| sb.ok(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>());
         run(base(&["-o", "whole.parquet"]));
+        run(base(&[
+            "--threads",
+            "1",
+            "--no-cache",
+            "-o",
+            "one-thread.parquet",
+        ]));
         for k in 1..=3 {
             run(base(&[
                 "--shard",
@@ -477,6 +500,16 @@ fn shard_profiles_merge_into_the_whole() {
         assert_eq!(merged.ngrams, whole.ngrams);
         assert_eq!(merged.totals, whole.totals);
         assert_eq!(merged.meta.shards, None);
+        let one = mtkit::profile::Profile::load(&sb.path("one-thread.parquet")).unwrap();
+        assert_eq!(
+            (one.unigram, one.ngrams, one.totals),
+            (
+                whole.unigram.clone(),
+                whole.ngrams.clone(),
+                whole.totals.clone()
+            ),
+            "counts do not depend on the thread count"
+        );
         // Independent check of the whole profile's unigram counts.
         let total_words: u64 = docs
             .iter()
@@ -498,6 +531,8 @@ fn shard_profiles_merge_into_the_whole() {
             "x.parquet",
         ]);
         assert!(e.contains("shard 1/3 appears twice"), "{e}");
+        let e = sb.fails(&["--threads", "0", "profile", "c", "--catalog", &cat]);
+        assert!(e.contains("--threads must be at least 1"), "{e}");
     }
 }
 
