@@ -61,8 +61,8 @@ class Bench:
         print(f"[bench]   {wall:.2f} s, peak RSS {rss:.0f} MiB", file=sys.stderr, flush=True)
         return text, wall, rss
 
-    def mtkit(self, *args, env=None):
-        return self.run([self.a.mtkit, "--threads", str(THREADS), *args], env=env)
+    def mtkit(self, *args, env=None, threads=THREADS):
+        return self.run([self.a.mtkit, "--threads", str(threads), *args], env=env)
 
     def example(self, name, *args):
         return self.run([os.path.join(self.a.examples, name), *args])
@@ -93,12 +93,12 @@ class Bench:
     def path(self, name):
         return os.path.join(self.a.work, name + ".jsonl")
 
-    def profile(self, corpus, *extra, env=None):
+    def profile(self, corpus, *extra, env=None, threads=THREADS):
         """`mtkit profile` of a whole corpus, uncut, uncached: (stats, wall, rss)."""
         out = os.path.join(self.a.work, "profile.parquet")
         text, wall, rss = self.mtkit("profile", corpus, "--catalog", self.catalog, "--max-docs", "all",
                                      "--max-chars", "0", "--max-tokens-per-doc", "0", "--no-cache", "-q",
-                                     "-o", out, *extra, env=env)
+                                     "-o", out, *extra, env=env, threads=threads)
         row = [l.split() for l in text.splitlines() if l.startswith(corpus + " ")][0]
         return {"docs": int(row[1]), "tokens": int(row[2]), "bytes": int(row[3])}, wall, rss
 
@@ -183,10 +183,7 @@ class Bench:
     # ---- c. scaling ------------------------------------------------------------------
     def scaling(self):
         def one(threads):
-            return self.run([self.a.mtkit, "--threads", str(threads), "profile", "mixed-50m", "--catalog",
-                             self.catalog, "--max-docs", "all", "--max-chars", "0", "--max-tokens-per-doc", "0",
-                             "--no-cache", "-q", "-o", os.path.join(self.a.work, "profile.parquet"), "--ngram",
-                             "1"])[1]
+            return self.profile("mixed-50m", "--ngram", "1", threads=threads)[1]
 
         def raw(threads):
             return json.loads(self.run([os.path.join(self.a.examples, "raw_encode"), self.a.tokenizer,
