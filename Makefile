@@ -13,20 +13,20 @@ export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
 MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
 CARGO ?= cargo
 
-.PHONY: setup build demo test bench test-data-only fmt clippy clean-cache
+.PHONY: setup build demo test bench fmt clippy
 
 setup:
 	@bash scripts/setup.sh
 
+# Both packages: mtkit (data commands, no LibTorch) and mtkit-train (the LibTorch trainer).
 build: setup
-	$(CARGO) build --release --locked
+	$(CARGO) build --release --locked --workspace
 
 demo: build
 	@bash scripts/demo.sh "$(MTKIT)"
 
 test: setup
-	$(CARGO) test --release --locked
-	$(CARGO) test --release --locked --no-default-features --lib
+	$(CARGO) test --release --locked --workspace
 
 bench:
 	@bash scripts/bench.sh
@@ -35,4 +35,4 @@ fmt:
 	$(CARGO) fmt --all
 
 clippy: setup
-	$(CARGO) clippy --release --all-targets -- -D warnings
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings

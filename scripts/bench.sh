@@ -22,12 +22,13 @@ fi
 
 bash "$root/scripts/setup.sh"
 log "building mtkit and the baselines"
-(cd "$root" && cargo build --release --locked --bin mtkit \
+(cd "$root" && cargo build --release --locked --workspace --bins \
    --example raw_encode --example raw_encode_glibc --example count_ngrams)
 
-# The Python side: the same torch version as mtkit's libtorch, tokenizers and NumPy, pinned.
+# The Python side, pinned: the same torch version as mtkit's libtorch, HF tokenizers (the
+# package users have), NumPy, and the peer tokenizers gigatoken and tokie.
 venv="$cache/bench-venv"
-reqs="torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6"
+reqs="torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4"
 if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$reqs" ]; then
   log "installing $reqs into $venv (about 3 GB with torch's CUDA libraries, once)"
   rm -rf "$venv"

@@ -6,6 +6,7 @@
 //! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
 
 pub mod catalog;
+pub mod cli_support;
 pub mod corpus;
 pub mod demo;
 pub mod export;
@@ -21,9 +22,6 @@ pub mod shards;
 pub mod stats;
 pub mod template;
 pub mod tokenize;
-#[cfg(feature = "torch")]
-pub mod torch_env;
-#[cfg(feature = "torch")]
 pub mod train;
 
 /// mtkit's version, recorded in every profile and output.

@@ -25,7 +25,7 @@ use crate::catalog::Card;
 use crate::corpus::{read_documents, Document, SampleSpec, Shard};
 use crate::progress::Progress;
 use crate::rng::mix64;
-use crate::tokenize::Tokenizer;
+use crate::tokenize::{Encoder, Engine, Tokenizer};
 
 /// Version of the profile file layout; part of the cache key.
 pub const FORMAT_VERSION: u32 = 1;
@@ -76,6 +76,14 @@ pub struct ProfileMeta {
     pub ngram: usize,
     /// How orders ≥ 2 were counted.
     pub ngram_mode: NgramMode,
+    /// Which engine encoded (`fast` or `hf`; the ids are the same, and the cache keeps them
+    /// apart so that a check with `--encoder hf` recomputes).
+    #[serde(default = "default_engine")]
+    pub encoder: Engine,
+}
+
+fn default_engine() -> Engine {
+    Engine::Hf
 }
 
 /// Totals over the profiled documents.
@@ -509,6 +517,7 @@ pub fn meta_for(card: &Card, tok: &Tokenizer, opts: &ProfileOptions) -> Result<P
         shards: opts.sample.shard.map(|s| vec![s]),
         ngram: opts.ngram,
         ngram_mode: opts.ngram_mode,
+        encoder: tok.engine(),
     })
 }
 
@@ -520,8 +529,14 @@ fn build_with(
     progress: &dyn Progress,
 ) -> Result<Profile> {
     let threads = rayon::current_num_threads();
-    let locals: Vec<Mutex<Counter>> = (0..threads + 1)
-        .map(|_| Mutex::new(Counter::new(tok.vocab_size, opts.ngram, opts.ngram_mode)))
+    // One counter and one encoder (with its pre-token cache) per worker.
+    let locals: Vec<Mutex<(Counter, Encoder)>> = (0..threads + 1)
+        .map(|_| {
+            Mutex::new((
+                Counter::new(tok.vocab_size, opts.ngram, opts.ngram_mode),
+                tok.encoder(),
+            ))
+        })
         .collect();
     // Per-batch document counts (for bootstrap), put back in reading order at the end.
     let kept: Mutex<Vec<(u64, Vec<Vec<(u32, u32)>>)>> = Mutex::new(Vec::new());
@@ -565,12 +580,15 @@ fn build_with(
             }
             let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
             let mut local = locals[slot].lock().expect("counter lock");
+            let (counter, encoder) = &mut *local;
             let mut docs = opts.keep_docs.then(|| Vec::with_capacity(batch.len()));
             let (mut bytes, mut toks) = (0u64, 0u64);
+            let mut ids = Vec::new();
             for d in &batch {
-                match tok.encode(&d.text, opts.max_tokens_per_doc) {
-                    Ok(ids) => {
-                        local.add(&ids);
+                ids.clear();
+                match encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids) {
+                    Ok(()) => {
+                        counter.add(&ids);
                         bytes += d.text.len() as u64;
                         toks += ids.len() as u64;
                         if let Some(out) = docs.as_mut() {
@@ -610,7 +628,7 @@ fn build_with(
 
     let mut parts: Vec<Counter> = locals
         .into_iter()
-        .map(|l| l.into_inner().expect("counter lock"))
+        .map(|l| l.into_inner().expect("counter lock").0)
         .collect();
     // Add the smaller tables into the largest, which is then never re-inserted.
     parts.sort_by_key(|c| std::cmp::Reverse(c.distinct_ngrams()));

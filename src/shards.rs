@@ -171,6 +171,7 @@ pub fn write(
     let mut train_w = SplitWriter::new(&dir, wide)?;
     let mut val_w = SplitWriter::new(&dir, wide)?;
     progress.start(&card.name, sample.max_docs);
+    let encoders = crate::tokenize::EncoderPool::new(tok);
     let mut batch: Vec<crate::corpus::Document> = Vec::new();
     let flush = |batch: &mut Vec<crate::corpus::Document>,
                  train_w: &mut SplitWriter,
@@ -180,17 +181,19 @@ pub fn write(
         let enc: Vec<(Vec<u32>, u32)> = batch
             .par_iter()
             .map(|d| -> Result<(Vec<u32>, u32)> {
-                if split.is_some() {
-                    let mut ids = tok.encode(&d.extra[0], None)?;
-                    let pl = ids.len() as u32;
-                    ids.extend(tok.encode(&d.extra[1], None)?);
+                encoders.with(|e| {
+                    let mut ids = Vec::new();
+                    let mut pl = 0;
+                    if split.is_some() {
+                        e.encode_into(&d.extra[0], None, &mut ids)?;
+                        pl = ids.len() as u32;
+                        e.encode_into(&d.extra[1], None, &mut ids)?;
+                    } else {
+                        e.encode_into(&d.text, None, &mut ids)?;
+                    }
                     ids.push(eos);
                     Ok((ids, pl))
-                } else {
-                    let mut ids = tok.encode(&d.text, None)?;
-                    ids.push(eos);
-                    Ok((ids, 0))
-                }
+                })
             })
             .collect::<Result<_>>()?;
         let (mut bytes, mut toks) = (0u64, 0u64);

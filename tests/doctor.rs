@@ -1,55 +1,7 @@
-//! `mtkit doctor` and the libtorch version check.
+//! `mtkit doctor`: the data side (the LibTorch check is tested in the mtkit-train package).
 
 mod common;
 use common::*;
-
-#[cfg(feature = "torch")]
-#[test]
-fn doctor_reports_libtorch_2_11_and_runs_a_tensor_op() {
-    let sb = Sandbox::new();
-    let out = sb.ok(&["doctor"]);
-    assert!(out.contains("libtorch: 2.11.0 from "), "{out}");
-    assert!(out.contains("sum([1, 2, 3]) = 6"), "{out}");
-}
-
-/// A libtorch of another version, found first through LD_LIBRARY_PATH, is named and refused.
-#[cfg(feature = "torch")]
-#[test]
-fn a_mismatched_libtorch_is_refused_with_a_clear_message() {
-    let real = real_cache().join("libtorch-2.11.0/lib");
-    if !real.exists() {
-        eprintln!("SKIP: no libtorch at {} (run `make setup`)", real.display());
-        return;
-    }
-    // Hard links (same file system as the cache) keep the loaded path inside the fake folder.
-    let fake = tempfile::tempdir_in(real_cache()).unwrap();
-    std::fs::create_dir(fake.path().join("lib")).unwrap();
-    for f in std::fs::read_dir(&real).unwrap() {
-        let f = f.unwrap().path();
-        std::fs::hard_link(&f, fake.path().join("lib").join(f.file_name().unwrap())).unwrap();
-    }
-    std::fs::write(fake.path().join("build-version"), "2.10.0\n").unwrap();
-    let sb = Sandbox::new();
-    let o = sb
-        .cmd(&["doctor"])
-        .env("LD_LIBRARY_PATH", fake.path().join("lib"))
-        .output()
-        .unwrap();
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert!(!o.status.success(), "{err}");
-    assert!(
-        err.contains("libtorch 2.10.0 was loaded from") && err.contains("needs libtorch 2.11"),
-        "{err}"
-    );
-    // Data commands still run, with a warning.
-    let o = sb
-        .cmd(&["data", "list"])
-        .env("LD_LIBRARY_PATH", fake.path().join("lib"))
-        .output()
-        .unwrap();
-    assert!(o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("warning: libtorch 2.10.0"));
-}
 
 #[test]
 fn doctor_names_the_tokenizer() {

@@ -28,18 +28,30 @@ pub fn main() {
 
     let start = Instant::now();
     // What a user of the crate writes: encode each text in parallel, keep the ids.
-    let tokens: usize = texts
+    let ids: Vec<Vec<u32>> = texts
         .par_iter()
         .map(|t| {
             tok.encode_fast(t.as_str(), false)
                 .expect("encode")
                 .get_ids()
-                .len()
+                .to_vec()
         })
-        .sum();
+        .collect();
     let secs = start.elapsed().as_secs_f64();
+    let tokens: usize = ids.iter().map(|d| d.len()).sum();
+    // The digest the bench's peers print too (scripts/bench/peers.py): each document's id
+    // count as u64 and its ids as u32, little-endian, in order.
+    use sha2::Digest;
+    let mut h = sha2::Sha256::new();
+    for d in &ids {
+        h.update((d.len() as u64).to_le_bytes());
+        for id in d {
+            h.update(id.to_le_bytes());
+        }
+    }
+    let digest: String = h.finalize().iter().map(|b| format!("{b:02x}")).collect();
     println!(
-        "{{\"bytes\": {bytes}, \"tokens\": {tokens}, \"docs\": {}, \"seconds\": {secs:.6}, \"threads\": {}}}",
+        "{{\"bytes\": {bytes}, \"tokens\": {tokens}, \"docs\": {}, \"seconds\": {secs:.6}, \"threads\": {}, \"digest\": \"{digest}\"}}",
         texts.len(),
         rayon::current_num_threads()
     );

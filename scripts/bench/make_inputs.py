@@ -8,6 +8,9 @@
 - mixed-1doc.jsonl: the first record alone (what a profile costs with no data: start-up).
 - prox1k-{c4,starcoder,codesearchnet}.jsonl: the first 1,000 records of each corpus.
 - prox200m-{c4,starcoder,codesearchnet}.jsonl: each corpus repeated to 100, 50 and 50 MB.
+- registry.jsonl: the registry's three larger corpora (prose, Python code, docstring
+  functions; about 210 MB of text that does not repeat), interleaved in a fixed order: the
+  input of the tokenizer-speed rows, where a repeated sample would flatter a cache.
 Records are {"text": ...}. Existing files of the right size are kept.
 """
 
@@ -15,6 +18,7 @@ import gzip
 import hashlib
 import json
 import os
+import subprocess
 import sys
 
 CORPORA = {
@@ -60,9 +64,22 @@ def write(path, lines, size=None, docs=None):
     print(f"[bench] wrote {path} ({written / MB:.1f} MB)", file=sys.stderr)
 
 
+def registry_lines(shared):
+    out = []
+    for name in ["prose", "pycode", "pydoc"]:
+        raw = subprocess.run(["zstd", "-dc", os.path.join(shared, "registry", name + ".jsonl.zst")],
+                             check=True, capture_output=True).stdout
+        for line in raw.decode("utf-8").splitlines():
+            if line.strip():
+                text = json.loads(line)["text"]
+                out.append((json.dumps({"text": text}, ensure_ascii=False) + "\n").encode("utf-8"))
+    return sorted(out, key=lambda l: hashlib.sha256(l).digest())
+
+
 def main():
     shared, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
+    write(os.path.join(out, "registry.jsonl"), registry_lines(shared), docs=10**9)
     per = {c: lines_of(shared, c) for c in CORPORA}
     mixed = sorted((l for ls in per.values() for l in ls), key=lambda l: hashlib.sha256(l).digest())
     for name, size in [("10m", 10 * MB), ("50m", 50 * MB), ("200m", 200 * MB), ("1g", 1000 * MB)]:

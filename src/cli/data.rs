@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 use mtkit::catalog::{Catalog, Resolved};
 use mtkit::corpus::{cheap_count, read_documents, SampleSpec};
 
-use super::output::table;
+use mtkit::cli_support::output::table;
 
 #[derive(Subcommand, Debug)]
 pub enum DataCommand {

@@ -1,44 +1,38 @@
 //! `mtkit doctor`: what this installation uses, and whether it works.
 
-use anyhow::Result;
+use std::ffi::OsString;
 
-pub fn run() -> Result<()> {
+use anyhow::{bail, Result};
+
+/// Reports the cache, the tokenizer and its encoder, then has `mtkit-train` check LibTorch.
+pub fn run(trainer_args: Vec<OsString>) -> Result<()> {
     println!("mtkit {}", mtkit::VERSION);
     println!("cache: {}", mtkit::paths::cache_dir().display());
     match mtkit::tokenize::Tokenizer::load(None) {
         Ok(t) => println!(
-            "tokenizer: {} ({} ids, sha256 {})",
+            "tokenizer: {} ({} ids, sha256 {})\n{}",
             t.path.display(),
             t.vocab_size,
-            &t.sha256[..16]
+            &t.sha256[..16],
+            t.describe_engine()
         ),
         Err(e) => println!("tokenizer: MISSING: {e:#}"),
     }
-    torch()
-}
-
-#[cfg(feature = "torch")]
-fn torch() -> Result<()> {
-    let lt = mtkit::torch_env::check()?;
-    let dir = lt
-        .lib_dir
-        .map(|d| d.display().to_string())
-        .unwrap_or_default();
-    println!(
-        "libtorch: {} from {dir}",
-        lt.version.as_deref().unwrap_or("unknown version")
-    );
-    let t = tch::Tensor::from_slice(&[1.0f32, 2.0, 3.0]);
-    let s = t.sum(tch::Kind::Float).double_value(&[]);
-    println!(
-        "libtorch check: sum([1, 2, 3]) = {s}; CUDA available: {}",
-        tch::Cuda::is_available()
-    );
-    Ok(())
-}
-
-#[cfg(not(feature = "torch"))]
-fn torch() -> Result<()> {
-    println!("libtorch: not built in (built with --no-default-features)");
+    let bin = match super::trainer::trainer_binary() {
+        Ok(b) => b,
+        Err(e) => {
+            println!("mtkit-train: MISSING: {e:#}");
+            bail!("mtkit-train is missing: training commands cannot run");
+        }
+    };
+    println!("mtkit-train: {}", bin.display());
+    use std::io::Write;
+    std::io::stdout().flush()?;
+    let status = std::process::Command::new(&bin)
+        .args(trainer_args)
+        .status()?;
+    if !status.success() {
+        bail!("mtkit-train's LibTorch check failed (above)");
+    }
     Ok(())
 }

@@ -6,11 +6,10 @@ use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::profile::{cached_or_build, NgramMode, Profile, ProfileOptions};
-use mtkit::tokenize::Tokenizer;
 
-use super::output::table;
-use super::progress::Bar;
 use super::CorpusArgs;
+use mtkit::cli_support::output::table;
+use mtkit::cli_support::progress::Bar;
 
 /// Count token unigrams and n-grams of corpora.
 ///
@@ -100,7 +99,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     }
     let cat = a.corpus.catalog()?;
     let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
-    let tok = Tokenizer::load(a.corpus.tokenizer.as_deref())?;
+    let tok = a.corpus.tokenizer.load()?;
     let opts = ProfileOptions {
         sample: a.corpus.sample(),
         max_tokens_per_doc: a.corpus.max_tokens(),

@@ -10,10 +10,10 @@ use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
 use mtkit::proximity::{compute, matrix, Metric, MetricOptions, MixBy, MixSpec, Query, Row};
 use mtkit::tokenize::Tokenizer;
 
-use super::output::{num, sig, table};
 use super::profile::NgramArgs;
-use super::progress::Bar;
 use super::CorpusArgs;
+use mtkit::cli_support::output::{num, sig, table};
+use mtkit::cli_support::progress::Bar;
 
 /// Similarity of each corpus to the target, and each candidate's proximity advantage.
 ///
@@ -179,7 +179,7 @@ fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Re
         }
         let card = cat.get(name)?;
         if tok.is_none() {
-            tok = Some(Tokenizer::load(ca.tokenizer.as_deref())?);
+            tok = Some(ca.tokenizer.load()?);
         }
         let (p, _) = cached_or_build(card, tok.as_ref().unwrap(), opts, !ca.no_cache, &bar)?;
         if !p.totals.skipped.is_empty() {

@@ -8,7 +8,7 @@ use clap::{Args, Subcommand};
 
 use mtkit::report::{regress, ttest};
 
-use super::output::{num, sig, table};
+use mtkit::cli_support::output::{num, sig, table};
 
 #[derive(Subcommand, Debug)]
 pub enum ReportCommand {

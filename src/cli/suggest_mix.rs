@@ -9,11 +9,10 @@ use clap::{Args, ValueEnum};
 use mtkit::mix::{suggest, Budget, MixProposal, Problem, SourceInfo, TimingRule};
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
 use mtkit::proximity::{Dist, Metric};
-use mtkit::tokenize::Tokenizer;
 
-use super::output::{sig, table};
-use super::progress::Bar;
 use super::CorpusArgs;
+use mtkit::cli_support::output::{sig, table};
+use mtkit::cli_support::progress::Bar;
 
 /// Propose midtraining mixtures: which data, what weight, from which step.
 ///
@@ -216,7 +215,7 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         .chain(std::iter::once(&a.target))
         .map(|n| cat.get(n))
         .collect::<Result<_>>()?;
-    let tok = Tokenizer::load(a.corpus.tokenizer.as_deref())?;
+    let tok = a.corpus.tokenizer.load()?;
     let opts = ProfileOptions {
         sample: a.corpus.sample(),
         max_tokens_per_doc: a.corpus.max_tokens(),

@@ -7,11 +7,10 @@ use clap::Args;
 
 use mtkit::catalog::Catalog;
 use mtkit::corpus::SampleSpec;
-use mtkit::tokenize::Tokenizer;
 
-use super::output::table;
-use super::progress::Bar;
 use super::MaxDocs;
+use mtkit::cli_support::output::table;
+use mtkit::cli_support::progress::Bar;
 
 /// Tokenize corpora into training shards (DIR/NAME/{train,val}.tokens and .docs, meta.json).
 ///
@@ -40,9 +39,8 @@ pub struct TokenizeArgs {
     /// A catalog file that adds or overrides dataset cards; repeatable (also MTKIT_CATALOG).
     #[arg(long = "catalog", value_name = "FILE")]
     catalogs: Vec<PathBuf>,
-    /// tokenizer.json [default: the GPT-NeoX-20B tokenizer from `make setup`]
-    #[arg(long, value_name = "PATH", env = "MTKIT_TOKENIZER")]
-    tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    tokenizer: mtkit::cli_support::args::TokenizerArgs,
     /// Fail on the first bad record instead of skipping and counting it.
     #[arg(long)]
     strict: bool,
@@ -54,7 +52,7 @@ pub struct TokenizeArgs {
 pub fn run(a: TokenizeArgs) -> Result<()> {
     let cat = Catalog::load(&a.catalogs)?;
     let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
-    let tok = Tokenizer::load(a.tokenizer.as_deref())?;
+    let tok = a.tokenizer.load()?;
     let spec = SampleSpec {
         max_docs: a.max_docs.0,
         seed: a.seed,

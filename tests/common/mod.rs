@@ -29,14 +29,22 @@ pub fn pythia_tokenizer() -> Option<PathBuf> {
     }
 }
 
+/// The repository's root (the mtkit package; mtkit-train's tests run from train/).
+pub fn repo_root() -> PathBuf {
+    let here = Path::new(env!("CARGO_MANIFEST_DIR"));
+    if here.join("datasets").is_dir() {
+        here.to_path_buf()
+    } else {
+        here.parent().expect("train/ has a parent").to_path_buf()
+    }
+}
+
 /// `../shared/data/catalog.toml` (or MTKIT_SHARED_CATALOG) when present. In CI
 /// (MTKIT_REQUIRE_SHARED=1) its absence is a failure, elsewhere a printed skip.
 pub fn shared_catalog() -> Option<PathBuf> {
     let p = std::env::var_os("MTKIT_SHARED_CATALOG")
         .map(PathBuf::from)
-        .unwrap_or_else(|| {
-            Path::new(env!("CARGO_MANIFEST_DIR")).join("../shared/data/catalog.toml")
-        });
+        .unwrap_or_else(|| repo_root().join("../shared/data/catalog.toml"));
     if p.exists() {
         return Some(p);
     }
@@ -51,6 +59,18 @@ pub fn shared_catalog() -> Option<PathBuf> {
         p.display()
     );
     None
+}
+
+/// The `mtkit` binary under test. The mtkit-train package's tests (which include these
+/// helpers) find it beside `mtkit-train`: one `cargo test --workspace` builds both.
+pub fn mtkit_binary() -> PathBuf {
+    match option_env!("CARGO_BIN_EXE_mtkit") {
+        Some(p) => PathBuf::from(p),
+        None => {
+            PathBuf::from(option_env!("CARGO_BIN_EXE_mtkit-train").expect("built by cargo test"))
+                .with_file_name("mtkit")
+        }
+    }
 }
 
 /// A scratch folder with its own mtkit cache.
@@ -80,7 +100,7 @@ impl Sandbox {
 
     /// `mtkit ARGS` with the sandbox's cache; MTKIT_* variables from outside are cleared.
     pub fn cmd(&self, args: &[&str]) -> Command {
-        let mut c = Command::new(env!("CARGO_BIN_EXE_mtkit"));
+        let mut c = Command::new(mtkit_binary());
         c.args(args)
             .current_dir(self.dir.path())
             .env("MTKIT_CACHE", self.path("cache"))

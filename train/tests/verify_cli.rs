@@ -1,6 +1,7 @@
 //! `mtkit verify`: the grid, prefix reuse counted in training steps, runs.csv, skipping.
-#![cfg(feature = "torch")]
 
+// The integration-test helpers of the mtkit package, shared.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 use common::*;
 

@@ -1,7 +1,7 @@
 //! Progress bars for the library's [`Progress`] callbacks.
 
+use crate::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
-use mtkit::progress::Progress;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;
 use std::time::Instant;

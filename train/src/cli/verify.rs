@@ -10,12 +10,11 @@ use mtkit::catalog::Catalog;
 use mtkit::corpus::SampleSpec;
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
 use mtkit::proximity::{similarity, Dist, Metric, MetricOptions};
-use mtkit::tokenize::Tokenizer;
-use mtkit::train::trainer::{device, Quiet};
-use mtkit::train::verify::{execute, schedule, Kind, Plan, RunRow};
+use mtkit_train::trainer::{device, Quiet};
+use mtkit_train::verify::{execute, schedule, Kind, Plan, RunRow};
 
-use super::output::{num, table};
-use super::progress::Bar;
+use mtkit::cli_support::output::{num, table};
+use mtkit::cli_support::progress::Bar;
 
 /// Train a plan's grid: a base run, midtraining and continued-pretraining variants, each
 /// fine-tuned on every target, for every seed. Runs sharing their first phases reuse one
@@ -41,9 +40,8 @@ pub struct VerifyArgs {
     /// A catalog file that adds or overrides dataset cards; repeatable (also MTKIT_CATALOG).
     #[arg(long = "catalog", value_name = "FILE")]
     catalogs: Vec<PathBuf>,
-    /// tokenizer.json [default: the GPT-NeoX-20B tokenizer from `make setup`]
-    #[arg(long, value_name = "PATH", env = "MTKIT_TOKENIZER")]
-    tokenizer: Option<PathBuf>,
+    #[command(flatten)]
+    tokenizer: mtkit::cli_support::args::TokenizerArgs,
     /// Less output.
     #[arg(long, short)]
     quiet: bool,
@@ -62,7 +60,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&plan.plan.name));
     let runs = plan.runs(&data);
-    let finished = |r: &mtkit::train::verify::PlannedRun| {
+    let finished = |r: &mtkit_train::verify::PlannedRun| {
         out.join("runs").join(&r.name).join("summary.json").exists()
     };
     let mut stored: BTreeSet<String> = BTreeSet::new();
@@ -115,7 +113,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     if a.dry_run {
         return Ok(());
     }
-    let tok = Tokenizer::load(a.tokenizer.as_deref())?;
+    let tok = a.tokenizer.load()?;
     let bar = Bar::new(a.quiet);
     for card in &cards {
         if !data.join(&card.name).join("meta.json").exists() {

@@ -8,10 +8,10 @@ use clap::{Args, Subcommand};
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mtkit::train::config::RunConfig;
-use mtkit::train::model::{ModelSpec, PRESETS};
-use mtkit::train::trainer::{device, Observer, Trainer};
+use mtkit_train::model::{ModelSpec, PRESETS};
+use mtkit_train::trainer::{device, Observer, Trainer};
 
-use super::output::table;
+use mtkit::cli_support::output::table;
 
 /// Train a Pythia-style model through the phases of a run config (pretrain → midtrain or
 /// cpt → sft), writing a run folder: config.toml (a copy), metrics.csv, checkpoints/,

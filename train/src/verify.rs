@@ -15,10 +15,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use super::config::{
+use crate::config::{
     Optimizer, PhaseConfig, PhaseKind, RunConfig, RunSection, Schedule, ScheduleSpec,
 };
-use super::trainer::{Observer, Summary, Trainer};
+use crate::trainer::{Observer, Summary, Trainer};
 
 /// A plan file (`analysis/*.toml`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -164,7 +164,7 @@ impl Plan {
 
     fn check(&self) -> Result<()> {
         let p = &self.plan;
-        super::model::ModelSpec::preset(&p.preset, 50_000)?;
+        crate::model::ModelSpec::preset(&p.preset, 50_000)?;
         if p.seeds.is_empty() || self.targets.is_empty() {
             bail!("a plan needs at least one seed and one target");
         }
@@ -339,7 +339,7 @@ pub fn prefix_key(cfg: &RunConfig, done: usize) -> String {
     let mut run = cfg.run.clone();
     run.name.clear();
     let bytes = serde_json::to_vec(&(&run, &cfg.phases[..done])).expect("config serialises");
-    crate::catalog::hex(&Sha256::digest(bytes))[..24].to_string()
+    mtkit::catalog::hex(&Sha256::digest(bytes))[..24].to_string()
 }
 
 /// Steps before the end of phase `j` (exclusive of later phases).

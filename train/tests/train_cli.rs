@@ -1,13 +1,14 @@
 //! The trainer through the real binary and library: presets, loss, resume, sampler, masking.
-#![cfg(feature = "torch")]
 
+// The integration-test helpers of the mtkit package, shared.
+#[path = "../../tests/common/mod.rs"]
 mod common;
 use common::*;
 use std::path::Path;
 
 use mtkit::train::config::RunConfig;
-use mtkit::train::model::{pad_vocab, ModelSpec, PRESETS};
-use mtkit::train::trainer::{sft_tensors, Trainer};
+use mtkit_train::model::{pad_vocab, ModelSpec, PRESETS};
+use mtkit_train::trainer::{sft_tensors, Trainer};
 use tch::{nn, Device, Tensor};
 
 /// Published Pythia parameter counts (EleutherAI's Pythia model table), vocabulary 50,304.
@@ -34,7 +35,7 @@ fn preset_parameter_counts() {
     {
         let spec = ModelSpec::preset(name, 50_280).unwrap();
         let vs = nn::VarStore::new(Device::Cpu);
-        let _m = mtkit::train::model::GptNeox::new(&vs, spec.clone());
+        let _m = mtkit_train::model::GptNeox::new(&vs, spec.clone());
         let vars = vs.variables();
         let total: i64 = vars.values().map(|t| t.numel() as i64).sum();
         let emb: i64 = vars

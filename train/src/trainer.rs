@@ -22,10 +22,10 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use super::config::{Phase, PhaseKind, RunConfig};
-use super::model::{GptNeox, ModelSpec};
-use crate::rng::{mix64, Rng};
-use crate::shards::{read_meta, Split};
+use crate::config::{Phase, PhaseKind, RunConfig};
+use crate::model::{GptNeox, ModelSpec};
+use mtkit::rng::{mix64, Rng};
+use mtkit::shards::{read_meta, Split};
 
 /// Reports training progress.
 pub trait Observer {
@@ -575,7 +575,7 @@ impl Trainer {
             wall_time_s: self.state.seconds,
             device: format!("{:?}", self.device),
         };
-        crate::paths::write_atomic_bytes(
+        mtkit::paths::write_atomic_bytes(
             &self.out.join("summary.json"),
             serde_json::to_string_pretty(&summary)?.as_bytes(),
         )?;
@@ -621,7 +621,7 @@ impl Trainer {
             s.push_str(r);
             s.push('\n');
         }
-        crate::paths::write_atomic_bytes(&self.out.join("metrics.csv"), s.as_bytes())
+        mtkit::paths::write_atomic_bytes(&self.out.join("metrics.csv"), s.as_bytes())
     }
 
     fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
@@ -672,7 +672,7 @@ impl Trainer {
             .tempfile_in(&dir)?;
         Tensor::write_safetensors(&named, tmp.path())
             .map_err(|e| anyhow!("cannot write checkpoint: {e}"))?;
-        crate::paths::make_readable(tmp.path());
+        mtkit::paths::make_readable(tmp.path());
         tmp.persist(&path)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot write {}", path.display()))?;

@@ -1,0 +1,138 @@
+//! Options that several commands share, for both binaries (`mtkit`, `mtkit-train`).
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::Args;
+
+use crate::catalog::Catalog;
+use crate::corpus::{SampleSpec, Shard};
+use crate::tokenize::{EngineChoice, Tokenizer};
+
+pub(crate) static VERBOSE: std::sync::atomic::AtomicBool =
+    std::sync::atomic::AtomicBool::new(false);
+
+/// Turns -v on or off for this process.
+pub fn set_verbose(on: bool) {
+    VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Prints a line on stderr when -v was given.
+pub fn verbose(line: impl std::fmt::Display) {
+    if VERBOSE.load(std::sync::atomic::Ordering::Relaxed) {
+        eprintln!("mtkit: {line}");
+    }
+}
+
+/// The tokenizer options of every command that tokenizes.
+#[derive(Args, Debug, Clone)]
+pub struct TokenizerArgs {
+    /// tokenizer.json to use [default: the GPT-NeoX-20B (Pythia) tokenizer installed by
+    /// `make setup` in the cache]
+    #[arg(long, value_name = "PATH", env = "MTKIT_TOKENIZER")]
+    pub tokenizer: Option<PathBuf>,
+    /// Encoder: `fast` is mtkit's path for byte-level BPE tokenizers (GPT-NeoX, GPT-2 and
+    /// their family), many times faster with ids identical to HF tokenizers'; `hf` is HF
+    /// tokenizers' own pipeline; `auto` takes the fast path when it covers the tokenizer
+    /// exactly (-v says which ran; profiles record it).
+    #[arg(
+        long,
+        value_name = "auto|fast|hf",
+        default_value = "auto",
+        env = "MTKIT_ENCODER"
+    )]
+    pub encoder: EngineChoice,
+}
+
+impl TokenizerArgs {
+    /// Loads the tokenizer (and says which engine encodes, with -v).
+    pub fn load(&self) -> Result<Tokenizer> {
+        let tok = Tokenizer::load_with(self.tokenizer.as_deref(), self.encoder)?;
+        verbose(format_args!(
+            "tokenizer {} (sha256 {}, {} ids); {}",
+            tok.path.display(),
+            &tok.sha256[..16],
+            tok.vocab_size,
+            tok.describe_engine()
+        ));
+        Ok(tok)
+    }
+}
+
+/// `--max-docs N|all`.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub struct MaxDocs(pub Option<u64>);
+
+impl std::str::FromStr for MaxDocs {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<MaxDocs> {
+        if s == "all" {
+            return Ok(MaxDocs(None));
+        }
+        match s.replace('_', "").parse::<u64>() {
+            Ok(0) | Err(_) => bail!("expected a positive number of documents or `all`, got {s:?}"),
+            Ok(n) => Ok(MaxDocs(Some(n))),
+        }
+    }
+}
+
+/// Options shared by every command that reads corpora.
+#[derive(Args, Debug, Clone)]
+pub struct CorpusArgs {
+    /// A catalog file that adds or overrides dataset cards ([datasets.NAME] tables); repeatable.
+    /// Also read from MTKIT_CATALOG (a ':'-separated list), before these.
+    #[arg(long = "catalog", value_name = "FILE")]
+    pub catalogs: Vec<PathBuf>,
+    #[command(flatten)]
+    pub tokenizer: TokenizerArgs,
+    /// Documents sampled per corpus (uniformly, by --seed), or `all` for every document in
+    /// corpus order. The paper's measurement uses 1000.
+    #[arg(long, value_name = "N|all", default_value = "1000")]
+    pub max_docs: MaxDocs,
+    /// Cut each document to its first C characters before tokenizing (0: no cut).
+    #[arg(long, value_name = "C", default_value_t = 10_000)]
+    pub max_chars: usize,
+    /// Keep each document's first K tokens (0: no cut).
+    #[arg(long, value_name = "K", default_value_t = 512)]
+    pub max_tokens_per_doc: usize,
+    /// Seed of the document sample (and of bootstrap resampling).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Only shard K of N (1-based): the records whose index is K-1 modulo N. The N shards are
+    /// disjoint and together are the whole corpus; merge their profiles with `profile merge`.
+    #[arg(long, value_name = "K/N")]
+    pub shard: Option<Shard>,
+    /// Fail on the first bad record (malformed JSON, missing field, invalid UTF-8, truncated
+    /// stream) instead of skipping and counting it.
+    #[arg(long)]
+    pub strict: bool,
+    /// Recompute profiles even when a cached one matches.
+    #[arg(long)]
+    pub no_cache: bool,
+    /// No progress bars.
+    #[arg(long, short)]
+    pub quiet: bool,
+}
+
+impl CorpusArgs {
+    /// The catalog: built-in cards, MTKIT_CATALOG, then --catalog files.
+    pub fn catalog(&self) -> Result<Catalog> {
+        Catalog::load(&self.catalogs)
+    }
+
+    /// The sample spec these options describe.
+    pub fn sample(&self) -> SampleSpec {
+        SampleSpec {
+            max_docs: self.max_docs.0,
+            seed: self.seed,
+            max_chars: (self.max_chars > 0).then_some(self.max_chars),
+            shard: self.shard,
+            strict: self.strict,
+        }
+    }
+
+    /// Tokens kept per document.
+    pub fn max_tokens(&self) -> Option<usize> {
+        (self.max_tokens_per_doc > 0).then_some(self.max_tokens_per_doc)
+    }
+}

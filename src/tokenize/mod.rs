@@ -1,0 +1,326 @@
+//! Tokenization: one `tokenizer.json` loaded once, documents encoded without special tokens,
+//! each cut to a maximum number of tokens.
+//!
+//! Two engines give the same ids. HF tokenizers' full pipeline encodes any tokenizer.json; the
+//! fast path ([`fast`]) covers byte-level BPE tokenizers (GPT-NeoX-20B, GPT-2 and their family)
+//! exactly and is many times faster: it skips offset bookkeeping, remembers each pre-token's
+//! ids in a per-thread cache ([`Encoder`]), and stops at the token cut instead of encoding the
+//! whole document. [`EngineChoice::Auto`] takes the fast path wherever it covers the tokenizer.
+//!
+//! The default tokenizer is GPT-NeoX-20B's BPE (the Pythia tokenizer), which `make setup`
+//! places in the cache; `--tokenizer PATH` or `MTKIT_TOKENIZER` selects any other.
+
+pub mod check;
+pub mod fast;
+pub mod pretokenize;
+
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+use hashbrown::HashMap;
+use sha2::{Digest, Sha256};
+
+use fast::FastPath;
+
+/// File name of the default tokenizer inside `<cache>/tokenizers/`.
+pub const DEFAULT_TOKENIZER_FILE: &str = "gpt-neox-20b.json";
+
+/// The default tokenizer's path in the cache.
+pub fn default_tokenizer_path() -> PathBuf {
+    crate::paths::cache_dir()
+        .join("tokenizers")
+        .join(DEFAULT_TOKENIZER_FILE)
+}
+
+/// Which engine encodes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Engine {
+    /// mtkit's fast path for byte-level BPE.
+    Fast,
+    /// HF tokenizers' full pipeline (`encode`).
+    Hf,
+}
+
+impl Engine {
+    /// The name used in options, metadata and messages.
+    pub fn name(self) -> &'static str {
+        match self {
+            Engine::Fast => "fast",
+            Engine::Hf => "hf",
+        }
+    }
+}
+
+/// Which engine to use when loading.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Default)]
+pub enum EngineChoice {
+    /// The fast path when it covers the tokenizer exactly, else HF's pipeline.
+    #[default]
+    Auto,
+    /// The fast path; an error when it does not cover the tokenizer.
+    Fast,
+    /// HF's pipeline always.
+    Hf,
+}
+
+impl std::str::FromStr for EngineChoice {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<EngineChoice> {
+        match s {
+            "auto" => Ok(EngineChoice::Auto),
+            "fast" => Ok(EngineChoice::Fast),
+            "hf" => Ok(EngineChoice::Hf),
+            _ => bail!("expected auto, fast or hf, got {s:?}"),
+        }
+    }
+}
+
+/// Pre-tokens longer than this are encoded without being remembered (rare, and each would
+/// take a cache slot for one use).
+const CACHE_MAX_PIECE: usize = 128;
+/// A thread's cache is emptied when it holds this many pre-tokens, so memory stays bounded on
+/// any corpus (at most about 200 MB per thread, with every key at the longest; typical text
+/// stays far below: its pre-tokens average a few bytes); frequent pre-tokens come back at once.
+const CACHE_MAX_ENTRIES: usize = 1 << 20;
+
+/// A loaded tokenizer with its identity.
+pub struct Tokenizer {
+    inner: tokenizers::Tokenizer,
+    fast: Option<FastPath>,
+    /// Why the fast path is not used, when it is not.
+    pub fast_path_declined: Option<String>,
+    /// Where it was loaded from.
+    pub path: PathBuf,
+    /// SHA-256 of the tokenizer file: profiles made with different tokenizers never mix.
+    pub sha256: String,
+    /// Number of ids, added tokens included.
+    pub vocab_size: usize,
+}
+
+impl Tokenizer {
+    /// Loads `path`, or `MTKIT_TOKENIZER`, or the default tokenizer from the cache, with the
+    /// fast path where it applies.
+    pub fn load(path: Option<&Path>) -> Result<Tokenizer> {
+        Tokenizer::load_with(path, EngineChoice::Auto)
+    }
+
+    /// [`Tokenizer::load`] with a choice of engine.
+    pub fn load_with(path: Option<&Path>, engine: EngineChoice) -> Result<Tokenizer> {
+        let path = match path {
+            Some(p) => p.to_path_buf(),
+            None => match std::env::var_os("MTKIT_TOKENIZER").filter(|p| !p.is_empty()) {
+                Some(p) => PathBuf::from(p),
+                None => {
+                    let p = default_tokenizer_path();
+                    if !p.exists() {
+                        bail!(
+                            "the default tokenizer (GPT-NeoX-20B) is not installed at {}: run `make setup` (or scripts/setup.sh), or pass --tokenizer PATH to a tokenizer.json",
+                            p.display()
+                        );
+                    }
+                    p
+                }
+            },
+        };
+        let bytes = std::fs::read(&path)
+            .with_context(|| format!("cannot read tokenizer {}", path.display()))?;
+        let mut inner = tokenizers::Tokenizer::from_bytes(&bytes).map_err(|e| {
+            anyhow!(
+                "{} is not a tokenizer.json that the tokenizers library can load: {e}",
+                path.display()
+            )
+        })?;
+        inner.with_truncation(None).map_err(|e| anyhow!("{e}"))?;
+        inner.with_padding(None);
+        let sha256 = crate::catalog::hex(&Sha256::digest(&bytes));
+        let vocab_size = inner.get_vocab_size(true);
+        let (fast, fast_path_declined) = match engine {
+            EngineChoice::Hf => (None, Some("--encoder hf was asked for".to_string())),
+            EngineChoice::Auto | EngineChoice::Fast => match FastPath::new(&inner) {
+                Ok(f) => (Some(f), None),
+                Err(why) if engine == EngineChoice::Fast => bail!(
+                    "--encoder fast: the fast path does not cover {}: {why}; use --encoder auto or hf",
+                    path.display()
+                ),
+                Err(why) => (None, Some(why)),
+            },
+        };
+        Ok(Tokenizer {
+            inner,
+            fast,
+            fast_path_declined,
+            path,
+            sha256,
+            vocab_size,
+        })
+    }
+
+    /// The engine that encodes.
+    pub fn engine(&self) -> Engine {
+        if self.fast.is_some() {
+            Engine::Fast
+        } else {
+            Engine::Hf
+        }
+    }
+
+    /// A line saying which engine encodes and why.
+    pub fn describe_engine(&self) -> String {
+        match &self.fast_path_declined {
+            None => format!(
+                "encoder: fast (byte-level BPE fast path; ids identical to HF tokenizers {})",
+                HF_TOKENIZERS_VERSION
+            ),
+            Some(why) => format!("encoder: hf (HF tokenizers {HF_TOKENIZERS_VERSION} pipeline; fast path not used: {why})"),
+        }
+    }
+
+    /// A per-thread encoder (with its own pre-token cache).
+    pub fn encoder(&self) -> Encoder<'_> {
+        Encoder {
+            tok: self,
+            cache: HashMap::new(),
+            ids: Vec::new(),
+        }
+    }
+
+    /// Token ids of `text` without special tokens, cut to `max_tokens` (one-off; workers
+    /// encoding many documents keep an [`Encoder`]).
+    pub fn encode(&self, text: &str, max_tokens: Option<usize>) -> Result<Vec<u32>> {
+        let mut out = Vec::new();
+        self.encoder().encode_into(text, max_tokens, &mut out)?;
+        Ok(out)
+    }
+
+    /// Token ids of `text` by HF's full pipeline, whatever the engine (the reference the fast
+    /// path is tested against).
+    pub fn encode_hf(&self, text: &str, max_tokens: Option<usize>) -> Result<Vec<u32>> {
+        let enc = self
+            .inner
+            .encode_fast(text, false)
+            .map_err(|e| anyhow!("tokenizer failed: {e}"))?;
+        let mut ids = enc.get_ids().to_vec();
+        if let Some(m) = max_tokens {
+            ids.truncate(m);
+        }
+        Ok(ids)
+    }
+
+    /// The id of a token's text, if it is in the vocabulary.
+    pub fn token_to_id(&self, token: &str) -> Option<u32> {
+        self.inner.token_to_id(token)
+    }
+
+    /// The text of a token id, if the id exists.
+    pub fn id_to_token(&self, id: u32) -> Option<String> {
+        self.inner.id_to_token(id)
+    }
+
+    /// Decodes ids back to text (special tokens skipped).
+    pub fn decode(&self, ids: &[u32]) -> Result<String> {
+        self.inner
+            .decode(ids, true)
+            .map_err(|e| anyhow!("tokenizer failed to decode: {e}"))
+    }
+}
+
+/// The version of HF tokenizers that mtkit is built with (the reference for identical ids).
+pub const HF_TOKENIZERS_VERSION: &str = "0.23.2";
+
+/// Encodes documents on one thread, remembering each pre-token's ids.
+pub struct Encoder<'t> {
+    tok: &'t Tokenizer,
+    /// Pre-token bytes → (start, length) in `ids`.
+    cache: HashMap<Box<[u8]>, (u32, u32)>,
+    ids: Vec<u32>,
+}
+
+impl Encoder<'_> {
+    /// Appends the ids of `text` (no special tokens) to `out`, at most `max_tokens` of them:
+    /// exactly HF's `encode(text)` cut to its first `max_tokens` ids.
+    pub fn encode_into(
+        &mut self,
+        text: &str,
+        max_tokens: Option<usize>,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        let start = out.len();
+        let limit = max_tokens.map(|m| start + m).unwrap_or(usize::MAX);
+        let Some(fast) = &self.tok.fast else {
+            out.extend(self.tok.encode_hf(text, max_tokens)?);
+            return Ok(());
+        };
+        let tokenizers::models::ModelWrapper::BPE(bpe) = self.tok.inner.get_model() else {
+            unreachable!("the fast path is built for BPE models only");
+        };
+        if limit == start {
+            return Ok(());
+        }
+        let mut failure = None;
+        let (cache, ids) = (&mut self.cache, &mut self.ids);
+        fast.walk(text, &mut |unit| {
+            let piece = match unit {
+                fast::Unit::Added(id) => {
+                    out.push(id);
+                    return out.len() < limit;
+                }
+                fast::Unit::Piece(p) => p,
+            };
+            let key = piece.as_bytes();
+            if let Some(&(at, len)) = cache.get(key) {
+                out.extend_from_slice(&ids[at as usize..(at + len) as usize]);
+            } else if piece.len() > CACHE_MAX_PIECE {
+                if let Err(e) = fast.encode_piece(bpe, piece, out) {
+                    failure = Some(e);
+                    return false;
+                }
+            } else {
+                if cache.len() >= CACHE_MAX_ENTRIES {
+                    cache.clear();
+                    ids.clear();
+                }
+                let at = ids.len();
+                if let Err(e) = fast.encode_piece(bpe, piece, ids) {
+                    failure = Some(e);
+                    return false;
+                }
+                cache.insert(key.into(), (at as u32, (ids.len() - at) as u32));
+                out.extend_from_slice(&ids[at..]);
+            }
+            out.len() < limit
+        });
+        if let Some(e) = failure {
+            return Err(e);
+        }
+        out.truncate(limit.min(out.len()));
+        Ok(())
+    }
+}
+
+/// One [`Encoder`] per worker thread of rayon's pool (and one for any other thread), so
+/// that each thread keeps its cache across the batches it encodes.
+pub struct EncoderPool<'t> {
+    slots: Vec<Mutex<Encoder<'t>>>,
+}
+
+impl<'t> EncoderPool<'t> {
+    /// Encoders for the current rayon pool.
+    pub fn new(tok: &'t Tokenizer) -> EncoderPool<'t> {
+        EncoderPool {
+            slots: (0..rayon::current_num_threads() + 1)
+                .map(|_| Mutex::new(tok.encoder()))
+                .collect(),
+        }
+    }
+
+    /// Runs `f` with the calling thread's encoder.
+    pub fn with<R>(&self, f: impl FnOnce(&mut Encoder<'t>) -> R) -> R {
+        let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
+        let mut enc = self.slots[slot % self.slots.len()]
+            .lock()
+            .expect("encoder lock");
+        f(&mut enc)
+    }
+}
