@@ -777,7 +777,9 @@ impl Profile {
 
     /// Saves as parquet (atomically).
     pub fn save(&self, path: &Path) -> Result<()> {
-        use polars::prelude::{Column, DataFrame, KeyValueMetadata, ParquetWriter};
+        use polars::prelude::{
+            Column, DataFrame, KeyValueMetadata, ParquetCompression, ParquetWriter,
+        };
         let n = self.meta.ngram;
         let bits = id_bits(self.meta.vocab_size);
         let mut order: Vec<u8> = Vec::new();
@@ -827,7 +829,9 @@ impl Profile {
             totals: self.totals.clone(),
         })?;
         crate::paths::write_atomic(path, |w| {
+            // LZ4: a fifth of an exact 4-gram profile's time went to zstd at its default level.
             ParquetWriter::new(w)
+                .with_compression(ParquetCompression::Lz4Raw)
                 .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
                     META_KEY.to_string(),
                     meta_json,

@@ -181,8 +181,7 @@ impl Tokenizer {
     pub fn encoder(&self) -> Encoder<'_> {
         Encoder {
             tok: self,
-            cache: HashMap::new(),
-            ids: Vec::new(),
+            cache: PieceCache::default(),
         }
     }
 
@@ -232,9 +231,98 @@ pub const HF_TOKENIZERS_VERSION: &str = "0.23.2";
 /// Encodes documents on one thread, remembering each pre-token's ids.
 pub struct Encoder<'t> {
     tok: &'t Tokenizer,
-    /// Pre-token bytes → (start, length) in `ids`.
-    cache: HashMap<Box<[u8]>, (u32, u32)>,
-    ids: Vec<u32>,
+    cache: PieceCache,
+}
+
+/// Pre-token → its ids. Most pre-tokens are short and encode to one to three ids: those of up
+/// to 15 bytes are keyed by their bytes and length packed in a u128, with up to three ids held
+/// in the entry itself, so that a hit costs one probe of one cache line (the table is larger
+/// than the CPU caches on real text, and the misses are what a hit costs). Longer pre-tokens,
+/// and ids that do not fit, live in maps and an array beside it.
+#[derive(Default)]
+struct PieceCache {
+    short: HashMap<u128, Ids>,
+    long: HashMap<Box<[u8]>, Ids>,
+    /// Ids of entries with more than three, back to back.
+    spill: Vec<u32>,
+}
+
+/// Up to three ids inline, or (start, length) in `spill` (`len` > 3).
+#[derive(Clone, Copy)]
+struct Ids {
+    ids: [u32; 3],
+    len: u32,
+}
+
+#[inline]
+fn short_key(piece: &[u8]) -> Option<u128> {
+    if piece.len() > 15 {
+        return None;
+    }
+    let mut k = (piece.len() as u128) << 120;
+    for (i, &b) in piece.iter().enumerate() {
+        k |= (b as u128) << (8 * i);
+    }
+    Some(k)
+}
+
+impl PieceCache {
+    /// Appends the remembered ids of `piece` to `out`; false when it is not remembered.
+    #[inline]
+    fn extend(&self, piece: &[u8], out: &mut Vec<u32>) -> bool {
+        let found = match short_key(piece) {
+            Some(k) => self.short.get(&k),
+            None => self.long.get(piece),
+        };
+        let Some(e) = found else {
+            return false;
+        };
+        if e.len <= 3 {
+            // Pushing one to three ids beats a call to memmove.
+            for &id in &e.ids[..e.len as usize] {
+                out.push(id);
+            }
+        } else {
+            let at = e.ids[0] as usize;
+            out.extend_from_slice(&self.spill[at..at + e.len as usize]);
+        }
+        true
+    }
+
+    fn len(&self) -> usize {
+        self.short.len() + self.long.len()
+    }
+
+    /// Encodes `piece`, remembers its ids and appends them to `out`.
+    fn insert(
+        &mut self,
+        fast: &FastPath,
+        bpe: &tokenizers::models::bpe::BPE,
+        piece: &str,
+        out: &mut Vec<u32>,
+    ) -> Result<()> {
+        if self.len() >= CACHE_MAX_ENTRIES {
+            *self = PieceCache::default();
+        }
+        let from = out.len();
+        fast.encode_piece(bpe, piece, out)?;
+        let got = &out[from..];
+        let mut e = Ids {
+            ids: [0; 3],
+            len: got.len() as u32,
+        };
+        if got.len() <= 3 {
+            e.ids[..got.len()].copy_from_slice(got);
+        } else {
+            e.ids[0] = self.spill.len() as u32;
+            self.spill.extend_from_slice(got);
+        }
+        match short_key(piece.as_bytes()) {
+            Some(k) => self.short.insert(k, e),
+            None => self.long.insert(piece.as_bytes().into(), e),
+        };
+        Ok(())
+    }
 }
 
 impl Encoder<'_> {
@@ -259,8 +347,8 @@ impl Encoder<'_> {
             return Ok(());
         }
         let mut failure = None;
-        let (cache, ids) = (&mut self.cache, &mut self.ids);
-        fast.walk(text, &mut |unit| {
+        let cache = &mut self.cache;
+        fast.walk(text, |unit| {
             let piece = match unit {
                 fast::Unit::Added(id) => {
                     out.push(id);
@@ -268,26 +356,16 @@ impl Encoder<'_> {
                 }
                 fast::Unit::Piece(p) => p,
             };
-            let key = piece.as_bytes();
-            if let Some(&(at, len)) = cache.get(key) {
-                out.extend_from_slice(&ids[at as usize..(at + len) as usize]);
-            } else if piece.len() > CACHE_MAX_PIECE {
-                if let Err(e) = fast.encode_piece(bpe, piece, out) {
+            if !cache.extend(piece.as_bytes(), out) {
+                let r = if piece.len() > CACHE_MAX_PIECE {
+                    fast.encode_piece(bpe, piece, out)
+                } else {
+                    cache.insert(fast, bpe, piece, out)
+                };
+                if let Err(e) = r {
                     failure = Some(e);
                     return false;
                 }
-            } else {
-                if cache.len() >= CACHE_MAX_ENTRIES {
-                    cache.clear();
-                    ids.clear();
-                }
-                let at = ids.len();
-                if let Err(e) = fast.encode_piece(bpe, piece, ids) {
-                    failure = Some(e);
-                    return false;
-                }
-                cache.insert(key.into(), (at as u32, (ids.len() - at) as u32));
-                out.extend_from_slice(&ids[at..]);
             }
             out.len() < limit
         });

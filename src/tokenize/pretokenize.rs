@@ -137,7 +137,7 @@ fn class_at(s: &str, i: usize) -> (Class, usize) {
 
 /// The end of the piece that starts at byte `i` (a char boundary before the end).
 #[inline]
-fn piece_end(s: &str, i: usize) -> usize {
+pub fn piece_end(s: &str, i: usize) -> usize {
     let b = s.as_bytes();
     let n = b.len();
     // 's 't 're 've 'm 'll 'd (case-sensitive, ASCII apostrophe only).

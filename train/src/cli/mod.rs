@@ -13,6 +13,7 @@ mod verify;
 #[derive(Parser, Debug)]
 #[command(
     name = "mtkit",
+    bin_name = "mtkit",
     version,
     propagate_version = true,
     max_term_width = 100
