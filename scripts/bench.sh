@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # `make bench`: builds mtkit and the bench's baselines, installs the Python side (tokenizers,
 # NumPy and torch from PyPI, into a virtual environment under the cache), writes the inputs from
-# the real samples, runs every measurement and rewrites BENCHMARKS.md. Takes about 23 minutes on
+# the real samples, runs every measurement and rewrites BENCHMARKS.md. Takes about 10 minutes on
 # 2 cores once mtkit is built. Needs the real samples (shared/data beside the repository, or
 # MTKIT_SHARED_DATA=DIR). Inputs (1.7 GB) go to $BENCH_WORK (default out/bench, ignored by git).
 set -euo pipefail

@@ -2,7 +2,7 @@
 # Prepared check for a lent GPU machine (PyTorch 2.11 in Python, no network): trains
 # pythia-70m (and pythia-160m) briefly in bf16 and prints tokens/s and MFU.
 #
-# Here:   make build && mkdir -p .gpu && cp "$MTKIT_CACHE/target/release/mtkit" .gpu/ \
+# Here:   make build && mkdir -p .gpu && cp "$MTKIT_CACHE"/target/release/mtkit{,-train} .gpu/ \
 #           && cp ~/.cache/mtkit/tokenizers/gpt-neox-20b.json .gpu/
 # There:  bash scripts/gpu-check.sh .gpu        (carry .gpu)
 # The binary is linked against libtorch 2.11; there it loads the machine's Python torch 2.11

@@ -327,9 +327,11 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             "",
             f"- Date: {date}; the whole bench took {seconds / 60:.1f} minutes.",
             f"- Machine: {self.machine()}.",
-            "- Inputs: the real C4 and code samples from shared/data (C4 en, HumanEval, HumanEval-X, MBPP, "
-            "CodeSearchNet Python), repeated to fixed sizes by scripts/bench/make_inputs.py; the GPT-NeoX-20B "
-            "(Pythia) tokenizer.",
+            "- Inputs: for the tokenizer rows (a, and the thread row of c), the registry's 210 MB of text that does "
+            "not repeat (Linux and Python documentation, Python code of large PyPI projects, docstring functions); "
+            "elsewhere the real C4 and code samples from shared/data (C4 en, HumanEval, HumanEval-X, MBPP, "
+            "CodeSearchNet Python), repeated to fixed sizes; both written by scripts/bench/make_inputs.py; the "
+            "GPT-NeoX-20B (Pythia) tokenizer.",
             "- Every figure is a ratio of two runs on this machine within minutes of each other. Walls are "
             "whole processes (start-up, reading, writing included) unless a row says otherwise.",
             "",

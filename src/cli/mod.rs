@@ -4,10 +4,10 @@
 
 use std::ffi::OsString;
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use mtkit::cli_support::args::set_verbose;
+use mtkit::cli_support::args::GlobalArgs;
 pub use mtkit::cli_support::args::{CorpusArgs, MaxDocs};
 
 mod check_encoder;
@@ -35,13 +35,8 @@ mod trainer;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Worker threads for tokenizing and counting (one more thread reads the corpus) and for
-    /// LibTorch on CPU. Default: one per core.
-    #[arg(long, global = true, value_name = "N", env = "MTKIT_THREADS")]
-    threads: Option<usize>,
-    /// Say more on stderr: which tokenizer and encoder ran, and why.
-    #[arg(long, short = 'v', global = true)]
-    verbose: bool,
+    #[command(flatten)]
+    global: GlobalArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -75,25 +70,11 @@ enum Command {
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    set_verbose(cli.verbose);
-    if let Some(n) = cli.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?;
-    }
-    let global = |name: &str, args: Vec<OsString>| {
+    cli.global.apply()?;
+    let handed = |name: &str, args: Vec<OsString>| {
         let mut v: Vec<OsString> = vec![name.into()];
         v.extend(args);
-        if let Some(n) = cli.threads {
-            v.extend(["--threads".into(), n.to_string().into()]);
-        }
-        if cli.verbose {
-            v.push("-v".into());
-        }
+        v.extend(cli.global.to_args());
         v
     };
     match cli.command {
@@ -104,9 +85,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::SuggestMix(a) => suggest_mix::run(a),
         Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
-        Command::Train(a) => trainer::exec(global("train", a.args)),
-        Command::Verify(a) => trainer::exec(global("verify", a.args)),
-        Command::Model(a) => trainer::exec(global("model", a.args)),
-        Command::Doctor => doctor::run(global("doctor", Vec::new())),
+        Command::Train(a) => trainer::exec(handed("train", a.args)),
+        Command::Verify(a) => trainer::exec(handed("verify", a.args)),
+        Command::Model(a) => trainer::exec(handed("model", a.args)),
+        Command::Doctor => doctor::run(handed("doctor", Vec::new())),
     }
 }

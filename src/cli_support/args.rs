@@ -136,3 +136,44 @@ impl CorpusArgs {
         (self.max_tokens_per_doc > 0).then_some(self.max_tokens_per_doc)
     }
 }
+
+/// The options every command of both binaries takes.
+#[derive(Args, Debug, Clone)]
+pub struct GlobalArgs {
+    /// Worker threads for tokenizing and counting (one more thread reads the corpus) and for
+    /// LibTorch on CPU. Default: one per core.
+    #[arg(long, global = true, value_name = "N", env = "MTKIT_THREADS")]
+    pub threads: Option<usize>,
+    /// Say more on stderr: which tokenizer and encoder ran, and why.
+    #[arg(long, short = 'v', global = true)]
+    pub verbose: bool,
+}
+
+impl GlobalArgs {
+    /// Turns -v on and sizes rayon's pool.
+    pub fn apply(&self) -> Result<()> {
+        set_verbose(self.verbose);
+        if let Some(n) = self.threads {
+            if n == 0 {
+                bail!("--threads must be at least 1");
+            }
+            rayon::ThreadPoolBuilder::new()
+                .num_threads(n)
+                .build_global()
+                .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?;
+        }
+        Ok(())
+    }
+
+    /// These options as arguments, to pass on to `mtkit-train`.
+    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+        let mut v = Vec::new();
+        if let Some(n) = self.threads {
+            v.extend(["--threads".into(), n.to_string().into()]);
+        }
+        if self.verbose {
+            v.push("-v".into());
+        }
+        v
+    }
+}

@@ -1,9 +1,9 @@
 //! The `mtkit-train` command line (shown to users as `mtkit train|verify|model`).
 
-use anyhow::{bail, Result};
+use anyhow::Result;
 use clap::{Parser, Subcommand};
 
-use mtkit::cli_support::args::set_verbose;
+use mtkit::cli_support::args::GlobalArgs;
 
 mod doctor;
 mod train;
@@ -21,12 +21,8 @@ mod verify;
 pub struct Cli {
     #[command(subcommand)]
     command: Command,
-    /// Threads for LibTorch on CPU (and for tokenizing in `verify`). Default: one per core.
-    #[arg(long, global = true, value_name = "N", env = "MTKIT_THREADS")]
-    threads: Option<usize>,
-    /// Say more on stderr.
-    #[arg(long, short = 'v', global = true)]
-    verbose: bool,
+    #[command(flatten)]
+    global: GlobalArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -42,15 +38,8 @@ enum Command {
 
 /// Dispatches a parsed command line.
 pub fn run(cli: Cli) -> Result<()> {
-    set_verbose(cli.verbose);
-    if let Some(n) = cli.threads {
-        if n == 0 {
-            bail!("--threads must be at least 1");
-        }
-        rayon::ThreadPoolBuilder::new()
-            .num_threads(n)
-            .build_global()
-            .map_err(|e| anyhow::anyhow!("cannot start {n} worker threads: {e}"))?;
+    cli.global.apply()?;
+    if let Some(n) = cli.global.threads {
         tch::set_num_threads(n as i32);
         tch::set_num_interop_threads(n as i32);
     }
