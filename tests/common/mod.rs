@@ -64,12 +64,12 @@ pub fn shared_catalog() -> Option<PathBuf> {
 /// The `mtkit` binary under test. The mtkit-train package's tests (which include these
 /// helpers) find it beside `mtkit-train`: one `cargo test --workspace` builds both.
 pub fn mtkit_binary() -> PathBuf {
-    match option_env!("CARGO_BIN_EXE_mtkit") {
-        Some(p) => PathBuf::from(p),
-        None => {
-            PathBuf::from(option_env!("CARGO_BIN_EXE_mtkit-train").expect("built by cargo test"))
-                .with_file_name("mtkit")
-        }
+    if let Some(p) = option_env!("CARGO_BIN_EXE_mtkit") {
+        return PathBuf::from(p);
+    }
+    match option_env!("CARGO_BIN_EXE_mtkit-train") {
+        Some(p) => PathBuf::from(p).with_file_name("mtkit"),
+        None => panic!("neither CARGO_BIN_EXE_mtkit nor CARGO_BIN_EXE_mtkit-train is set: run under cargo test"),
     }
 }
 
