@@ -67,7 +67,25 @@ impl Format {
         };
         Some((fmt, comp))
     }
+
+    /// Whether the file is a `.json` file (possibly compressed), which may hold one JSON array
+    /// of records; `.jsonl` and `.ndjson` files are JSON Lines whatever their first byte.
+    pub fn may_be_json_array(path: &Path) -> bool {
+        let name = path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_ascii_lowercase())
+            .unwrap_or_default();
+        let stem = name
+            .strip_suffix(".gz")
+            .or_else(|| name.strip_suffix(".zst"))
+            .or_else(|| name.strip_suffix(".zstd"))
+            .unwrap_or(&name);
+        stem.ends_with(".json")
+    }
 }
+
+/// The UTF-8 byte-order mark some editors write at the start of a file; not part of the text.
+const BOM: &[u8] = b"\xEF\xBB\xBF";
 
 /// Opens a file, decompressing by its name.
 pub fn open_decompressed(path: &Path) -> Result<Box<dyn Read + Send>> {
@@ -415,6 +433,10 @@ fn stream_problem(path: &Path, line: u64, e: &std::io::Error) -> Problem {
 
 fn walk_jsonl(path: &Path, index: &mut u64, visit: &mut Visit<'_>) -> Result<()> {
     let mut r = BufReader::with_capacity(1 << 20, open_decompressed(path)?);
+    match r.fill_buf() {
+        Ok(b) if b.starts_with(BOM) => r.consume(BOM.len()),
+        _ => {}
+    }
     // A `.json` file may hold one array of records instead of lines.
     let first = loop {
         let buf = match r.fill_buf() {
@@ -433,7 +455,7 @@ fn walk_jsonl(path: &Path, index: &mut u64, visit: &mut Visit<'_>) -> Result<()>
             }
         }
     };
-    if first == Some(b'[') {
+    if first == Some(b'[') && Format::may_be_json_array(path) {
         let mut all = Vec::new();
         if let Err(e) = r.read_to_end(&mut all) {
             visit(Item::FileProblem(stream_problem(path, 0, &e), 1))?;
@@ -519,6 +541,9 @@ fn walk_text(path: &Path, split: TextSplit, index: &mut u64, visit: &mut Visit<'
     if let Err(e) = open_decompressed(path)?.read_to_end(&mut bytes) {
         visit(Item::FileProblem(stream_problem(path, 0, &e), 1))?;
         return Ok(());
+    }
+    if bytes.starts_with(BOM) {
+        bytes.drain(..BOM.len());
     }
     let text = match String::from_utf8(bytes) {
         Ok(t) => t,
@@ -863,7 +888,10 @@ pub fn cheap_count(source: &Resolved) -> Option<u64> {
                         }
                         let mut bytes = Vec::new();
                         open_decompressed(f).ok()?.read_to_end(&mut bytes).ok()?;
-                        if bytes.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[') {
+                        let body = bytes.strip_prefix(BOM).unwrap_or(&bytes);
+                        if Format::may_be_json_array(f)
+                            && body.iter().find(|b| !b.is_ascii_whitespace()) == Some(&b'[')
+                        {
                             return None;
                         }
                         n += bytes

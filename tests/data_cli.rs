@@ -174,6 +174,75 @@ fn bad_records_are_skipped_and_counted_or_fail_with_strict() {
     );
 }
 
+/// A `.jsonl` file is JSON Lines whatever its first byte: a broken first line that starts
+/// with `[` is one bad record, not a failed JSON array (issue 13, bug 1).
+#[test]
+fn a_jsonl_file_starting_with_a_bracket_is_still_json_lines() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a", "b"]);
+    sb.write("b.jsonl", "[1, 2\n{\"text\":\"a b\"}\n{\"text\":\"b\"}\n");
+    let cat = catalog(
+        &sb,
+        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"b.jsonl\"]\n",
+    );
+    let out = sb.ok(&[
+        "profile",
+        "b",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--ngram",
+        "1",
+        "--quiet",
+    ]);
+    let row = out.lines().find(|l| l.starts_with("b ")).unwrap();
+    let cells: Vec<&str> = row.split_whitespace().collect();
+    // Two documents ("a b", "b": 3 tokens), the broken line skipped and counted.
+    assert_eq!(&cells[1..3], &["2", "3"], "{row}");
+    assert_eq!(cells[5], "1", "{row}");
+}
+
+/// A UTF-8 byte-order mark at the start of a file is not part of the first record (issue 13,
+/// bug 2): jsonl, a JSON array in a .json file, and text.
+#[test]
+fn a_byte_order_mark_is_stripped() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a", "b"]);
+    sb.write("m.jsonl", "\u{feff}{\"text\":\"a b\"}\n{\"text\":\"b\"}\n");
+    sb.write("m.json", "\u{feff}[{\"text\":\"a\"}]");
+    sb.write("m.txt", "\u{feff}a b a");
+    let cat = catalog(
+        &sb,
+        "[datasets.j]\nrole = \"pretrain\"\npaths = [\"m.jsonl\"]\n\n\
+         [datasets.arr]\nrole = \"pretrain\"\npaths = [\"m.json\"]\n\n\
+         [datasets.t]\nrole = \"pretrain\"\npaths = [\"m.txt\"]\n",
+    );
+    let out = sb.ok(&[
+        "profile",
+        "j",
+        "arr",
+        "t",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--ngram",
+        "1",
+        "--quiet",
+    ]);
+    // corpus, documents, tokens, ..., skipped: worked out by hand from the files above.
+    for (name, docs, tokens) in [("j", "2", "3"), ("arr", "1", "1"), ("t", "1", "3")] {
+        let row = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{name} ")))
+            .unwrap();
+        let cells: Vec<&str> = row.split_whitespace().collect();
+        assert_eq!(&cells[1..3], &[docs, tokens], "{row}");
+        assert_eq!(cells[5], "0", "nothing skipped: {row}");
+    }
+}
+
 #[test]
 fn invalid_utf8_and_truncated_gzip_are_located() {
     let sb = Sandbox::new();
