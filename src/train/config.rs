@@ -392,8 +392,38 @@ impl RunConfig {
                     )))
                 }
             };
-            if schedule.lr <= 0.0 || schedule.min_lr < 0.0 {
+            // `!(x > 0.0)` is also true for NaN; infinities are refused by name.
+            let finite = |what: &str, x: f64| -> std::result::Result<(), String> {
+                if x.is_finite() {
+                    Ok(())
+                } else {
+                    Err(format!("{what} is {x}; it must be a finite number"))
+                }
+            };
+            for (what, x) in [
+                ("schedule lr", schedule.lr),
+                ("schedule min_lr", schedule.min_lr),
+                ("optimizer weight_decay", optimizer.weight_decay),
+                ("optimizer beta1", optimizer.beta1),
+                ("optimizer beta2", optimizer.beta2),
+                ("optimizer eps", optimizer.eps),
+                ("optimizer grad_clip", optimizer.grad_clip),
+            ] {
+                finite(what, x).map_err(&ctx)?;
+            }
+            if !(schedule.lr > 0.0) || !(schedule.min_lr >= 0.0) {
                 return Err(ctx("schedule needs lr > 0 and min_lr ≥ 0".into()));
+            }
+            let o = &optimizer;
+            if !(o.weight_decay >= 0.0)
+                || !(0.0..1.0).contains(&o.beta1)
+                || !(0.0..1.0).contains(&o.beta2)
+                || !(o.eps > 0.0)
+                || !(o.grad_clip >= 0.0)
+            {
+                return Err(ctx(
+                    "optimizer needs weight_decay ≥ 0, 0 ≤ beta1, beta2 < 1, eps > 0 and grad_clip ≥ 0 (0: off)".into(),
+                ));
             }
             out.push(Phase {
                 name: p.name.clone(),
@@ -436,6 +466,43 @@ mod tests {
             "[run]\nname = \"x\"\npreset = \"tiny\"\ndata = \"d\"\n{phases}"
         ))
         .unwrap()
+    }
+
+    /// NaN and infinite floats are refused like negative ones (issue 13, bug 7).
+    #[test]
+    fn non_finite_and_out_of_range_floats_are_refused() {
+        let phase = |extra: &str| {
+            cfg(&format!("[[phases]]\nname = \"pre\"\nkind = \"pretrain\"\nsteps = 4\nbatch_size = 2\nseq_len = 8\nmixture = {{ a = 1.0 }}\n{extra}\n"))
+        };
+        for (extra, needle) in [
+            ("schedule = { lr = nan }", "schedule lr is NaN"),
+            ("schedule = { lr = inf }", "schedule lr is inf"),
+            (
+                "schedule = { lr = 1e-3, min_lr = -inf }",
+                "schedule min_lr is -inf",
+            ),
+            (
+                "schedule = { lr = 1e-3 }\noptimizer = { eps = nan }",
+                "optimizer eps is NaN",
+            ),
+            (
+                "schedule = { lr = 1e-3 }\noptimizer = { beta1 = 1.0 }",
+                "0 ≤ beta1, beta2 < 1",
+            ),
+            (
+                "schedule = { lr = 1e-3 }\noptimizer = { grad_clip = -1.0 }",
+                "grad_clip ≥ 0",
+            ),
+        ] {
+            let e = phase(extra).resolve(&|_| Ok(10)).unwrap_err().to_string();
+            assert!(
+                e.contains(needle) && e.contains("phase 1 (`pre`)"),
+                "{extra}: {e}"
+            );
+        }
+        assert!(phase("schedule = { lr = 1e-3 }")
+            .resolve(&|_| Ok(10))
+            .is_ok());
     }
 
     #[test]
