@@ -264,6 +264,11 @@ pub struct Split {
 }
 
 impl Split {
+    /// Tokens in the split (end-of-document tokens included).
+    pub fn n_tokens(&self) -> u64 {
+        self.n_tokens
+    }
+
     /// Opens `dir/SPLIT.tokens` and `dir/SPLIT.docs`.
     pub fn open(dir: &Path, split: &str) -> Result<Split> {
         let path = dir.join(format!("{split}.tokens"));

@@ -243,6 +243,22 @@ fn a_byte_order_mark_is_stripped() {
     }
 }
 
+/// `data show --strict` fails on the first bad record, as profile and tokenize do; without it
+/// the bad record is skipped (issue 13, bug 12).
+#[test]
+fn data_show_takes_strict() {
+    let sb = Sandbox::new();
+    sb.write("s.jsonl", "{\"text\": nope}\n{\"text\":\"fine\"}\n");
+    let cat = catalog(
+        &sb,
+        "[datasets.s]\nrole = \"pretrain\"\npaths = [\"s.jsonl\"]\n",
+    );
+    let out = sb.ok(&["data", "show", "s", "--catalog", &cat]);
+    assert!(out.contains("--- document 1 (record 1) ---\nfine"), "{out}");
+    let err = sb.fails(&["data", "show", "s", "--catalog", &cat, "--strict"]);
+    assert!(err.contains("s.jsonl: line 1: malformed JSON"), "{err}");
+}
+
 #[test]
 fn invalid_utf8_and_truncated_gzip_are_located() {
     let sb = Sandbox::new();

@@ -37,6 +37,10 @@ pub struct ShowArgs {
     /// Documents to print.
     #[arg(short = 'n', default_value_t = 3)]
     n: u64,
+    /// Fail on the first bad record (malformed JSON, missing field, invalid UTF-8, truncated
+    /// stream) instead of skipping and counting it: the way to check a new corpus.
+    #[arg(long)]
+    strict: bool,
     #[command(flatten)]
     catalog: CatalogOnly,
 }
@@ -55,7 +59,7 @@ pub struct PullArgs {
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::List(a) => list(&Catalog::load(&a.catalogs)?),
-        DataCommand::Show(a) => show(&Catalog::load(&a.catalog.catalogs)?, &a.name, a.n),
+        DataCommand::Show(a) => show(&Catalog::load(&a.catalog.catalogs)?, &a.name, a.n, a.strict),
         DataCommand::Pull(a) => {
             let cat = Catalog::load(&a.catalog.catalogs)?;
             let card = cat.get(&a.name)?;
@@ -146,12 +150,13 @@ fn common_dir(files: &[PathBuf]) -> String {
     dir.display().to_string()
 }
 
-fn show(cat: &Catalog, name: &str, n: u64) -> Result<()> {
+fn show(cat: &Catalog, name: &str, n: u64, strict: bool) -> Result<()> {
     let card = cat.get(name)?;
     println!("# card `{}` (from {})", card.name, card.origin);
     print!("{}", toml::to_string_pretty(card)?);
     let spec = SampleSpec {
         max_docs: None,
+        strict,
         ..Default::default()
     };
     let mut shown = 0u64;

@@ -160,6 +160,13 @@ fn load_sources(cfg: &RunConfig, data: &Path) -> Result<BTreeMap<String, Source>
             _ => {}
         }
         let train = Split::open(&dir, "train")?;
+        if train.n_tokens() == 0 || train.n_docs() == 0 {
+            bail!(
+                "source `{n}`: the training split in {} holds no tokens; tokenize the corpus again with more documents or fewer --val-docs (`mtkit tokenize {n} -o {}`)",
+                dir.display(),
+                data.display()
+            );
+        }
         let val = Split::open(&dir, "val")?;
         out.insert(
             n,

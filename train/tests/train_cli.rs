@@ -400,3 +400,25 @@ fn bad_run_configs_fail_clearly() {
         .fails(&["train", "bad4.toml", "--device", "cpu"])
         .contains("unknown field `learning_rate`"));
 }
+
+/// A token shard whose training split holds no tokens is a clear error naming the corpus,
+/// not a panic (issue 13, bug 6).
+#[test]
+fn an_empty_training_split_is_a_clear_error() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    // The same header with a token count of 0, and no documents.
+    let tokens = sb.path("tokens/a/train.tokens");
+    let mut header = std::fs::read(&tokens).unwrap()[..32].to_vec();
+    header[24..32].copy_from_slice(&0u64.to_le_bytes());
+    std::fs::write(&tokens, header).unwrap();
+    std::fs::write(sb.path("tokens/a/train.docs"), b"").unwrap();
+    sb.write("run.toml", RUN);
+    let o = sb.run(&["train", "run.toml", "--device", "cpu", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "an error, not a panic: {err}");
+    assert!(
+        err.contains("source `a`: the training split") && err.contains("holds no tokens"),
+        "{err}"
+    );
+}
