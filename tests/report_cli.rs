@@ -84,6 +84,33 @@ fn regress_rejects_bad_tables() {
         .contains("row 3, column `ri`"));
 }
 
+/// `inf` and `NaN` cells are named errors, not a blank slope or a LAPACK message; empty cells
+/// are left out and counted (issue 13, bug 5).
+#[test]
+fn regress_refuses_non_finite_cells_and_counts_empty_ones() {
+    let sb = Sandbox::new();
+    for (cell, shown) in [("inf", "\"inf\""), ("NaN", "\"NaN\"")] {
+        sb.write("runs.csv", format!("pa,ri\n1,2\n2,{cell}\n3,5\n"));
+        let err = sb.fails(&["report", "regress", "runs.csv", "-o", "reg.csv"]);
+        assert!(
+            err.contains("row 3, column `ri`")
+                && err.contains(&format!("{shown} is not a finite number")),
+            "{err}"
+        );
+        assert!(!sb.path("reg.csv").exists(), "nothing written");
+    }
+    sb.write("runs.csv", "pa,ri\n1,2\n,9\n2,4\n3,\n4,8\n");
+    let o = sb.run(&["report", "regress", "runs.csv", "-o", "reg.csv"]);
+    assert!(o.status.success());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        err.contains("2 rows with an empty `pa` or `ri` were left out"),
+        "{err}"
+    );
+    let (_, rows) = parse_csv(&std::fs::read_to_string(sb.path("reg.csv")).unwrap());
+    assert_eq!(rows[0][3], "3", "n = 3 rows used: {rows:?}");
+}
+
 #[test]
 fn table_compares_seeds_with_a_t_test() {
     let sb = Sandbox::new();

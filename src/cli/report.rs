@@ -99,13 +99,22 @@ fn column(path: &Path, header: &[String], name: &str) -> Result<usize> {
 }
 
 fn number(path: &Path, row: usize, col: &str, s: &str) -> Result<f64> {
-    s.trim().parse::<f64>().map_err(|_| {
+    let x = s.trim().parse::<f64>().map_err(|_| {
         anyhow!(
             "{}: row {}, column `{col}`: {s:?} is not a number",
             path.display(),
             row + 2
         )
-    })
+    })?;
+    // `inf` and `NaN` parse, but no regression or mean means anything with them.
+    if !x.is_finite() {
+        bail!(
+            "{}: row {}, column `{col}`: {s:?} is not a finite number",
+            path.display(),
+            row + 2
+        );
+    }
+    Ok(x)
 }
 
 fn run_regress(a: RegressArgs) -> Result<()> {
@@ -119,9 +128,11 @@ fn run_regress(a: RegressArgs) -> Result<()> {
             .map(|b| column(&a.runs, &header, b))
             .transpose()?;
     let mut groups: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+    let mut left_out = 0;
     for (i, r) in rows.iter().enumerate() {
         if r[ix].trim().is_empty() || r[iy].trim().is_empty() {
-            continue; // e.g. base runs have no PA
+            left_out += 1; // e.g. base runs have no PA
+            continue;
         }
         let (x, y) = (
             number(&a.runs, i, &a.x, &r[ix])?,
@@ -141,6 +152,14 @@ fn run_regress(a: RegressArgs) -> Result<()> {
     if groups.is_empty() {
         bail!(
             "{}: no rows with both `{}` and `{}`",
+            a.runs.display(),
+            a.x,
+            a.y
+        );
+    }
+    if left_out > 0 {
+        eprintln!(
+            "{}: {left_out} rows with an empty `{}` or `{}` were left out (base runs have no PA)",
             a.runs.display(),
             a.x,
             a.y
