@@ -827,6 +827,12 @@ impl Profile {
         let meta_json = serde_json::to_string(&SavedMeta {
             meta: self.meta.clone(),
             totals: self.totals.clone(),
+            checksum: Some(content_checksum(
+                &self.meta,
+                &self.totals,
+                &self.unigram,
+                &self.ngrams,
+            )?),
         })?;
         crate::paths::write_atomic(path, |w| {
             // LZ4: a fifth of an exact 4-gram profile's time went to zstd at its default level.
@@ -843,6 +849,18 @@ impl Profile {
 
     /// Loads a profile saved by [`Profile::save`].
     pub fn load(path: &Path) -> Result<Profile> {
+        // polars can panic (in its own threads) on a damaged file instead of failing: a
+        // damaged profile is an error like any other, and a damaged cache entry is rebuilt.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| Profile::load_unchecked(path)))
+            .unwrap_or_else(|_| {
+                bail!(
+                    "{}: the parquet reader failed on this file: it is damaged; delete it or make it again",
+                    path.display()
+                )
+            })
+    }
+
+    fn load_unchecked(path: &Path) -> Result<Profile> {
         use polars::prelude::{ParquetReader, PolarsResult, SerReader, UInt32Chunked};
         let open = || {
             std::fs::File::open(path)
@@ -926,6 +944,15 @@ impl Profile {
                 }
             }
         }
+        if let Some(want) = &saved.checksum {
+            let got = content_checksum(&p.meta, &p.totals, &p.unigram, &p.ngrams)?;
+            if &got != want {
+                bail!(
+                    "{}: the profile's counts do not match its checksum: the file is damaged; delete it or make it again",
+                    path.display()
+                );
+            }
+        }
         Ok(p)
     }
 }
@@ -943,10 +970,20 @@ pub fn cached_or_build(
     opts.validate(tok.vocab_size)?;
     let meta = meta_for(card, tok, opts)?;
     let path = cache_path(&meta);
-    if use_cache && !opts.keep_docs && path.exists() {
-        if let Ok(p) = Profile::load(&path) {
-            if Profile::cache_key(&p.meta) == Profile::cache_key(&meta) && !opts.sample.strict {
-                return Ok((p, true));
+    // Beside each entry, the SHA-256 of its bytes: an entry is read only when they match, so a
+    // damaged file is rebuilt before any parser sees it (polars can abort on some damaged
+    // files), and an entry without its sum (a run killed between the two writes) is rebuilt.
+    let sum_path = path.with_extension("parquet.sha256");
+    let file_sum = |p: &Path| -> Option<String> {
+        Some(crate::catalog::hex(&Sha256::digest(std::fs::read(p).ok()?)))
+    };
+    if use_cache && !opts.keep_docs && !opts.sample.strict && path.exists() {
+        let recorded = std::fs::read_to_string(&sum_path).ok();
+        if recorded.as_deref().map(str::trim) == file_sum(&path).as_deref() {
+            if let Ok(p) = Profile::load(&path) {
+                if Profile::cache_key(&p.meta) == Profile::cache_key(&meta) {
+                    return Ok((p, true));
+                }
             }
         }
     }
@@ -954,6 +991,9 @@ pub fn cached_or_build(
     // A strict run that passed is as good as any; the cache is shared by both.
     p.save(&path)
         .with_context(|| format!("cannot write the profile cache {}", path.display()))?;
+    let sum = file_sum(&path)
+        .ok_or_else(|| anyhow!("cannot read back the profile cache {}", path.display()))?;
+    crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
     Ok((p, false))
 }
 
@@ -963,6 +1003,35 @@ const META_KEY: &str = "mtkit.profile";
 struct SavedMeta {
     meta: ProfileMeta,
     totals: Totals,
+    /// SHA-256 of what decides the numbers and the numbers (see [`content_checksum`]); absent
+    /// in profiles written before it existed, which load unchecked (the cache never holds
+    /// those: their keys differ).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    checksum: Option<String>,
+}
+
+/// SHA-256 over the cache key of `meta`, the totals and every count, so that a damaged file
+/// (a flipped bit in the data or in the metadata) is detected on load instead of served.
+fn content_checksum(
+    meta: &ProfileMeta,
+    totals: &Totals,
+    unigram: &[u64],
+    ngrams: &[NgramCounts],
+) -> Result<String> {
+    let mut h = Sha256::new();
+    h.update(Profile::cache_key(meta).as_bytes());
+    h.update(serde_json::to_vec(totals)?);
+    for c in unigram {
+        h.update(c.to_le_bytes());
+    }
+    for (o, t) in ngrams.iter().enumerate() {
+        h.update([o as u8 + 2]);
+        for (k, c) in t.sparse() {
+            h.update(k.to_le_bytes());
+            h.update(c.to_le_bytes());
+        }
+    }
+    Ok(crate::catalog::hex(&h.finalize()))
 }
 
 /// Where a cached profile with this metadata lives.
