@@ -141,21 +141,58 @@ pub fn write(
     progress: &dyn Progress,
 ) -> Result<ShardMeta> {
     let eos = eos_id(tok)?;
+    if let Some(n) = sample.max_docs {
+        if n <= val_docs {
+            bail!(
+                "corpus `{}`: --max-docs {n} leaves no training documents after holding out --val-docs {val_docs}: raise --max-docs or lower --val-docs",
+                card.name
+            );
+        }
+    }
     let dir = out.join(&card.name);
+    // Folders this call creates are removed again if it fails: a failed run leaves nothing.
+    let created: Vec<&Path> = [out, dir.as_path()]
+        .into_iter()
+        .filter(|d| !d.exists())
+        .collect();
     std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    // Pass 1: which records are validation documents (only their indices are kept).
-    let mut val = std::collections::HashSet::new();
-    if val_docs > 0 {
+    let r = write_into(card, tok, sample, val_docs, &dir, eos, progress);
+    if r.is_err() {
+        for d in created.iter().rev() {
+            let _ = std::fs::remove_dir(d); // only when empty
+        }
+    }
+    r
+}
+
+fn write_into(
+    card: &Card,
+    tok: &Tokenizer,
+    sample: &SampleSpec,
+    val_docs: u64,
+    dir: &Path,
+    eos: u32,
+    progress: &dyn Progress,
+) -> Result<ShardMeta> {
+    let dir = dir.to_path_buf();
+    // Which records are validation documents. A sample of N documents (--max-docs N) arrives
+    // in the order of a seeded hash of the record index, so its first --val-docs documents are
+    // a seeded uniform choice among the sampled ones; a whole corpus arrives in file order, so
+    // a first pass picks --val-docs of its records by another seeded hash.
+    let val = std::cell::RefCell::new(std::collections::HashSet::new());
+    let val_first = sample.max_docs.is_some();
+    if val_docs > 0 && !val_first {
         let spec = SampleSpec {
             max_docs: Some(val_docs),
             seed: sample.seed ^ 0x7661_6c00,
             ..sample.clone()
         };
         read_documents(card, &spec, &mut |d| {
-            val.insert(d.index);
+            val.borrow_mut().insert(d.index);
             Ok(())
         })?;
     }
+    let mut delivered = 0u64;
     let split = match (&card.prompt, &card.response) {
         (Some(p), Some(r)) => Some((
             crate::template::Template::parse(p)?,
@@ -200,7 +237,7 @@ pub fn write(
         for (d, (ids, pl)) in batch.iter().zip(&enc) {
             bytes += d.text.len() as u64;
             toks += ids.len() as u64;
-            if val.contains(&d.index) {
+            if val.borrow().contains(&d.index) {
                 val_w.push(ids, *pl)?
             } else {
                 train_w.push(ids, *pl)?
@@ -211,6 +248,10 @@ pub fn write(
         Ok(())
     };
     let summary = read_documents_with(card, sample, &extra, &mut |d| {
+        if val_first && delivered < val_docs {
+            val.borrow_mut().insert(d.index);
+        }
+        delivered += 1;
         batch.push(d);
         if batch.len() >= 1024 {
             flush(&mut batch, &mut train_w, &mut val_w)?;

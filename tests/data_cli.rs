@@ -259,6 +259,81 @@ fn data_show_takes_strict() {
     assert!(err.contains("s.jsonl: line 1: malformed JSON"), "{err}");
 }
 
+/// `tokenize --max-docs N` holds out the --val-docs asked for, from the sampled documents;
+/// a sample too small for them is refused; a failed run leaves no folder (issue 13, bug 4).
+#[test]
+fn tokenize_holds_out_what_was_asked_and_leaves_nothing_on_failure() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", &["a", "b", "<|endoftext|>"]);
+    let docs: Vec<String> = (0..50)
+        .map(|i| ["a b", "b", "a a"][i % 3].to_string())
+        .collect();
+    sb.jsonl(
+        "d.jsonl",
+        &docs.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
+    sb.write("bad.jsonl", "{\"text\":\"a\"}\n{\"text\": nope}\n");
+    let cat = catalog(
+        &sb,
+        "[datasets.d]\nrole = \"pretrain\"\npaths = [\"d.jsonl\"]\n\n\
+         [datasets.bad]\nrole = \"pretrain\"\npaths = [\"bad.jsonl\"]\n",
+    );
+    let t = tok.to_str().unwrap();
+    sb.ok(&[
+        "tokenize",
+        "d",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--max-docs",
+        "30",
+        "--val-docs",
+        "10",
+        "-o",
+        "out",
+        "-q",
+    ]);
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(sb.path("out/d/meta.json")).unwrap()).unwrap();
+    assert_eq!(meta["val_docs"], 10, "{meta}");
+    assert_eq!(meta["train_docs"], 20, "{meta}");
+    let err = sb.fails(&[
+        "tokenize",
+        "d",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--max-docs",
+        "10",
+        "--val-docs",
+        "10",
+        "-o",
+        "small",
+        "-q",
+    ]);
+    assert!(
+        err.contains("--max-docs 10 leaves no training documents"),
+        "{err}"
+    );
+    assert!(!sb.path("small").exists(), "a refused run leaves no folder");
+    let err = sb.fails(&[
+        "tokenize",
+        "bad",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--strict",
+        "-o",
+        "failed",
+        "-q",
+    ]);
+    assert!(err.contains("malformed JSON"), "{err}");
+    assert!(!sb.path("failed").exists(), "a failed run leaves no folder");
+}
+
 #[test]
 fn invalid_utf8_and_truncated_gzip_are_located() {
     let sb = Sandbox::new();
