@@ -503,3 +503,25 @@ fn real_samples_rank_a_code_heavy_mixture_first_and_the_export_trains() {
     ]);
     assert!(out.contains("done:"), "{out}");
 }
+
+/// A negative number is a value of `--min-general`, refused by its range, not taken for a flag
+/// (issue 13, bug 9).
+#[test]
+fn a_negative_min_general_is_a_value_refused_by_range() {
+    let sb = Sandbox::new();
+    let err = sb.fails(&[
+        "suggest-mix",
+        "--pretrain",
+        "demo-web",
+        "--candidates",
+        "demo-code",
+        "--target",
+        "demo-docstring",
+        "--min-general",
+        "-0.5",
+    ]);
+    assert!(
+        err.contains("--min-general must be in [0, 1), got -0.5"),
+        "{err}"
+    );
+}

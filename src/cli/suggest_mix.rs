@@ -26,6 +26,8 @@ use mtkit::cli_support::progress::Bar;
 /// piecewise constant). Proposals are ranked by PA; `*` marks the Pareto front of (PA,
 /// distance of q from P), the forgetting side.
 #[derive(Args, Debug)]
+// Numbers such as `--min-general -0.5` are values (and refused by range), not flags.
+#[command(allow_negative_numbers = true)]
 pub struct SuggestArgs {
     /// The pretraining (general) corpus P.
     #[arg(long)]
