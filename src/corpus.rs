@@ -44,20 +44,25 @@ pub enum Compression {
     Zstd,
 }
 
+/// A file's lower-cased name without its compression suffix, and the compression.
+fn stem_and_compression(path: &Path) -> Option<(String, Compression)> {
+    let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
+    for (suffix, comp) in [
+        (".gz", Compression::Gzip),
+        (".zst", Compression::Zstd),
+        (".zstd", Compression::Zstd),
+    ] {
+        if let Some(stem) = name.strip_suffix(suffix) {
+            return Some((stem.to_string(), comp));
+        }
+    }
+    Some((name, Compression::None))
+}
+
 impl Format {
     /// Format and compression from the file name, or `None` for files mtkit does not read.
     pub fn detect(path: &Path) -> Option<(Format, Compression)> {
-        let name = path.file_name()?.to_string_lossy().to_ascii_lowercase();
-        let (stem, comp) = if let Some(s) = name.strip_suffix(".gz") {
-            (s, Compression::Gzip)
-        } else if let Some(s) = name
-            .strip_suffix(".zst")
-            .or_else(|| name.strip_suffix(".zstd"))
-        {
-            (s, Compression::Zstd)
-        } else {
-            (name.as_str(), Compression::None)
-        };
+        let (stem, comp) = stem_and_compression(path)?;
         let ext = stem.rsplit('.').next()?;
         let fmt = match ext {
             "jsonl" | "ndjson" | "json" => Format::Jsonl,
@@ -71,16 +76,7 @@ impl Format {
     /// Whether the file is a `.json` file (possibly compressed), which may hold one JSON array
     /// of records; `.jsonl` and `.ndjson` files are JSON Lines whatever their first byte.
     pub fn may_be_json_array(path: &Path) -> bool {
-        let name = path
-            .file_name()
-            .map(|n| n.to_string_lossy().to_ascii_lowercase())
-            .unwrap_or_default();
-        let stem = name
-            .strip_suffix(".gz")
-            .or_else(|| name.strip_suffix(".zst"))
-            .or_else(|| name.strip_suffix(".zstd"))
-            .unwrap_or(&name);
-        stem.ends_with(".json")
+        stem_and_compression(path).is_some_and(|(stem, _)| stem.ends_with(".json"))
     }
 }
 
