@@ -3,6 +3,10 @@
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+use std::collections::HashSet;
+use std::sync::Mutex;
+use std::time::{Duration, SystemTime};
+
 use anyhow::{Context, Result};
 
 /// The cache folder: `$MTKIT_CACHE`, else `$XDG_CACHE_HOME/mtkit`, else `~/.cache/mtkit`.
@@ -22,22 +26,7 @@ pub fn cache_dir() -> PathBuf {
 /// Writes a file atomically: the content goes to a temporary file in the same folder, which is
 /// renamed over `path` only once it is complete and flushed.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
-    let dir = match path.parent() {
-        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&dir)
-        .with_context(|| format!("cannot create folder {}", dir.display()))?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(&format!(
-            ".{}.",
-            path.file_name()
-                .map(|n| n.to_string_lossy().to_string())
-                .unwrap_or_default()
-        ))
-        .suffix(".part")
-        .tempfile_in(&dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    let mut tmp = temp_file_for(path)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
         write(&mut w)?;
@@ -63,4 +52,202 @@ pub fn make_readable(path: &Path) {
 /// [`write_atomic`] for a whole byte string.
 pub fn write_atomic_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     write_atomic(path, |w| Ok(w.write_all(bytes)?))
+}
+
+/// Marker between a target's name and the writer's identity in our temporary files:
+/// `.NAME.mtkit-PID@HOST.XXXXXX.part`.
+const TEMP_MARK: &str = ".mtkit-";
+
+/// Temporary files of other hosts (a shared file system) or of older mtkit versions, whose
+/// writer cannot be asked whether it still runs, count as stale after this long.
+const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
+
+fn host_name() -> String {
+    let mut buf = [0u8; 256];
+    // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
+    // truncates, and we stop at the first NUL either way.
+    let rc = unsafe { libc::gethostname(buf.as_mut_ptr() as *mut libc::c_char, buf.len()) };
+    let name = if rc == 0 {
+        let end = buf.iter().position(|&b| b == 0).unwrap_or(buf.len());
+        String::from_utf8_lossy(&buf[..end]).into_owned()
+    } else {
+        String::new()
+    };
+    // Keep the file name parseable and portable.
+    let clean: String = name
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    if clean.is_empty() {
+        "localhost".into()
+    } else {
+        clean
+    }
+}
+
+/// A temporary file beside `path` that [`write_atomic`] (or a caller writing through another
+/// library, such as a checkpoint writer) persists over `path` once complete. Its name says
+/// which process on which host writes it, so that the first write into a folder can remove
+/// the leftovers of interrupted writes there ([`remove_stale_parts`]) without touching the
+/// files of a writer that is still running.
+pub fn temp_file_for(path: &Path) -> Result<tempfile::NamedTempFile> {
+    let dir = match path.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    remove_stale_parts_once(&dir);
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(
+            ".{name}{TEMP_MARK}{}@{}.",
+            std::process::id(),
+            host_name()
+        ))
+        .suffix(".part")
+        .tempfile_in(&dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+/// [`remove_stale_parts`] at most once per folder and process: the first write into a folder
+/// pays for one directory listing.
+fn remove_stale_parts_once(dir: &Path) {
+    static SWEPT: Mutex<Option<HashSet<PathBuf>>> = Mutex::new(None);
+    let key = dir.canonicalize().unwrap_or_else(|_| dir.to_path_buf());
+    {
+        let mut swept = SWEPT.lock().unwrap_or_else(|e| e.into_inner());
+        if !swept.get_or_insert_with(HashSet::new).insert(key) {
+            return;
+        }
+    }
+    let _ = remove_stale_parts(dir);
+}
+
+/// Who wrote a temporary file, read from its name.
+#[derive(Debug, PartialEq, Eq)]
+enum PartWriter {
+    /// `.NAME.mtkit-PID@HOST.XXXXXX.part`.
+    Process { pid: u32, host: String },
+    /// `.NAME.XXXXXX.part` or `.ckptXXXXXX.part`: written by mtkit before writers were named.
+    Unnamed,
+}
+
+/// Parses the name of one of our temporary files; `None` for any other file.
+fn part_writer(file_name: &str) -> Option<PartWriter> {
+    let inner = file_name.strip_prefix('.')?.strip_suffix(".part")?;
+    if let Some(at) = inner.rfind(TEMP_MARK) {
+        let rest = &inner[at + TEMP_MARK.len()..];
+        let (who, random) = rest.rsplit_once('.')?;
+        let (pid, host) = who.split_once('@')?;
+        if random.is_empty() || host.is_empty() {
+            return None;
+        }
+        return Some(PartWriter::Process {
+            pid: pid.parse().ok()?,
+            host: host.to_string(),
+        });
+    }
+    // Older names: `.ckpt` + random, or `.NAME.` + 6 random alphanumerics.
+    let random = match inner.strip_prefix("ckpt") {
+        Some(r) if !r.contains('.') => r,
+        _ => inner.rsplit_once('.')?.1,
+    };
+    (random.len() == 6 && random.chars().all(|c| c.is_ascii_alphanumeric()))
+        .then_some(PartWriter::Unnamed)
+}
+
+fn process_alive(pid: u32) -> bool {
+    // SAFETY: kill with signal 0 only checks that the process exists and may be signalled.
+    let rc = unsafe { libc::kill(pid as libc::pid_t, 0) };
+    rc == 0 || std::io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+}
+
+/// Removes the temporary files of interrupted writes in `dir`: ours by name (see
+/// [`temp_file_for`]) whose writer process on this host no longer runs, or which are older
+/// than a day (other hosts, older mtkit versions). Returns the files removed.
+pub fn remove_stale_parts(dir: &Path) -> Result<Vec<PathBuf>> {
+    let host = host_name();
+    let me = std::process::id();
+    let mut removed = Vec::new();
+    for entry in std::fs::read_dir(dir)?.flatten() {
+        let name = entry.file_name().to_string_lossy().to_string();
+        let Some(writer) = part_writer(&name) else {
+            continue;
+        };
+        let old = || {
+            entry
+                .metadata()
+                .and_then(|m| m.modified())
+                .ok()
+                .and_then(|t| SystemTime::now().duration_since(t).ok())
+                .is_some_and(|age| age > STALE_AFTER)
+        };
+        let stale = match writer {
+            PartWriter::Process { pid, host: h } if h == host => pid != me && !process_alive(pid),
+            _ => old(),
+        };
+        if stale && std::fs::remove_file(entry.path()).is_ok() {
+            removed.push(entry.path());
+        }
+    }
+    Ok(removed)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn temporary_names_are_recognised() {
+        assert_eq!(
+            part_writer(".runs.csv.mtkit-4242@node-7.Ab3xYz.part"),
+            Some(PartWriter::Process {
+                pid: 4242,
+                host: "node-7".into()
+            })
+        );
+        assert_eq!(part_writer(".c4.parquet.Ab3xYz.part"), Some(PartWriter::Unnamed));
+        assert_eq!(part_writer(".ckptAb3xYz.part"), Some(PartWriter::Unnamed));
+        // Not ours: a user's file, a visible file, a different suffix.
+        assert_eq!(part_writer(".notes.part"), None);
+        assert_eq!(part_writer("data.csv.Ab3xYz.part"), None);
+        assert_eq!(part_writer(".c4.parquet.Ab3xYz.tmp"), None);
+    }
+
+    #[test]
+    fn stale_parts_go_and_live_ones_stay() {
+        let dir = tempfile::tempdir().unwrap();
+        let host = host_name();
+        // A process id that cannot exist (above Linux's pid_max limit of 2^22).
+        let dead = dir.path().join(format!(".a.csv.mtkit-99999999@{host}.Ab3xYz.part"));
+        let live = dir
+            .path()
+            .join(format!(".b.csv.mtkit-{}@{host}.Cd4xYz.part", std::process::id()));
+        let other_host = dir.path().join(".c.csv.mtkit-1@elsewhere.Ef5xYz.part");
+        let young_legacy = dir.path().join(".d.csv.Gh6xYz.part");
+        let old_legacy = dir.path().join(".ckptIj7xYz.part");
+        let users = dir.path().join(".notes.part");
+        for p in [&dead, &live, &other_host, &young_legacy, &old_legacy, &users] {
+            std::fs::write(p, b"x").unwrap();
+        }
+        let two_days_ago = SystemTime::now() - Duration::from_secs(48 * 3600);
+        std::fs::File::options()
+            .write(true)
+            .open(&old_legacy)
+            .unwrap()
+            .set_modified(two_days_ago)
+            .unwrap();
+        let mut removed = remove_stale_parts(dir.path()).unwrap();
+        removed.sort();
+        let mut expected = vec![dead.clone(), old_legacy.clone()];
+        expected.sort();
+        assert_eq!(removed, expected);
+        for p in [&live, &other_host, &young_legacy, &users] {
+            assert!(p.exists(), "{}", p.display());
+        }
+    }
 }

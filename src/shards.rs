@@ -64,10 +64,11 @@ struct SplitWriter {
 }
 
 impl SplitWriter {
-    fn new(dir: &Path, wide: bool) -> Result<SplitWriter> {
-        let mut tokens = std::io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+    fn new(dir: &Path, split: &str, wide: bool) -> Result<SplitWriter> {
+        let temp = |ext: &str| crate::paths::temp_file_for(&dir.join(format!("{split}.{ext}")));
+        let mut tokens = std::io::BufWriter::new(temp("tokens")?);
         tokens.write_all(&[0u8; HEADER])?;
-        let docs = std::io::BufWriter::new(tempfile::NamedTempFile::new_in(dir)?);
+        let docs = std::io::BufWriter::new(temp("docs")?);
         Ok(SplitWriter {
             tokens,
             docs,
@@ -205,8 +206,8 @@ fn write_into(
         .flat_map(|(p, r)| [p.clone(), r.clone()])
         .collect();
     let wide = tok.vocab_size > 1 << 16;
-    let mut train_w = SplitWriter::new(&dir, wide)?;
-    let mut val_w = SplitWriter::new(&dir, wide)?;
+    let mut train_w = SplitWriter::new(&dir, "train", wide)?;
+    let mut val_w = SplitWriter::new(&dir, "val", wide)?;
     progress.start(&card.name, sample.max_docs);
     let encoders = crate::tokenize::EncoderPool::new(tok);
     let mut batch: Vec<crate::corpus::Document> = Vec::new();
