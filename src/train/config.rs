@@ -10,6 +10,7 @@
 //! eval_every = 20                        # steps between evaluations (and at each phase end)
 //! eval_tokens = 16384                    # tokens (or SFT examples × length) per evaluation
 //! checkpoint_every = 20                  # steps between checkpoints (and at each phase end)
+//! keep_checkpoints = 2                   # keep the last 2 and those at phase ends (0: all)
 //!
 //! [[phases]]
 //! name = "pretrain"
@@ -82,6 +83,14 @@ pub struct RunSection {
     /// Steps between checkpoints.
     #[serde(default = "default_every")]
     pub checkpoint_every: u64,
+    /// Checkpoints kept besides those at phase ends: the last `keep_checkpoints` (0 keeps
+    /// all). Two, so that a resume can fall back to the one before when the latest is damaged.
+    #[serde(default = "default_keep_checkpoints")]
+    pub keep_checkpoints: u64,
+}
+
+fn default_keep_checkpoints() -> u64 {
+    2
 }
 
 fn default_seed() -> u64 {
@@ -287,9 +296,10 @@ impl RunConfig {
         Ok((cfg, data))
     }
 
-    /// The phases with inherited fields filled in; `sft_examples(source)` gives the number of
-    /// training examples of an SFT source (for `epochs`).
-    pub fn resolve(&self, sft_examples: &dyn Fn(&str) -> Result<u64>) -> Result<Vec<Phase>> {
+    /// The phases with inherited fields filled in; `sft_examples(source, seq_len)` gives the
+    /// number of training examples of an SFT source that phase trains on at that sequence
+    /// length (for `epochs`).
+    pub fn resolve(&self, sft_examples: &dyn Fn(&str, u64) -> Result<u64>) -> Result<Vec<Phase>> {
         if self.phases.is_empty() {
             bail!("run config has no [[phases]]");
         }
@@ -360,7 +370,7 @@ impl RunConfig {
             let steps = match (p.steps, p.epochs) {
                 (Some(s), None) => s,
                 (None, Some(e)) if p.kind == PhaseKind::Sft => {
-                    let n = sft_examples(&mixture[0].0)?;
+                    let n = sft_examples(&mixture[0].0, seq_len).map_err(|e| ctx(format!("{e:#}")))?;
                     ((e * n as f64) / (batch_size * grad_accum) as f64).ceil() as u64
                 }
                 (None, Some(_)) => {
@@ -494,14 +504,14 @@ mod tests {
                 "grad_clip ≥ 0",
             ),
         ] {
-            let e = phase(extra).resolve(&|_| Ok(10)).unwrap_err().to_string();
+            let e = phase(extra).resolve(&|_, _| Ok(10)).unwrap_err().to_string();
             assert!(
                 e.contains(needle) && e.contains("phase 1 (`pre`)"),
                 "{extra}: {e}"
             );
         }
         assert!(phase("schedule = { lr = 1e-3 }")
-            .resolve(&|_| Ok(10))
+            .resolve(&|_, _| Ok(10))
             .is_ok());
     }
 
@@ -509,24 +519,24 @@ mod tests {
     fn phases_inherit_and_check() {
         let c = cfg("[[phases]]\nname = \"pre\"\nkind = \"pretrain\"\nsteps = 4\nbatch_size = 2\nseq_len = 8\nmixture = { a = 1.0 }\nschedule = { lr = 1e-3 }\n\
                      [[phases]]\nname = \"mid\"\nkind = \"midtrain\"\nsteps = 2\nmixture = { a = 0.7, b = 0.3 }\nschedule = \"continue\"\n");
-        let p = c.resolve(&|_| Ok(10)).unwrap();
+        let p = c.resolve(&|_, _| Ok(10)).unwrap();
         assert_eq!(p[1].batch_size, 2);
         assert!(p[1].continues);
         let bad = cfg("[[phases]]\nname = \"pre\"\nkind = \"pretrain\"\nsteps = 4\nbatch_size = 2\nseq_len = 8\nmixture = { a = 0.5, b = 0.4 }\nschedule = { lr = 1e-3 }\n");
         assert!(bad
-            .resolve(&|_| Ok(10))
+            .resolve(&|_, _| Ok(10))
             .unwrap_err()
             .to_string()
             .contains("sum to 0.9"));
         let bad = cfg("[[phases]]\nname = \"pre\"\nkind = \"pretrain\"\nsteps = 4\nbatch_size = 2\nseq_len = 8\nmixture = { a = 1.0 }\nschedule = \"continue\"\n");
         assert!(bad
-            .resolve(&|_| Ok(10))
+            .resolve(&|_, _| Ok(10))
             .unwrap_err()
             .to_string()
             .contains("first phase cannot"));
         let sft = cfg("[[phases]]\nname = \"sft\"\nkind = \"sft\"\nepochs = 2\nbatch_size = 3\nseq_len = 8\nsource = \"t\"\nschedule = { lr = 1e-3 }\n");
         assert_eq!(
-            sft.resolve(&|_| Ok(10)).unwrap()[0].steps,
+            sft.resolve(&|_, _| Ok(10)).unwrap()[0].steps,
             7,
             "ceil(2·10/3)"
         );

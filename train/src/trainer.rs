@@ -115,6 +115,40 @@ struct Source {
     has_prompt: bool,
 }
 
+/// Whether an example of `len` tokens whose first `prompt` are masked leaves a scored target
+/// within a window of `seq_len`: targets are tokens 1 … min(len, seq_len + 1) − 1, and only
+/// those past the prompt count.
+pub fn has_scored_token(len: u32, prompt: u32, seq_len: u64) -> bool {
+    let n = (len as u64).min(seq_len + 1);
+    n > (prompt as u64).max(1)
+}
+
+/// Indices of the training examples of an SFT source that have a scored token at `seq_len`,
+/// or an error naming the cause when none has.
+fn sft_examples(name: &str, src: &Source, seq_len: u64) -> Result<Vec<u32>> {
+    let split = &src.train;
+    let usable: Vec<u32> = (0..split.n_docs())
+        .filter(|&k| {
+            let (_, len, prompt) = split.doc(k);
+            has_scored_token(len, prompt, seq_len)
+        })
+        .map(|k| k as u32)
+        .collect();
+    if usable.is_empty() {
+        let shortest_prompt = (0..split.n_docs())
+            .map(|k| split.doc(k).2)
+            .min()
+            .unwrap_or(0);
+        bail!(
+            "none of the {} training examples of `{name}` has a response token within seq_len {seq_len} \
+             (the shortest prompt is {shortest_prompt} tokens, and prompt tokens are not scored); \
+             raise seq_len above the prompts' length",
+            split.n_docs()
+        );
+    }
+    Ok(usable)
+}
+
 /// A run in progress.
 pub struct Trainer {
     cfg: RunConfig,
@@ -130,6 +164,9 @@ pub struct Trainer {
     pub state: TrainState,
     out: PathBuf,
     metrics: Vec<String>,
+    /// Per SFT (source, seq_len): the training examples with a scored token, which SFT
+    /// epochs go through (all of them unless a prompt fills the window).
+    sft_usable: BTreeMap<(String, u64), Vec<u32>>,
 }
 
 fn load_sources(cfg: &RunConfig, data: &Path) -> Result<BTreeMap<String, Source>> {
@@ -205,17 +242,36 @@ impl Trainer {
         resume: bool,
     ) -> Result<Trainer> {
         let sources = load_sources(&cfg, data)?;
-        let phases = cfg.resolve(&|s| {
-            sources
+        let phases = cfg.resolve(&|s, seq_len| {
+            let src = sources
                 .get(s)
-                .map(|x| x.train.n_docs() as u64)
-                .ok_or_else(|| anyhow!("unknown source `{s}`"))
+                .ok_or_else(|| anyhow!("unknown source `{s}`"))?;
+            Ok(sft_examples(s, src, seq_len)?.len() as u64)
         })?;
-        for p in &phases {
-            if p.kind == PhaseKind::Sft && !sources[&p.mixture[0].0].has_prompt {
-                eprintln!("note: sft source `{}` has no prompt/response split in its card; the loss covers every token", p.mixture[0].0);
+        let mut sft_usable = BTreeMap::new();
+        for (i, p) in phases.iter().enumerate() {
+            if p.kind != PhaseKind::Sft {
+                continue;
             }
+            let name = &p.mixture[0].0;
+            let src = &sources[name];
+            if !src.has_prompt {
+                eprintln!("note: sft source `{name}` has no prompt/response split in its card; the loss covers every token");
+            }
+            let usable = sft_examples(name, src, p.seq_len)
+                .map_err(|e| anyhow!("phase {} (`{}`): {e:#}", i + 1, p.name))?;
+            let skipped = src.train.n_docs() - usable.len();
+            if skipped > 0 {
+                eprintln!(
+                    "note: phase `{}`: {skipped} of {} examples of `{name}` have no response token within seq_len {} (their prompt fills the window); they are skipped",
+                    p.name,
+                    src.train.n_docs(),
+                    p.seq_len
+                );
+            }
+            sft_usable.insert((name.clone(), p.seq_len), usable);
         }
+        check_validation(&cfg, &phases, &sources)?;
         let vocab = sources
             .values()
             .next()
@@ -246,18 +302,13 @@ impl Trainer {
             adam,
             out: out.to_path_buf(),
             metrics: Vec::new(),
+            sft_usable,
         };
         std::fs::create_dir_all(out.join("checkpoints"))
             .with_context(|| format!("cannot create {}", out.display()))?;
         if resume {
-            match t.latest_checkpoint()? {
-                Some(ck) => t.load_checkpoint(&ck)?,
-                None => bail!(
-                    "--resume: no checkpoint in {}",
-                    out.join("checkpoints").display()
-                ),
-            }
-        } else if t.latest_checkpoint()?.is_some() {
+            t.resume_latest()?;
+        } else if !t.checkpoints()?.is_empty() {
             bail!("{} already holds checkpoints: pass --resume to continue that run, or choose another --out", out.display());
         }
         Ok(t)
@@ -320,13 +371,14 @@ impl Trainer {
     fn sft_batch(&mut self, phase: &Phase) -> (Tensor, Tensor) {
         let name = phase.mixture[0].0.clone();
         let src = &self.sources[&name].train;
-        let n = src.n_docs() as u64;
+        let usable = &self.sft_usable[&(name.clone(), phase.seq_len)];
+        let n = usable.len() as u64;
         let mut examples = Vec::new();
         for _ in 0..phase.batch_size {
             let pos = self.state.sft_pos.entry(name.clone()).or_default();
             let (epoch, k) = (*pos / n, *pos % n);
             let order = epoch_order(n as usize, self.cfg.run.seed, epoch);
-            examples.push(src.doc(order[k as usize]));
+            examples.push(src.doc(usable[order[k as usize]] as usize));
             *pos += 1;
         }
         let (x, y, tokens) = sft_tensors(src, &examples, phase.seq_len as usize);
@@ -460,12 +512,7 @@ impl Trainer {
             };
             if src.has_prompt {
                 // Whole examples, response tokens only, as SFT trains them.
-                let mut budget = self.cfg.run.eval_tokens as i64;
-                let mut i = 0;
-                while i < val.n_docs() && budget > 0 {
-                    let docs: Vec<_> = (i..(i + b).min(val.n_docs())).map(|k| val.doc(k)).collect();
-                    i += docs.len();
-                    budget -= docs.iter().map(|d| d.1 as i64).sum::<i64>();
+                for docs in eval_example_batches(val, self.cfg.run.eval_tokens, b) {
                     let (x, y, _) = sft_tensors(val, &docs, t);
                     add(x, y);
                 }
@@ -631,24 +678,76 @@ impl Trainer {
         mtkit::paths::write_atomic_bytes(&self.out.join("metrics.csv"), s.as_bytes())
     }
 
-    fn latest_checkpoint(&self) -> Result<Option<PathBuf>> {
+    /// The run's checkpoints, oldest first.
+    fn checkpoints(&self) -> Result<Vec<PathBuf>> {
         let dir = self.out.join("checkpoints");
         if !dir.exists() {
-            return Ok(None);
+            return Ok(Vec::new());
         }
-        let mut cks: Vec<PathBuf> = std::fs::read_dir(&dir)?
+        let mut cks: Vec<PathBuf> = std::fs::read_dir(&dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
             .filter_map(|e| e.ok().map(|e| e.path()))
-            .filter(|p| {
-                p.file_name()
-                    .map(|n| {
-                        n.to_string_lossy().starts_with("step-")
-                            && n.to_string_lossy().ends_with(".safetensors")
-                    })
-                    .unwrap_or(false)
-            })
+            .filter(|p| checkpoint_step(p).is_some())
             .collect();
         cks.sort();
-        Ok(cks.pop())
+        Ok(cks)
+    }
+
+    /// Resumes from the newest checkpoint that reads back whole; a damaged newer one (a
+    /// truncated file, say) is named and passed over for the one before it.
+    fn resume_latest(&mut self) -> Result<()> {
+        let cks = self.checkpoints()?;
+        if cks.is_empty() {
+            bail!(
+                "--resume: no checkpoint in {}",
+                self.out.join("checkpoints").display()
+            );
+        }
+        let mut damaged = Vec::new();
+        for ck in cks.iter().rev() {
+            match read_checkpoint(ck) {
+                Ok(saved) => {
+                    for (bad, why) in &damaged {
+                        eprintln!(
+                            "warning: checkpoint {} cannot be read ({why:#}); resuming from {} instead",
+                            Path::new(bad).display(),
+                            ck.display()
+                        );
+                    }
+                    return self.apply_checkpoint(ck, saved);
+                }
+                Err(e) => damaged.push((ck.display().to_string(), e)),
+            }
+        }
+        let (newest, why) = &damaged[0];
+        bail!("--resume: no checkpoint in {} can be read; the newest, {newest}: {why:#}", self.out.join("checkpoints").display())
+    }
+
+    /// Deletes the checkpoints that the retention setting does not keep: the last
+    /// `keep_checkpoints` and every phase end stay.
+    fn prune_checkpoints(&self) -> Result<()> {
+        let keep = self.cfg.run.keep_checkpoints as usize;
+        if keep == 0 {
+            return Ok(());
+        }
+        let phase_ends: Vec<u64> = self
+            .phases
+            .iter()
+            .scan(0u64, |acc, p| {
+                *acc += p.steps;
+                Some(*acc)
+            })
+            .collect();
+        let cks = self.checkpoints()?;
+        let n = cks.len();
+        for (i, ck) in cks.iter().enumerate() {
+            let step = checkpoint_step(ck).unwrap_or(0);
+            if i + keep < n && !phase_ends.contains(&step) {
+                std::fs::remove_file(ck)
+                    .with_context(|| format!("cannot remove old checkpoint {}", ck.display()))?;
+            }
+        }
+        Ok(())
     }
 
     fn save_checkpoint(&self) -> Result<()> {
@@ -673,42 +772,32 @@ impl Trainer {
             named.push((format!("adam_v.{n}"), v.to_device(Device::Cpu)));
         }
         named.push(("state.json".into(), json_t));
-        let tmp = tempfile::Builder::new()
-            .prefix(".ckpt")
-            .suffix(".part")
-            .tempfile_in(&dir)?;
+        let tmp = mtkit::paths::temp_file_for(&path)?;
         Tensor::write_safetensors(&named, tmp.path())
             .map_err(|e| anyhow!("cannot write checkpoint: {e}"))?;
         mtkit::paths::make_readable(tmp.path());
         tmp.persist(&path)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        self.prune_checkpoints()
     }
 
     fn load_checkpoint(&mut self, path: &Path) -> Result<()> {
-        let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
-            .map_err(|e| anyhow!("cannot read checkpoint {}: {e}", path.display()))?
-            .into_iter()
-            .collect();
-        let json = tensors
-            .get("state.json")
-            .ok_or_else(|| anyhow!("{}: no state.json", path.display()))?;
-        let bytes: Vec<u8> = Vec::<u8>::try_from(json).map_err(|e| anyhow!("{e}"))?;
-        #[derive(Deserialize)]
-        struct Saved {
-            state: TrainState,
-            metrics: Vec<String>,
-            config: RunConfig,
-        }
-        let saved: Saved = serde_json::from_slice(&bytes)
-            .with_context(|| format!("{}: bad state", path.display()))?;
-        if saved.config != self.cfg && !self.shares_prefix(&saved.config, &saved.state) {
+        let saved = read_checkpoint(path)?;
+        self.apply_checkpoint(path, saved)
+    }
+
+    fn apply_checkpoint(&mut self, path: &Path, saved: SavedCheckpoint) -> Result<()> {
+        // How many checkpoints to keep is not part of what the run computes.
+        let mut config = saved.config.clone();
+        config.run.keep_checkpoints = self.cfg.run.keep_checkpoints;
+        if config != self.cfg && !self.shares_prefix(&config, &saved.state) {
             bail!(
                 "{} was written by a different run config; resume with the same config",
                 path.display()
             );
         }
+        let tensors = &saved.tensors;
         tch::no_grad(|| -> Result<()> {
             for ((n, p), (m, v)) in self.params.iter_mut().zip(self.adam.iter_mut()) {
                 let get = |k: String| {
@@ -761,6 +850,103 @@ impl Trainer {
     pub fn var_store(&self) -> &nn::VarStore {
         &self.vs
     }
+}
+
+/// The batches of whole validation examples an evaluation scores: examples in order, `b` at a
+/// time, until their lengths reach `budget` tokens.
+fn eval_example_batches(val: &Split, budget: u64, b: usize) -> Vec<Vec<(u64, u32, u32)>> {
+    let mut batches = Vec::new();
+    let mut budget = budget as i64;
+    let mut i = 0;
+    while i < val.n_docs() && budget > 0 {
+        let docs: Vec<_> = (i..(i + b).min(val.n_docs())).map(|k| val.doc(k)).collect();
+        i += docs.len();
+        budget -= docs.iter().map(|d| d.1 as i64).sum::<i64>();
+        batches.push(docs);
+    }
+    batches
+}
+
+/// Checks before any step that every validation set will have scored tokens at every
+/// evaluation (each phase's seq_len), instead of failing at the first evaluation after
+/// steps and checkpoints.
+fn check_validation(
+    cfg: &RunConfig,
+    phases: &[Phase],
+    sources: &BTreeMap<String, Source>,
+) -> Result<()> {
+    for name in &cfg.run.validation {
+        let src = &sources[name];
+        let val = &src.val;
+        if val.n_tokens < 2 {
+            bail!("validation set `{name}` is empty; tokenize it with --val-docs > 0");
+        }
+        if !src.has_prompt {
+            continue;
+        }
+        for p in phases {
+            let scored = eval_example_batches(val, cfg.run.eval_tokens, p.batch_size as usize)
+                .iter()
+                .flatten()
+                .any(|&(_, len, prompt)| has_scored_token(len, prompt, p.seq_len));
+            if !scored {
+                let shortest_prompt = (0..val.n_docs()).map(|k| val.doc(k).2).min().unwrap_or(0);
+                bail!(
+                    "validation set `{name}` has no scored tokens at seq_len {} (phase `{}`): \
+                     the prompts of the examples evaluated fill the window (the shortest prompt \
+                     is {shortest_prompt} tokens), and prompt tokens are not scored; raise seq_len \
+                     or eval_tokens",
+                    p.seq_len,
+                    p.name
+                );
+            }
+        }
+    }
+    Ok(())
+}
+
+/// What a checkpoint file holds, read back whole.
+struct SavedCheckpoint {
+    state: TrainState,
+    metrics: Vec<String>,
+    config: RunConfig,
+    tensors: BTreeMap<String, Tensor>,
+}
+
+/// Reads a checkpoint; any error means the file is damaged (or not a checkpoint).
+fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
+    let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
+        .map_err(|e| anyhow!("cannot read checkpoint {}: {e}", path.display()))?
+        .into_iter()
+        .collect();
+    let json = tensors
+        .get("state.json")
+        .ok_or_else(|| anyhow!("{}: no state.json", path.display()))?;
+    let bytes: Vec<u8> = Vec::<u8>::try_from(json).map_err(|e| anyhow!("{e}"))?;
+    #[derive(Deserialize)]
+    struct Saved {
+        state: TrainState,
+        metrics: Vec<String>,
+        config: RunConfig,
+    }
+    let saved: Saved = serde_json::from_slice(&bytes)
+        .with_context(|| format!("{}: bad state", path.display()))?;
+    Ok(SavedCheckpoint {
+        state: saved.state,
+        metrics: saved.metrics,
+        config: saved.config,
+        tensors,
+    })
+}
+
+/// The step of a checkpoint file `step-NNNNNNNN.safetensors`.
+fn checkpoint_step(path: &Path) -> Option<u64> {
+    path.file_name()?
+        .to_str()?
+        .strip_prefix("step-")?
+        .strip_suffix(".safetensors")?
+        .parse()
+        .ok()
 }
 
 /// Example order of an SFT epoch: a Fisher–Yates shuffle seeded by (seed, epoch).

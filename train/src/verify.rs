@@ -237,6 +237,7 @@ impl Plan {
                         eval_every: u64::MAX / 4,
                         eval_tokens: p.eval_tokens,
                         checkpoint_every: u64::MAX / 4,
+                        keep_checkpoints: 0,
                     };
                     let sched = Schedule {
                         lr: p.lr,

@@ -422,3 +422,328 @@ fn an_empty_training_split_is_a_clear_error() {
         "{err}"
     );
 }
+
+/// The run's checkpoint steps, sorted.
+fn checkpoint_steps(run: &Path) -> Vec<u64> {
+    let mut v: Vec<u64> = std::fs::read_dir(run.join("checkpoints"))
+        .unwrap()
+        .filter_map(|e| {
+            let n = e.unwrap().file_name().to_string_lossy().to_string();
+            n.strip_prefix("step-")?
+                .strip_suffix(".safetensors")?
+                .parse()
+                .ok()
+        })
+        .collect();
+    v.sort();
+    v
+}
+
+fn assert_same_tensors(a: &Path, b: &Path) {
+    let (a, b) = (params_of(a), params_of(b));
+    assert_eq!(a.len(), b.len());
+    assert!(a.len() > 10);
+    for ((na, ta), (nb, tb)) in a.iter().zip(&b) {
+        assert_eq!(na, nb);
+        assert!(ta.equal(tb), "{na} differs");
+    }
+}
+
+/// An SFT whose seq_len is no longer than the target's prompts has no token to score: the run
+/// is refused before training, naming the cause, instead of a NaN loss and "lower the
+/// learning rate" (issue 13, bug 3).
+#[test]
+fn sft_with_prompts_filling_the_window_is_refused_with_the_cause() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    // q's prompts are 5 words, so 5 tokens: at seq_len 5 the window holds the prompt and
+    // one target past it (targets are tokens 1..=5, the 5th is the first response token);
+    // at seq_len 4 none.
+    let run = RUN.replace(
+        "source = \"q\"\n",
+        "source = \"q\"\nseq_len = 4\nbatch_size = 2\n",
+    );
+    sb.write("short.toml", run.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]"));
+    let e = sb.fails(&["train", "short.toml", "--out", "s", "--device", "cpu", "-q"]);
+    assert!(
+        e.contains("phase 3 (`sft`)")
+            && e.contains("none of the 100 training examples of `q` has a response token within seq_len 4")
+            && e.contains("shortest prompt is 5 tokens")
+            && !e.contains("learning rate"),
+        "{e}"
+    );
+    // The same with `epochs` (the step count is derived from the usable examples).
+    sb.write(
+        "short-epochs.toml",
+        run.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]")
+            .replace("steps = 4\nsource", "epochs = 1\nsource"),
+    );
+    let e = sb.fails(&["train", "short-epochs.toml", "--out", "s2", "--device", "cpu", "-q"]);
+    assert!(e.contains("has a response token within seq_len 4"), "{e}");
+    // One token more and every example has its first response token scored.
+    let ok = RUN.replace("source = \"q\"\n", "source = \"q\"\nseq_len = 5\nbatch_size = 2\n");
+    sb.write("five.toml", ok.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]"));
+    let out = sb.ok(&["train", "five.toml", "--out", "f", "--device", "cpu", "-q"]);
+    assert!(out.contains("done: 12 steps"), "{out}");
+}
+
+/// Examples whose prompt fills the window are skipped and counted; the others train.
+#[test]
+fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
+    let sb = Sandbox::new();
+    let (_, tok) = word_setup(&sb);
+    // Prompts of k = 1..8 words (15 examples each), responses of 3: with EOS an example is
+    // k + 4 tokens. At seq_len 5 an example keeps a scored target iff min(k + 4, 6) > k,
+    // i.e. k ≤ 5: the 45 examples with k = 6, 7, 8 have none.
+    let v: Vec<String> = (0..120)
+        .map(|i| {
+            let k = 1 + i % 8;
+            let q: Vec<String> = (0..k).map(|j| format!("w{}", 20 + (i + j) % 5)).collect();
+            serde_json::json!({"q": q.join(" "), "a": format!("w25 w{} w27", 26 + i % 3)}).to_string()
+        })
+        .collect();
+    sb.write("v.jsonl", v.join("\n"));
+    sb.write(
+        "cat-v.toml",
+        "[datasets.v]\nrole = \"target\"\npaths = [\"v.jsonl\"]\ntext = \"{q} {a}\"\nprompt = \"{q}\"\nresponse = \"{a}\"\n",
+    );
+    sb.ok(&[
+        "tokenize", "v", "--catalog", "cat-v.toml", "--tokenizer", &tok, "-o", "tokens",
+        "--val-docs", "20", "--quiet",
+    ]);
+    let train = mtkit::shards::Split::open(&sb.path("tokens/v"), "train").unwrap();
+    let val = mtkit::shards::Split::open(&sb.path("tokens/v"), "val").unwrap();
+    let long = |s: &mtkit::shards::Split| (0..s.n_docs()).filter(|&k| s.doc(k).2 >= 6).count();
+    assert_eq!(long(&train) + long(&val), 45, "prompt lengths as written");
+    let run = RUN
+        .replace("source = \"q\"\n", "source = \"v\"\nseq_len = 5\nbatch_size = 2\n")
+        .replace("validation = [\"q\", \"a\"]", "validation = [\"v\", \"a\"]");
+    sb.write("v.toml", run);
+    let o = sb.run(&["train", "v.toml", "--out", "r", "--device", "cpu", "-q"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains(&format!(
+            "{} of 100 examples of `v` have no response token within seq_len 5",
+            long(&train)
+        )) && err.contains("skipped"),
+        "{err}"
+    );
+    let metrics = std::fs::read_to_string(sb.path("r/metrics.csv")).unwrap();
+    for line in metrics.lines().skip(1) {
+        let loss: f64 = line.split(',').nth(4).unwrap().parse().unwrap();
+        assert!(loss.is_finite(), "{line}");
+    }
+}
+
+/// A validation set that would have no scored tokens is refused before the first step, not
+/// at the first evaluation after steps and checkpoints (issue 13, bug 9).
+#[test]
+fn a_validation_set_without_scored_tokens_is_refused_before_training() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    // q (prompts of 5 tokens) evaluated at the pretraining seq_len of 4.
+    sb.write(
+        "run.toml",
+        RUN.replace("seq_len = 16", "seq_len = 4")
+            .replace("source = \"q\"\n", "source = \"q\"\nseq_len = 16\n"),
+    );
+    let e = sb.fails(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q"]);
+    assert!(
+        e.contains("validation set `q` has no scored tokens at seq_len 4 (phase `pre`)")
+            && e.contains("shortest prompt is 5 tokens"),
+        "{e}"
+    );
+    assert!(!sb.path("r/metrics.csv").exists());
+    let none = !sb.path("r/checkpoints").exists() || checkpoint_steps(&sb.path("r")).is_empty();
+    assert!(none, "no step was trained");
+}
+
+/// Retention: the last `keep_checkpoints` (default 2) and every phase end stay; 0 keeps all
+/// (issue 13, bug 13).
+#[test]
+fn checkpoint_retention_keeps_the_last_two_and_phase_ends() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    let every_step = RUN.replace("checkpoint_every = 3", "checkpoint_every = 1");
+    sb.write("run.toml", &every_step);
+    sb.ok(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q"]);
+    // Phases of 4 steps: ends at 4, 8, 12; the last two are 11 and 12.
+    assert_eq!(checkpoint_steps(&sb.path("r")), [4, 8, 11, 12]);
+    sb.write(
+        "all.toml",
+        every_step.replace("checkpoint_every = 1", "checkpoint_every = 1\nkeep_checkpoints = 0"),
+    );
+    sb.ok(&["train", "all.toml", "--out", "all", "--device", "cpu", "-q"]);
+    assert_eq!(checkpoint_steps(&sb.path("all")), (1..=12).collect::<Vec<_>>());
+    sb.write(
+        "one.toml",
+        every_step.replace("checkpoint_every = 1", "checkpoint_every = 1\nkeep_checkpoints = 1"),
+    );
+    sb.ok(&["train", "one.toml", "--out", "one", "--device", "cpu", "-q"]);
+    assert_eq!(checkpoint_steps(&sb.path("one")), [4, 8, 12]);
+    // The retained weights are those of the run: same final checkpoint either way.
+    assert_same_tensors(
+        &sb.path("r/checkpoints/step-00000012.safetensors"),
+        &sb.path("all/checkpoints/step-00000012.safetensors"),
+    );
+}
+
+/// A truncated latest checkpoint: --resume falls back to the one before, says so, and still
+/// ends with the weights of an uninterrupted run (issue 13, bug 10).
+#[test]
+fn resume_falls_back_past_a_truncated_latest_checkpoint() {
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    sb.write("run.toml", RUN);
+    sb.ok(&["train", "run.toml", "--out", "straight", "--device", "cpu", "-q"]);
+    sb.ok(&[
+        "train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--stop-after", "7",
+    ]);
+    // Checkpoints every 3 steps, at phase ends (4) and where it stopped (7); of those the
+    // last two and the phase end are kept.
+    assert_eq!(checkpoint_steps(&sb.path("r")), [4, 6, 7]);
+    let latest = sb.path("r/checkpoints/step-00000007.safetensors");
+    let bytes = std::fs::read(&latest).unwrap();
+    std::fs::write(&latest, &bytes[..bytes.len() / 2]).unwrap();
+    let o = sb.run(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(
+        err.contains("step-00000007.safetensors cannot be read")
+            && err.contains("resuming from")
+            && err.contains("step-00000006.safetensors"),
+        "{err}"
+    );
+    assert_same_tensors(
+        &last_checkpoint(&sb.path("straight")),
+        &last_checkpoint(&sb.path("r")),
+    );
+    // With every checkpoint damaged, the error names the newest and why.
+    for s in checkpoint_steps(&sb.path("r")) {
+        let p = sb.path(&format!("r/checkpoints/step-{s:08}.safetensors"));
+        std::fs::write(&p, b"not a checkpoint").unwrap();
+    }
+    let e = sb.fails(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"]);
+    assert!(e.contains("no checkpoint in") && e.contains("can be read"), "{e}");
+}
+
+/// This host's name as mtkit writes it into its temporary files' names.
+fn host_for_part_names() -> String {
+    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
+    let h: String = h
+        .trim()
+        .chars()
+        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .collect();
+    if h.is_empty() { "localhost".into() } else { h }
+}
+
+/// kill -9 at any moment, a checkpoint write included, then --resume: the final weights and
+/// AdamW moments are bit-identical to an uninterrupted run's, and the killed writer's
+/// temporary file is removed by the next write into its folder (issue 13, bug 10 and the
+/// kill tests).
+#[test]
+fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::new();
+    word_setup(&sb);
+    let every_step = RUN.replace("checkpoint_every = 3", "checkpoint_every = 1");
+    sb.write("run.toml", &every_step);
+    sb.ok(&["train", "run.toml", "--out", "straight", "--device", "cpu", "-q"]);
+
+    // A leftover of an older mtkit (no writer in its name), a day and more old.
+    std::fs::create_dir_all(sb.path("r/checkpoints")).unwrap();
+    let legacy = sb.path("r/checkpoints/.ckptAb3xYz.part");
+    std::fs::write(&legacy, b"partial").unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&legacy)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - Duration::from_secs(48 * 3600))
+        .unwrap();
+    std::fs::create_dir_all(sb.path("r/checkpoints")).unwrap();
+
+    // First kill: while a checkpoint's temporary file is being written (after step 2 or later).
+    let mut child = sb
+        .cmd(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let pid = child.id();
+    let ours = format!(".mtkit-{pid}@{}.", host_for_part_names());
+    let deadline = Instant::now() + Duration::from_secs(120);
+    let mut caught = None;
+    while caught.is_none() && Instant::now() < deadline {
+        if let Ok(rd) = std::fs::read_dir(sb.path("r/checkpoints")) {
+            let done = rd
+                .flatten()
+                .filter(|e| e.file_name().to_string_lossy().starts_with("step-"))
+                .count();
+            if done >= 2 {
+                caught = std::fs::read_dir(sb.path("r/checkpoints"))
+                    .unwrap()
+                    .flatten()
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .find(|n| n.contains(&ours) && n.ends_with(".part"));
+            }
+        }
+        if caught.is_none() {
+            std::thread::sleep(Duration::from_micros(200));
+        }
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    let caught = caught.expect("a checkpoint write in progress was seen within 2 minutes");
+    assert!(
+        sb.path("r/checkpoints").join(&caught).exists(),
+        "the killed writer's temporary file is left behind"
+    );
+
+    // Second kill: at a moment of the loop, not chosen (once metrics have grown by a row).
+    let rows = |p: &Path| {
+        std::fs::read_to_string(p)
+            .map(|s| s.lines().count())
+            .unwrap_or(0)
+    };
+    let before = rows(&sb.path("r/metrics.csv"));
+    let mut child = sb
+        .cmd(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while rows(&sb.path("r/metrics.csv")) <= before && Instant::now() < deadline {
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+
+    // Resume to the end.
+    sb.ok(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"]);
+    assert_same_tensors(
+        &sb.path("straight/checkpoints/step-00000012.safetensors"),
+        &sb.path("r/checkpoints/step-00000012.safetensors"),
+    );
+    let leftovers: Vec<String> = std::fs::read_dir(sb.path("r/checkpoints"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.file_name().to_string_lossy().to_string())
+        .filter(|n| n.ends_with(".part"))
+        .collect();
+    assert!(leftovers.is_empty(), "stale temporary files remain: {leftovers:?}");
+    // Same metrics as the straight run but for the timing column.
+    let untimed = |p: &str| {
+        std::fs::read_to_string(sb.path(p))
+            .unwrap()
+            .lines()
+            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
+            .collect::<Vec<_>>()
+    };
+    assert_eq!(untimed("r/metrics.csv"), untimed("straight/metrics.csv"));
+}
