@@ -209,3 +209,93 @@ fn bad_plans_fail_clearly() {
         .fails(&["verify", "p4.toml", "--dry-run"])
         .contains("must be between 1 and total_steps"));
 }
+
+/// A verification grid killed (-9) in the middle of a run, after its first phase checkpoint,
+/// and continued with --resume writes the same runs.csv, byte for byte, as an uninterrupted
+/// grid (issue 13, kill tests).
+#[test]
+fn a_grid_killed_mid_run_and_resumed_writes_the_same_runs_table() {
+    use std::time::{Duration, Instant};
+    let sb = Sandbox::new();
+    let (cat, tok) = setup(&sb);
+    // One seed: 8 runs.
+    let plan = std::fs::read_to_string(sb.path("plan.toml"))
+        .unwrap()
+        .replace("seeds = [1, 2]", "seeds = [1]");
+    sb.write("plan.toml", plan);
+    let args = |out: &'static str| {
+        vec![
+            "verify".to_string(),
+            "plan.toml".into(),
+            "--out".into(),
+            out.into(),
+            "--device".into(),
+            "cpu".into(),
+            "--catalog".into(),
+            cat.clone(),
+            "--tokenizer".into(),
+            tok.clone(),
+        ]
+    };
+    let straight: Vec<String> = args("straight");
+    sb.ok(&straight.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+
+    let killed: Vec<String> = args("killed");
+    let killed_refs: Vec<&str> = killed.iter().map(|s| s.as_str()).collect();
+    let mut child = sb
+        .cmd(&killed_refs)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    // Wait for a run that is unfinished (no summary) but has a phase checkpoint, past the
+    // first run (so that finished runs, stored prefixes and an unfinished run all exist).
+    let runs = sb.path("killed/runs");
+    let mid_run = || -> bool {
+        let Ok(rd) = std::fs::read_dir(&runs) else {
+            return false;
+        };
+        let dirs: Vec<_> = rd.flatten().map(|e| e.path()).collect();
+        let finished = dirs.iter().filter(|d| d.join("summary.json").exists()).count();
+        finished >= 1
+            && dirs.iter().any(|d| {
+                !d.join("summary.json").exists()
+                    && std::fs::read_dir(d.join("checkpoints"))
+                        .map(|c| {
+                            c.flatten().any(|e| {
+                                e.file_name().to_string_lossy().ends_with(".safetensors")
+                            })
+                        })
+                        .unwrap_or(false)
+            })
+    };
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let mut seen = false;
+    while Instant::now() < deadline {
+        if mid_run() {
+            seen = true;
+            break;
+        }
+        if child.try_wait().unwrap().is_some() {
+            break;
+        }
+        std::thread::sleep(Duration::from_millis(1));
+    }
+    let _ = child.kill();
+    child.wait().unwrap();
+    assert!(seen, "the grid was caught in the middle of a run");
+    assert!(!sb.path("killed/runs.csv").exists(), "no table from a killed grid");
+    // Without --resume the unfinished run is refused; with it the grid completes.
+    let e = sb.fails(&killed_refs);
+    assert!(e.contains("pass --resume"), "{e}");
+    let mut resume = killed_refs.clone();
+    resume.push("--resume");
+    let o = sb.run(&resume);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{err}");
+    assert!(err.contains("finished earlier, skipped"), "{err}");
+    assert_eq!(
+        std::fs::read_to_string(sb.path("killed/runs.csv")).unwrap(),
+        std::fs::read_to_string(sb.path("straight/runs.csv")).unwrap()
+    );
+}
