@@ -436,6 +436,60 @@ pub struct MixProposal {
     pub predicted_ri: Option<(f64, f64, f64)>,
 }
 
+/// Why a start admits no mixture, and by how much (a share of the midtraining tokens).
+struct Infeasible {
+    shortfall: f64,
+    message: String,
+}
+
+/// Candidates that appear in none of `proposals`, each with the reason: the constraint that
+/// kept it out (its available tokens × max repeat below `min_weight` at every start), or that
+/// giving it weight did not raise sim(q, T).
+pub fn absent_candidates(
+    proposals: &[MixProposal],
+    sources: &[SourceInfo],
+    budget: &Budget,
+    min_weight: f64,
+    starts: &[f64],
+) -> Vec<String> {
+    let mut notes = Vec::new();
+    for (i, s) in sources.iter().enumerate().skip(1) {
+        if proposals.iter().any(|p| p.weights[i].1 > 0.0) {
+            continue;
+        }
+        // Its largest possible share over the starts searched.
+        let cap = starts
+            .iter()
+            .map(|&f| {
+                let start = (f * budget.total_steps as f64).round();
+                let mid = (budget.total_steps as f64 - start) * budget.tokens_per_step as f64;
+                if mid > 0.0 {
+                    (s.available * budget.max_repeat / mid).clamp(0.0, 1.0)
+                } else {
+                    1.0
+                }
+            })
+            .fold(0.0, f64::max);
+        if cap < min_weight {
+            notes.push(format!(
+                "`{}` is in no proposal: its {:.3e} available tokens × {} repeats make at most {:.2}% of the midtraining tokens, below --min-weight {:.2}%; raise --available {}=TOKENS or --max-repeat, or lower --min-weight",
+                s.name,
+                s.available,
+                budget.max_repeat,
+                cap * 100.0,
+                min_weight * 100.0,
+                s.name
+            ));
+        } else {
+            notes.push(format!(
+                "`{}` has weight 0 in every proposal shown: adding it does not raise sim(q, T)",
+                s.name
+            ));
+        }
+    }
+    notes
+}
+
 /// Searches mixtures for every start fraction in `starts` and specialized-share cap up to the
 /// timing rule's, returns proposals ranked by PA (ties: closer to P first), Pareto front marked.
 pub fn suggest(
@@ -460,7 +514,10 @@ pub fn suggest(
         }
         jobs.push((f, wmax));
     }
-    let bounds = |f: f64, share: f64| -> Result<(Vec<f64>, Vec<f64>)> {
+    // Infeasibility is judged at each start's largest specialized share (the least demanding
+    // job of that start): the smaller shares of the search grid ask more of P by design, and
+    // their failures say nothing about the user's constraints.
+    let bounds = |f: f64, share: f64| -> std::result::Result<(Vec<f64>, Vec<f64>), Infeasible> {
         let start = (f * budget.total_steps as f64).round();
         let mid_tokens = (budget.total_steps as f64 - start) * budget.tokens_per_step as f64;
         let pre_tokens = start * budget.tokens_per_step as f64;
@@ -476,10 +533,30 @@ pub fn suggest(
             };
         }
         if upper[0] < lower[0] {
-            bail!(
-                "infeasible at start {:.0}% of the run: `{}` must supply at least {:.1}% of the midtraining tokens (general share), but {:.3e} available tokens × {} repeats allow {:.1}% (short by {:.1} points); raise --available or --max-repeat, or lower --min-general",
-                f * 100.0, sources[0].name, lower[0] * 100.0, sources[0].available, budget.max_repeat, upper[0] * 100.0, (lower[0] - upper[0]) * 100.0
-            );
+            let by_rule = 1.0 - rule.max_weight(f);
+            // Name the constraint that sets the general share's floor.
+            let (why, remedy) = if budget.min_general > 0.0 && budget.min_general >= by_rule - 1e-12 {
+                (
+                    format!("--min-general {}", budget.min_general),
+                    "lower --min-general".to_string(),
+                )
+            } else {
+                (
+                    format!(
+                        "the timing rule ({}), which allows at most {:.1}% specialized data at this start",
+                        rule.source,
+                        rule.max_weight(f) * 100.0
+                    ),
+                    "start earlier (--start), where the timing rule allows more specialized data".to_string(),
+                )
+            };
+            return Err(Infeasible {
+                shortfall: lower[0] - upper[0],
+                message: format!(
+                    "infeasible at start {:.0}% of the run: `{}` must supply at least {:.1}% of the midtraining tokens (the general share, set by {why}), but {:.3e} available tokens × {} repeats allow {:.1}% (short by {:.1} points); raise --available {}=TOKENS or --max-repeat, or {remedy}",
+                    f * 100.0, sources[0].name, lower[0] * 100.0, sources[0].available, budget.max_repeat, upper[0] * 100.0, (lower[0] - upper[0]) * 100.0, sources[0].name
+                ),
+            });
         }
         let su: f64 = upper.iter().sum();
         if su < 1.0 - 1e-12 {
@@ -488,17 +565,20 @@ pub fn suggest(
                 .zip(&upper)
                 .map(|(s, u)| format!("{} {:.3}", s.name, u))
                 .collect();
-            bail!(
-                "infeasible at start {:.0}% of the run: with at most {} repeats the sources can supply only {:.1}% of the {:.3e} tokens from the start step to the end (shares: {}); short by {:.1} points: raise --max-repeat or --available, or start later",
-                f * 100.0, budget.max_repeat, su * 100.0, mid_tokens, caps.join(", "), (1.0 - su) * 100.0
-            );
+            return Err(Infeasible {
+                shortfall: 1.0 - su,
+                message: format!(
+                    "infeasible at start {:.0}% of the run: with at most {} repeats the sources can supply only {:.1}% of the {:.3e} tokens from the start step to the end (shares: {}); short by {:.1} points: raise --max-repeat or --available, or start later",
+                    f * 100.0, budget.max_repeat, su * 100.0, mid_tokens, caps.join(", "), (1.0 - su) * 100.0
+                ),
+            });
         }
         Ok((lower, upper))
     };
     let results: Vec<Result<MixProposal>> = jobs
         .par_iter()
         .map(|&(f, share)| {
-            let (lower, upper) = bounds(f, share)?;
+            let (lower, upper) = bounds(f, share).map_err(|e| anyhow::anyhow!(e.message))?;
             let (w, sim) = problem.optimize(&lower, &upper)?;
             let dist = 1.0 - to_p.sim(&to_p.blend(&w));
             let start = (f * budget.total_steps as f64).round() as u64;
@@ -558,7 +638,25 @@ pub fn suggest(
         }
     }
     if props.is_empty() {
-        return Err(first_err.unwrap_or_else(|| anyhow::anyhow!("no start fraction to search")));
+        // Report the start that came closest, at its largest allowed share.
+        let closest = starts
+            .iter()
+            .filter_map(|&f| {
+                let wmax = rule.max_weight(f).min(1.0 - budget.min_general);
+                bounds(f, wmax).err()
+            })
+            .min_by(|a, b| a.shortfall.total_cmp(&b.shortfall));
+        return Err(match (closest, first_err) {
+            (Some(c), _) if starts.len() > 1 => anyhow::anyhow!(
+                "no start from {:.0}% to {:.0}% of the run is feasible; the closest: {}",
+                starts[0] * 100.0,
+                starts[starts.len() - 1] * 100.0,
+                c.message
+            ),
+            (Some(c), _) => anyhow::anyhow!(c.message),
+            (None, Some(e)) => e,
+            (None, None) => anyhow::anyhow!("no start fraction to search"),
+        });
     }
     // Same weights at the same start: keep one.
     props.sort_by(|a, b| {

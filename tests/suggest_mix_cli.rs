@@ -221,7 +221,7 @@ fn exports_parse_back_with_weights_summing_to_one() {
         "the table goes to stderr"
     );
     let cfg: mtkit::train::config::RunConfig = toml::from_str(&out).unwrap();
-    let phases = cfg.resolve(&|_| Ok(10)).unwrap();
+    let phases = cfg.resolve(&|_, _| Ok(10)).unwrap();
     assert_eq!(phases.iter().map(|p| p.kind).collect::<Vec<_>>().len(), 3);
     assert_eq!(phases[0].steps, 10, "pretrain until the start step");
     assert!(phases[1].continues, "midtraining continues the schedule");
@@ -524,4 +524,82 @@ fn a_negative_min_general_is_a_value_refused_by_range() {
         err.contains("--min-general must be in [0, 1), got -0.5"),
         "{err}"
     );
+}
+
+/// Infeasibility names the constraint that binds (issue 13, bug 9): the timing rule, or
+/// --min-general, or across every start the closest one, instead of the search grid's 95%.
+#[test]
+fn infeasibility_names_the_binding_constraint() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    let run = |extra: &[&str]| {
+        let mut v = vec![
+            "suggest-mix", "--catalog", &cat, "--tokenizer", &tok, "--quiet", "--total-steps",
+            "100", "--tokens-per-step", "10", "--pretrain", "p", "--candidates", "m,e",
+            "--target", "t", "--max-repeat", "1",
+        ];
+        v.extend_from_slice(extra);
+        sb.fails(&v)
+    };
+    // Start at 90%: 900 tokens of P before it, 100 after. The timing rule allows
+    // 0.1 − 0.05·(0.08/0.18) = 7.78% specialized data there, so P must supply 92.2%, but
+    // 950 − 900 = 50 tokens allow 50%.
+    let e = run(&["--start", "0.9", "--min-general", "0", "--available", "p=950,m=1e9,e=1e9"]);
+    assert!(
+        e.contains("at least 92.2%")
+            && e.contains("set by the timing rule")
+            && e.contains("start earlier")
+            && e.contains("allow 50.0%")
+            && !e.contains("--min-general"),
+        "{e}"
+    );
+    // Start at 50% with --min-general 0.9 (the rule alone would ask 58.9%): 500 tokens of P
+    // before, 700 − 500 = 200 of the 500 after (40%).
+    let e = run(&["--start", "0.5", "--min-general", "0.9", "--available", "p=700,m=1e9,e=1e9"]);
+    assert!(
+        e.contains("at least 90.0%")
+            && e.contains("set by --min-general 0.9")
+            && e.contains("lower --min-general")
+            && e.contains("allow 40.0%"),
+        "{e}"
+    );
+    // Every start infeasible (P's 100 tokens are spent before any start): the closest start
+    // is 10%, where the rule asks the least of P, 20%.
+    let e = run(&["--min-general", "0", "--available", "p=100,m=1e9,e=1e9"]);
+    assert!(
+        e.contains("no start from 10% to 90% of the run is feasible")
+            && e.contains("infeasible at start 10%")
+            && e.contains("at least 20.0%")
+            && !e.contains("95.0%"),
+        "{e}"
+    );
+}
+
+/// Candidates missing from every proposal are reported with the reason (issue 13, bug 9).
+#[test]
+fn absent_candidates_are_reported_with_the_reason() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    // `e`'s word is not in T: it gets no weight because it would not help.
+    let v = suggest(&sb, &cat, &tok, &["--start", "0.1"]);
+    let notes: Vec<&str> = v["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    assert!(
+        notes.iter().any(|n| n.contains("`e` has weight 0 in every proposal shown")),
+        "{notes:?}"
+    );
+    // `m` with 1 token available: at start 10% the 900 midtraining tokens allow it
+    // 1 × 4 / 900 = 0.44% < --min-weight 1%.
+    let mut args = vec![
+        "suggest-mix", "--pretrain", "p", "--candidates", "m,e", "--target", "t", "--catalog",
+        &cat, "--tokenizer", &tok, "--quiet", "--total-steps", "100", "--tokens-per-step", "10",
+        "--available", "p=1e9,m=1,e=1e9", "--start", "0.1",
+    ];
+    let text = sb.ok(&args);
+    assert!(
+        text.contains("note: `m` is in no proposal: its 1.000e0 available tokens × 4 repeats make at most 0.44% of the midtraining tokens, below --min-weight 1.00%"),
+        "{text}"
+    );
+    args.push("--json");
+    let v: serde_json::Value = serde_json::from_str(&sb.ok(&args)).unwrap();
+    assert!(v["notes"].to_string().contains("`m` is in no proposal"), "{v}");
 }

@@ -284,6 +284,13 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         }
     }
     props.truncate(a.top.max(1));
+    notes.extend(mtkit::mix::absent_candidates(
+        &props,
+        &sources,
+        &budget,
+        if a.metric == Metric::Paper { a.min_weight } else { 0.0 },
+        &starts,
+    ));
     let text = human(
         &props,
         &sources,
@@ -332,6 +339,7 @@ pub fn run(a: SuggestArgs) -> Result<()> {
                 "timing_rule": rule,
                 "sources": sources,
                 "proposals": props,
+                "notes": notes,
             }))?
         );
     } else {
