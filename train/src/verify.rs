@@ -168,6 +168,29 @@ impl Plan {
         if p.seeds.is_empty() || self.targets.is_empty() {
             bail!("a plan needs at least one seed and one target");
         }
+        // Every float: `!(x > 0.0)` is also true for NaN; infinities are refused by name.
+        let positive = |what: String, x: f64| -> Result<()> {
+            if !x.is_finite() || !(x > 0.0) {
+                bail!("{what} is {x}; it must be a finite number above 0");
+            }
+            Ok(())
+        };
+        positive("[plan] lr".into(), p.lr)?;
+        if !p.min_lr.is_finite() || !(p.min_lr >= 0.0) || p.min_lr > p.lr {
+            bail!("[plan] min_lr is {}; it must be a finite number from 0 to lr ({})", p.min_lr, p.lr);
+        }
+        for t in &self.targets {
+            positive(format!("target `{}`: lr", t.name), t.lr)?;
+            if t.steps == 0 {
+                bail!("target `{}`: steps must be at least 1", t.name);
+            }
+            if t.seq_len.is_some_and(|l| l < 2) {
+                bail!("target `{}`: seq_len must be at least 2", t.name);
+            }
+        }
+        if p.total_steps < 2 || p.batch_size == 0 || p.seq_len < 2 || p.eval_tokens == 0 {
+            bail!("[plan] needs total_steps ≥ 2, batch_size ≥ 1, seq_len ≥ 2 and eval_tokens ≥ 1");
+        }
         for v in self.midtrain.iter().chain(&self.cpt) {
             if v.start == 0 || v.start >= p.total_steps {
                 bail!(

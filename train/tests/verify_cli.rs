@@ -208,6 +208,20 @@ fn bad_plans_fail_clearly() {
     assert!(sb
         .fails(&["verify", "p4.toml", "--dry-run"])
         .contains("must be between 1 and total_steps"));
+    // Every float of a plan is checked (issue 13, bug 7): NaN and infinities by name.
+    for (from, to, want) in [
+        ("lr = 3e-3\n", "lr = nan\n", "[plan] lr is NaN"),
+        ("lr = 3e-3\n", "lr = inf\n", "[plan] lr is inf"),
+        ("lr = 3e-3\n", "lr = 3e-3\nmin_lr = -inf\n", "[plan] min_lr is -inf"),
+        ("steps = 3\nlr = 1e-3\n[[targets]]", "steps = 3\nlr = nan\n[[targets]]", "target `t1`: lr is NaN"),
+        ("weight = 0.25\n", "weight = nan\n", "needs a weight between 0 and 1"),
+        ("weight = 0.25\n", "weight = inf\n", "needs a weight between 0 and 1"),
+    ] {
+        assert!(plan.contains(from), "{from}");
+        sb.write("p5.toml", plan.replacen(from, to, 1));
+        let e = sb.fails(&["verify", "p5.toml", "--dry-run"]);
+        assert!(e.contains(want), "{to}: {e}");
+    }
 }
 
 /// A verification grid killed (-9) in the middle of a run, after its first phase checkpoint,
