@@ -603,6 +603,17 @@ fn split_paragraphs(text: &str) -> Vec<&str> {
 
 const PARQUET_SLICE: usize = 8192;
 
+/// Runs polars on a user's file: polars can panic on a damaged file (in its own threads too)
+/// instead of failing, and a damaged file is an error naming it like any other.
+pub fn catch_polars<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> {
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(f)).unwrap_or_else(|_| {
+        bail!(
+            "{}: the parquet reader failed on this file: it is damaged or not parquet",
+            path.display()
+        )
+    })
+}
+
 fn walk_parquet(
     path: &Path,
     fields: &[&str],
@@ -611,13 +622,16 @@ fn walk_parquet(
 ) -> Result<()> {
     use polars::prelude::{Column, ParquetReader, PolarsResult, SerReader};
     let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
-    let mut reader = ParquetReader::new(open()?);
-    let schema = reader
-        .schema()
-        .with_context(|| format!("{}: not a readable parquet file", path.display()))?;
-    let n_rows = reader
-        .num_rows()
-        .with_context(|| format!("{}: not a readable parquet file", path.display()))?;
+    let (schema, n_rows) = catch_polars(path, || {
+        let mut reader = ParquetReader::new(open()?);
+        let schema = reader
+            .schema()
+            .with_context(|| format!("{}: not a readable parquet file", path.display()))?;
+        let n_rows = reader
+            .num_rows()
+            .with_context(|| format!("{}: not a readable parquet file", path.display()))?;
+        Ok((schema, n_rows))
+    })?;
     let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
     let missing: Vec<&str> = fields
         .iter()
@@ -643,35 +657,43 @@ fn walk_parquet(
     let mut offset = 0usize;
     while offset < n_rows {
         let len = PARQUET_SLICE.min(n_rows - offset);
-        let df = ParquetReader::new(open()?)
-            .with_columns(Some(cols.clone()))
-            .with_slice(Some((offset, len)))
-            .finish()
-            .with_context(|| {
-                format!(
-                    "{}: cannot read rows {}..{}",
-                    path.display(),
-                    offset + 1,
-                    offset + len
-                )
-            })?;
-        let series: Vec<Column> = cols
-            .iter()
-            .map(|c| df.column(c).cloned())
-            .collect::<PolarsResult<_>>()?;
-        for row in 0..df.height() {
-            let mut m = Map::new();
-            for (name, s) in cols.iter().zip(&series) {
-                let v = any_to_json(s.get(row)?);
-                m.insert(name.clone(), v);
+        // polars may panic on a damaged file instead of failing: only its calls are guarded,
+        // not the visitor's.
+        let rows: Vec<Map<String, Value>> = catch_polars(path, || {
+            let df = ParquetReader::new(open()?)
+                .with_columns(Some(cols.clone()))
+                .with_slice(Some((offset, len)))
+                .finish()
+                .with_context(|| {
+                    format!(
+                        "{}: cannot read rows {}..{}",
+                        path.display(),
+                        offset + 1,
+                        offset + len
+                    )
+                })?;
+            let series: Vec<Column> = cols
+                .iter()
+                .map(|c| df.column(c).cloned())
+                .collect::<PolarsResult<_>>()?;
+            let mut rows = Vec::with_capacity(df.height());
+            for row in 0..df.height() {
+                let mut m = Map::new();
+                for (name, s) in cols.iter().zip(&series) {
+                    m.insert(name.clone(), any_to_json(s.get(row)?));
+                }
+                rows.push(m);
             }
+            Ok(rows)
+        })?;
+        for (row, m) in rows.iter().enumerate() {
             let pos = (offset + row) as u64 + 1;
             visit(Item::Record(Raw {
                 index: *index,
                 file: path,
                 pos,
                 unit: "row",
-                body: Body::Object(&m),
+                body: Body::Object(m),
             }))?;
             *index += 1;
         }
@@ -871,11 +893,11 @@ pub fn cheap_count(source: &Resolved) -> Option<u64> {
             for f in files {
                 match Format::detect(f)? {
                     (Format::Parquet, _) => {
-                        let mut r =
-                            <polars::prelude::ParquetReader<File> as polars::prelude::SerReader<
-                                File,
-                            >>::new(File::open(f).ok()?);
-                        n += r.num_rows().ok()? as u64;
+                        n += catch_polars(f, || {
+                            let mut r = <polars::prelude::ParquetReader<File> as polars::prelude::SerReader<File>>::new(File::open(f)?);
+                            Ok(r.num_rows()? as u64)
+                        })
+                        .ok()?;
                     }
                     (Format::Jsonl, _) => {
                         on_disk += std::fs::metadata(f).ok()?.len();

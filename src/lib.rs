@@ -10,6 +10,7 @@ pub mod cli_support;
 pub mod corpus;
 pub mod demo;
 pub mod export;
+pub mod fuzz;
 pub mod hub;
 pub mod mix;
 pub mod paths;

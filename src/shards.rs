@@ -334,21 +334,73 @@ impl Split {
             );
         }
         let width = u32_at(12);
+        if width != 2 && width != 4 {
+            bail!("{}: token width {width} bytes is not 2 or 4: the file is damaged", path.display());
+        }
         let n_tokens = u64::from_le_bytes(tokens[24..32].try_into().unwrap());
-        if tokens.len() as u64 != HEADER as u64 + n_tokens * width as u64 {
+        let expected = n_tokens
+            .checked_mul(width as u64)
+            .and_then(|b| b.checked_add(HEADER as u64));
+        if expected != Some(tokens.len() as u64) {
             bail!(
-                "{} is truncated: header says {n_tokens} tokens",
-                path.display()
+                "{} is truncated or damaged: its header says {n_tokens} tokens of {width} bytes, the file holds {} bytes",
+                path.display(),
+                tokens.len()
             );
+        }
+        let (vocab_size, eos_id) = (u32_at(16), u32_at(20));
+        if eos_id >= vocab_size {
+            bail!("{}: EOS id {eos_id} is outside the vocabulary of {vocab_size}: the file is damaged", path.display());
+        }
+        // Every id inside the vocabulary: the model indexes its embedding with them.
+        let body = &tokens[HEADER..];
+        let max_id = if width == 4 {
+            body.chunks_exact(4)
+                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+                .max()
+        } else {
+            body.chunks_exact(2)
+                .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as u32)
+                .max()
+        };
+        if let Some(id) = max_id.filter(|&id| id >= vocab_size) {
+            bail!("{}: token id {id} is outside the vocabulary of {vocab_size}: the file is damaged", path.display());
         }
         let dpath = dir.join(format!("{split}.docs"));
         let df = std::fs::File::open(&dpath)
             .with_context(|| format!("cannot open {}", dpath.display()))?;
         let docs = unsafe { memmap2::Mmap::map(&df)? };
+        if docs.len() % 16 != 0 {
+            bail!("{}: {} bytes is not a whole number of 16-byte document entries: the file is damaged", dpath.display(), docs.len());
+        }
+        // Documents tile the token stream in order: each starts where the one before ended,
+        // its prompt within it, and together they hold every token.
+        let mut next = 0u64;
+        for (k, d) in docs.chunks_exact(16).enumerate() {
+            let start = u64::from_le_bytes(d[..8].try_into().unwrap());
+            let len = u32::from_le_bytes(d[8..12].try_into().unwrap()) as u64;
+            let prompt = u32::from_le_bytes(d[12..16].try_into().unwrap()) as u64;
+            if start != next || prompt > len || start + len > n_tokens {
+                bail!(
+                    "{}: document {} (start {start}, {len} tokens, prompt {prompt}) does not fit the {n_tokens} tokens of {}: the files are damaged or from different runs",
+                    dpath.display(),
+                    k + 1,
+                    path.display()
+                );
+            }
+            next = start + len;
+        }
+        if next != n_tokens {
+            bail!(
+                "{}: the documents hold {next} of the {n_tokens} tokens of {}: the files are damaged or from different runs",
+                dpath.display(),
+                path.display()
+            );
+        }
         Ok(Split {
             wide: width == 4,
-            vocab_size: u32_at(16),
-            eos_id: u32_at(20),
+            vocab_size,
+            eos_id,
             tokens,
             docs,
             n_tokens,
