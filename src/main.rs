@@ -11,8 +11,5 @@ mod cli;
 
 fn main() {
     let args = cli::Cli::parse();
-    if let Err(e) = cli::run(args) {
-        eprintln!("mtkit: error: {e:#}");
-        std::process::exit(1);
-    }
+    mtkit::cli_support::main_with(|| cli::run(args))
 }

@@ -484,3 +484,32 @@ fn help_explains_options() {
     let out = sb.ok(&["proximity", "--help"]);
     assert!(out.contains("PA(M→T)") && out.contains("--mix-by"), "{out}");
 }
+
+/// Output into a pipe whose reader has gone (`mtkit data show c4 | head -1`) ends quietly with
+/// status 0, not a panic about a broken pipe.
+#[test]
+fn a_closed_pipe_ends_quietly_with_status_0() {
+    use std::io::BufRead;
+    let sb = Sandbox::new();
+    let long = "word ".repeat(200);
+    let docs: Vec<&str> = (0..600).map(|_| long.as_str()).collect();
+    sb.jsonl("big.jsonl", &docs);
+    sb.write("cat.toml", "[datasets.big]\nrole = \"pretrain\"\npaths = [\"big.jsonl\"]\n");
+    // 600 documents of 1 kB: far more than a pipe's buffer.
+    let mut child = sb
+        .cmd(&["data", "show", "big", "--catalog", "cat.toml", "-n", "600"])
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut first = String::new();
+    std::io::BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut first)
+        .unwrap();
+    assert!(first.contains("big"), "{first}");
+    // The reader is dropped here: the pipe closes.
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(0), "{err}");
+    assert!(err.is_empty(), "nothing on stderr: {err}");
+}

@@ -34,8 +34,5 @@ fn main() {
         libc::mallopt(libc::M_MMAP_MAX, 0);
         libc::mallopt(libc::M_TRIM_THRESHOLD, i32::MAX);
     }
-    if let Err(e) = cli::run(args) {
-        eprintln!("mtkit: error: {e:#}");
-        std::process::exit(1);
-    }
+    mtkit::cli_support::main_with(|| cli::run(args))
 }
