@@ -1,7 +1,7 @@
 # mtkit: two commands for a new machine.
 #   make demo   install what is needed, build, run the pipeline on the built-in demo corpora
 #   make test   install what is needed, build, run every test
-# and, for developers, make bench (BENCHMARKS.md; needs ../shared/data).
+# and, for developers, make bench (BENCHMARKS.md; needs ../shared/data) and make fuzz.
 # Everything large (libtorch, the tokenizer, cargo's target folder) lives under
 # $(MTKIT_CACHE) (default ~/.cache/mtkit), outside the repository.
 
@@ -13,7 +13,7 @@ export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
 MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
 CARGO ?= cargo
 
-.PHONY: setup build demo test bench fmt clippy
+.PHONY: setup build demo test bench fmt clippy fuzz fuzz-ci
 
 setup:
 	@bash scripts/setup.sh
@@ -30,6 +30,14 @@ test: setup
 
 bench:
 	@bash scripts/bench.sh
+
+# Coverage-guided fuzzing of every reader of user bytes (libFuzzer via cargo fuzz, installed
+# from crates.io when absent): 10 minutes per target, or the bounded run CI makes.
+fuzz: setup
+	@bash scripts/fuzz.sh 600
+
+fuzz-ci: setup
+	@bash scripts/fuzz.sh 30
 
 fmt:
 	$(CARGO) fmt --all

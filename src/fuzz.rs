@@ -32,7 +32,9 @@ fn scratch() -> PathBuf {
         if s.is_none() {
             let shm = Path::new("/dev/shm");
             let dir = if shm.is_dir() {
-                tempfile::Builder::new().prefix("mtkit-fuzz").tempdir_in(shm)
+                tempfile::Builder::new()
+                    .prefix("mtkit-fuzz")
+                    .tempdir_in(shm)
             } else {
                 tempfile::Builder::new().prefix("mtkit-fuzz").tempdir()
             };
@@ -127,8 +129,14 @@ pub fn fuzz_corpus_file(data: &[u8]) {
             ..lenient.clone()
         });
         if summary.skipped_total() == 0 {
-            assert!(strict.is_ok(), "strict fails where lenient skipped nothing: {strict:?}");
-            assert_eq!(strict_docs, docs, "strict and lenient read the same documents");
+            assert!(
+                strict.is_ok(),
+                "strict fails where lenient skipped nothing: {strict:?}"
+            );
+            assert_eq!(
+                strict_docs, docs,
+                "strict and lenient read the same documents"
+            );
         }
         let capped = SampleSpec {
             max_docs: Some(3),
@@ -138,7 +146,10 @@ pub fn fuzz_corpus_file(data: &[u8]) {
         let (r, docs) = read(&capped);
         if r.is_ok() {
             assert!(docs.len() <= 3, "at most --max-docs documents");
-            assert!(docs.iter().all(|d| d.text.chars().count() <= 7), "cut to --max-chars");
+            assert!(
+                docs.iter().all(|d| d.text.chars().count() <= 7),
+                "cut to --max-chars"
+            );
         }
     }
 }
@@ -222,4 +233,21 @@ pub fn fuzz_token_shard(data: &[u8]) {
             let _ = split.window(split.n_tokens() - 1, 3);
         }
     }
+}
+
+/// For the libFuzzer targets: every panic is a crash (an abort libFuzzer reports), except a
+/// panic raised inside polars' own code, which mtkit catches around each polars call on a
+/// user's file and reports as a damaged file ([`crate::corpus::catch_polars`]). A polars panic
+/// that escapes those guards still reaches libFuzzer's own handler and counts as a crash.
+pub fn abort_on_panics_outside_polars() {
+    let default = std::panic::take_hook();
+    std::panic::set_hook(Box::new(move |info| {
+        let in_polars = info
+            .location()
+            .is_some_and(|l| l.file().contains("/polars-"));
+        if !in_polars {
+            default(info);
+            std::process::abort();
+        }
+    }));
 }

@@ -535,7 +535,8 @@ pub fn suggest(
         if upper[0] < lower[0] {
             let by_rule = 1.0 - rule.max_weight(f);
             // Name the constraint that sets the general share's floor.
-            let (why, remedy) = if budget.min_general > 0.0 && budget.min_general >= by_rule - 1e-12 {
+            let (why, remedy) = if budget.min_general > 0.0 && budget.min_general >= by_rule - 1e-12
+            {
                 (
                     format!("--min-general {}", budget.min_general),
                     "lower --min-general".to_string(),

@@ -76,7 +76,13 @@ fn host_name() -> String {
     // Keep the file name parseable and portable.
     let clean: String = name
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
     if clean.is_empty() {
         "localhost".into()
@@ -210,7 +216,10 @@ mod tests {
                 host: "node-7".into()
             })
         );
-        assert_eq!(part_writer(".c4.parquet.Ab3xYz.part"), Some(PartWriter::Unnamed));
+        assert_eq!(
+            part_writer(".c4.parquet.Ab3xYz.part"),
+            Some(PartWriter::Unnamed)
+        );
         assert_eq!(part_writer(".ckptAb3xYz.part"), Some(PartWriter::Unnamed));
         // Not ours: a user's file, a visible file, a different suffix.
         assert_eq!(part_writer(".notes.part"), None);
@@ -223,15 +232,25 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let host = host_name();
         // A process id that cannot exist (above Linux's pid_max limit of 2^22).
-        let dead = dir.path().join(format!(".a.csv.mtkit-99999999@{host}.Ab3xYz.part"));
-        let live = dir
+        let dead = dir
             .path()
-            .join(format!(".b.csv.mtkit-{}@{host}.Cd4xYz.part", std::process::id()));
+            .join(format!(".a.csv.mtkit-99999999@{host}.Ab3xYz.part"));
+        let live = dir.path().join(format!(
+            ".b.csv.mtkit-{}@{host}.Cd4xYz.part",
+            std::process::id()
+        ));
         let other_host = dir.path().join(".c.csv.mtkit-1@elsewhere.Ef5xYz.part");
         let young_legacy = dir.path().join(".d.csv.Gh6xYz.part");
         let old_legacy = dir.path().join(".ckptIj7xYz.part");
         let users = dir.path().join(".notes.part");
-        for p in [&dead, &live, &other_host, &young_legacy, &old_legacy, &users] {
+        for p in [
+            &dead,
+            &live,
+            &other_host,
+            &young_legacy,
+            &old_legacy,
+            &users,
+        ] {
             std::fs::write(p, b"x").unwrap();
         }
         let two_days_ago = SystemTime::now() - Duration::from_secs(48 * 3600);

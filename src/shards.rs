@@ -335,7 +335,10 @@ impl Split {
         }
         let width = u32_at(12);
         if width != 2 && width != 4 {
-            bail!("{}: token width {width} bytes is not 2 or 4: the file is damaged", path.display());
+            bail!(
+                "{}: token width {width} bytes is not 2 or 4: the file is damaged",
+                path.display()
+            );
         }
         let n_tokens = u64::from_le_bytes(tokens[24..32].try_into().unwrap());
         let expected = n_tokens
@@ -364,7 +367,10 @@ impl Split {
                 .max()
         };
         if let Some(id) = max_id.filter(|&id| id >= vocab_size) {
-            bail!("{}: token id {id} is outside the vocabulary of {vocab_size}: the file is damaged", path.display());
+            bail!(
+                "{}: token id {id} is outside the vocabulary of {vocab_size}: the file is damaged",
+                path.display()
+            );
         }
         let dpath = dir.join(format!("{split}.docs"));
         let df = std::fs::File::open(&dpath)

@@ -494,7 +494,10 @@ fn a_closed_pipe_ends_quietly_with_status_0() {
     let long = "word ".repeat(200);
     let docs: Vec<&str> = (0..600).map(|_| long.as_str()).collect();
     sb.jsonl("big.jsonl", &docs);
-    sb.write("cat.toml", "[datasets.big]\nrole = \"pretrain\"\npaths = [\"big.jsonl\"]\n");
+    sb.write(
+        "cat.toml",
+        "[datasets.big]\nrole = \"pretrain\"\npaths = [\"big.jsonl\"]\n",
+    );
     // 600 documents of 1 kB: far more than a pipe's buffer.
     let mut child = sb
         .cmd(&["data", "show", "big", "--catalog", "cat.toml", "-n", "600"])

@@ -5,8 +5,9 @@
 //! flips, interesting bytes, insertions, deletions, duplications, splices with another seed,
 //! truncation) and handed to the `mtkit::fuzz` entry point that the coverage-guided targets in
 //! `fuzz/` use too. A panic fails the test, and the input is saved under the target folder with
-//! the command that replays it. `MTKIT_FUZZ_ITERS` scales the iterations per seed (default 60;
-//! the longer run in BENCHMARKS.md uses more).
+//! the command that replays it. `MTKIT_FUZZ_ITERS` scales the iterations per seed (default 60);
+//! `MTKIT_FUZZ_SEEDS_OUT=DIR` also writes the seeds to DIR/TARGET/ (scripts/fuzz.sh gives them
+//! to libFuzzer).
 
 mod common;
 use common::*;
@@ -24,9 +25,33 @@ fn iterations() -> u64 {
 }
 
 const INTERESTING: &[&[u8]] = &[
-    b"\n", b"\r\n", b"{", b"}", b"[", b"]", b"\"", b"\\", b",", b":", b"\\u00", b"\\ud800",
-    b"\xEF\xBB\xBF", b"\xff", b"\xc3", b"\0", b"null", b"1e999", b"-0", b"nan", b"inf",
-    b"{text}", b"{{", b"}}", b"=", b"[[phases]]", b"[datasets.x]",
+    b"\n",
+    b"\r\n",
+    b"{",
+    b"}",
+    b"[",
+    b"]",
+    b"\"",
+    b"\\",
+    b",",
+    b":",
+    b"\\u00",
+    b"\\ud800",
+    b"\xEF\xBB\xBF",
+    b"\xff",
+    b"\xc3",
+    b"\0",
+    b"null",
+    b"1e999",
+    b"-0",
+    b"nan",
+    b"inf",
+    b"{text}",
+    b"{{",
+    b"}}",
+    b"=",
+    b"[[phases]]",
+    b"[datasets.x]",
 ];
 
 /// One seeded mutation of `input` (several edits), sometimes spliced with `other`.
@@ -87,6 +112,14 @@ fn mutate(rng: &mut Rng, input: &[u8], other: &[u8]) -> Vec<u8> {
 /// and fails with its path.
 fn drive(name: &str, target: fn(&[u8]), seeds: &[Vec<u8>]) {
     assert!(!seeds.is_empty(), "{name}: no seeds");
+    // scripts/fuzz.sh starts libFuzzer from these same seeds.
+    if let Some(out) = std::env::var_os("MTKIT_FUZZ_SEEDS_OUT") {
+        let dir = PathBuf::from(out).join(name);
+        std::fs::create_dir_all(&dir).unwrap();
+        for (k, seed) in seeds.iter().enumerate() {
+            std::fs::write(dir.join(format!("seed-{k:03}")), seed).unwrap();
+        }
+    }
     let mut rng = Rng::new(mtkit::rng::mix64(name.len() as u64 ^ 0x6675_7a7a));
     let mut runs = 0u64;
     let run_one = |input: &[u8]| {
@@ -94,7 +127,10 @@ fn drive(name: &str, target: fn(&[u8]), seeds: &[Vec<u8>]) {
         if let Err(e) = r {
             let dir = failures_dir();
             std::fs::create_dir_all(&dir).unwrap();
-            let path = dir.join(format!("{name}-{:016x}", mtkit::rng::mix64(input.len() as u64)));
+            let path = dir.join(format!(
+                "{name}-{:016x}",
+                mtkit::rng::mix64(input.len() as u64)
+            ));
             std::fs::write(&path, input).unwrap();
             let msg = e
                 .downcast_ref::<String>()
@@ -119,7 +155,10 @@ fn drive(name: &str, target: fn(&[u8]), seeds: &[Vec<u8>]) {
             runs += 1;
         }
     }
-    eprintln!("fuzz {name}: {runs} inputs from {} seeds, no failure", seeds.len());
+    eprintln!(
+        "fuzz {name}: {runs} inputs from {} seeds, no failure",
+        seeds.len()
+    );
 }
 
 fn failures_dir() -> PathBuf {
@@ -196,7 +235,10 @@ fn corpus_readers_survive_mutated_files() {
     let mut gz = flate2::write::GzEncoder::new(Vec::new(), flate2::Compression::default());
     std::io::Write::write_all(&mut gz, &jsonl).unwrap();
     seeds.push(with_kind(0x80 | 3, &gz.finish().unwrap()));
-    seeds.push(with_kind(0x80 | 4, &zstd::encode_all(&jsonl[..], 3).unwrap()));
+    seeds.push(with_kind(
+        0x80 | 4,
+        &zstd::encode_all(&jsonl[..], 3).unwrap(),
+    ));
     for (file, sel) in [
         ("c4-en-sample-1k.jsonl.gz", 0u8),
         ("gsm8k-train.jsonl.gz", 0x40),
@@ -259,19 +301,40 @@ fn made_by_the_binary() -> (Vec<u8>, Vec<u8>) {
     let docs: Vec<String> = (0..40)
         .map(|i| ["a b", "c d d", "a a a c", "b"][i % 4].to_string())
         .collect();
-    sb.jsonl("w.jsonl", &docs.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    sb.jsonl(
+        "w.jsonl",
+        &docs.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
     sb.write(
         "cat.toml",
         "[datasets.w]\nrole = \"pretrain\"\npaths = [\"w.jsonl\"]\n",
     );
     let t = tok.to_str().unwrap();
     sb.ok(&[
-        "profile", "w", "--catalog", "cat.toml", "--tokenizer", t, "--ngram", "2", "-o",
-        "w.parquet", "--quiet",
+        "profile",
+        "w",
+        "--catalog",
+        "cat.toml",
+        "--tokenizer",
+        t,
+        "--ngram",
+        "2",
+        "-o",
+        "w.parquet",
+        "--quiet",
     ]);
     sb.ok(&[
-        "tokenize", "w", "--catalog", "cat.toml", "--tokenizer", t, "-o", "tokens",
-        "--val-docs", "5", "--quiet",
+        "tokenize",
+        "w",
+        "--catalog",
+        "cat.toml",
+        "--tokenizer",
+        t,
+        "-o",
+        "tokens",
+        "--val-docs",
+        "5",
+        "--quiet",
     ]);
     let profile = std::fs::read(sb.path("w.parquet")).unwrap();
     let tokens = std::fs::read(sb.path("tokens/w/train.tokens")).unwrap();
@@ -332,11 +395,17 @@ fn a_damaged_parquet_corpus_is_an_error_naming_the_file() {
     // The harness's first byte picks the kind (6: parquet), the rest is the file.
     assert_eq!(input[0] % 8, 6);
     sb.write("bad.parquet", &input[1..]);
-    sb.write("cat.toml", "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\n");
+    sb.write(
+        "cat.toml",
+        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\n",
+    );
     let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
-    assert!(err.contains("bad.parquet") && err.contains("damaged"), "{err}");
+    assert!(
+        err.contains("bad.parquet") && err.contains("damaged"),
+        "{err}"
+    );
 }
 
 /// Token shards whose document table does not fit the tokens, or whose ids are outside the
@@ -362,11 +431,16 @@ fn a_token_shard_with_documents_past_its_end_is_refused() {
     let open = |docs: Vec<u8>, tokens: &[u8]| {
         std::fs::write(dir.path().join("train.tokens"), tokens).unwrap();
         std::fs::write(dir.path().join("train.docs"), docs).unwrap();
-        mtkit::shards::Split::open(dir.path(), "train").map(|_| ()).map_err(|e| e.to_string())
+        mtkit::shards::Split::open(dir.path(), "train")
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     };
     open(doc(0, 3, 1), &tokens).expect("a well-formed shard opens");
     let e = open(doc(0, 4, 0), &tokens).unwrap_err();
-    assert!(e.contains("document 1 (start 0, 4 tokens, prompt 0) does not fit the 3 tokens"), "{e}");
+    assert!(
+        e.contains("document 1 (start 0, 4 tokens, prompt 0) does not fit the 3 tokens"),
+        "{e}"
+    );
     let e = open([doc(0, 2, 0), doc(2, 1, 2)].concat(), &tokens).unwrap_err();
     assert!(e.contains("document 2"), "{e}");
     let e = open(doc(0, 2, 0), &tokens).unwrap_err();
@@ -374,5 +448,8 @@ fn a_token_shard_with_documents_past_its_end_is_refused() {
     let mut bad_id = tokens.clone();
     bad_id[32..34].copy_from_slice(&12u16.to_le_bytes());
     let e = open(doc(0, 3, 0), &bad_id).unwrap_err();
-    assert!(e.contains("token id 12 is outside the vocabulary of 10"), "{e}");
+    assert!(
+        e.contains("token id 12 is outside the vocabulary of 10"),
+        "{e}"
+    );
 }

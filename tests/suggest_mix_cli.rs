@@ -534,9 +534,24 @@ fn infeasibility_names_the_binding_constraint() {
     let (cat, tok) = blend_fixture(&sb);
     let run = |extra: &[&str]| {
         let mut v = vec![
-            "suggest-mix", "--catalog", &cat, "--tokenizer", &tok, "--quiet", "--total-steps",
-            "100", "--tokens-per-step", "10", "--pretrain", "p", "--candidates", "m,e",
-            "--target", "t", "--max-repeat", "1",
+            "suggest-mix",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "--quiet",
+            "--total-steps",
+            "100",
+            "--tokens-per-step",
+            "10",
+            "--pretrain",
+            "p",
+            "--candidates",
+            "m,e",
+            "--target",
+            "t",
+            "--max-repeat",
+            "1",
         ];
         v.extend_from_slice(extra);
         sb.fails(&v)
@@ -544,7 +559,14 @@ fn infeasibility_names_the_binding_constraint() {
     // Start at 90%: 900 tokens of P before it, 100 after. The timing rule allows
     // 0.1 − 0.05·(0.08/0.18) = 7.78% specialized data there, so P must supply 92.2%, but
     // 950 − 900 = 50 tokens allow 50%.
-    let e = run(&["--start", "0.9", "--min-general", "0", "--available", "p=950,m=1e9,e=1e9"]);
+    let e = run(&[
+        "--start",
+        "0.9",
+        "--min-general",
+        "0",
+        "--available",
+        "p=950,m=1e9,e=1e9",
+    ]);
     assert!(
         e.contains("at least 92.2%")
             && e.contains("set by the timing rule")
@@ -555,7 +577,14 @@ fn infeasibility_names_the_binding_constraint() {
     );
     // Start at 50% with --min-general 0.9 (the rule alone would ask 58.9%): 500 tokens of P
     // before, 700 − 500 = 200 of the 500 after (40%).
-    let e = run(&["--start", "0.5", "--min-general", "0.9", "--available", "p=700,m=1e9,e=1e9"]);
+    let e = run(&[
+        "--start",
+        "0.5",
+        "--min-general",
+        "0.9",
+        "--available",
+        "p=700,m=1e9,e=1e9",
+    ]);
     assert!(
         e.contains("at least 90.0%")
             && e.contains("set by --min-general 0.9")
@@ -582,17 +611,41 @@ fn absent_candidates_are_reported_with_the_reason() {
     let (cat, tok) = blend_fixture(&sb);
     // `e`'s word is not in T: it gets no weight because it would not help.
     let v = suggest(&sb, &cat, &tok, &["--start", "0.1"]);
-    let notes: Vec<&str> = v["notes"].as_array().unwrap().iter().map(|n| n.as_str().unwrap()).collect();
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
     assert!(
-        notes.iter().any(|n| n.contains("`e` has weight 0 in every proposal shown")),
+        notes
+            .iter()
+            .any(|n| n.contains("`e` has weight 0 in every proposal shown")),
         "{notes:?}"
     );
     // `m` with 1 token available: at start 10% the 900 midtraining tokens allow it
     // 1 × 4 / 900 = 0.44% < --min-weight 1%.
     let mut args = vec![
-        "suggest-mix", "--pretrain", "p", "--candidates", "m,e", "--target", "t", "--catalog",
-        &cat, "--tokenizer", &tok, "--quiet", "--total-steps", "100", "--tokens-per-step", "10",
-        "--available", "p=1e9,m=1,e=1e9", "--start", "0.1",
+        "suggest-mix",
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m,e",
+        "--target",
+        "t",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--quiet",
+        "--total-steps",
+        "100",
+        "--tokens-per-step",
+        "10",
+        "--available",
+        "p=1e9,m=1,e=1e9",
+        "--start",
+        "0.1",
     ];
     let text = sb.ok(&args);
     assert!(
@@ -601,5 +654,8 @@ fn absent_candidates_are_reported_with_the_reason() {
     );
     args.push("--json");
     let v: serde_json::Value = serde_json::from_str(&sb.ok(&args)).unwrap();
-    assert!(v["notes"].to_string().contains("`m` is in no proposal"), "{v}");
+    assert!(
+        v["notes"].to_string().contains("`m` is in no proposal"),
+        "{v}"
+    );
 }

@@ -288,7 +288,11 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         &props,
         &sources,
         &budget,
-        if a.metric == Metric::Paper { a.min_weight } else { 0.0 },
+        if a.metric == Metric::Paper {
+            a.min_weight
+        } else {
+            0.0
+        },
         &starts,
     ));
     let text = human(

@@ -370,7 +370,8 @@ impl RunConfig {
             let steps = match (p.steps, p.epochs) {
                 (Some(s), None) => s,
                 (None, Some(e)) if p.kind == PhaseKind::Sft => {
-                    let n = sft_examples(&mixture[0].0, seq_len).map_err(|e| ctx(format!("{e:#}")))?;
+                    let n =
+                        sft_examples(&mixture[0].0, seq_len).map_err(|e| ctx(format!("{e:#}")))?;
                     ((e * n as f64) / (batch_size * grad_accum) as f64).ceil() as u64
                 }
                 (None, Some(_)) => {
@@ -504,7 +505,10 @@ mod tests {
                 "grad_clip ≥ 0",
             ),
         ] {
-            let e = phase(extra).resolve(&|_, _| Ok(10)).unwrap_err().to_string();
+            let e = phase(extra)
+                .resolve(&|_, _| Ok(10))
+                .unwrap_err()
+                .to_string();
             assert!(
                 e.contains(needle) && e.contains("phase 1 (`pre`)"),
                 "{extra}: {e}"

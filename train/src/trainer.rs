@@ -720,7 +720,10 @@ impl Trainer {
             }
         }
         let (newest, why) = &damaged[0];
-        bail!("--resume: no checkpoint in {} can be read; the newest, {newest}: {why:#}", self.out.join("checkpoints").display())
+        bail!(
+            "--resume: no checkpoint in {} can be read; the newest, {newest}: {why:#}",
+            self.out.join("checkpoints").display()
+        )
     }
 
     /// Deletes the checkpoints that the retention setting does not keep: the last
@@ -929,8 +932,8 @@ fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
         metrics: Vec<String>,
         config: RunConfig,
     }
-    let saved: Saved = serde_json::from_slice(&bytes)
-        .with_context(|| format!("{}: bad state", path.display()))?;
+    let saved: Saved =
+        serde_json::from_slice(&bytes).with_context(|| format!("{}: bad state", path.display()))?;
     Ok(SavedCheckpoint {
         state: saved.state,
         metrics: saved.metrics,

@@ -177,7 +177,11 @@ impl Plan {
         };
         positive("[plan] lr".into(), p.lr)?;
         if !p.min_lr.is_finite() || !(p.min_lr >= 0.0) || p.min_lr > p.lr {
-            bail!("[plan] min_lr is {}; it must be a finite number from 0 to lr ({})", p.min_lr, p.lr);
+            bail!(
+                "[plan] min_lr is {}; it must be a finite number from 0 to lr ({})",
+                p.min_lr,
+                p.lr
+            );
         }
         for t in &self.targets {
             positive(format!("target `{}`: lr", t.name), t.lr)?;

@@ -463,11 +463,16 @@ fn sft_with_prompts_filling_the_window_is_refused_with_the_cause() {
         "source = \"q\"\n",
         "source = \"q\"\nseq_len = 4\nbatch_size = 2\n",
     );
-    sb.write("short.toml", run.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]"));
+    sb.write(
+        "short.toml",
+        run.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]"),
+    );
     let e = sb.fails(&["train", "short.toml", "--out", "s", "--device", "cpu", "-q"]);
     assert!(
         e.contains("phase 3 (`sft`)")
-            && e.contains("none of the 100 training examples of `q` has a response token within seq_len 4")
+            && e.contains(
+                "none of the 100 training examples of `q` has a response token within seq_len 4"
+            )
             && e.contains("shortest prompt is 5 tokens")
             && !e.contains("learning rate"),
         "{e}"
@@ -478,11 +483,25 @@ fn sft_with_prompts_filling_the_window_is_refused_with_the_cause() {
         run.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]")
             .replace("steps = 4\nsource", "epochs = 1\nsource"),
     );
-    let e = sb.fails(&["train", "short-epochs.toml", "--out", "s2", "--device", "cpu", "-q"]);
+    let e = sb.fails(&[
+        "train",
+        "short-epochs.toml",
+        "--out",
+        "s2",
+        "--device",
+        "cpu",
+        "-q",
+    ]);
     assert!(e.contains("has a response token within seq_len 4"), "{e}");
     // One token more and every example has its first response token scored.
-    let ok = RUN.replace("source = \"q\"\n", "source = \"q\"\nseq_len = 5\nbatch_size = 2\n");
-    sb.write("five.toml", ok.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]"));
+    let ok = RUN.replace(
+        "source = \"q\"\n",
+        "source = \"q\"\nseq_len = 5\nbatch_size = 2\n",
+    );
+    sb.write(
+        "five.toml",
+        ok.replace("validation = [\"q\", \"a\"]", "validation = [\"a\"]"),
+    );
     let out = sb.ok(&["train", "five.toml", "--out", "f", "--device", "cpu", "-q"]);
     assert!(out.contains("done: 12 steps"), "{out}");
 }
@@ -499,7 +518,8 @@ fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
         .map(|i| {
             let k = 1 + i % 8;
             let q: Vec<String> = (0..k).map(|j| format!("w{}", 20 + (i + j) % 5)).collect();
-            serde_json::json!({"q": q.join(" "), "a": format!("w25 w{} w27", 26 + i % 3)}).to_string()
+            serde_json::json!({"q": q.join(" "), "a": format!("w25 w{} w27", 26 + i % 3)})
+                .to_string()
         })
         .collect();
     sb.write("v.jsonl", v.join("\n"));
@@ -508,15 +528,27 @@ fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
         "[datasets.v]\nrole = \"target\"\npaths = [\"v.jsonl\"]\ntext = \"{q} {a}\"\nprompt = \"{q}\"\nresponse = \"{a}\"\n",
     );
     sb.ok(&[
-        "tokenize", "v", "--catalog", "cat-v.toml", "--tokenizer", &tok, "-o", "tokens",
-        "--val-docs", "20", "--quiet",
+        "tokenize",
+        "v",
+        "--catalog",
+        "cat-v.toml",
+        "--tokenizer",
+        &tok,
+        "-o",
+        "tokens",
+        "--val-docs",
+        "20",
+        "--quiet",
     ]);
     let train = mtkit::shards::Split::open(&sb.path("tokens/v"), "train").unwrap();
     let val = mtkit::shards::Split::open(&sb.path("tokens/v"), "val").unwrap();
     let long = |s: &mtkit::shards::Split| (0..s.n_docs()).filter(|&k| s.doc(k).2 >= 6).count();
     assert_eq!(long(&train) + long(&val), 45, "prompt lengths as written");
     let run = RUN
-        .replace("source = \"q\"\n", "source = \"v\"\nseq_len = 5\nbatch_size = 2\n")
+        .replace(
+            "source = \"q\"\n",
+            "source = \"v\"\nseq_len = 5\nbatch_size = 2\n",
+        )
         .replace("validation = [\"q\", \"a\"]", "validation = [\"v\", \"a\"]");
     sb.write("v.toml", run);
     let o = sb.run(&["train", "v.toml", "--out", "r", "--device", "cpu", "-q"]);
@@ -572,13 +604,22 @@ fn checkpoint_retention_keeps_the_last_two_and_phase_ends() {
     assert_eq!(checkpoint_steps(&sb.path("r")), [4, 8, 11, 12]);
     sb.write(
         "all.toml",
-        every_step.replace("checkpoint_every = 1", "checkpoint_every = 1\nkeep_checkpoints = 0"),
+        every_step.replace(
+            "checkpoint_every = 1",
+            "checkpoint_every = 1\nkeep_checkpoints = 0",
+        ),
     );
     sb.ok(&["train", "all.toml", "--out", "all", "--device", "cpu", "-q"]);
-    assert_eq!(checkpoint_steps(&sb.path("all")), (1..=12).collect::<Vec<_>>());
+    assert_eq!(
+        checkpoint_steps(&sb.path("all")),
+        (1..=12).collect::<Vec<_>>()
+    );
     sb.write(
         "one.toml",
-        every_step.replace("checkpoint_every = 1", "checkpoint_every = 1\nkeep_checkpoints = 1"),
+        every_step.replace(
+            "checkpoint_every = 1",
+            "checkpoint_every = 1\nkeep_checkpoints = 1",
+        ),
     );
     sb.ok(&["train", "one.toml", "--out", "one", "--device", "cpu", "-q"]);
     assert_eq!(checkpoint_steps(&sb.path("one")), [4, 8, 12]);
@@ -596,9 +637,19 @@ fn resume_falls_back_past_a_truncated_latest_checkpoint() {
     let sb = Sandbox::new();
     word_setup(&sb);
     sb.write("run.toml", RUN);
-    sb.ok(&["train", "run.toml", "--out", "straight", "--device", "cpu", "-q"]);
     sb.ok(&[
-        "train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--stop-after", "7",
+        "train", "run.toml", "--out", "straight", "--device", "cpu", "-q",
+    ]);
+    sb.ok(&[
+        "train",
+        "run.toml",
+        "--out",
+        "r",
+        "--device",
+        "cpu",
+        "-q",
+        "--stop-after",
+        "7",
     ]);
     // Checkpoints every 3 steps, at phase ends (4) and where it stopped (7); of those the
     // last two and the phase end are kept.
@@ -606,7 +657,9 @@ fn resume_falls_back_past_a_truncated_latest_checkpoint() {
     let latest = sb.path("r/checkpoints/step-00000007.safetensors");
     let bytes = std::fs::read(&latest).unwrap();
     std::fs::write(&latest, &bytes[..bytes.len() / 2]).unwrap();
-    let o = sb.run(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"]);
+    let o = sb.run(&[
+        "train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume",
+    ]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(o.status.success(), "{err}");
     assert!(
@@ -624,8 +677,13 @@ fn resume_falls_back_past_a_truncated_latest_checkpoint() {
         let p = sb.path(&format!("r/checkpoints/step-{s:08}.safetensors"));
         std::fs::write(&p, b"not a checkpoint").unwrap();
     }
-    let e = sb.fails(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"]);
-    assert!(e.contains("no checkpoint in") && e.contains("can be read"), "{e}");
+    let e = sb.fails(&[
+        "train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume",
+    ]);
+    assert!(
+        e.contains("no checkpoint in") && e.contains("can be read"),
+        "{e}"
+    );
 }
 
 /// This host's name as mtkit writes it into its temporary files' names.
@@ -634,9 +692,19 @@ fn host_for_part_names() -> String {
     let h: String = h
         .trim()
         .chars()
-        .map(|c| if c.is_ascii_alphanumeric() || c == '-' { c } else { '_' })
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' {
+                c
+            } else {
+                '_'
+            }
+        })
         .collect();
-    if h.is_empty() { "localhost".into() } else { h }
+    if h.is_empty() {
+        "localhost".into()
+    } else {
+        h
+    }
 }
 
 /// kill -9 at any moment, a checkpoint write included, then --resume: the final weights and
@@ -650,7 +718,9 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
     word_setup(&sb);
     let every_step = RUN.replace("checkpoint_every = 3", "checkpoint_every = 1");
     sb.write("run.toml", &every_step);
-    sb.ok(&["train", "run.toml", "--out", "straight", "--device", "cpu", "-q"]);
+    sb.ok(&[
+        "train", "run.toml", "--out", "straight", "--device", "cpu", "-q",
+    ]);
 
     // A leftover of an older mtkit (no writer in its name), a day and more old.
     std::fs::create_dir_all(sb.path("r/checkpoints")).unwrap();
@@ -709,7 +779,9 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
     };
     let before = rows(&sb.path("r/metrics.csv"));
     let mut child = sb
-        .cmd(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"])
+        .cmd(&[
+            "train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume",
+        ])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
         .spawn()
@@ -725,7 +797,9 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
     child.wait().unwrap();
 
     // Resume to the end.
-    sb.ok(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume"]);
+    sb.ok(&[
+        "train", "run.toml", "--out", "r", "--device", "cpu", "-q", "--resume",
+    ]);
     assert_same_tensors(
         &sb.path("straight/checkpoints/step-00000012.safetensors"),
         &sb.path("r/checkpoints/step-00000012.safetensors"),
@@ -736,7 +810,10 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
         .map(|e| e.file_name().to_string_lossy().to_string())
         .filter(|n| n.ends_with(".part"))
         .collect();
-    assert!(leftovers.is_empty(), "stale temporary files remain: {leftovers:?}");
+    assert!(
+        leftovers.is_empty(),
+        "stale temporary files remain: {leftovers:?}"
+    );
     // Same metrics as the straight run but for the timing column.
     let untimed = |p: &str| {
         std::fs::read_to_string(sb.path(p))

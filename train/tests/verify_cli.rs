@@ -212,10 +212,26 @@ fn bad_plans_fail_clearly() {
     for (from, to, want) in [
         ("lr = 3e-3\n", "lr = nan\n", "[plan] lr is NaN"),
         ("lr = 3e-3\n", "lr = inf\n", "[plan] lr is inf"),
-        ("lr = 3e-3\n", "lr = 3e-3\nmin_lr = -inf\n", "[plan] min_lr is -inf"),
-        ("steps = 3\nlr = 1e-3\n[[targets]]", "steps = 3\nlr = nan\n[[targets]]", "target `t1`: lr is NaN"),
-        ("weight = 0.25\n", "weight = nan\n", "needs a weight between 0 and 1"),
-        ("weight = 0.25\n", "weight = inf\n", "needs a weight between 0 and 1"),
+        (
+            "lr = 3e-3\n",
+            "lr = 3e-3\nmin_lr = -inf\n",
+            "[plan] min_lr is -inf",
+        ),
+        (
+            "steps = 3\nlr = 1e-3\n[[targets]]",
+            "steps = 3\nlr = nan\n[[targets]]",
+            "target `t1`: lr is NaN",
+        ),
+        (
+            "weight = 0.25\n",
+            "weight = nan\n",
+            "needs a weight between 0 and 1",
+        ),
+        (
+            "weight = 0.25\n",
+            "weight = inf\n",
+            "needs a weight between 0 and 1",
+        ),
     ] {
         assert!(plan.contains(from), "{from}");
         sb.write("p5.toml", plan.replacen(from, to, 1));
@@ -270,15 +286,17 @@ fn a_grid_killed_mid_run_and_resumed_writes_the_same_runs_table() {
             return false;
         };
         let dirs: Vec<_> = rd.flatten().map(|e| e.path()).collect();
-        let finished = dirs.iter().filter(|d| d.join("summary.json").exists()).count();
+        let finished = dirs
+            .iter()
+            .filter(|d| d.join("summary.json").exists())
+            .count();
         finished >= 1
             && dirs.iter().any(|d| {
                 !d.join("summary.json").exists()
                     && std::fs::read_dir(d.join("checkpoints"))
                         .map(|c| {
-                            c.flatten().any(|e| {
-                                e.file_name().to_string_lossy().ends_with(".safetensors")
-                            })
+                            c.flatten()
+                                .any(|e| e.file_name().to_string_lossy().ends_with(".safetensors"))
                         })
                         .unwrap_or(false)
             })
@@ -298,7 +316,10 @@ fn a_grid_killed_mid_run_and_resumed_writes_the_same_runs_table() {
     let _ = child.kill();
     child.wait().unwrap();
     assert!(seen, "the grid was caught in the middle of a run");
-    assert!(!sb.path("killed/runs.csv").exists(), "no table from a killed grid");
+    assert!(
+        !sb.path("killed/runs.csv").exists(),
+        "no table from a killed grid"
+    );
     // Without --resume the unfinished run is refused; with it the grid completes.
     let e = sb.fails(&killed_refs);
     assert!(e.contains("pass --resume"), "{e}");
