@@ -185,7 +185,7 @@ pub fn generate(d: &DemoSource, emit: &mut dyn FnMut(u64, Map<String, Value>)) -
 fn sentence(r: &mut Rng) -> String {
     let mut s = String::new();
     if r.chance(0.3) {
-        let c: &str = *r.choose(CONNECT);
+        let c = *r.choose(CONNECT);
         s.push_str(c);
         s.push(' ');
         s.push_str("the");

@@ -499,6 +499,9 @@ pub fn build(
     build_with(meta_for(card, tok, opts)?, card, tok, opts, progress)
 }
 
+/// One batch's documents as (token id, count) lists, with the batch's place in reading order.
+type KeptBatch = (u64, Vec<Vec<(u32, u32)>>);
+
 /// The metadata a profile of `card` under `opts` will carry (and its cache key).
 pub fn meta_for(card: &Card, tok: &Tokenizer, opts: &ProfileOptions) -> Result<ProfileMeta> {
     Ok(ProfileMeta {
@@ -539,7 +542,7 @@ fn build_with(
         })
         .collect();
     // Per-batch document counts (for bootstrap), put back in reading order at the end.
-    let kept: Mutex<Vec<(u64, Vec<Vec<(u32, u32)>>)>> = Mutex::new(Vec::new());
+    let kept: Mutex<Vec<KeptBatch>> = Mutex::new(Vec::new());
     // The first failing batch (by reading order), so the error reported does not depend on
     // thread timing.
     let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);

@@ -489,12 +489,11 @@ pub fn compute(q: &Query<'_>) -> Result<Vec<Row>> {
     let mut all: Vec<&Profile> = vec![q.pretrain];
     all.extend(q.candidates.iter().copied());
     all.push(q.target);
-    let max_n = q
-        .metrics
-        .iter()
-        .any(|m| m.needs_ngrams())
-        .then(|| all.iter().map(|p| p.meta.ngram).min().unwrap_or(1))
-        .unwrap_or(1);
+    let max_n = if q.metrics.iter().any(|m| m.needs_ngrams()) {
+        all.iter().map(|p| p.meta.ngram).min().unwrap_or(1)
+    } else {
+        1
+    };
     for m in &q.metrics {
         check_comparable(&all, *m, max_n)?;
     }

@@ -359,7 +359,8 @@ fn profiles_and_token_shards_survive_mutated_files() {
 /// Every input a fuzzer ever crashed on, kept under tests/fuzz-regressions/TARGET/, replayed.
 #[test]
 fn inputs_that_once_crashed_stay_fixed() {
-    let targets: [(&str, fn(&[u8])); 6] = [
+    type Target = fn(&[u8]);
+    let targets: [(&str, Target); 6] = [
         ("corpus_file", mtkit::fuzz::fuzz_corpus_file),
         ("template", mtkit::fuzz::fuzz_template),
         ("catalog", mtkit::fuzz::fuzz_catalog),

@@ -117,6 +117,6 @@ fn a_saved_profile_with_changed_totals_is_refused() {
     let mut bad = good.clone();
     bad[at] = if bad[at] == b'9' { b'8' } else { bad[at] + 1 };
     let path = sb.write("changed.parquet", &bad);
-    let e = Profile::load(&path).err().expect("refused").to_string();
+    let e = Profile::load(&path).expect_err("refused").to_string();
     assert!(e.contains("do not match its checksum"), "{e}");
 }

@@ -395,8 +395,8 @@ fn run_table(a: TableArgs) -> Result<()> {
         .collect::<Result<_>>()?;
     let iri = header.iter().position(|h| h == "ri");
     // (target, mix, kind) → (target losses, general losses, ri)
-    let mut cells: BTreeMap<(String, String, String), (Vec<f64>, Vec<f64>, Vec<f64>)> =
-        BTreeMap::new();
+    type Cell = (Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
     for (i, r) in rows.iter().enumerate() {
         let e = cells
             .entry((r[idx[0]].clone(), r[idx[1]].clone(), r[idx[2]].clone()))

@@ -206,8 +206,8 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         let v: f64 = v
             .parse()
             .map_err(|_| anyhow!("--available {k}: {v:?} is not a number"))?;
-        if !(v > 0.0) {
-            bail!("--available {k}: must be positive");
+        if !v.is_finite() || v <= 0.0 {
+            bail!("--available {k}: must be a positive number, not {v}");
         }
         available.insert(k.to_string(), v);
     }

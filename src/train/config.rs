@@ -345,10 +345,8 @@ impl RunConfig {
                     if p.mixture.is_empty() {
                         return Err(ctx("needs a `mixture` of sources and token weights".into()));
                     }
-                    if let Some((n, w)) = p
-                        .mixture
-                        .iter()
-                        .find(|(_, w)| !(**w > 0.0) || !w.is_finite())
+                    if let Some((n, w)) =
+                        p.mixture.iter().find(|(_, w)| !w.is_finite() || **w <= 0.0)
                     {
                         return Err(ctx(format!(
                             "weight of `{n}` is {w}; weights must be positive"
@@ -422,15 +420,16 @@ impl RunConfig {
             ] {
                 finite(what, x).map_err(&ctx)?;
             }
-            if !(schedule.lr > 0.0) || !(schedule.min_lr >= 0.0) {
+            // All finite by now, so plain comparisons refuse what they should.
+            if schedule.lr <= 0.0 || schedule.min_lr < 0.0 {
                 return Err(ctx("schedule needs lr > 0 and min_lr ≥ 0".into()));
             }
             let o = &optimizer;
-            if !(o.weight_decay >= 0.0)
+            if o.weight_decay < 0.0
                 || !(0.0..1.0).contains(&o.beta1)
                 || !(0.0..1.0).contains(&o.beta2)
-                || !(o.eps > 0.0)
-                || !(o.grad_clip >= 0.0)
+                || o.eps <= 0.0
+                || o.grad_clip < 0.0
             {
                 return Err(ctx(
                     "optimizer needs weight_decay ≥ 0, 0 ≤ beta1, beta2 < 1, eps > 0 and grad_clip ≥ 0 (0: off)".into(),

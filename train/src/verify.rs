@@ -168,15 +168,15 @@ impl Plan {
         if p.seeds.is_empty() || self.targets.is_empty() {
             bail!("a plan needs at least one seed and one target");
         }
-        // Every float: `!(x > 0.0)` is also true for NaN; infinities are refused by name.
+        // Every float: NaN and infinities are refused by name, before any comparison.
         let positive = |what: String, x: f64| -> Result<()> {
-            if !x.is_finite() || !(x > 0.0) {
+            if !x.is_finite() || x <= 0.0 {
                 bail!("{what} is {x}; it must be a finite number above 0");
             }
             Ok(())
         };
         positive("[plan] lr".into(), p.lr)?;
-        if !p.min_lr.is_finite() || !(p.min_lr >= 0.0) || p.min_lr > p.lr {
+        if !p.min_lr.is_finite() || p.min_lr < 0.0 || p.min_lr > p.lr {
             bail!(
                 "[plan] min_lr is {}; it must be a finite number from 0 to lr ({})",
                 p.min_lr,
