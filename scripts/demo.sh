@@ -5,7 +5,12 @@ set -euo pipefail
 mtkit=${1:?usage: scripts/demo.sh PATH/TO/mtkit}
 out=${DEMO_OUT:-out/demo}
 mkdir -p "$out"
-step() { printf '\n== %s\n$ %s\n' "$1" "${*:2}"; "${@:2}"; }
+# Each step is shown as a user would type it: `mtkit`, not the path of the build.
+step() {
+  local shown="${*:2}"
+  printf '\n== %s\n$ %s\n' "$1" "${shown//$mtkit/mtkit}"
+  "${@:2}"
+}
 
 step "The built-in demo corpora" \
   "$mtkit" data list

@@ -44,8 +44,12 @@ class Bench:
         if env:
             shown = " ".join(f"{k}={v}" for k, v in env.items()) + " " + shown
         print(f"[bench] $ {shown}", file=sys.stderr, flush=True)
+        # No machine-specific paths in BENCHMARKS.md: the venv's python and the scripts shown
+        # as a reader would run them from the repository root.
+        here = os.path.dirname(os.path.abspath(__file__))
         self.commands.append(shown.replace(self.a.work, "$WORK").replace(self.a.mtkit, "mtkit")
-                             .replace(self.a.examples + "/", "examples/").replace(self.a.tokenizer, "$TOKENIZER"))
+                             .replace(self.a.examples + "/", "examples/").replace(self.a.tokenizer, "$TOKENIZER")
+                             .replace(sys.executable, "python").replace(here + "/", "scripts/bench/"))
         out = tempfile.TemporaryFile()
         start = time.perf_counter()
         p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=full_env)
@@ -382,7 +386,7 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             "",
             "## Commands",
             "",
-            "`$WORK` is the bench's work folder (default out/bench), `$TOKENIZER` the cached Pythia tokenizer; "
+            "`$WORK` is the bench's work folder (default out/bench), `$TOKENIZER` the cached Pythia tokenizer, `python` the bench's virtual environment (`~/.cache/mtkit/bench-venv`); "
             f"every command ran with RAYON_NUM_THREADS={THREADS}.",
             "",
             "```",
