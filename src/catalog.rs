@@ -468,13 +468,8 @@ impl Card {
                 h.update(format!("{}\0{}\0{}\n", f.display(), m.len(), mtime));
             }
         }
-        Ok(hex(&h.finalize()))
+        Ok(crate::digest::hex(&h.finalize()))
     }
-}
-
-/// Lowercase hex of bytes.
-pub fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
 /// Expands files, globs and directories (recursively, sorted) into a list of files.
@@ -530,7 +525,7 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for e in entries {
         if e.is_dir() {
             walk_dir(&e, out)?;
-        } else if crate::corpus::Format::detect(&e).is_some() {
+        } else if crate::formats::Format::detect(&e).is_some() {
             out.push(e);
         }
     }

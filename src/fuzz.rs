@@ -237,7 +237,7 @@ pub fn fuzz_token_shard(data: &[u8]) {
 
 /// For the libFuzzer targets: every panic is a crash (an abort libFuzzer reports), except a
 /// panic raised inside polars' own code, which mtkit catches around each polars call on a
-/// user's file and reports as a damaged file ([`crate::corpus::catch_polars`]). A polars panic
+/// user's file and reports as a damaged file ([`crate::formats::catch_polars`]). A polars panic
 /// that escapes those guards still reaches libFuzzer's own handler and counts as a crash.
 pub fn abort_on_panics_outside_polars() {
     let default = std::panic::take_hook();

@@ -14,7 +14,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Context, Result};
 
 use crate::catalog::Card;
-use crate::corpus::{Compression, Format};
+use crate::formats::{Compression, Format};
 
 /// The Hub endpoint: `HF_ENDPOINT` or huggingface.co.
 pub fn endpoint() -> String {

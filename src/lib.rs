@@ -3,13 +3,17 @@
 //! The flow, each module using only those above it:
 //! [`catalog`] (dataset cards) → [`corpus`] (readers, sampling) → [`tokenize`] →
 //! [`profile`] (token and n-gram counts) → [`proximity`] (similarities, proximity advantage).
+//! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`formats`], [`template`],
+//! [`stats`], [`progress`]. `tests/architecture.rs` checks that imports follow these layers.
 //! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
 
 pub mod catalog;
 pub mod cli_support;
 pub mod corpus;
 pub mod demo;
+pub mod digest;
 pub mod export;
+pub mod formats;
 pub mod fuzz;
 pub mod hub;
 pub mod mix;

@@ -681,7 +681,7 @@ impl Profile {
         m.card_origin.clear();
         m.tokenizer_path.clear();
         let bytes = serde_json::to_vec(&m).expect("meta serialises");
-        crate::catalog::hex(&Sha256::digest(bytes))[..32].to_string()
+        crate::digest::hex(&Sha256::digest(bytes))[..32].to_string()
     }
 
     /// Merges shard profiles of one corpus made with the same settings: counts add exactly.
@@ -978,7 +978,7 @@ pub fn cached_or_build(
     // files), and an entry without its sum (a run killed between the two writes) is rebuilt.
     let sum_path = path.with_extension("parquet.sha256");
     let file_sum = |p: &Path| -> Option<String> {
-        Some(crate::catalog::hex(&Sha256::digest(std::fs::read(p).ok()?)))
+        Some(crate::digest::hex(&Sha256::digest(std::fs::read(p).ok()?)))
     };
     if use_cache && !opts.keep_docs && !opts.sample.strict && path.exists() {
         let recorded = std::fs::read_to_string(&sum_path).ok();
@@ -1034,7 +1034,7 @@ fn content_checksum(
             h.update(c.to_le_bytes());
         }
     }
-    Ok(crate::catalog::hex(&h.finalize()))
+    Ok(crate::digest::hex(&h.finalize()))
 }
 
 /// Where a cached profile with this metadata lives.

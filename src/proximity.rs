@@ -369,17 +369,6 @@ pub fn check_comparable(profiles: &[&Profile], metric: Metric, ngram: usize) -> 
     Ok(())
 }
 
-/// Percentile (linear interpolation between order statistics, as NumPy's default).
-pub fn percentile(sorted: &[f64], q: f64) -> f64 {
-    if sorted.is_empty() {
-        return f64::NAN;
-    }
-    let pos = q * (sorted.len() - 1) as f64;
-    let lo = pos.floor() as usize;
-    let hi = pos.ceil() as usize;
-    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
-}
-
 /// How `--mix W` blends a candidate with the pretraining corpus.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -634,8 +623,14 @@ fn bootstrap(
             let mut pa: Vec<f64> = reps.iter().map(|r| r[mi][i] - r[mi][0]).collect();
             s.sort_by(|a, b| a.total_cmp(b));
             pa.sort_by(|a, b| a.total_cmp(b));
-            s_row.push((percentile(&s, 0.025), percentile(&s, 0.975)));
-            p_row.push((percentile(&pa, 0.025), percentile(&pa, 0.975)));
+            s_row.push((
+                crate::stats::percentile(&s, 0.025),
+                crate::stats::percentile(&s, 0.975),
+            ));
+            p_row.push((
+                crate::stats::percentile(&pa, 0.025),
+                crate::stats::percentile(&pa, 0.975),
+            ));
         }
         sim_ci.push(s_row);
         pa_ci.push(p_row);
@@ -733,13 +728,5 @@ mod tests {
             e.contains("unknown metric `cosin`") && e.contains("paper"),
             "{e}"
         );
-    }
-
-    #[test]
-    fn percentile_like_numpy() {
-        let v = [1.0, 2.0, 3.0, 4.0];
-        assert_eq!(percentile(&v, 0.5), 2.5);
-        assert_eq!(percentile(&v, 0.025), 1.075);
-        assert_eq!(percentile(&v, 1.0), 4.0);
     }
 }

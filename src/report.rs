@@ -129,8 +129,8 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
         (f64::NAN, f64::NAN)
     } else {
         (
-            crate::proximity::percentile(&rs, 0.025),
-            crate::proximity::percentile(&rs, 0.975),
+            crate::stats::percentile(&rs, 0.025),
+            crate::stats::percentile(&rs, 0.975),
         )
     };
     Ok(Regression {

@@ -104,6 +104,17 @@ pub fn read_xy(path: &std::path::Path, x: &str, y: &str) -> Result<(Vec<f64>, Ve
     Ok((xs, ys))
 }
 
+/// Percentile (linear interpolation between order statistics, as NumPy's default).
+pub fn percentile(sorted: &[f64], q: f64) -> f64 {
+    if sorted.is_empty() {
+        return f64::NAN;
+    }
+    let pos = q * (sorted.len() - 1) as f64;
+    let lo = pos.floor() as usize;
+    let hi = pos.ceil() as usize;
+    sorted[lo] + (sorted[hi] - sorted[lo]) * (pos - lo as f64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -126,5 +137,13 @@ mod tests {
         assert!((y9 - lo - want).abs() < 1e-5, "{}", y9 - lo);
         assert!(Fit::ols(&[1.0, 1.0, 1.0], &[1.0, 2.0, 3.0]).is_err());
         assert!(Fit::ols(&[1.0, 2.0], &[1.0, 2.0]).is_err());
+    }
+
+    #[test]
+    fn percentile_like_numpy() {
+        let v = [1.0, 2.0, 3.0, 4.0];
+        assert_eq!(percentile(&v, 0.5), 2.5);
+        assert_eq!(percentile(&v, 0.025), 1.075);
+        assert_eq!(percentile(&v, 1.0), 4.0);
     }
 }

@@ -134,7 +134,7 @@ impl Tokenizer {
         })?;
         inner.with_truncation(None).map_err(|e| anyhow!("{e}"))?;
         inner.with_padding(None);
-        let sha256 = crate::catalog::hex(&Sha256::digest(&bytes));
+        let sha256 = crate::digest::hex(&Sha256::digest(&bytes));
         let vocab_size = inner.get_vocab_size(true);
         let (fast, fast_path_declined) = match engine {
             EngineChoice::Hf => (None, Some("--encoder hf was asked for".to_string())),
