@@ -17,6 +17,8 @@
 //! jaccard of that support added; the best support wins.
 
 use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
 use serde::Serialize;
 
 use crate::proximity::{cosine, jaccard, jsd, Metric};
@@ -47,6 +49,51 @@ impl Default for TimingRule {
 }
 
 impl TimingRule {
+    /// The rule a runs table implies (`suggest-mix --fit`): per start fraction, the largest
+    /// weight whose runs gained on average (mean RI > 0), or 0 where none did. `None` when the
+    /// table has no `start_frac`, `weight` and `ri` columns.
+    pub fn from_runs(runs: &crate::stats::Table) -> Result<Option<TimingRule>> {
+        let (Some(fi), Some(wi), Some(ri)) = (
+            runs.find("start_frac"),
+            runs.find("weight"),
+            runs.find("ri"),
+        ) else {
+            return Ok(None);
+        };
+        // start fraction → weight → the RI of its runs; keyed by the cells' text so that
+        // rows written alike group alike.
+        let mut by: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
+        for row in 0..runs.rows.len() {
+            if let Some(g) = runs.number(row, ri)? {
+                by.entry(runs.text(row, fi).to_string())
+                    .or_default()
+                    .entry(runs.text(row, wi).to_string())
+                    .or_default()
+                    .push(g);
+            }
+        }
+        let mut points: Vec<(f64, f64)> = Vec::new();
+        for (f, ws) in by {
+            let f: f64 = f.parse().map_err(|_| {
+                anyhow::anyhow!("{}: start_frac {f:?} is not a number", runs.path.display())
+            })?;
+            let best = ws
+                .iter()
+                .filter(|(_, g)| g.iter().sum::<f64>() / g.len() as f64 > 0.0)
+                .filter_map(|(w, _)| w.parse::<f64>().ok())
+                .fold(0.0f64, f64::max);
+            points.push((f, best));
+        }
+        if points.is_empty() {
+            return Ok(None);
+        }
+        points.sort_by(|a, b| a.0.total_cmp(&b.0));
+        Ok(Some(TimingRule {
+            points,
+            source: format!("fitted on {}", runs.path.display()),
+        }))
+    }
+
     /// Maximum specialized share at start fraction `f`.
     pub fn max_weight(&self, f: f64) -> f64 {
         let p = &self.points;

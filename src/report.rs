@@ -1,15 +1,13 @@
 //! Reports: the regression of gain on proximity and the paper's tables.
 //!
-//! `regress`: ordinary least squares y = a + b·x (coefficients and their covariance
-//! σ²(XᵀX)⁻¹ through ndarray-linalg), Pearson r with a two-sided p-value (t = r√(n−2)/√(1−r²),
+//! `regress`: ordinary least squares y = a + b·x ([`crate::stats::Fit`], with standard
+//! errors), Pearson r with a two-sided p-value (t = r√(n−2)/√(1−r²),
 //! Student t with n − 2 degrees of freedom), Spearman ρ (Pearson on average ranks), R², and a
 //! percentile bootstrap interval for r over resampled pairs. `ttest`: Student's two-sample
 //! t-test with equal variances, two-sided, as the paper compares seeds of base and midtrained
 //! models.
 
 use anyhow::{bail, Result};
-use ndarray::{Array1, Array2};
-use ndarray_linalg::{Inverse, LeastSquaresSvd};
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
@@ -96,17 +94,7 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
     if var(y) == 0.0 {
         bail!("y has zero variance (all {n} values are {})", y[0]);
     }
-    let design = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { 1.0 } else { x[i] });
-    let yv = Array1::from(y.to_vec());
-    let fit = design.least_squares(&yv)?;
-    let (a, b) = (fit.solution[0], fit.solution[1]);
-    let rss: f64 = x
-        .iter()
-        .zip(y)
-        .map(|(xi, yi)| (yi - a - b * xi).powi(2))
-        .sum();
-    let sigma2 = rss / (n - 2) as f64;
-    let cov = design.t().dot(&design).inv()? * sigma2;
+    let fit = crate::stats::Fit::ols(x, y)?;
     let r = pearson(x, y);
     let t = r * ((n - 2) as f64).sqrt() / (1.0 - r * r).max(0.0).sqrt();
     let p_value = if t.is_finite() {
@@ -135,10 +123,10 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
     };
     Ok(Regression {
         n,
-        slope: b,
-        slope_se: cov[[1, 1]].sqrt(),
-        intercept: a,
-        intercept_se: cov[[0, 0]].sqrt(),
+        slope: fit.slope,
+        slope_se: fit.slope_se,
+        intercept: fit.intercept,
+        intercept_se: fit.intercept_se,
         r,
         p_value,
         spearman: pearson(&ranks(x), &ranks(y)),

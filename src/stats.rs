@@ -1,7 +1,11 @@
-//! Regression of gain on proximity: ordinary least squares with standard errors and
-//! prediction intervals (Student t from statrs).
+//! Ordinary least squares of y on x, the one fit of mtkit: coefficients and their standard
+//! errors σ²(XᵀX)⁻¹ (through ndarray-linalg), and prediction intervals for a new observation
+//! (Student t from statrs). `report regress` and `suggest-mix --fit` both use it. Also the
+//! percentiles of bootstrap intervals.
 
 use anyhow::{bail, Context, Result};
+use ndarray::{Array1, Array2};
+use ndarray_linalg::{Inverse, LeastSquaresSvd};
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
 /// A fitted line y = intercept + slope·x.
@@ -11,8 +15,12 @@ pub struct Fit {
     pub n: usize,
     /// Slope.
     pub slope: f64,
+    /// Its standard error.
+    pub slope_se: f64,
     /// Intercept.
     pub intercept: f64,
+    /// Its standard error.
+    pub intercept_se: f64,
     /// Residual standard deviation (n − 2 degrees of freedom).
     pub sigma: f64,
     /// Mean of x.
@@ -25,29 +33,35 @@ impl Fit {
     /// Least squares over (x, y) pairs; needs at least 3 points and some spread in x.
     pub fn ols(x: &[f64], y: &[f64]) -> Result<Fit> {
         let n = x.len();
+        if n != y.len() {
+            bail!("x and y have different lengths ({n} and {})", y.len());
+        }
         if n < 3 {
             bail!("a regression needs at least 3 points, got {n}");
         }
-        let xm = x.iter().sum::<f64>() / n as f64;
-        let ym = y.iter().sum::<f64>() / n as f64;
-        let sxx: f64 = x.iter().map(|v| (v - xm).powi(2)).sum();
+        let x_mean = x.iter().sum::<f64>() / n as f64;
+        let sxx: f64 = x.iter().map(|v| (v - x_mean).powi(2)).sum();
         if sxx == 0.0 {
-            bail!("a regression needs x values that vary (all {n} are {xm})");
+            bail!("a regression needs x values that vary (all {n} are {x_mean})");
         }
-        let sxy: f64 = x.iter().zip(y).map(|(a, b)| (a - xm) * (b - ym)).sum();
-        let slope = sxy / sxx;
-        let intercept = ym - slope * xm;
+        let design = Array2::from_shape_fn((n, 2), |(i, j)| if j == 0 { 1.0 } else { x[i] });
+        let fit = design.least_squares(&Array1::from(y.to_vec()))?;
+        let (intercept, slope) = (fit.solution[0], fit.solution[1]);
         let sse: f64 = x
             .iter()
             .zip(y)
             .map(|(a, b)| (b - intercept - slope * a).powi(2))
             .sum();
+        let sigma2 = sse / (n - 2) as f64;
+        let cov = design.t().dot(&design).inv()? * sigma2;
         Ok(Fit {
             n,
             slope,
+            slope_se: cov[[1, 1]].sqrt(),
             intercept,
-            sigma: (sse / (n - 2) as f64).sqrt(),
-            x_mean: xm,
+            intercept_se: cov[[0, 0]].sqrt(),
+            sigma: sigma2.sqrt(),
+            x_mean,
             sxx,
         })
     }
@@ -64,44 +78,117 @@ impl Fit {
     }
 }
 
-/// Reads two named numeric columns of a CSV file (rows with an empty cell in either skipped).
-pub fn read_xy(path: &std::path::Path, x: &str, y: &str) -> Result<(Vec<f64>, Vec<f64>)> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let h = r.headers()?.clone();
-    let col = |name: &str| {
-        h.iter().position(|c| c == name).with_context(|| {
+/// A CSV table with a header, such as the runs.csv that `mtkit verify` writes: the one reader
+/// of such tables (`report regress`, `report table`, `suggest-mix --fit`). Cells are read as
+/// numbers on demand, with errors naming the file, row (as a spreadsheet counts: the header is
+/// row 1) and column.
+#[derive(Clone, Debug)]
+pub struct Table {
+    /// Where it was read from.
+    pub path: std::path::PathBuf,
+    /// Column names.
+    pub header: Vec<String>,
+    /// Cells, row by row.
+    pub rows: Vec<Vec<String>>,
+}
+
+impl Table {
+    /// Reads a CSV file with a header row.
+    pub fn read(path: &std::path::Path) -> Result<Table> {
+        let mut r = csv::Reader::from_path(path)
+            .with_context(|| format!("cannot read {}", path.display()))?;
+        let header: Vec<String> = r
+            .headers()
+            .with_context(|| format!("{}: no header row", path.display()))?
+            .iter()
+            .map(String::from)
+            .collect();
+        let mut rows = Vec::new();
+        for (i, rec) in r.records().enumerate() {
+            let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
+            rows.push(rec.iter().map(String::from).collect());
+        }
+        Ok(Table {
+            path: path.to_path_buf(),
+            header,
+            rows,
+        })
+    }
+
+    /// The index of a column, if present.
+    pub fn find(&self, name: &str) -> Option<usize> {
+        self.header.iter().position(|h| h == name)
+    }
+
+    /// The index of a column, or an error listing the columns there are.
+    pub fn column(&self, name: &str) -> Result<usize> {
+        self.find(name).with_context(|| {
             format!(
                 "{}: no column `{name}` (columns: {})",
-                path.display(),
-                h.iter().collect::<Vec<_>>().join(", ")
+                self.path.display(),
+                self.header.join(", ")
             )
         })
-    };
-    let (ix, iy) = (col(x)?, col(y)?);
-    let (mut xs, mut ys) = (Vec::new(), Vec::new());
-    for (i, rec) in r.records().enumerate() {
-        let rec = rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?;
-        let (a, b) = (
-            rec.get(ix).unwrap_or("").trim(),
-            rec.get(iy).unwrap_or("").trim(),
-        );
-        if a.is_empty() || b.is_empty() {
-            continue;
-        }
-        let parse = |s: &str, c: &str| {
-            s.parse::<f64>().with_context(|| {
-                format!(
-                    "{}: row {}, column `{c}`: {s:?} is not a number",
-                    path.display(),
-                    i + 2
-                )
-            })
-        };
-        xs.push(parse(a, x)?);
-        ys.push(parse(b, y)?);
     }
-    Ok((xs, ys))
+
+    /// The text of a cell, trimmed (empty when the row is short).
+    pub fn text(&self, row: usize, col: usize) -> &str {
+        self.rows[row].get(col).map(|s| s.trim()).unwrap_or("")
+    }
+
+    /// A cell as a finite number; `None` when it is empty. Text that is not a number, `inf`
+    /// and `NaN` are errors: no mean or regression means anything with them.
+    pub fn number(&self, row: usize, col: usize) -> Result<Option<f64>> {
+        let s = self.text(row, col);
+        if s.is_empty() {
+            return Ok(None);
+        }
+        let name = &self.header[col];
+        let x = s.parse::<f64>().map_err(|_| {
+            anyhow::anyhow!(
+                "{}: row {}, column `{name}`: {s:?} is not a number",
+                self.path.display(),
+                row + 2
+            )
+        })?;
+        if !x.is_finite() {
+            bail!(
+                "{}: row {}, column `{name}`: {s:?} is not a finite number",
+                self.path.display(),
+                row + 2
+            );
+        }
+        Ok(Some(x))
+    }
+
+    /// A cell that must hold a finite number.
+    pub fn required(&self, row: usize, col: usize) -> Result<f64> {
+        self.number(row, col)?.with_context(|| {
+            format!(
+                "{}: row {}, column `{}` is empty",
+                self.path.display(),
+                row + 2,
+                self.header[col]
+            )
+        })
+    }
+
+    /// Two named columns as (x, y) pairs, for the rows where both cells hold numbers; also
+    /// how many rows were left out for an empty cell.
+    pub fn xy(&self, x: &str, y: &str) -> Result<(Vec<f64>, Vec<f64>, usize)> {
+        let (ix, iy) = (self.column(x)?, self.column(y)?);
+        let (mut xs, mut ys, mut left_out) = (Vec::new(), Vec::new(), 0);
+        for row in 0..self.rows.len() {
+            match (self.number(row, ix)?, self.number(row, iy)?) {
+                (Some(a), Some(b)) => {
+                    xs.push(a);
+                    ys.push(b);
+                }
+                _ => left_out += 1,
+            }
+        }
+        Ok((xs, ys, left_out))
+    }
 }
 
 /// Percentile (linear interpolation between order statistics, as NumPy's default).

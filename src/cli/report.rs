@@ -1,12 +1,13 @@
 //! `mtkit report regress | table`: gain against proximity, and the paper's tables.
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Context, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::report::{regress, ttest};
+use mtkit::stats::Table;
 
 use mtkit::cli_support::output::{num, sig, table};
 
@@ -71,79 +72,23 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
     }
 }
 
-/// A CSV as header + rows of strings.
-fn read_csv(path: &Path) -> Result<(Vec<String>, Vec<Vec<String>>)> {
-    let mut r =
-        csv::Reader::from_path(path).with_context(|| format!("cannot read {}", path.display()))?;
-    let header: Vec<String> = r.headers()?.iter().map(String::from).collect();
-    let mut rows = Vec::new();
-    for (i, rec) in r.records().enumerate() {
-        rows.push(
-            rec.with_context(|| format!("{}: row {}", path.display(), i + 2))?
-                .iter()
-                .map(String::from)
-                .collect(),
-        );
-    }
-    Ok((header, rows))
-}
-
-fn column(path: &Path, header: &[String], name: &str) -> Result<usize> {
-    header.iter().position(|h| h == name).ok_or_else(|| {
-        anyhow!(
-            "{}: no column `{name}` (columns: {})",
-            path.display(),
-            header.join(", ")
-        )
-    })
-}
-
-fn number(path: &Path, row: usize, col: &str, s: &str) -> Result<f64> {
-    let x = s.trim().parse::<f64>().map_err(|_| {
-        anyhow!(
-            "{}: row {}, column `{col}`: {s:?} is not a number",
-            path.display(),
-            row + 2
-        )
-    })?;
-    // `inf` and `NaN` parse, but no regression or mean means anything with them.
-    if !x.is_finite() {
-        bail!(
-            "{}: row {}, column `{col}`: {s:?} is not a finite number",
-            path.display(),
-            row + 2
-        );
-    }
-    Ok(x)
-}
-
 fn run_regress(a: RegressArgs) -> Result<()> {
-    let (header, rows) = read_csv(&a.runs)?;
-    let (ix, iy) = (
-        column(&a.runs, &header, &a.x)?,
-        column(&a.runs, &header, &a.y)?,
-    );
-    let ib =
-        a.by.as_ref()
-            .map(|b| column(&a.runs, &header, b))
-            .transpose()?;
+    let runs = Table::read(&a.runs)?;
+    let (ix, iy) = (runs.column(&a.x)?, runs.column(&a.y)?);
+    let ib = a.by.as_ref().map(|b| runs.column(b)).transpose()?;
     let mut groups: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
     let mut left_out = 0;
-    for (i, r) in rows.iter().enumerate() {
-        if r[ix].trim().is_empty() || r[iy].trim().is_empty() {
+    for i in 0..runs.rows.len() {
+        let (Some(x), Some(y)) = (runs.number(i, ix)?, runs.number(i, iy)?) else {
             left_out += 1; // e.g. base runs have no PA
             continue;
-        }
-        let (x, y) = (
-            number(&a.runs, i, &a.x, &r[ix])?,
-            number(&a.runs, i, &a.y, &r[iy])?,
-        );
+        };
         let all = groups.entry("all".into()).or_default();
         all.0.push(x);
         all.1.push(y);
         if let Some(b) = ib {
             let g = groups
-                .entry(format!("{}={}", a.by.as_ref().unwrap(), r[b]))
+                .entry(format!("{}={}", a.by.as_ref().unwrap(), runs.rows[i][b]))
                 .or_default();
             g.0.push(x);
             g.1.push(y);
@@ -241,19 +186,17 @@ fn run_regress(a: RegressArgs) -> Result<()> {
         mtkit::paths::write_atomic_bytes(o, csv.as_bytes())?;
     }
     if let Some(p) = &a.plot {
-        let it = |n: &str| header.iter().position(|h| h == n);
-        let pts: Vec<(f64, f64, String, String)> = rows
-            .iter()
-            .filter(|r| !r[ix].trim().is_empty() && !r[iy].trim().is_empty())
-            .map(|r| {
-                (
-                    r[ix].trim().parse().unwrap_or(f64::NAN),
-                    r[iy].trim().parse().unwrap_or(f64::NAN),
-                    it("target").map(|c| r[c].clone()).unwrap_or_default(),
-                    it("mix").map(|c| r[c].clone()).unwrap_or_default(),
-                )
-            })
-            .collect();
+        let label = |i: usize, n: &str| {
+            runs.find(n)
+                .map(|c| runs.text(i, c).to_string())
+                .unwrap_or_default()
+        };
+        let mut pts: Vec<(f64, f64, String, String)> = Vec::new();
+        for i in 0..runs.rows.len() {
+            if let (Some(x), Some(y)) = (runs.number(i, ix)?, runs.number(i, iy)?) {
+                pts.push((x, y, label(i, "target"), label(i, "mix")));
+            }
+        }
         let (x, y) = &groups["all"];
         let r = regress(x, y, 0, 0)?;
         mtkit::paths::write_atomic_bytes(
@@ -380,7 +323,7 @@ fn marker(i: usize, x: f64, y: f64, c: &str) -> String {
 }
 
 fn run_table(a: TableArgs) -> Result<()> {
-    let (header, rows) = read_csv(&a.runs)?;
+    let runs = Table::read(&a.runs)?;
     let need = [
         "target",
         "mix",
@@ -389,24 +332,18 @@ fn run_table(a: TableArgs) -> Result<()> {
         "target_loss",
         "general_loss",
     ];
-    let idx: Vec<usize> = need
-        .iter()
-        .map(|c| column(&a.runs, &header, c))
-        .collect::<Result<_>>()?;
-    let iri = header.iter().position(|h| h == "ri");
+    let idx: Vec<usize> = need.iter().map(|c| runs.column(c)).collect::<Result<_>>()?;
+    let iri = runs.find("ri");
     // (target, mix, kind) → (target losses, general losses, ri)
     type Cell = (Vec<f64>, Vec<f64>, Vec<f64>);
     let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
-    for (i, r) in rows.iter().enumerate() {
-        let e = cells
-            .entry((r[idx[0]].clone(), r[idx[1]].clone(), r[idx[2]].clone()))
-            .or_default();
-        e.0.push(number(&a.runs, i, "target_loss", &r[idx[4]])?);
-        e.1.push(number(&a.runs, i, "general_loss", &r[idx[5]])?);
-        if let Some(c) = iri {
-            if !r[c].trim().is_empty() {
-                e.2.push(number(&a.runs, i, "ri", &r[c])?);
-            }
+    for i in 0..runs.rows.len() {
+        let key = |k: usize| runs.text(i, idx[k]).to_string();
+        let e = cells.entry((key(0), key(1), key(2))).or_default();
+        e.0.push(runs.required(i, idx[4])?);
+        e.1.push(runs.required(i, idx[5])?);
+        if let Some(ri) = iri.map(|c| runs.number(i, c)).transpose()?.flatten() {
+            e.2.push(ri);
         }
     }
     let mean = |v: &[f64]| {

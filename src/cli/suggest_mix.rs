@@ -106,55 +106,6 @@ enum Emit {
     Litgpt,
 }
 
-fn rule_from_runs(path: &std::path::Path) -> Result<Option<TimingRule>> {
-    let mut r = csv::Reader::from_path(path)?;
-    let h = r.headers()?.clone();
-    let (Some(fi), Some(wi), Some(ri)) = (
-        h.iter().position(|c| c == "start_frac"),
-        h.iter().position(|c| c == "weight"),
-        h.iter().position(|c| c == "ri"),
-    ) else {
-        return Ok(None);
-    };
-    // Per start fraction: the largest weight whose runs gained (mean RI > 0).
-    let mut by: BTreeMap<String, BTreeMap<String, Vec<f64>>> = BTreeMap::new();
-    for rec in r.records() {
-        let rec = rec?;
-        let (f, w, g) = (
-            rec.get(fi).unwrap_or(""),
-            rec.get(wi).unwrap_or(""),
-            rec.get(ri).unwrap_or(""),
-        );
-        if let Ok(g) = g.parse::<f64>() {
-            by.entry(f.to_string())
-                .or_default()
-                .entry(w.to_string())
-                .or_default()
-                .push(g);
-        }
-    }
-    let mut points: Vec<(f64, f64)> = Vec::new();
-    for (f, ws) in by {
-        let f: f64 = f
-            .parse()
-            .map_err(|_| anyhow!("{}: start_frac {f:?} is not a number", path.display()))?;
-        let best = ws
-            .iter()
-            .filter(|(_, g)| g.iter().sum::<f64>() / g.len() as f64 > 0.0)
-            .filter_map(|(w, _)| w.parse::<f64>().ok())
-            .fold(0.0f64, f64::max);
-        points.push((f, best));
-    }
-    if points.is_empty() {
-        return Ok(None);
-    }
-    points.sort_by(|a, b| a.0.total_cmp(&b.0));
-    Ok(Some(TimingRule {
-        points,
-        source: format!("fitted on {}", path.display()),
-    }))
-}
-
 pub fn run(a: SuggestArgs) -> Result<()> {
     if a.candidates.iter().all(|c| c.trim().is_empty()) {
         bail!("--candidates is empty: name at least one midtraining corpus");
@@ -267,9 +218,10 @@ pub fn run(a: SuggestArgs) -> Result<()> {
     let mut rule = TimingRule::default();
     let mut fit = None;
     if let Some(path) = &a.fit {
-        let (x, y) = mtkit::stats::read_xy(path, "pa", "ri")?;
+        let runs = mtkit::stats::Table::read(path)?;
+        let (x, y, _) = runs.xy("pa", "ri")?;
         fit = Some(mtkit::stats::Fit::ols(&x, &y)?);
-        match rule_from_runs(path)? {
+        match TimingRule::from_runs(&runs)? {
             Some(r) => rule = r,
             None => notes.push(format!(
                 "{} has no start_frac/weight columns: the default timing rule stays",
