@@ -21,7 +21,7 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::proximity::{cosine, jaccard, jsd, Metric};
+use crate::proximity::{cosine, jsd, Metric, PaperParts, PAPER_COSINE, PAPER_JS};
 
 /// Metrics suggest-mix can optimise.
 pub const SUPPORTED: [Metric; 4] = [Metric::Paper, Metric::Cosine, Metric::Jsd, Metric::JsSim];
@@ -165,7 +165,7 @@ impl Problem {
     pub fn sim(&self, q: &[f64]) -> f64 {
         let t = &self.target;
         match self.metric {
-            Metric::Paper => 0.4 * cosine(q, t) + 0.3 * jaccard(q, t) + 0.3 / (1.0 + jsd(q, t)),
+            Metric::Paper => PaperParts::of(q, t).blend(),
             Metric::Cosine => cosine(q, t),
             Metric::Jsd => -jsd(q, t),
             Metric::JsSim => 1.0 / (1.0 + jsd(q, t)),
@@ -174,7 +174,7 @@ impl Problem {
     }
 
     /// The smooth part of the metric and its gradient with respect to w.
-    fn smooth(&self, w: &[f64]) -> (f64, Vec<f64>) {
+    fn smooth_part(&self, w: &[f64]) -> (f64, Vec<f64>) {
         let q = self.blend(w);
         let t = &self.target;
         let (mut dot, mut nq, mut nt) = (0.0, 0.0, 0.0);
@@ -188,7 +188,11 @@ impl Problem {
         let j = jsd(&q, t);
         // d cos/dq = t/(|q||t|) − cos·q/|q|²;  d JSD/dq = ½ ln(q/m), m = (q + t)/2.
         let (a_cos, a_jsd, value) = match self.metric {
-            Metric::Paper => (0.4, -0.3 / (1.0 + j).powi(2), 0.4 * cos + 0.3 / (1.0 + j)),
+            Metric::Paper => (
+                PAPER_COSINE,
+                -PAPER_JS / (1.0 + j).powi(2),
+                PAPER_COSINE * cos + PAPER_JS / (1.0 + j),
+            ),
             Metric::Cosine => (1.0, 0.0, cos),
             Metric::Jsd => (0.0, -1.0, -j),
             Metric::JsSim => (0.0, -1.0 / (1.0 + j).powi(2), 1.0 / (1.0 + j)),
@@ -319,7 +323,7 @@ pub fn project(v: &[f64], l: &[f64], u: &[f64]) -> Vec<f64> {
 fn ascend(p: &Problem, l: &[f64], u: &[f64]) -> Vec<f64> {
     let n = l.len();
     let mut w = project(&vec![1.0 / n as f64; n], l, u);
-    let (mut f, mut g) = p.smooth(&w);
+    let (mut f, mut g) = p.smooth_part(&w);
     let mut eta = 1.0;
     for _ in 0..500 {
         let mut improved = false;
@@ -332,7 +336,7 @@ fn ascend(p: &Problem, l: &[f64], u: &[f64]) -> Vec<f64> {
                 l,
                 u,
             );
-            let (fc, gc) = p.smooth(&cand);
+            let (fc, gc) = p.smooth_part(&cand);
             if fc > f + 1e-15 {
                 let gain = fc - f;
                 w = cand;

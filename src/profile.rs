@@ -28,7 +28,7 @@ use crate::rng::mix64;
 use crate::tokenize::{Encoder, Engine, Tokenizer};
 
 /// Version of the profile file layout; part of the cache key.
-pub const FORMAT_VERSION: u32 = 1;
+pub const FORMAT_VERSION: u32 = 2;
 
 /// How n-grams of order ≥ 2 are counted.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -295,6 +295,50 @@ fn bucket_of(ids: &[u32], buckets: u64) -> u64 {
     h % buckets
 }
 
+/// The paper's sampling for proximity (its §2): 1,000 documents per corpus, each cut to its
+/// first 10,000 characters and then to its first 512 tokens. The command lines' defaults and
+/// `verify`'s PA use these.
+pub const PAPER_MAX_DOCS: u64 = 1000;
+/// Characters kept per document (the paper's sampling).
+pub const PAPER_MAX_CHARS: usize = 10_000;
+/// Tokens kept per document (the paper's sampling).
+pub const PAPER_MAX_TOKENS_PER_DOC: usize = 512;
+
+/// Key of the SHA-256 of a saved profile's data pages (every byte before the parquet footer),
+/// checked before any page is decoded.
+const PAGES_KEY: &str = "mtkit.pages_sha256";
+/// What the footer holds while the pages are written: as long as the hex digest that replaces
+/// it, so the footer's encoding does not change.
+const PAGES_PLACEHOLDER: &str = "mtkit-pages-sha256-placeholder-000000000000000000000000000000000";
+
+/// Where a parquet file's footer starts: the file ends with the footer, its length (u32 LE)
+/// and `PAR1`, and starts with `PAR1`.
+fn parquet_footer_start(bytes: &[u8]) -> Result<usize> {
+    let n = bytes.len();
+    if n < 12 || &bytes[..4] != b"PAR1" || &bytes[n - 4..] != b"PAR1" {
+        bail!("no parquet magic at its start and end");
+    }
+    let footer_len = u32::from_le_bytes(bytes[n - 8..n - 4].try_into().unwrap()) as usize;
+    if footer_len + 12 > n {
+        bail!("its footer length {footer_len} exceeds the file");
+    }
+    Ok(n - 8 - footer_len)
+}
+
+/// Writes the SHA-256 of the data pages over the placeholder in a freshly written footer.
+fn seal_pages(bytes: &mut [u8]) -> Result<()> {
+    let start = parquet_footer_start(bytes)?;
+    let digest = crate::digest::sha256_hex(&bytes[..start]);
+    debug_assert_eq!(digest.len(), PAGES_PLACEHOLDER.len());
+    let footer = &mut bytes[start..];
+    let at = footer
+        .windows(PAGES_PLACEHOLDER.len())
+        .position(|w| w == PAGES_PLACEHOLDER.as_bytes())
+        .ok_or_else(|| anyhow!("the page checksum's placeholder is not in the footer"))?;
+    footer[at..at + digest.len()].copy_from_slice(digest.as_bytes());
+    Ok(())
+}
+
 /// Options of one profiling run.
 #[derive(Clone, Debug)]
 pub struct ProfileOptions {
@@ -311,6 +355,22 @@ pub struct ProfileOptions {
 }
 
 impl ProfileOptions {
+    /// Unigram counts of the paper's sample ([`PAPER_MAX_DOCS`], [`PAPER_MAX_CHARS`],
+    /// [`PAPER_MAX_TOKENS_PER_DOC`]), default seed.
+    pub fn paper_unigrams() -> ProfileOptions {
+        ProfileOptions {
+            sample: SampleSpec {
+                max_docs: Some(PAPER_MAX_DOCS),
+                max_chars: Some(PAPER_MAX_CHARS),
+                ..SampleSpec::default()
+            },
+            max_tokens_per_doc: Some(PAPER_MAX_TOKENS_PER_DOC),
+            ngram: 1,
+            ngram_mode: NgramMode::Exact,
+            keep_docs: false,
+        }
+    }
+
     /// Checks the options against a vocabulary size.
     pub fn validate(&self, vocab_size: usize) -> Result<()> {
         if self.ngram == 0 || self.ngram > 8 {
@@ -837,17 +897,17 @@ impl Profile {
                 &self.ngrams,
             )?),
         })?;
-        crate::paths::write_atomic(path, |w| {
-            // LZ4: a fifth of an exact 4-gram profile's time went to zstd at its default level.
-            ParquetWriter::new(w)
-                .with_compression(ParquetCompression::Lz4Raw)
-                .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![(
-                    META_KEY.to_string(),
-                    meta_json,
-                )])))
-                .finish(&mut df)?;
-            Ok(())
-        })
+        // LZ4: a fifth of an exact 4-gram profile's time went to zstd at its default level.
+        let mut bytes: Vec<u8> = Vec::new();
+        ParquetWriter::new(&mut bytes)
+            .with_compression(ParquetCompression::Lz4Raw)
+            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
+                (META_KEY.to_string(), meta_json),
+                (PAGES_KEY.to_string(), PAGES_PLACEHOLDER.to_string()),
+            ])))
+            .finish(&mut df)?;
+        seal_pages(&mut bytes)?;
+        crate::paths::write_atomic_bytes(path, &bytes)
     }
 
     /// Loads a profile saved by [`Profile::save`].
@@ -869,21 +929,26 @@ impl Profile {
             std::fs::File::open(path)
                 .with_context(|| format!("cannot open profile {}", path.display()))
         };
+        let bytes = std::fs::read(path)
+            .with_context(|| format!("cannot read profile {}", path.display()))?;
+        let footer_start = parquet_footer_start(&bytes)
+            .with_context(|| format!("{} is not a parquet file", path.display()))?;
         let mut reader = ParquetReader::new(open()?);
         let md = reader
             .get_metadata()
             .with_context(|| format!("{} is not a parquet file", path.display()))?;
-        let json = md
-            .key_value_metadata()
-            .as_ref()
-            .and_then(|kv| kv.iter().find(|k| k.key == META_KEY))
-            .and_then(|k| k.value.clone())
-            .ok_or_else(|| {
-                anyhow!(
-                    "{} is not an mtkit profile (no `{META_KEY}` metadata)",
-                    path.display()
-                )
-            })?;
+        let kv = |key: &str| {
+            md.key_value_metadata()
+                .as_ref()
+                .and_then(|kv| kv.iter().find(|k| k.key == key))
+                .and_then(|k| k.value.clone())
+        };
+        let json = kv(META_KEY).ok_or_else(|| {
+            anyhow!(
+                "{} is not an mtkit profile (no `{META_KEY}` metadata)",
+                path.display()
+            )
+        })?;
         let saved: SavedMeta = serde_json::from_str(&json)
             .with_context(|| format!("{}: bad profile metadata", path.display()))?;
         if saved.meta.format != FORMAT_VERSION {
@@ -891,6 +956,20 @@ impl Profile {
                 "{}: profile format {} is not the supported {FORMAT_VERSION}; rebuild it",
                 path.display(),
                 saved.meta.format
+            );
+        }
+        // Before polars decodes a page: a damaged page can make it ask for exabytes, and a
+        // failed allocation aborts the process where a panic could have been caught.
+        let want = kv(PAGES_KEY).ok_or_else(|| {
+            anyhow!(
+                "{}: no checksum of its data pages (`{PAGES_KEY}`); rebuild it",
+                path.display()
+            )
+        })?;
+        if crate::digest::sha256_hex(&bytes[..footer_start]) != want {
+            bail!(
+                "{}: its data pages do not match the checksum saved with them: the file is damaged; delete it or make it again",
+                path.display()
             );
         }
         let df = ParquetReader::new(open()?)

@@ -298,9 +298,18 @@ impl PaperParts {
 
     /// 0.4·cosine + 0.3·jaccard + 0.3/(1+JSD).
     pub fn blend(&self) -> f64 {
-        0.4 * self.cosine + 0.3 * self.jaccard + 0.3 / (1.0 + self.jsd)
+        PAPER_COSINE * self.cosine + PAPER_JACCARD * self.jaccard + PAPER_JS / (1.0 + self.jsd)
     }
 }
+
+/// The paper's weights of its token similarity: 0.4·cosine + 0.3·jaccard + 0.3/(1 + JSD).
+/// Every use of the `paper` metric (here and in `mix`'s optimiser and its gradient) reads
+/// them from here.
+pub const PAPER_COSINE: f64 = 0.4;
+/// The paper's weight of the Jaccard index of supports.
+pub const PAPER_JACCARD: f64 = 0.3;
+/// The paper's weight of the Jensen–Shannon similarity 1/(1 + JSD).
+pub const PAPER_JS: f64 = 0.3;
 
 /// Settings shared by the metrics.
 #[derive(Clone, Copy, Debug, PartialEq)]

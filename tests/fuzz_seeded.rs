@@ -454,3 +454,39 @@ fn a_token_shard_with_documents_past_its_end_is_refused() {
         "{e}"
     );
 }
+
+/// A saved profile whose data pages were damaged is refused before polars decodes a page
+/// (found by libFuzzer: a damaged page header made polars ask for 2^61 bytes, and a failed
+/// allocation aborts the process, which no panic guard can catch).
+#[test]
+fn a_profile_with_damaged_pages_is_refused_before_decoding() {
+    let (profile, _) = made_by_the_binary();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    // Every byte of the data pages (after the leading magic, before the footer) matters.
+    let n = profile.len();
+    let footer = u32::from_le_bytes(profile[n - 8..n - 4].try_into().unwrap()) as usize;
+    let pages_end = n - 8 - footer;
+    for at in [4, pages_end / 2, pages_end - 1] {
+        let mut bad = profile.clone();
+        bad[at] ^= 0x10;
+        std::fs::write(&path, &bad).unwrap();
+        let e = mtkit::profile::Profile::load(&path).expect_err("refused");
+        assert!(
+            e.to_string()
+                .contains("data pages do not match the checksum"),
+            "byte {at}: {e}"
+        );
+    }
+    // The crash input (a profile of the format before the checksum) is refused by its
+    // format, also before any page is decoded.
+    let old = std::fs::read(
+        repo_root().join("tests/fuzz-regressions/profile/page-claims-exabytes-alloc-abort"),
+    )
+    .unwrap();
+    std::fs::write(&path, &old).unwrap();
+    let e = mtkit::profile::Profile::load(&path)
+        .expect_err("refused")
+        .to_string();
+    assert!(e.contains("profile format 1 is not the supported 2"), "{e}");
+}

@@ -7,6 +7,7 @@ use clap::Args;
 
 use crate::catalog::Catalog;
 use crate::corpus::{SampleSpec, Shard};
+use crate::profile::{PAPER_MAX_CHARS, PAPER_MAX_DOCS, PAPER_MAX_TOKENS_PER_DOC};
 use crate::tokenize::{EngineChoice, Tokenizer};
 
 pub(crate) static VERBOSE: std::sync::atomic::AtomicBool =
@@ -63,6 +64,15 @@ impl TokenizerArgs {
 #[derive(Clone, Copy, Debug, PartialEq)]
 pub struct MaxDocs(pub Option<u64>);
 
+impl std::fmt::Display for MaxDocs {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            Some(n) => write!(f, "{n}"),
+            None => f.write_str("all"),
+        }
+    }
+}
+
 impl std::str::FromStr for MaxDocs {
     type Err = anyhow::Error;
     fn from_str(s: &str) -> Result<MaxDocs> {
@@ -87,13 +97,13 @@ pub struct CorpusArgs {
     pub tokenizer: TokenizerArgs,
     /// Documents sampled per corpus (uniformly, by --seed), or `all` for every document in
     /// corpus order. The paper's measurement uses 1000.
-    #[arg(long, value_name = "N|all", default_value = "1000")]
+    #[arg(long, value_name = "N|all", default_value_t = MaxDocs(Some(PAPER_MAX_DOCS)))]
     pub max_docs: MaxDocs,
     /// Cut each document to its first C characters before tokenizing (0: no cut).
-    #[arg(long, value_name = "C", default_value_t = 10_000)]
+    #[arg(long, value_name = "C", default_value_t = PAPER_MAX_CHARS)]
     pub max_chars: usize,
     /// Keep each document's first K tokens (0: no cut).
-    #[arg(long, value_name = "K", default_value_t = 512)]
+    #[arg(long, value_name = "K", default_value_t = PAPER_MAX_TOKENS_PER_DOC)]
     pub max_tokens_per_doc: usize,
     /// Seed of the document sample (and of bootstrap resampling).
     #[arg(long, default_value_t = 42)]

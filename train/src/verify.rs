@@ -367,7 +367,7 @@ pub fn prefix_key(cfg: &RunConfig, done: usize) -> String {
     let mut run = cfg.run.clone();
     run.name.clear();
     let bytes = serde_json::to_vec(&(&run, &cfg.phases[..done])).expect("config serialises");
-    mtkit::catalog::hex(&Sha256::digest(bytes))[..24].to_string()
+    mtkit::digest::hex(&Sha256::digest(bytes))[..24].to_string()
 }
 
 /// Steps before the end of phase `j` (exclusive of later phases).

@@ -8,7 +8,7 @@ use clap::Args;
 
 use mtkit::catalog::Catalog;
 use mtkit::corpus::SampleSpec;
-use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
+use mtkit::profile::{cached_or_build, ProfileOptions};
 use mtkit::proximity::{similarity, Dist, Metric, MetricOptions};
 use mtkit_train::trainer::{device, Quiet};
 use mtkit_train::verify::{execute, schedule, Kind, Plan, RunRow};
@@ -141,18 +141,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         }
     })?;
     // Proximity advantage of each run's midtraining mixture for its target (paper metric).
-    // The proximity defaults (paper §2): 1,000 documents, 10,000 characters, 512 tokens.
-    let opts = ProfileOptions {
-        sample: SampleSpec {
-            max_docs: Some(1000),
-            max_chars: Some(10_000),
-            ..SampleSpec::default()
-        },
-        max_tokens_per_doc: Some(512),
-        ngram: 1,
-        ngram_mode: NgramMode::Exact,
-        keep_docs: false,
-    };
+    let opts = ProfileOptions::paper_unigrams();
     let mut dists = std::collections::BTreeMap::new();
     for c in &cards {
         let (p, _) = cached_or_build(c, &tok, &opts, true, &mtkit::progress::Silent)?;
