@@ -6,6 +6,7 @@ use anyhow::Result;
 use clap::{Args, Subcommand};
 
 use mtkit::catalog::{Catalog, Resolved};
+use mtkit::cli_support::args::CatalogArgs;
 use mtkit::corpus::{cheap_count, read_documents, SampleSpec};
 
 use mtkit::cli_support::output::table;
@@ -14,20 +15,13 @@ use mtkit::cli_support::output::table;
 pub enum DataCommand {
     /// Every known corpus: role, where it resolves, whether its files are present, and its
     /// document count when that is cheap to get (uncompressed jsonl, parquet, demo).
-    List(CatalogOnly),
+    List(CatalogArgs),
     /// A corpus's card, then its first K documents as rendered text.
     Show(ShowArgs),
     /// Download a bounded sample of a corpus from the Hugging Face Hub into the cache
     /// (HF_ENDPOINT and HF_TOKEN are honoured). Later commands read the sample when the
     /// card has no local paths.
     Pull(PullArgs),
-}
-
-#[derive(Args, Debug)]
-pub struct CatalogOnly {
-    /// A catalog file that adds or overrides dataset cards; repeatable (also MTKIT_CATALOG).
-    #[arg(long = "catalog", value_name = "FILE")]
-    catalogs: Vec<PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -42,7 +36,7 @@ pub struct ShowArgs {
     #[arg(long)]
     strict: bool,
     #[command(flatten)]
-    catalog: CatalogOnly,
+    catalog: CatalogArgs,
 }
 
 #[derive(Args, Debug)]
@@ -53,15 +47,15 @@ pub struct PullArgs {
     #[arg(long, default_value_t = 10_000)]
     max_docs: u64,
     #[command(flatten)]
-    catalog: CatalogOnly,
+    catalog: CatalogArgs,
 }
 
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
-        DataCommand::List(a) => list(&Catalog::load(&a.catalogs)?),
-        DataCommand::Show(a) => show(&Catalog::load(&a.catalog.catalogs)?, &a.name, a.n, a.strict),
+        DataCommand::List(a) => list(&a.load()?),
+        DataCommand::Show(a) => show(&a.catalog.load()?, &a.name, a.n, a.strict),
         DataCommand::Pull(a) => {
-            let cat = Catalog::load(&a.catalog.catalogs)?;
+            let cat = a.catalog.load()?;
             let card = cat.get(&a.name)?;
             let p = mtkit::hub::pull(card, a.max_docs)?;
             println!(

@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use mtkit::catalog::Catalog;
 use mtkit::corpus::SampleSpec;
 
 use super::MaxDocs;
@@ -36,9 +35,8 @@ pub struct TokenizeArgs {
     /// Seed of the sample and of the train/validation split.
     #[arg(long, default_value_t = 42)]
     seed: u64,
-    /// A catalog file that adds or overrides dataset cards; repeatable (also MTKIT_CATALOG).
-    #[arg(long = "catalog", value_name = "FILE")]
-    catalogs: Vec<PathBuf>,
+    #[command(flatten)]
+    catalog: mtkit::cli_support::args::CatalogArgs,
     #[command(flatten)]
     tokenizer: mtkit::cli_support::args::TokenizerArgs,
     /// Fail on the first bad record instead of skipping and counting it.
@@ -50,7 +48,7 @@ pub struct TokenizeArgs {
 }
 
 pub fn run(a: TokenizeArgs) -> Result<()> {
-    let cat = Catalog::load(&a.catalogs)?;
+    let cat = a.catalog.load()?;
     let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
     let tok = a.tokenizer.load()?;
     let spec = SampleSpec {

@@ -86,13 +86,27 @@ impl std::str::FromStr for MaxDocs {
     }
 }
 
-/// Options shared by every command that reads corpora.
+/// `--catalog FILE` (repeatable): every command that names corpora takes it.
 #[derive(Args, Debug, Clone)]
-pub struct CorpusArgs {
+pub struct CatalogArgs {
     /// A catalog file that adds or overrides dataset cards ([datasets.NAME] tables); repeatable.
     /// Also read from MTKIT_CATALOG (a ':'-separated list), before these.
     #[arg(long = "catalog", value_name = "FILE")]
     pub catalogs: Vec<PathBuf>,
+}
+
+impl CatalogArgs {
+    /// The catalog: built-in cards, MTKIT_CATALOG, then --catalog files.
+    pub fn load(&self) -> Result<Catalog> {
+        Catalog::load(&self.catalogs)
+    }
+}
+
+/// Options shared by every command that reads corpora.
+#[derive(Args, Debug, Clone)]
+pub struct CorpusArgs {
+    #[command(flatten)]
+    pub catalog: CatalogArgs,
     #[command(flatten)]
     pub tokenizer: TokenizerArgs,
     /// Documents sampled per corpus (uniformly, by --seed), or `all` for every document in
@@ -127,7 +141,7 @@ pub struct CorpusArgs {
 impl CorpusArgs {
     /// The catalog: built-in cards, MTKIT_CATALOG, then --catalog files.
     pub fn catalog(&self) -> Result<Catalog> {
-        Catalog::load(&self.catalogs)
+        self.catalog.load()
     }
 
     /// The sample spec these options describe.

@@ -6,7 +6,6 @@ use std::path::PathBuf;
 use anyhow::{anyhow, Result};
 use clap::Args;
 
-use mtkit::catalog::Catalog;
 use mtkit::corpus::SampleSpec;
 use mtkit::profile::{cached_or_build, ProfileOptions};
 use mtkit::proximity::{similarity, Dist, Metric, MetricOptions};
@@ -37,9 +36,8 @@ pub struct VerifyArgs {
     /// cpu, cuda or auto.
     #[arg(long, default_value = "auto")]
     device: String,
-    /// A catalog file that adds or overrides dataset cards; repeatable (also MTKIT_CATALOG).
-    #[arg(long = "catalog", value_name = "FILE")]
-    catalogs: Vec<PathBuf>,
+    #[command(flatten)]
+    catalog: mtkit::cli_support::args::CatalogArgs,
     #[command(flatten)]
     tokenizer: mtkit::cli_support::args::TokenizerArgs,
     /// Less output.
@@ -49,7 +47,7 @@ pub struct VerifyArgs {
 
 pub fn run(a: VerifyArgs) -> Result<()> {
     let (plan, data) = Plan::load(&a.plan)?;
-    let cat = Catalog::load(&a.catalogs)?;
+    let cat = a.catalog.load()?;
     let cards: Vec<_> = plan
         .corpora()
         .iter()
