@@ -110,9 +110,11 @@ impl TimingRule {
     }
 }
 
-/// Distributions restricted to the tokens any of them uses (others add nothing to any metric).
+/// What `suggest-mix` maximises: sim(q, T) of a blend q of the sources under a metric, with
+/// the distributions restricted to the tokens any of them uses (others add nothing to any
+/// metric).
 #[derive(Clone, Debug)]
-pub struct Problem {
+pub struct Objective {
     /// Source distributions, P first.
     pub sources: Vec<Vec<f64>>,
     /// Target distribution.
@@ -124,9 +126,9 @@ pub struct Problem {
     pub min_weight: f64,
 }
 
-impl Problem {
-    /// Builds a problem from full-vocabulary frequency vectors.
-    pub fn new(sources: &[&[f64]], target: &[f64], metric: Metric) -> Result<Problem> {
+impl Objective {
+    /// Builds the objective from full-vocabulary frequency vectors.
+    pub fn new(sources: &[&[f64]], target: &[f64], metric: Metric) -> Result<Objective> {
         if !SUPPORTED.contains(&metric) {
             let names: Vec<&str> = SUPPORTED.iter().map(|m| m.name()).collect();
             bail!(
@@ -137,7 +139,7 @@ impl Problem {
         let keep: Vec<usize> = (0..target.len())
             .filter(|&i| target[i] > 0.0 || sources.iter().any(|s| s[i] > 0.0))
             .collect();
-        Ok(Problem {
+        Ok(Objective {
             sources: sources
                 .iter()
                 .map(|s| keep.iter().map(|&i| s[i]).collect())
@@ -320,7 +322,7 @@ pub fn project(v: &[f64], l: &[f64], u: &[f64]) -> Vec<f64> {
 }
 
 /// Projected gradient ascent of the smooth part with a backtracking step.
-fn ascend(p: &Problem, l: &[f64], u: &[f64]) -> Vec<f64> {
+fn ascend(p: &Objective, l: &[f64], u: &[f64]) -> Vec<f64> {
     let n = l.len();
     let mut w = project(&vec![1.0 / n as f64; n], l, u);
     let (mut f, mut g) = p.smooth_part(&w);
@@ -393,7 +395,7 @@ mod tests {
         let m = [0.0, 0.1, 0.2, 0.3, 0.4];
         let t: Vec<f64> = p.iter().zip(&m).map(|(a, b)| 0.3 * a + 0.7 * b).collect();
         for metric in [Metric::Cosine, Metric::Jsd, Metric::JsSim, Metric::Paper] {
-            let prob = Problem::new(&[&p, &m], &t, metric).unwrap();
+            let prob = Objective::new(&[&p, &m], &t, metric).unwrap();
             let (w, s) = prob.optimize(&[0.0, 0.0], &[1.0, 1.0]).unwrap();
             assert!(
                 (w[0] - 0.3).abs() < 1e-3 && (w[1] - 0.7).abs() < 1e-3,
@@ -415,7 +417,7 @@ mod tests {
         let m2 = [0.0, 0.0, 0.0, 1.0];
         let t: Vec<f64> = (0..4).map(|i| 0.2 * p[i] + 0.8 * m1[i]).collect();
         for metric in [Metric::Paper, Metric::JsSim] {
-            let prob = Problem::new(&[&p, &m1, &m2], &t, metric).unwrap();
+            let prob = Objective::new(&[&p, &m1, &m2], &t, metric).unwrap();
             let (w, _) = prob.optimize(&[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]).unwrap();
             assert!(
                 (w[0] - 0.2).abs() < 1e-3 && (w[1] - 0.8).abs() < 1e-3 && w[2] < 1e-9,
@@ -426,13 +428,14 @@ mod tests {
 
     #[test]
     fn infeasible_bounds_say_by_how_much() {
-        let prob = Problem::new(&[&[1.0, 0.0], &[0.0, 1.0]], &[0.5, 0.5], Metric::Cosine).unwrap();
+        let prob =
+            Objective::new(&[&[1.0, 0.0], &[0.0, 1.0]], &[0.5, 0.5], Metric::Cosine).unwrap();
         let e = prob
             .optimize(&[0.0, 0.0], &[0.5, 0.2])
             .unwrap_err()
             .to_string();
         assert!(e.contains("short of 1 by 0.3000"), "{e}");
-        assert!(Problem::new(&[&[1.0]], &[1.0], Metric::Kl).is_err());
+        assert!(Objective::new(&[&[1.0]], &[1.0], Metric::Kl).is_err());
     }
 }
 
@@ -544,8 +547,8 @@ pub fn absent_candidates(
 /// Searches mixtures for every start fraction in `starts` and specialized-share cap up to the
 /// timing rule's, returns proposals ranked by PA (ties: closer to P first), Pareto front marked.
 pub fn suggest(
-    problem: &Problem,
-    to_p: &Problem,
+    problem: &Objective,
+    to_p: &Objective,
     sources: &[SourceInfo],
     budget: &Budget,
     rule: &TimingRule,

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{anyhow, bail, Result};
 use clap::{Args, ValueEnum};
 
-use mtkit::mix::{suggest, Budget, MixProposal, Problem, SourceInfo, TimingRule};
+use mtkit::mix::{suggest, Budget, MixProposal, Objective, SourceInfo, TimingRule};
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
 use mtkit::proximity::{Dist, Metric};
 
@@ -184,9 +184,9 @@ pub fn run(a: SuggestArgs) -> Result<()> {
     let dists: Vec<Dist> = profiles.iter().map(Dist::of).collect();
     let n = names.len();
     let src_refs: Vec<&[f64]> = dists[..n].iter().map(|d| d.uni.as_slice()).collect();
-    let mut problem = Problem::new(&src_refs, &dists[n].uni, a.metric)?;
+    let mut problem = Objective::new(&src_refs, &dists[n].uni, a.metric)?;
     problem.min_weight = a.min_weight;
-    let to_p = Problem::new(&src_refs, &dists[0].uni, a.metric)?;
+    let to_p = Objective::new(&src_refs, &dists[0].uni, a.metric)?;
     let mut notes = Vec::new();
     let sources: Vec<SourceInfo> = names
         .iter()

@@ -110,7 +110,7 @@ pub struct Target {
 /// What kind of run a row is.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, PartialOrd, Ord)]
 #[serde(rename_all = "lowercase")]
-pub enum Kind {
+pub enum RunKind {
     /// Pretraining corpus only.
     Base,
     /// Candidate mixed in from `start`.
@@ -125,7 +125,7 @@ pub struct PlannedRun {
     /// Folder name.
     pub name: String,
     /// Kind.
-    pub kind: Kind,
+    pub kind: RunKind,
     /// Candidate (the pretraining corpus for base).
     pub mix: String,
     /// Candidate weight.
@@ -236,11 +236,11 @@ impl Plan {
             .map(|v| v.start)
             .min()
             .unwrap_or(p.total_steps / 2);
-        let mut variants: Vec<(Kind, String, f64, u64)> =
-            vec![(Kind::Base, p.pretrain.clone(), 0.0, base_start)];
+        let mut variants: Vec<(RunKind, String, f64, u64)> =
+            vec![(RunKind::Base, p.pretrain.clone(), 0.0, base_start)];
         variants.extend(self.midtrain.iter().map(|v| {
             (
-                Kind::Midtrain,
+                RunKind::Midtrain,
                 v.mix.clone(),
                 v.weight.unwrap_or(0.0),
                 v.start,
@@ -249,7 +249,7 @@ impl Plan {
         variants.extend(
             self.cpt
                 .iter()
-                .map(|v| (Kind::Cpt, v.mix.clone(), 1.0, v.start)),
+                .map(|v| (RunKind::Cpt, v.mix.clone(), 1.0, v.start)),
         );
         let mut out = Vec::new();
         for &seed in &p.seeds {
@@ -273,9 +273,11 @@ impl Plan {
                         total_steps: p.total_steps,
                     };
                     let second: BTreeMap<String, f64> = match kind {
-                        Kind::Base => [(p.pretrain.clone(), 1.0)].into(),
-                        Kind::Midtrain => [(p.pretrain.clone(), 1.0 - w), (mix.clone(), *w)].into(),
-                        Kind::Cpt => [(mix.clone(), 1.0)].into(),
+                        RunKind::Base => [(p.pretrain.clone(), 1.0)].into(),
+                        RunKind::Midtrain => {
+                            [(p.pretrain.clone(), 1.0 - w), (mix.clone(), *w)].into()
+                        }
+                        RunKind::Cpt => [(mix.clone(), 1.0)].into(),
                     };
                     let phase =
                         |name: &str,
@@ -296,7 +298,7 @@ impl Plan {
                             optimizer: Some(Optimizer::default()),
                         };
                     let second_kind = match kind {
-                        Kind::Cpt => PhaseKind::Cpt,
+                        RunKind::Cpt => PhaseKind::Cpt,
                         _ => PhaseKind::Midtrain,
                     };
                     let mut sft = phase(
@@ -322,7 +324,7 @@ impl Plan {
                             ScheduleSpec::New(sched.clone()),
                         ),
                         phase(
-                            if *kind == Kind::Cpt {
+                            if *kind == RunKind::Cpt {
                                 "cpt"
                             } else {
                                 "midtrain"
@@ -335,12 +337,12 @@ impl Plan {
                         sft,
                     ];
                     let kind_s = match kind {
-                        Kind::Base => "base",
-                        Kind::Midtrain => "midtrain",
-                        Kind::Cpt => "cpt",
+                        RunKind::Base => "base",
+                        RunKind::Midtrain => "midtrain",
+                        RunKind::Cpt => "cpt",
                     };
                     let name = match kind {
-                        Kind::Base => format!("seed{seed}-base-{}", t.name),
+                        RunKind::Base => format!("seed{seed}-base-{}", t.name),
                         _ => format!("seed{seed}-{kind_s}-{mix}-w{w}-s{start}-{}", t.name),
                     };
                     let mut run = run;
@@ -420,7 +422,7 @@ pub struct RunRow {
     /// Start as a fraction of total steps.
     pub start_frac: f64,
     /// base, midtrain or cpt.
-    pub kind: Kind,
+    pub kind: RunKind,
     /// Target.
     pub target: String,
     /// Seed.

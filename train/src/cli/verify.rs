@@ -10,7 +10,7 @@ use mtkit::corpus::SampleSpec;
 use mtkit::profile::{cached_or_build, ProfileOptions};
 use mtkit::proximity::{similarity, Dist, Metric, MetricOptions};
 use mtkit_train::trainer::{device, Quiet};
-use mtkit_train::verify::{execute, schedule, Kind, Plan, RunRow};
+use mtkit_train::verify::{execute, schedule, Plan, RunKind, RunRow};
 
 use mtkit::cli_support::output::{num, table};
 use mtkit::cli_support::progress::Bar;
@@ -152,7 +152,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         let s = &summaries[&r.name];
         let (p, t) = (&dists[general], &dists[&r.target]);
         let q = match r.kind {
-            Kind::Base => p.clone(),
+            RunKind::Base => p.clone(),
             _ => p.blend(&dists[&r.mix], r.weight),
         };
         let pa = similarity(Metric::Paper, &q, t, &mo)? - similarity(Metric::Paper, p, t, &mo)?;
@@ -185,7 +185,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     }
     let base: std::collections::BTreeMap<(u64, String), f64> = rows
         .iter()
-        .filter(|r| r.kind == Kind::Base)
+        .filter(|r| r.kind == RunKind::Base)
         .map(|r| ((r.seed, r.target.clone()), r.target_loss))
         .collect();
     for r in &mut rows {
@@ -210,9 +210,9 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     ])?;
     for r in &rows {
         let kind = match r.kind {
-            Kind::Base => "base",
-            Kind::Midtrain => "midtrain",
-            Kind::Cpt => "cpt",
+            RunKind::Base => "base",
+            RunKind::Midtrain => "midtrain",
+            RunKind::Cpt => "cpt",
         };
         w.write_record([
             r.preset.clone(),
