@@ -532,6 +532,7 @@ fn walk_parquet(
 ) -> Result<()> {
     use polars::prelude::{Column, ParquetReader, PolarsResult, SerReader};
     let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
+    crate::formats::check_parquet_footer(path)?;
     let (schema, n_rows) = catch_polars(path, || {
         let mut reader = ParquetReader::new(open()?);
         let schema = reader
@@ -803,6 +804,7 @@ pub fn cheap_count(source: &Resolved) -> Option<u64> {
             for f in files {
                 match Format::detect(f)? {
                     (Format::Parquet, _) => {
+                        crate::formats::check_parquet_footer(f).ok()?;
                         n += catch_polars(f, || {
                             let mut r = <polars::prelude::ParquetReader<File> as polars::prelude::SerReader<File>>::new(File::open(f)?);
                             Ok(r.num_rows()? as u64)

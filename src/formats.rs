@@ -125,3 +125,148 @@ mod tests {
         assert_eq!(Format::detect(Path::new("x.csv")), None);
     }
 }
+
+/// Checks a parquet file's trailer and walks its footer (Thrift compact protocol) before polars
+/// reads it: polars allocates what a damaged footer claims (a list of 2^40 row groups, a
+/// string of 100 GB), and a failed allocation aborts the process where an error was due. Every
+/// list, map and string the footer declares must fit in the bytes left; nesting is bounded.
+pub fn check_parquet_footer(path: &Path) -> Result<()> {
+    use std::io::{Seek, SeekFrom};
+    let damaged =
+        |why: String| anyhow::anyhow!("{}: not a readable parquet file ({why})", path.display());
+    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let size = f.metadata()?.len();
+    if size < 12 {
+        return Err(damaged(format!("{size} bytes is too short")));
+    }
+    let mut tail = [0u8; 8];
+    f.seek(SeekFrom::End(-8))?;
+    f.read_exact(&mut tail)?;
+    if &tail[4..] != b"PAR1" {
+        return Err(damaged("no PAR1 at its end".into()));
+    }
+    let footer_len = u32::from_le_bytes(tail[..4].try_into().unwrap()) as u64;
+    if footer_len + 12 > size {
+        return Err(damaged(format!(
+            "its footer length {footer_len} exceeds the file"
+        )));
+    }
+    let mut footer = vec![0u8; footer_len as usize];
+    f.seek(SeekFrom::Start(size - 8 - footer_len))?;
+    f.read_exact(&mut footer)?;
+    let mut r = ThriftWalk {
+        buf: &footer,
+        pos: 0,
+    };
+    r.skip_struct(0)
+        .map_err(|why| damaged(format!("its footer: {why}")))?;
+    Ok(())
+}
+
+/// A walk over Thrift compact-protocol bytes that checks sizes without building anything.
+struct ThriftWalk<'a> {
+    buf: &'a [u8],
+    pos: usize,
+}
+
+impl ThriftWalk<'_> {
+    const MAX_DEPTH: usize = 64;
+
+    fn byte(&mut self) -> std::result::Result<u8, String> {
+        let b = *self.buf.get(self.pos).ok_or("ends early")?;
+        self.pos += 1;
+        Ok(b)
+    }
+
+    fn varint(&mut self) -> std::result::Result<u64, String> {
+        let mut v = 0u64;
+        for shift in (0..64).step_by(7) {
+            let b = self.byte()?;
+            v |= ((b & 0x7f) as u64) << shift;
+            if b & 0x80 == 0 {
+                return Ok(v);
+            }
+        }
+        Err("a varint longer than 10 bytes".into())
+    }
+
+    fn take(&mut self, n: u64) -> std::result::Result<(), String> {
+        let left = (self.buf.len() - self.pos) as u64;
+        if n > left {
+            return Err(format!("declares {n} bytes where {left} are left"));
+        }
+        self.pos += n as usize;
+        Ok(())
+    }
+
+    fn skip_value(&mut self, ty: u8, depth: usize) -> std::result::Result<(), String> {
+        if depth > Self::MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        match ty {
+            1 | 2 => Ok(()), // booleans carried in the field header
+            3 => self.take(1),
+            4..=6 => self.varint().map(|_| ()),
+            7 => self.take(8),
+            8 => {
+                let n = self.varint()?;
+                self.take(n)
+            }
+            9 | 10 => {
+                let h = self.byte()?;
+                let elem = h & 0x0f;
+                let n = match h >> 4 {
+                    15 => self.varint()?,
+                    k => k as u64,
+                };
+                // Every element takes at least one byte (booleans in a list do too).
+                let left = (self.buf.len() - self.pos) as u64;
+                if n > left {
+                    return Err(format!("a list of {n} elements in {left} bytes"));
+                }
+                for _ in 0..n {
+                    if elem == 1 || elem == 2 {
+                        self.take(1)?;
+                    } else {
+                        self.skip_value(elem, depth + 1)?;
+                    }
+                }
+                Ok(())
+            }
+            11 => {
+                let n = self.varint()?;
+                if n == 0 {
+                    return Ok(());
+                }
+                let kv = self.byte()?;
+                let left = (self.buf.len() - self.pos) as u64;
+                if n > left {
+                    return Err(format!("a map of {n} entries in {left} bytes"));
+                }
+                for _ in 0..n {
+                    self.skip_value(kv >> 4, depth + 1)?;
+                    self.skip_value(kv & 0x0f, depth + 1)?;
+                }
+                Ok(())
+            }
+            12 => self.skip_struct(depth + 1),
+            other => Err(format!("unknown Thrift type {other}")),
+        }
+    }
+
+    fn skip_struct(&mut self, depth: usize) -> std::result::Result<(), String> {
+        if depth > Self::MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        loop {
+            let h = self.byte()?;
+            if h == 0 {
+                return Ok(());
+            }
+            if h >> 4 == 0 {
+                self.varint()?; // a field id that is not a small delta
+            }
+            self.skip_value(h & 0x0f, depth)?;
+        }
+    }
+}

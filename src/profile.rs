@@ -933,6 +933,7 @@ impl Profile {
             .with_context(|| format!("cannot read profile {}", path.display()))?;
         let footer_start = parquet_footer_start(&bytes)
             .with_context(|| format!("{} is not a parquet file", path.display()))?;
+        crate::formats::check_parquet_footer(path)?;
         let mut reader = ParquetReader::new(open()?);
         let md = reader
             .get_metadata()

@@ -409,6 +409,37 @@ fn a_damaged_parquet_corpus_is_an_error_naming_the_file() {
     );
 }
 
+/// A parquet corpus whose footer declares more than the file holds (found by libFuzzer: polars
+/// allocated the 137 GB a damaged footer claimed, and a failed allocation aborts) is refused
+/// by the footer walk before polars reads it.
+#[test]
+fn a_parquet_footer_claiming_more_than_the_file_is_refused() {
+    let sb = Sandbox::new();
+    let input = std::fs::read(
+        repo_root().join("tests/fuzz-regressions/corpus_file/footer-claims-137-gb-alloc-abort"),
+    )
+    .unwrap();
+    assert_eq!(input[0] % 8, 6, "a parquet input");
+    sb.write("bad.parquet", &input[1..]);
+    sb.write(
+        "cat.toml",
+        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\n",
+    );
+    let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains("bad.parquet: not a readable parquet file (its footer:"),
+        "{err}"
+    );
+    // Well-formed files pass the walk: the binary's own profile and a polars-written corpus.
+    let (profile, _) = made_by_the_binary();
+    sb.write("p.parquet", &profile);
+    mtkit::formats::check_parquet_footer(&sb.path("p.parquet")).unwrap();
+    sb.write("c.parquet", &parquet_bytes());
+    mtkit::formats::check_parquet_footer(&sb.path("c.parquet")).unwrap();
+}
+
 /// Token shards whose document table does not fit the tokens, or whose ids are outside the
 /// vocabulary, are refused at open (before, the trainer would have indexed past the end).
 #[test]
