@@ -32,12 +32,12 @@ bench:
 	@bash scripts/bench.sh
 
 # Coverage-guided fuzzing of every reader of user bytes (libFuzzer via cargo fuzz, installed
-# from crates.io when absent): 10 minutes per target, or the bounded run CI makes.
+# from crates.io when absent): 10 minutes per target, or CI's bounded, reproducible run.
 fuzz: setup
 	@bash scripts/fuzz.sh 600
 
 fuzz-ci: setup
-	@bash scripts/fuzz.sh 30
+	@bash scripts/fuzz.sh ci
 
 fmt:
 	$(CARGO) fmt --all
