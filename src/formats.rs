@@ -100,32 +100,6 @@ pub fn catch_polars<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> 
     })
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn detects_formats() {
-        assert_eq!(
-            Format::detect(Path::new("x.jsonl.gz")),
-            Some((Format::Jsonl, Compression::Gzip))
-        );
-        assert_eq!(
-            Format::detect(Path::new("x.JSON.zst")),
-            Some((Format::Jsonl, Compression::Zstd))
-        );
-        assert_eq!(
-            Format::detect(Path::new("x.parquet")),
-            Some((Format::Parquet, Compression::None))
-        );
-        assert_eq!(
-            Format::detect(Path::new("x.txt")),
-            Some((Format::Text, Compression::None))
-        );
-        assert_eq!(Format::detect(Path::new("x.csv")), None);
-    }
-}
-
 /// Checks a parquet file's trailer and walks its footer (Thrift compact protocol) before polars
 /// reads it: polars allocates what a damaged footer claims (a list of 2^40 row groups, a
 /// string of 100 GB), and a failed allocation aborts the process where an error was due. Every
@@ -160,6 +134,167 @@ pub fn check_parquet_footer(path: &Path) -> Result<()> {
     };
     r.skip_struct(0)
         .map_err(|why| damaged(format!("its footer: {why}")))?;
+    // Then every page header of every column chunk: polars sizes its buffers by them (a
+    // negative value count became a request for 2^61 bytes).
+    let chunks = column_chunks(&footer).map_err(|why| damaged(format!("its footer: {why}")))?;
+    // SAFETY: read-only; a file changed while it is read makes the check fail or pass, and
+    // polars then reports what it finds; nothing is written through the map.
+    let map = unsafe { memmap2::Mmap::map(&f)? };
+    let data_end = size - 8 - footer_len;
+    for (k, c) in chunks.iter().enumerate() {
+        check_pages(&map, data_end, c)
+            .map_err(|why| damaged(format!("column chunk {}: {why}", k + 1)))?;
+    }
+    Ok(())
+}
+
+/// What the footer says of one column chunk.
+#[derive(Debug, Default)]
+struct ColumnChunk {
+    num_values: i64,
+    total_compressed_size: i64,
+    data_page_offset: i64,
+    dictionary_page_offset: Option<i64>,
+}
+
+/// The column chunks a footer (FileMetaData) declares, every count and offset checked to be
+/// non-negative.
+fn column_chunks(footer: &[u8]) -> std::result::Result<Vec<ColumnChunk>, String> {
+    let mut w = ThriftWalk {
+        buf: footer,
+        pos: 0,
+    };
+    let mut chunks = Vec::new();
+    let mut last = 0;
+    while let Some((id, ty)) = w.field(&mut last)? {
+        match (id, ty) {
+            (3, 4..=6) => {
+                w.non_negative(ty, "num_rows")?;
+            }
+            (4, 9) => {
+                let (n, elem) = w.list_header()?;
+                for _ in 0..n {
+                    if elem != 12 {
+                        return Err("row groups that are not structs".into());
+                    }
+                    row_group(&mut w, &mut chunks)?;
+                }
+            }
+            _ => w.skip_value(ty, 1)?,
+        }
+    }
+    Ok(chunks)
+}
+
+fn row_group(w: &mut ThriftWalk, chunks: &mut Vec<ColumnChunk>) -> std::result::Result<(), String> {
+    let mut last = 0;
+    while let Some((id, ty)) = w.field(&mut last)? {
+        match (id, ty) {
+            (1, 9) => {
+                let (n, elem) = w.list_header()?;
+                for _ in 0..n {
+                    if elem != 12 {
+                        return Err("column chunks that are not structs".into());
+                    }
+                    let mut chunk = None;
+                    let mut last = 0;
+                    while let Some((id, ty)) = w.field(&mut last)? {
+                        if (id, ty) == (3, 12) {
+                            chunk = Some(column_meta(w)?);
+                        } else {
+                            w.skip_value(ty, 2)?;
+                        }
+                    }
+                    chunks.extend(chunk);
+                }
+            }
+            (2..=3, 4..=6) => {
+                w.non_negative(ty, "a row group's size")?;
+            }
+            _ => w.skip_value(ty, 2)?,
+        }
+    }
+    Ok(())
+}
+
+fn column_meta(w: &mut ThriftWalk) -> std::result::Result<ColumnChunk, String> {
+    let mut c = ColumnChunk::default();
+    let mut last = 0;
+    while let Some((id, ty)) = w.field(&mut last)? {
+        match (id, ty) {
+            (5, 4..=6) => c.num_values = w.non_negative(ty, "num_values")?,
+            (6, 4..=6) => {
+                w.non_negative(ty, "total_uncompressed_size")?;
+            }
+            (7, 4..=6) => c.total_compressed_size = w.non_negative(ty, "total_compressed_size")?,
+            (9, 4..=6) => c.data_page_offset = w.non_negative(ty, "data_page_offset")?,
+            (11, 4..=6) => {
+                c.dictionary_page_offset = Some(w.non_negative(ty, "dictionary_page_offset")?)
+            }
+            _ => w.skip_value(ty, 3)?,
+        }
+    }
+    Ok(c)
+}
+
+/// Walks the page headers of one column chunk: each inside the chunk and the file's data,
+/// its sizes and counts non-negative, no page holding more values than the chunk.
+fn check_pages(file: &[u8], data_end: u64, c: &ColumnChunk) -> std::result::Result<(), String> {
+    let start = c
+        .dictionary_page_offset
+        .filter(|&d| d > 0)
+        .map_or(c.data_page_offset, |d| d.min(c.data_page_offset)) as u64;
+    let end = start
+        .checked_add(c.total_compressed_size as u64)
+        .filter(|&e| e <= data_end)
+        .ok_or_else(|| {
+            format!(
+                "its pages ({start} + {} bytes) run past the data",
+                c.total_compressed_size
+            )
+        })?;
+    let mut pos = start;
+    while pos < end {
+        let mut w = ThriftWalk {
+            buf: &file[..end as usize],
+            pos: pos as usize,
+        };
+        let mut compressed = None;
+        let mut last = 0;
+        while let Some((id, ty)) = w.field(&mut last)? {
+            match (id, ty) {
+                (2, 4..=6) => {
+                    w.non_negative(ty, "uncompressed_page_size")?;
+                }
+                (3, 4..=6) => compressed = Some(w.non_negative(ty, "compressed_page_size")?),
+                // data_page_header, dictionary_page_header, data_page_header_v2: their
+                // counts (values, nulls, rows) and lengths.
+                (5 | 7 | 8, 12) => {
+                    let mut last = 0;
+                    while let Some((id, ty)) = w.field(&mut last)? {
+                        match (id, ty) {
+                            (1..=3 | 5 | 6, 4..=6) => {
+                                let v = w.non_negative(ty, "a page's count")?;
+                                if id == 1 && c.num_values > 0 && v > c.num_values {
+                                    return Err(format!(
+                                        "a page of {v} values in a chunk of {}",
+                                        c.num_values
+                                    ));
+                                }
+                            }
+                            _ => w.skip_value(ty, 1)?,
+                        }
+                    }
+                }
+                _ => w.skip_value(ty, 1)?,
+            }
+        }
+        let size = compressed.ok_or("a page header without its size")? as u64;
+        pos = (w.pos as u64)
+            .checked_add(size)
+            .filter(|&p| p <= end)
+            .ok_or_else(|| format!("a page of {size} bytes runs past its chunk"))?;
+    }
     Ok(())
 }
 
@@ -197,6 +332,52 @@ impl ThriftWalk<'_> {
         }
         self.pos += n as usize;
         Ok(())
+    }
+
+    /// The next field of a struct: (id, type), or `None` at its end.
+    fn field(&mut self, last: &mut i16) -> std::result::Result<Option<(i16, u8)>, String> {
+        let h = self.byte()?;
+        if h == 0 {
+            return Ok(None);
+        }
+        let id = match h >> 4 {
+            0 => {
+                let z = self.varint()?;
+                ((z >> 1) as i64 ^ -((z & 1) as i64)) as i16
+            }
+            delta => last.wrapping_add(delta as i16),
+        };
+        *last = id;
+        Ok(Some((id, h & 0x0f)))
+    }
+
+    /// An integer field's value (byte, i16, i32, i64), which must not be negative.
+    fn non_negative(&mut self, ty: u8, what: &str) -> std::result::Result<i64, String> {
+        let v = match ty {
+            3 => self.byte()? as i8 as i64,
+            _ => {
+                let z = self.varint()?;
+                (z >> 1) as i64 ^ -((z & 1) as i64)
+            }
+        };
+        if v < 0 {
+            return Err(format!("{what} is {v}"));
+        }
+        Ok(v)
+    }
+
+    /// A list header: (elements, element type), the count checked against the bytes left.
+    fn list_header(&mut self) -> std::result::Result<(u64, u8), String> {
+        let h = self.byte()?;
+        let n = match h >> 4 {
+            15 => self.varint()?,
+            k => k as u64,
+        };
+        let left = (self.buf.len() - self.pos) as u64;
+        if n > left {
+            return Err(format!("a list of {n} elements in {left} bytes"));
+        }
+        Ok((n, h & 0x0f))
     }
 
     fn skip_value(&mut self, ty: u8, depth: usize) -> std::result::Result<(), String> {
@@ -268,5 +449,31 @@ impl ThriftWalk<'_> {
             }
             self.skip_value(h & 0x0f, depth)?;
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn detects_formats() {
+        assert_eq!(
+            Format::detect(Path::new("x.jsonl.gz")),
+            Some((Format::Jsonl, Compression::Gzip))
+        );
+        assert_eq!(
+            Format::detect(Path::new("x.JSON.zst")),
+            Some((Format::Jsonl, Compression::Zstd))
+        );
+        assert_eq!(
+            Format::detect(Path::new("x.parquet")),
+            Some((Format::Parquet, Compression::None))
+        );
+        assert_eq!(
+            Format::detect(Path::new("x.txt")),
+            Some((Format::Text, Compression::None))
+        );
+        assert_eq!(Format::detect(Path::new("x.csv")), None);
     }
 }

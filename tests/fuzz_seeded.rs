@@ -403,8 +403,10 @@ fn a_damaged_parquet_corpus_is_an_error_naming_the_file() {
     let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
     let err = String::from_utf8_lossy(&o.stderr);
     assert_eq!(o.status.code(), Some(1), "{err}");
+    // Refused by the page-header walk now, before polars is asked at all.
     assert!(
-        err.contains("bad.parquet") && err.contains("damaged"),
+        err.contains("bad.parquet")
+            && (err.contains("damaged") || err.contains("not a readable parquet file")),
         "{err}"
     );
 }
@@ -436,8 +438,33 @@ fn a_parquet_footer_claiming_more_than_the_file_is_refused() {
     let (profile, _) = made_by_the_binary();
     sb.write("p.parquet", &profile);
     mtkit::formats::check_parquet_footer(&sb.path("p.parquet")).unwrap();
-    sb.write("c.parquet", &parquet_bytes());
+    sb.write("c.parquet", parquet_bytes());
     mtkit::formats::check_parquet_footer(&sb.path("c.parquet")).unwrap();
+}
+
+/// The same damaged page (a negative value count in a page header, which made polars ask for
+/// 2^61 bytes) in a user's parquet *corpus*, where no checksum exists: the page-header walk
+/// refuses the file before polars decodes it, instead of the process aborting.
+#[test]
+fn a_parquet_corpus_with_a_damaged_page_header_is_refused() {
+    let sb = Sandbox::new();
+    let input = std::fs::read(
+        repo_root().join("tests/fuzz-regressions/profile/page-claims-exabytes-alloc-abort"),
+    )
+    .unwrap();
+    sb.write("bad.parquet", &input);
+    sb.write(
+        "cat.toml",
+        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\ntext = \"{bucket}\"\n",
+    );
+    let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(1), "an error, not an abort: {err}");
+    assert!(
+        err.contains("bad.parquet: not a readable parquet file (column chunk")
+            && err.contains("count is -"),
+        "{err}"
+    );
 }
 
 /// Token shards whose document table does not fit the tokens, or whose ids are outside the
@@ -502,15 +529,18 @@ fn a_profile_with_damaged_pages_is_refused_before_decoding() {
         let mut bad = profile.clone();
         bad[at] ^= 0x10;
         std::fs::write(&path, &bad).unwrap();
-        let e = mtkit::profile::Profile::load(&path).expect_err("refused");
+        let e = mtkit::profile::Profile::load(&path)
+            .expect_err("refused")
+            .to_string();
+        // A flip in a page header is caught by the header walk, one in page data by the sum.
         assert!(
-            e.to_string()
-                .contains("data pages do not match the checksum"),
+            e.contains("data pages do not match the checksum")
+                || e.contains("not a readable parquet file (column chunk"),
             "byte {at}: {e}"
         );
     }
-    // The crash input (a profile of the format before the checksum) is refused by its
-    // format, also before any page is decoded.
+    // The crash input (a profile of the format before the checksum) is refused before any
+    // page is decoded too.
     let old = std::fs::read(
         repo_root().join("tests/fuzz-regressions/profile/page-claims-exabytes-alloc-abort"),
     )
@@ -519,5 +549,6 @@ fn a_profile_with_damaged_pages_is_refused_before_decoding() {
     let e = mtkit::profile::Profile::load(&path)
         .expect_err("refused")
         .to_string();
-    assert!(e.contains("profile format 1 is not the supported 2"), "{e}");
+    // Its page header's negative value count is caught by the walk, before the format.
+    assert!(e.contains("column chunk 4: a page's count is -25"), "{e}");
 }
