@@ -3,7 +3,7 @@
 //! The flow, each module using only those above it:
 //! [`catalog`] (dataset cards) → [`corpus`] (readers, sampling) → [`tokenize`] →
 //! [`profile`] (token and n-gram counts) → [`proximity`] (similarities, proximity advantage).
-//! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`formats`], [`template`],
+//! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`numfmt`], [`formats`], [`template`],
 //! [`stats`], [`progress`]. `tests/architecture.rs` checks that imports follow these layers.
 //! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
 
@@ -17,6 +17,7 @@ pub mod formats;
 pub mod fuzz;
 pub mod hub;
 pub mod mix;
+pub mod numfmt;
 pub mod paths;
 pub mod profile;
 pub mod progress;

@@ -14,6 +14,7 @@ const LAYERS: &[&str] = &[
     "rng",
     "paths",
     "digest",
+    "numfmt",
     "formats",
     "template",
     "stats",

@@ -119,6 +119,17 @@ pub enum RunKind {
     Cpt,
 }
 
+impl RunKind {
+    /// The name runs.csv and run folders use: base, midtrain or cpt.
+    pub fn name(self) -> &'static str {
+        match self {
+            RunKind::Base => "base",
+            RunKind::Midtrain => "midtrain",
+            RunKind::Cpt => "cpt",
+        }
+    }
+}
+
 /// One run of the grid: a variant fine-tuned on one target with one seed.
 #[derive(Clone, Debug)]
 pub struct PlannedRun {
@@ -336,11 +347,7 @@ impl Plan {
                         ),
                         sft,
                     ];
-                    let kind_s = match kind {
-                        RunKind::Base => "base",
-                        RunKind::Midtrain => "midtrain",
-                        RunKind::Cpt => "cpt",
-                    };
+                    let kind_s = kind.name();
                     let name = match kind {
                         RunKind::Base => format!("seed{seed}-base-{}", t.name),
                         _ => format!("seed{seed}-{kind_s}-{mix}-w{w}-s{start}-{}", t.name),
@@ -416,10 +423,12 @@ pub struct RunRow {
     /// Candidate (pretraining corpus for base).
     pub mix: String,
     /// Candidate weight.
+    #[serde(serialize_with = "fifteen_digits")]
     pub weight: f64,
     /// Start step.
     pub start_step: u64,
     /// Start as a fraction of total steps.
+    #[serde(serialize_with = "fifteen_digits")]
     pub start_frac: f64,
     /// base, midtrain or cpt.
     pub kind: RunKind,
@@ -428,15 +437,135 @@ pub struct RunRow {
     /// Seed.
     pub seed: u64,
     /// Target validation loss after SFT.
+    #[serde(serialize_with = "fifteen_digits")]
     pub target_loss: f64,
     /// General validation loss after SFT (forgetting).
+    #[serde(serialize_with = "fifteen_digits")]
     pub general_loss: f64,
     /// Tokens delivered per source, `name:tokens;...`.
     pub tokens: String,
     /// PA of the midtraining mixture for the target.
+    #[serde(serialize_with = "fifteen_digits")]
     pub pa: f64,
     /// Relative improvement over the base run of the same seed and target.
+    #[serde(serialize_with = "fifteen_digits")]
     pub ri: f64,
+}
+
+/// Floats in runs.csv carry fifteen significant digits (empty for NaN), as every mtkit CSV.
+fn fifteen_digits<S: serde::Serializer>(x: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
+    s.serialize_str(&mtkit::numfmt::num(*x))
+}
+
+/// The rows of runs.csv: each run's target and general losses after SFT, the proximity
+/// advantage of its midtraining mixture for its target (the paper's metric over `dists`, the
+/// unigram distributions of the plan's corpora), and its relative improvement over the base
+/// run of the same seed and target, RI = (L_base − L) / L_base.
+pub fn runs_table(
+    plan: &Plan,
+    runs: &[PlannedRun],
+    summaries: &BTreeMap<String, Summary>,
+    dists: &BTreeMap<String, mtkit::proximity::Dist>,
+) -> Result<Vec<RunRow>> {
+    use mtkit::proximity::{similarity, Metric, MetricOptions};
+    let mo = MetricOptions::default();
+    let general = &plan.plan.pretrain;
+    let mut rows: Vec<RunRow> = Vec::new();
+    for r in runs {
+        let s = summaries
+            .get(&r.name)
+            .ok_or_else(|| anyhow!("run {} has no summary", r.name))?;
+        let (p, t) = (&dists[general], &dists[&r.target]);
+        let q = match r.kind {
+            RunKind::Base => p.clone(),
+            _ => p.blend(&dists[&r.mix], r.weight),
+        };
+        let pa = similarity(Metric::Paper, &q, t, &mo)? - similarity(Metric::Paper, p, t, &mo)?;
+        let loss = |n: &str| {
+            s.final_losses
+                .get(n)
+                .copied()
+                .ok_or_else(|| anyhow!("run {} has no validation loss for `{n}`", r.name))
+        };
+        rows.push(RunRow {
+            preset: plan.plan.preset.clone(),
+            mix: r.mix.clone(),
+            weight: r.weight,
+            start_step: r.start,
+            start_frac: r.start as f64 / plan.plan.total_steps as f64,
+            kind: r.kind,
+            target: r.target.clone(),
+            seed: r.seed,
+            target_loss: loss(&r.target)?,
+            general_loss: loss(general)?,
+            tokens: s
+                .tokens_delivered
+                .iter()
+                .map(|(k, v)| format!("{k}:{v}"))
+                .collect::<Vec<_>>()
+                .join(";"),
+            pa,
+            ri: f64::NAN,
+        });
+    }
+    let base: BTreeMap<(u64, String), f64> = rows
+        .iter()
+        .filter(|r| r.kind == RunKind::Base)
+        .map(|r| ((r.seed, r.target.clone()), r.target_loss))
+        .collect();
+    for r in &mut rows {
+        let b = base[&(r.seed, r.target.clone())];
+        r.ri = (b - r.target_loss) / b;
+    }
+    Ok(rows)
+}
+
+/// Writes runs.csv (atomically): a header of the row's fields, then one row per run.
+pub fn write_runs_csv(path: &Path, rows: &[RunRow]) -> Result<()> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    for r in rows {
+        w.serialize(r)?;
+    }
+    mtkit::paths::write_atomic_bytes(path, &w.into_inner()?)
+}
+
+/// Tokenizes, into `data`, the plan's corpora that have no token shards there yet (all
+/// documents, the plan's validation documents held out); returns the names tokenized.
+pub fn tokenize_missing(
+    plan: &Plan,
+    cards: &[mtkit::catalog::Card],
+    tok: &mtkit::tokenize::Tokenizer,
+    data: &Path,
+    progress: &dyn mtkit::progress::Progress,
+) -> Result<Vec<String>> {
+    let mut done = Vec::new();
+    for card in cards {
+        if !data.join(&card.name).join("meta.json").exists() {
+            let spec = mtkit::corpus::SampleSpec {
+                max_docs: None,
+                ..Default::default()
+            };
+            mtkit::shards::write(card, tok, &spec, plan.plan.val_docs, data, progress)?;
+            done.push(card.name.clone());
+        }
+    }
+    Ok(done)
+}
+
+/// The unigram distributions PA is computed from: each corpus profiled with the paper's
+/// sampling (cached like any profile).
+pub fn pa_distributions(
+    cards: &[mtkit::catalog::Card],
+    tok: &mtkit::tokenize::Tokenizer,
+) -> Result<BTreeMap<String, mtkit::proximity::Dist>> {
+    let opts = mtkit::profile::ProfileOptions::paper_unigrams();
+    let mut dists = BTreeMap::new();
+    for c in cards {
+        let (p, _) =
+            mtkit::profile::cached_or_build(c, tok, &opts, true, &mtkit::progress::Silent)?;
+        dists.insert(c.name.clone(), mtkit::proximity::Dist::of(&p));
+    }
+    Ok(dists)
 }
 
 /// Trains (or skips) every run, reusing prefixes; returns the summaries by run name.

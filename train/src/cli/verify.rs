@@ -3,16 +3,15 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, Result};
+use anyhow::Result;
 use clap::Args;
 
-use mtkit::corpus::SampleSpec;
-use mtkit::profile::{cached_or_build, ProfileOptions};
-use mtkit::proximity::{similarity, Dist, Metric, MetricOptions};
 use mtkit_train::trainer::{device, Quiet};
-use mtkit_train::verify::{execute, schedule, Plan, RunKind, RunRow};
+use mtkit_train::verify::{
+    execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
+};
 
-use mtkit::cli_support::output::{num, table};
+use mtkit::cli_support::output::table;
 use mtkit::cli_support::progress::Bar;
 
 /// Train a plan's grid: a base run, midtraining and continued-pretraining variants, each
@@ -113,23 +112,9 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     }
     let tok = a.tokenizer.load()?;
     let bar = Bar::new(a.quiet);
-    for card in &cards {
-        if !data.join(&card.name).join("meta.json").exists() {
-            let spec = SampleSpec {
-                max_docs: None,
-                seed: 42,
-                max_chars: None,
-                shard: None,
-                strict: false,
-            };
-            mtkit::shards::write(card, &tok, &spec, plan.plan.val_docs, &data, &bar)?;
-            if !a.quiet {
-                eprintln!(
-                    "tokenized `{}` into {}",
-                    card.name,
-                    data.join(&card.name).display()
-                );
-            }
+    for name in tokenize_missing(&plan, &cards, &tok, &data, &bar)? {
+        if !a.quiet {
+            eprintln!("tokenized `{name}` into {}", data.join(&name).display());
         }
     }
     let quiet = a.quiet;
@@ -138,100 +123,9 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             eprintln!("{m}");
         }
     })?;
-    // Proximity advantage of each run's midtraining mixture for its target (paper metric).
-    let opts = ProfileOptions::paper_unigrams();
-    let mut dists = std::collections::BTreeMap::new();
-    for c in &cards {
-        let (p, _) = cached_or_build(c, &tok, &opts, true, &mtkit::progress::Silent)?;
-        dists.insert(c.name.clone(), Dist::of(&p));
-    }
-    let mo = MetricOptions::default();
-    let general = &plan.plan.pretrain;
-    let mut rows: Vec<RunRow> = Vec::new();
-    for r in &runs {
-        let s = &summaries[&r.name];
-        let (p, t) = (&dists[general], &dists[&r.target]);
-        let q = match r.kind {
-            RunKind::Base => p.clone(),
-            _ => p.blend(&dists[&r.mix], r.weight),
-        };
-        let pa = similarity(Metric::Paper, &q, t, &mo)? - similarity(Metric::Paper, p, t, &mo)?;
-        let loss = |n: &str| {
-            s.final_losses
-                .get(n)
-                .copied()
-                .ok_or_else(|| anyhow!("run {} has no validation loss for `{n}`", r.name))
-        };
-        rows.push(RunRow {
-            preset: plan.plan.preset.clone(),
-            mix: r.mix.clone(),
-            weight: r.weight,
-            start_step: r.start,
-            start_frac: r.start as f64 / plan.plan.total_steps as f64,
-            kind: r.kind,
-            target: r.target.clone(),
-            seed: r.seed,
-            target_loss: loss(&r.target)?,
-            general_loss: loss(general)?,
-            tokens: s
-                .tokens_delivered
-                .iter()
-                .map(|(k, v)| format!("{k}:{v}"))
-                .collect::<Vec<_>>()
-                .join(";"),
-            pa,
-            ri: f64::NAN,
-        });
-    }
-    let base: std::collections::BTreeMap<(u64, String), f64> = rows
-        .iter()
-        .filter(|r| r.kind == RunKind::Base)
-        .map(|r| ((r.seed, r.target.clone()), r.target_loss))
-        .collect();
-    for r in &mut rows {
-        let b = base[&(r.seed, r.target.clone())];
-        r.ri = (b - r.target_loss) / b;
-    }
-    let mut w = csv::Writer::from_writer(Vec::new());
-    w.write_record([
-        "preset",
-        "mix",
-        "weight",
-        "start_step",
-        "start_frac",
-        "kind",
-        "target",
-        "seed",
-        "target_loss",
-        "general_loss",
-        "tokens",
-        "pa",
-        "ri",
-    ])?;
-    for r in &rows {
-        let kind = match r.kind {
-            RunKind::Base => "base",
-            RunKind::Midtrain => "midtrain",
-            RunKind::Cpt => "cpt",
-        };
-        w.write_record([
-            r.preset.clone(),
-            r.mix.clone(),
-            num(r.weight),
-            r.start_step.to_string(),
-            num(r.start_frac),
-            kind.to_string(),
-            r.target.clone(),
-            r.seed.to_string(),
-            num(r.target_loss),
-            num(r.general_loss),
-            r.tokens.clone(),
-            num(r.pa),
-            num(r.ri),
-        ])?;
-    }
+    let rows = runs_table(&plan, &runs, &summaries, &pa_distributions(&cards, &tok)?)?;
     let path = out.join("runs.csv");
-    mtkit::paths::write_atomic_bytes(&path, &w.into_inner()?)?;
+    write_runs_csv(&path, &rows)?;
     println!("{} rows written to {}", rows.len(), path.display());
     Ok(())
 }
