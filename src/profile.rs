@@ -304,6 +304,11 @@ pub const PAPER_MAX_CHARS: usize = 10_000;
 /// Tokens kept per document (the paper's sampling).
 pub const PAPER_MAX_TOKENS_PER_DOC: usize = 512;
 
+/// The largest vocabulary a profile may declare (the largest tokenizers have about 2^18 ids).
+const MAX_VOCAB: usize = 1 << 24;
+/// The most hashed n-gram buckets per order a profile may declare (8 GiB of counts).
+const MAX_BUCKETS: u64 = 1 << 30;
+
 /// Key of the SHA-256 of a saved profile's data pages (every byte before the parquet footer),
 /// checked before any page is decoded.
 const PAGES_KEY: &str = "mtkit.pages_sha256";
@@ -386,8 +391,8 @@ impl ProfileOptions {
             );
         }
         if let NgramMode::Hashed { buckets } = self.ngram_mode {
-            if buckets == 0 {
-                bail!("--ngram-buckets must be positive");
+            if buckets == 0 || buckets > MAX_BUCKETS {
+                bail!("--ngram-buckets must be between 1 and {MAX_BUCKETS}, got {buckets}");
             }
         }
         Ok(())
@@ -958,6 +963,31 @@ impl Profile {
                 path.display(),
                 saved.meta.format
             );
+        }
+        // The sizes the metadata gives decide allocations below: a damaged value must be an
+        // error, not a request for exabytes (which aborts) or an index out of range.
+        let m = &saved.meta;
+        if !(1..=8).contains(&m.ngram) {
+            bail!(
+                "{}: damaged metadata: n-gram order {} is not between 1 and 8",
+                path.display(),
+                m.ngram
+            );
+        }
+        if m.vocab_size == 0 || m.vocab_size > MAX_VOCAB {
+            bail!(
+                "{}: damaged metadata: a vocabulary of {} ids (at most {MAX_VOCAB})",
+                path.display(),
+                m.vocab_size
+            );
+        }
+        if let NgramMode::Hashed { buckets } = m.ngram_mode {
+            if buckets == 0 || buckets > MAX_BUCKETS {
+                bail!(
+                    "{}: damaged metadata: {buckets} n-gram buckets (at most {MAX_BUCKETS})",
+                    path.display()
+                );
+            }
         }
         // Before polars decodes a page: a damaged page can make it ask for exabytes, and a
         // failed allocation aborts the process where a panic could have been caught.

@@ -467,6 +467,23 @@ fn a_parquet_corpus_with_a_damaged_page_header_is_refused() {
     );
 }
 
+/// A saved profile whose metadata (outside the page checksum) says n-gram order 0 made the
+/// loader index an empty list of token columns (found by libFuzzer). The sizes the metadata
+/// gives are checked before they size anything.
+#[test]
+fn a_profile_with_damaged_metadata_sizes_is_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("p.parquet");
+    let input =
+        std::fs::read(repo_root().join("tests/fuzz-regressions/profile/ngram-order-0-index-panic"))
+            .unwrap();
+    std::fs::write(&path, &input).unwrap();
+    let e = mtkit::profile::Profile::load(&path)
+        .expect_err("refused")
+        .to_string();
+    assert!(e.contains("damaged metadata"), "{e}");
+}
+
 /// Token shards whose document table does not fit the tokens, or whose ids are outside the
 /// vocabulary, are refused at open (before, the trainer would have indexed past the end).
 #[test]
