@@ -357,88 +357,6 @@ fn ascend(p: &Objective, l: &[f64], u: &[f64]) -> Vec<f64> {
     w
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn projection_by_hand() {
-        // Onto the plain simplex: (0.5, 0.5) + shift → (0.5, 0.5); (2, 0) → (1, 0).
-        let w = project(&[2.0, 0.0], &[0.0, 0.0], &[1.0, 1.0]);
-        assert!((w[0] - 1.0).abs() < 1e-12 && w[1].abs() < 1e-12);
-        let w = project(&[0.3, 0.3, 0.9], &[0.0, 0.0, 0.0], &[1.0, 1.0, 0.5]);
-        // Third capped at 0.5; the other two share 0.5 equally.
-        assert!(
-            (w[2] - 0.5).abs() < 1e-12 && (w[0] - 0.25).abs() < 1e-12,
-            "{w:?}"
-        );
-        let w = project(&[0.0, 1.0], &[0.4, 0.0], &[1.0, 1.0]);
-        assert!(
-            (w[0] - 0.4).abs() < 1e-12 && (w[1] - 0.6).abs() < 1e-12,
-            "{w:?}"
-        );
-    }
-
-    #[test]
-    fn timing_rule_interpolates() {
-        let r = TimingRule::default();
-        assert_eq!(r.max_weight(0.05), 0.8);
-        assert!((r.max_weight(0.46) - 0.45).abs() < 1e-12);
-        assert!((r.max_weight(0.82) - 0.1).abs() < 1e-12);
-        assert_eq!(r.max_weight(1.0), 0.05);
-    }
-
-    #[test]
-    fn recovers_a_known_blend_under_smooth_metrics() {
-        // T is exactly 0.3·P + 0.7·M: every smooth metric peaks at w = (0.3, 0.7).
-        let p = [0.5, 0.3, 0.2, 0.0, 0.0];
-        let m = [0.0, 0.1, 0.2, 0.3, 0.4];
-        let t: Vec<f64> = p.iter().zip(&m).map(|(a, b)| 0.3 * a + 0.7 * b).collect();
-        for metric in [Metric::Cosine, Metric::Jsd, Metric::JsSim, Metric::Paper] {
-            let prob = Objective::new(&[&p, &m], &t, metric).unwrap();
-            let (w, s) = prob.optimize(&[0.0, 0.0], &[1.0, 1.0]).unwrap();
-            assert!(
-                (w[0] - 0.3).abs() < 1e-3 && (w[1] - 0.7).abs() < 1e-3,
-                "{metric}: {w:?}"
-            );
-            let best = if metric == Metric::Jsd { 0.0 } else { 1.0 };
-            assert!((s - best).abs() < 1e-6, "{metric}: {s}");
-            // A bound that cuts the optimum is met at the boundary.
-            let (w, _) = prob.optimize(&[0.5, 0.0], &[1.0, 1.0]).unwrap();
-            assert!((w[0] - 0.5).abs() < 1e-9, "{metric}: {w:?}");
-        }
-    }
-
-    #[test]
-    fn tokens_of_inactive_sources_do_not_stall_the_search() {
-        // Token 3 is used only by M2, which the best support leaves out; T = 0.2·P + 0.8·M1.
-        let p = [0.6, 0.4, 0.0, 0.0];
-        let m1 = [0.0, 0.2, 0.8, 0.0];
-        let m2 = [0.0, 0.0, 0.0, 1.0];
-        let t: Vec<f64> = (0..4).map(|i| 0.2 * p[i] + 0.8 * m1[i]).collect();
-        for metric in [Metric::Paper, Metric::JsSim] {
-            let prob = Objective::new(&[&p, &m1, &m2], &t, metric).unwrap();
-            let (w, _) = prob.optimize(&[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]).unwrap();
-            assert!(
-                (w[0] - 0.2).abs() < 1e-3 && (w[1] - 0.8).abs() < 1e-3 && w[2] < 1e-9,
-                "{metric}: {w:?}"
-            );
-        }
-    }
-
-    #[test]
-    fn infeasible_bounds_say_by_how_much() {
-        let prob =
-            Objective::new(&[&[1.0, 0.0], &[0.0, 1.0]], &[0.5, 0.5], Metric::Cosine).unwrap();
-        let e = prob
-            .optimize(&[0.0, 0.0], &[0.5, 0.2])
-            .unwrap_err()
-            .to_string();
-        assert!(e.contains("short of 1 by 0.3000"), "{e}");
-        assert!(Objective::new(&[&[1.0]], &[1.0], Metric::Kl).is_err());
-    }
-}
-
 /// A source of a mixture with what it can supply.
 #[derive(Clone, Debug, Serialize)]
 pub struct SourceInfo {
@@ -743,4 +661,86 @@ pub fn suggest(
         props[i].pareto = !dominated;
     }
     Ok(props)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn projection_by_hand() {
+        // Onto the plain simplex: (0.5, 0.5) + shift → (0.5, 0.5); (2, 0) → (1, 0).
+        let w = project(&[2.0, 0.0], &[0.0, 0.0], &[1.0, 1.0]);
+        assert!((w[0] - 1.0).abs() < 1e-12 && w[1].abs() < 1e-12);
+        let w = project(&[0.3, 0.3, 0.9], &[0.0, 0.0, 0.0], &[1.0, 1.0, 0.5]);
+        // Third capped at 0.5; the other two share 0.5 equally.
+        assert!(
+            (w[2] - 0.5).abs() < 1e-12 && (w[0] - 0.25).abs() < 1e-12,
+            "{w:?}"
+        );
+        let w = project(&[0.0, 1.0], &[0.4, 0.0], &[1.0, 1.0]);
+        assert!(
+            (w[0] - 0.4).abs() < 1e-12 && (w[1] - 0.6).abs() < 1e-12,
+            "{w:?}"
+        );
+    }
+
+    #[test]
+    fn timing_rule_interpolates() {
+        let r = TimingRule::default();
+        assert_eq!(r.max_weight(0.05), 0.8);
+        assert!((r.max_weight(0.46) - 0.45).abs() < 1e-12);
+        assert!((r.max_weight(0.82) - 0.1).abs() < 1e-12);
+        assert_eq!(r.max_weight(1.0), 0.05);
+    }
+
+    #[test]
+    fn recovers_a_known_blend_under_smooth_metrics() {
+        // T is exactly 0.3·P + 0.7·M: every smooth metric peaks at w = (0.3, 0.7).
+        let p = [0.5, 0.3, 0.2, 0.0, 0.0];
+        let m = [0.0, 0.1, 0.2, 0.3, 0.4];
+        let t: Vec<f64> = p.iter().zip(&m).map(|(a, b)| 0.3 * a + 0.7 * b).collect();
+        for metric in [Metric::Cosine, Metric::Jsd, Metric::JsSim, Metric::Paper] {
+            let prob = Objective::new(&[&p, &m], &t, metric).unwrap();
+            let (w, s) = prob.optimize(&[0.0, 0.0], &[1.0, 1.0]).unwrap();
+            assert!(
+                (w[0] - 0.3).abs() < 1e-3 && (w[1] - 0.7).abs() < 1e-3,
+                "{metric}: {w:?}"
+            );
+            let best = if metric == Metric::Jsd { 0.0 } else { 1.0 };
+            assert!((s - best).abs() < 1e-6, "{metric}: {s}");
+            // A bound that cuts the optimum is met at the boundary.
+            let (w, _) = prob.optimize(&[0.5, 0.0], &[1.0, 1.0]).unwrap();
+            assert!((w[0] - 0.5).abs() < 1e-9, "{metric}: {w:?}");
+        }
+    }
+
+    #[test]
+    fn tokens_of_inactive_sources_do_not_stall_the_search() {
+        // Token 3 is used only by M2, which the best support leaves out; T = 0.2·P + 0.8·M1.
+        let p = [0.6, 0.4, 0.0, 0.0];
+        let m1 = [0.0, 0.2, 0.8, 0.0];
+        let m2 = [0.0, 0.0, 0.0, 1.0];
+        let t: Vec<f64> = (0..4).map(|i| 0.2 * p[i] + 0.8 * m1[i]).collect();
+        for metric in [Metric::Paper, Metric::JsSim] {
+            let prob = Objective::new(&[&p, &m1, &m2], &t, metric).unwrap();
+            let (w, _) = prob.optimize(&[0.0, 0.0, 0.0], &[1.0, 1.0, 1.0]).unwrap();
+            assert!(
+                (w[0] - 0.2).abs() < 1e-3 && (w[1] - 0.8).abs() < 1e-3 && w[2] < 1e-9,
+                "{metric}: {w:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn infeasible_bounds_say_by_how_much() {
+        let prob =
+            Objective::new(&[&[1.0, 0.0], &[0.0, 1.0]], &[0.5, 0.5], Metric::Cosine).unwrap();
+        let e = prob
+            .optimize(&[0.0, 0.0], &[0.5, 0.2])
+            .unwrap_err()
+            .to_string();
+        assert!(e.contains("short of 1 by 0.3000"), "{e}");
+        assert!(Objective::new(&[&[1.0]], &[1.0], Metric::Kl).is_err());
+    }
 }

@@ -387,14 +387,17 @@ impl Trainer {
         (x.to_device(self.device), y.to_device(self.device))
     }
 
-    fn loss(&self, x: &Tensor, y: &Tensor) -> Tensor {
+    /// Token cross-entropy of the model's predictions for inputs `x` against targets `y`
+    /// (targets of -100 ignored): the one loss of training (`Mean`) and evaluation (`Sum`).
+    /// bf16 autocast on CUDA; the cross-entropy itself in fp32.
+    fn cross_entropy(&self, x: &Tensor, y: &Tensor, reduction: tch::Reduction) -> Tensor {
         let run = || {
             let logits = self.model.forward(x);
             let v = logits.size()[2];
             logits
                 .view([-1, v])
                 .to_kind(Kind::Float)
-                .cross_entropy_loss::<Tensor>(&y.view([-1]), None, tch::Reduction::Mean, -100, 0.0)
+                .cross_entropy_loss::<Tensor>(&y.view([-1]), None, reduction, -100, 0.0)
         };
         if self.device.is_cuda() {
             tch::autocast(true, run)
@@ -413,7 +416,7 @@ impl Trainer {
             } else {
                 self.lm_batch(&phase)
             };
-            let loss = self.loss(&x, &y);
+            let loss = self.cross_entropy(&x, &y, tch::Reduction::Mean);
             let l = loss.double_value(&[]);
             if !l.is_finite() {
                 bail!(
@@ -496,17 +499,8 @@ impl Trainer {
         let (mut total, mut count) = (0.0f64, 0u64);
         tch::no_grad(|| -> Result<()> {
             let mut add = |x: Tensor, y: Tensor| {
-                let logits = if self.device.is_cuda() {
-                    tch::autocast(true, || self.model.forward(&x.to_device(self.device)))
-                } else {
-                    self.model.forward(&x)
-                };
-                let v = logits.size()[2];
-                let y = y.to_device(self.device).view([-1]);
-                let s = logits
-                    .view([-1, v])
-                    .to_kind(Kind::Float)
-                    .cross_entropy_loss::<Tensor>(&y, None, tch::Reduction::Sum, -100, 0.0);
+                let (x, y) = (x.to_device(self.device), y.to_device(self.device));
+                let s = self.cross_entropy(&x, &y, tch::Reduction::Sum);
                 total += s.double_value(&[]);
                 count += y.ne(-100).sum(Kind::Int64).int64_value(&[]) as u64;
             };
