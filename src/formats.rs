@@ -366,7 +366,8 @@ impl ThriftWalk<'_> {
         Ok(v)
     }
 
-    /// A list header: (elements, element type), the count checked against the bytes left.
+    /// A list header: (elements, element type), the count checked against the bytes left
+    /// (every element takes at least one byte, booleans in a list too).
     fn list_header(&mut self) -> std::result::Result<(u64, u8), String> {
         let h = self.byte()?;
         let n = match h >> 4 {
@@ -394,17 +395,7 @@ impl ThriftWalk<'_> {
                 self.take(n)
             }
             9 | 10 => {
-                let h = self.byte()?;
-                let elem = h & 0x0f;
-                let n = match h >> 4 {
-                    15 => self.varint()?,
-                    k => k as u64,
-                };
-                // Every element takes at least one byte (booleans in a list do too).
-                let left = (self.buf.len() - self.pos) as u64;
-                if n > left {
-                    return Err(format!("a list of {n} elements in {left} bytes"));
-                }
+                let (n, elem) = self.list_header()?;
                 for _ in 0..n {
                     if elem == 1 || elem == 2 {
                         self.take(1)?;

@@ -62,7 +62,9 @@ const TEMP_MARK: &str = ".mtkit-";
 /// writer cannot be asked whether it still runs, count as stale after this long.
 const STALE_AFTER: Duration = Duration::from_secs(24 * 3600);
 
-fn host_name() -> String {
+/// This host's name as it appears in mtkit's temporary file names (characters other than
+/// ASCII letters, digits and `-` replaced by `_`).
+pub fn host_name() -> String {
     let mut buf = [0u8; 256];
     // SAFETY: the buffer is valid for its length; gethostname NUL-terminates within it or
     // truncates, and we stop at the first NUL either way.

@@ -384,25 +384,44 @@ fn inputs_that_once_crashed_stay_fixed() {
     assert!(n >= 1, "the regression inputs are found");
 }
 
+/// `mtkit data show` of a corpus made of one parquet file holding `bytes`, read through
+/// `template`: must fail with status 1 (an error, not a crash); returns stderr.
+fn show_parquet_corpus(sb: &Sandbox, bytes: &[u8], template: &str) -> String {
+    sb.write("bad.parquet", bytes);
+    sb.write(
+        "cat.toml",
+        format!(
+            "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\ntext = \"{template}\"\n"
+        ),
+    );
+    let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
+    let err = String::from_utf8_lossy(&o.stderr).to_string();
+    assert_eq!(o.status.code(), Some(1), "an error, not a crash: {err}");
+    err
+}
+
+/// A regression input of the corpus_file target (its first byte picks the kind: 6 is parquet).
+fn parquet_regression(name: &str) -> Vec<u8> {
+    let input = std::fs::read(
+        repo_root()
+            .join("tests/fuzz-regressions/corpus_file")
+            .join(name),
+    )
+    .unwrap();
+    assert_eq!(input[0] % 8, 6, "a parquet input");
+    input[1..].to_vec()
+}
+
 /// A damaged parquet corpus file (found by fuzzing: polars panicked inside its thrift
 /// reader) is an error naming the file, not a crash.
 #[test]
 fn a_damaged_parquet_corpus_is_an_error_naming_the_file() {
     let sb = Sandbox::new();
-    let input = std::fs::read(
-        repo_root().join("tests/fuzz-regressions/corpus_file/damaged-parquet-slice-panic"),
-    )
-    .unwrap();
-    // The harness's first byte picks the kind (6: parquet), the rest is the file.
-    assert_eq!(input[0] % 8, 6);
-    sb.write("bad.parquet", &input[1..]);
-    sb.write(
-        "cat.toml",
-        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\n",
+    let err = show_parquet_corpus(
+        &sb,
+        &parquet_regression("damaged-parquet-slice-panic"),
+        "{text}",
     );
-    let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
     // Refused by the page-header walk now, before polars is asked at all.
     assert!(
         err.contains("bad.parquet")
@@ -417,19 +436,11 @@ fn a_damaged_parquet_corpus_is_an_error_naming_the_file() {
 #[test]
 fn a_parquet_footer_claiming_more_than_the_file_is_refused() {
     let sb = Sandbox::new();
-    let input = std::fs::read(
-        repo_root().join("tests/fuzz-regressions/corpus_file/footer-claims-137-gb-alloc-abort"),
-    )
-    .unwrap();
-    assert_eq!(input[0] % 8, 6, "a parquet input");
-    sb.write("bad.parquet", &input[1..]);
-    sb.write(
-        "cat.toml",
-        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\n",
+    let err = show_parquet_corpus(
+        &sb,
+        &parquet_regression("footer-claims-137-gb-alloc-abort"),
+        "{text}",
     );
-    let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "{err}");
     assert!(
         err.contains("bad.parquet: not a readable parquet file (its footer:"),
         "{err}"
@@ -452,14 +463,7 @@ fn a_parquet_corpus_with_a_damaged_page_header_is_refused() {
         repo_root().join("tests/fuzz-regressions/profile/page-claims-exabytes-alloc-abort"),
     )
     .unwrap();
-    sb.write("bad.parquet", &input);
-    sb.write(
-        "cat.toml",
-        "[datasets.b]\nrole = \"pretrain\"\npaths = [\"bad.parquet\"]\ntext = \"{bucket}\"\n",
-    );
-    let o = sb.run(&["data", "show", "b", "--catalog", "cat.toml"]);
-    let err = String::from_utf8_lossy(&o.stderr);
-    assert_eq!(o.status.code(), Some(1), "an error, not an abort: {err}");
+    let err = show_parquet_corpus(&sb, &input, "{bucket}");
     assert!(
         err.contains("bad.parquet: not a readable parquet file (column chunk")
             && err.contains("count is -"),

@@ -686,27 +686,6 @@ fn resume_falls_back_past_a_truncated_latest_checkpoint() {
     );
 }
 
-/// This host's name as mtkit writes it into its temporary files' names.
-fn host_for_part_names() -> String {
-    let h = std::fs::read_to_string("/proc/sys/kernel/hostname").unwrap_or_default();
-    let h: String = h
-        .trim()
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() || c == '-' {
-                c
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    if h.is_empty() {
-        "localhost".into()
-    } else {
-        h
-    }
-}
-
 /// kill -9 at any moment, a checkpoint write included, then --resume: the final weights and
 /// AdamW moments are bit-identical to an uninterrupted run's, and the killed writer's
 /// temporary file is removed by the next write into its folder (issue 13, bug 10 and the
@@ -742,7 +721,7 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let ours = format!(".mtkit-{pid}@{}.", host_for_part_names());
+    let ours = format!(".mtkit-{pid}@{}.", mtkit::paths::host_name());
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut caught = None;
     while caught.is_none() && Instant::now() < deadline {
