@@ -105,17 +105,22 @@ pub fn catch_polars<T>(path: &Path, f: impl FnOnce() -> Result<T>) -> Result<T> 
 /// string of 100 GB), and a failed allocation aborts the process where an error was due. Every
 /// list, map and string the footer declares must fit in the bytes left; nesting is bounded.
 pub fn check_parquet_footer(path: &Path) -> Result<()> {
-    use std::io::{Seek, SeekFrom};
+    let f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    // SAFETY: read-only; a file changed while it is read makes the check fail or pass, and
+    // polars then reports what it finds; nothing is written through the map.
+    let map = unsafe { memmap2::Mmap::map(&f)? };
+    check_parquet_bytes(path, &map)
+}
+
+/// [`check_parquet_footer`] on a file's bytes already in memory (`path` names it in errors).
+pub fn check_parquet_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let damaged =
         |why: String| anyhow::anyhow!("{}: not a readable parquet file ({why})", path.display());
-    let mut f = File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let size = f.metadata()?.len();
+    let size = bytes.len() as u64;
     if size < 12 {
         return Err(damaged(format!("{size} bytes is too short")));
     }
-    let mut tail = [0u8; 8];
-    f.seek(SeekFrom::End(-8))?;
-    f.read_exact(&mut tail)?;
+    let tail = &bytes[bytes.len() - 8..];
     if &tail[4..] != b"PAR1" {
         return Err(damaged("no PAR1 at its end".into()));
     }
@@ -125,24 +130,19 @@ pub fn check_parquet_footer(path: &Path) -> Result<()> {
             "its footer length {footer_len} exceeds the file"
         )));
     }
-    let mut footer = vec![0u8; footer_len as usize];
-    f.seek(SeekFrom::Start(size - 8 - footer_len))?;
-    f.read_exact(&mut footer)?;
+    let data_end = size - 8 - footer_len;
+    let footer = &bytes[data_end as usize..(size - 8) as usize];
     let mut r = ThriftWalk {
-        buf: &footer,
+        buf: footer,
         pos: 0,
     };
     r.skip_struct(0)
         .map_err(|why| damaged(format!("its footer: {why}")))?;
     // Then every page header of every column chunk: polars sizes its buffers by them (a
     // negative value count became a request for 2^61 bytes).
-    let chunks = column_chunks(&footer).map_err(|why| damaged(format!("its footer: {why}")))?;
-    // SAFETY: read-only; a file changed while it is read makes the check fail or pass, and
-    // polars then reports what it finds; nothing is written through the map.
-    let map = unsafe { memmap2::Mmap::map(&f)? };
-    let data_end = size - 8 - footer_len;
+    let chunks = column_chunks(footer).map_err(|why| damaged(format!("its footer: {why}")))?;
     for (k, c) in chunks.iter().enumerate() {
-        check_pages(&map, data_end, c)
+        check_pages(bytes, data_end, c)
             .map_err(|why| damaged(format!("column chunk {}: {why}", k + 1)))?;
     }
     Ok(())

@@ -930,16 +930,14 @@ impl Profile {
 
     fn load_unchecked(path: &Path) -> Result<Profile> {
         use polars::prelude::{ParquetReader, PolarsResult, SerReader, UInt32Chunked};
-        let open = || {
-            std::fs::File::open(path)
-                .with_context(|| format!("cannot open profile {}", path.display()))
-        };
+        // Read once: the checks and polars work on the same bytes.
         let bytes = std::fs::read(path)
             .with_context(|| format!("cannot read profile {}", path.display()))?;
         let footer_start = parquet_footer_start(&bytes)
             .with_context(|| format!("{} is not a parquet file", path.display()))?;
-        crate::formats::check_parquet_footer(path)?;
-        let mut reader = ParquetReader::new(open()?);
+        crate::formats::check_parquet_bytes(path, &bytes)?;
+        let open = || std::io::Cursor::new(bytes.as_slice());
+        let mut reader = ParquetReader::new(open());
         let md = reader
             .get_metadata()
             .with_context(|| format!("{} is not a parquet file", path.display()))?;
@@ -1003,7 +1001,7 @@ impl Profile {
                 path.display()
             );
         }
-        let df = ParquetReader::new(open()?)
+        let df = ParquetReader::new(open())
             .finish()
             .with_context(|| format!("cannot read profile {}", path.display()))?;
         let n = saved.meta.ngram;
