@@ -13,7 +13,7 @@ export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
 MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
 CARGO ?= cargo
 
-.PHONY: setup build demo test bench fmt clippy fuzz fuzz-ci
+.PHONY: setup hf-venv build demo test bench fmt clippy fuzz fuzz-ci
 
 setup:
 	@bash scripts/setup.sh
@@ -25,8 +25,13 @@ build: setup
 demo: build
 	@bash scripts/demo.sh "$(MTKIT)"
 
-test: setup
-	$(CARGO) test --release --locked --workspace
+# transformers (pinned, from PyPI) for the tests that prove mtkit's Hugging Face checkpoints
+# against it; under `make test` they must run, not skip.
+hf-venv:
+	@bash scripts/hf-venv.sh
+
+test: setup hf-venv
+	MTKIT_HF_PYTHON="$(MTKIT_CACHE)/hf-venv/bin/python" $(CARGO) test --release --locked --workspace
 
 bench:
 	@bash scripts/bench.sh

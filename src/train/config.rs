@@ -64,8 +64,15 @@ pub struct RunConfig {
 pub struct RunSection {
     /// Run name.
     pub name: String,
-    /// Model preset.
+    /// Model preset; may be left out when `init` gives the shape (when both are given, they
+    /// must agree).
+    #[serde(default)]
     pub preset: String,
+    /// A Hugging Face GPT-NeoX folder to start from (`mtkit model export` writes one; so does
+    /// transformers' `save_pretrained`), relative to the config file: its weights replace the
+    /// random initialisation, and its optimizer state is taken when mtkit exported it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
     /// Seed of initialisation and data sampling.
     #[serde(default = "default_seed")]
     pub seed: u64,
@@ -293,6 +300,10 @@ impl RunConfig {
         } else {
             base.join(&cfg.run.data)
         };
+        let mut cfg = cfg;
+        if let Some(init) = &cfg.run.init {
+            cfg.run.init = Some(base.join(init));
+        }
         Ok((cfg, data))
     }
 

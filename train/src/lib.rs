@@ -2,13 +2,16 @@
 //! midtrain or cpt → sft) from token shards, with checkpoints that resume exactly, and the
 //! verification grids built on it. Short enough to read in one sitting: `config` (the run as
 //! data, from the mtkit library), `model` (the decoder), `trainer` (batches, AdamW, evaluation,
-//! checkpoints), `verify` (plans of runs that share prefixes).
+//! checkpoints), `verify` (plans of runs that share prefixes), `hf` (Hugging Face GPT-NeoX
+//! folders in and out).
 //!
 //! A package of its own so that the `mtkit` binary, which runs the data commands, never loads
 //! LibTorch; `mtkit train|verify|model` hand over to the `mtkit-train` binary built from here.
 
 pub use mtkit::train::config;
+pub mod hf;
 pub mod model;
+pub mod model_files;
 pub mod torch_env;
 pub mod trainer;
 pub mod verify;

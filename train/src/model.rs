@@ -2,16 +2,19 @@
 //! 10,000), parallel residual x + Attn(LN1 x) + MLP(LN2 x), LayerNorm eps 1e-5, GELU MLP 4×,
 //! biases, untied input and output embeddings, vocabulary padded to a multiple of 128, causal
 //! attention through LibTorch's scaled_dot_product_attention. Parameter names follow Hugging
-//! Face's GPTNeoX (`layers.0.attention.query_key_value.weight`, ...).
+//! Face's GPTNeoX (`layers.0.attention.query_key_value.weight`, ...), and so does the fused
+//! query_key_value layout (per head: q, k, v), so that [`crate::hf`] converts by renaming.
+//! A model imported from Hugging Face may differ from the presets in vocabulary (any size),
+//! MLP width, LayerNorm epsilon and rotary settings; those are fields of [`ModelSpec`].
 
 use anyhow::{bail, Result};
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
 
 /// A model shape.
-#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+#[derive(Clone, Debug, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct ModelSpec {
-    /// Preset name.
+    /// Preset name, or `hf:FOLDER` for a shape read from a Hugging Face config.json.
     pub preset: String,
     /// Transformer blocks.
     pub layers: i64,
@@ -19,12 +22,17 @@ pub struct ModelSpec {
     pub d_model: i64,
     /// Attention heads.
     pub heads: i64,
-    /// Vocabulary, padded to a multiple of 128.
+    /// Vocabulary: the tokenizer's padded to a multiple of 128 for presets, as configured
+    /// for imported models.
     pub vocab: i64,
+    /// Width of the MLP's hidden layer (4 × d_model in the presets).
+    pub intermediate: i64,
     /// Fraction of each head's dimensions that get rotary embeddings.
     pub rotary_pct: f64,
     /// Rotary base.
     pub rotary_base: f64,
+    /// LayerNorm epsilon.
+    pub layer_norm_eps: f64,
 }
 
 /// Preset names, smallest first: (name, layers, d_model, heads).
@@ -59,8 +67,10 @@ impl ModelSpec {
             d_model,
             heads,
             vocab: pad_vocab(vocab_size),
+            intermediate: 4 * d_model,
             rotary_pct: 0.25,
             rotary_base: 10_000.0,
+            layer_norm_eps: 1e-5,
         })
     }
 
@@ -77,9 +87,8 @@ impl ModelSpec {
     /// (total, non-embedding) parameter counts; non-embedding leaves out both the input and
     /// the output embedding, as Pythia's counts do.
     pub fn param_counts(&self) -> (i64, i64) {
-        let d = self.d_model;
-        let per_layer =
-            4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * 4 * d + 4 * d) + (4 * d * d + d);
+        let (d, f) = (self.d_model, self.intermediate);
+        let per_layer = 4 * d + (d * 3 * d + 3 * d) + (d * d + d) + (d * f + f) + (f * d + d);
         let non_emb = self.layers * per_layer + 2 * d;
         (non_emb + 2 * self.vocab * d, non_emb)
     }
@@ -113,14 +122,16 @@ impl Linear {
 struct LayerNorm {
     w: Tensor,
     b: Tensor,
+    eps: f64,
 }
 
 impl LayerNorm {
-    fn new(p: &nn::Path, name: &str, d: i64) -> LayerNorm {
+    fn new(p: &nn::Path, name: &str, d: i64, eps: f64) -> LayerNorm {
         let p = p / name;
         LayerNorm {
             w: p.var("weight", &[d], Init::Const(1.0)),
             b: p.var("bias", &[d], Init::Const(0.0)),
+            eps,
         }
     }
 
@@ -129,7 +140,7 @@ impl LayerNorm {
             [*x.size().last().unwrap()],
             Some(&self.w),
             Some(&self.b),
-            1e-5,
+            self.eps,
             true,
         )
     }
@@ -159,7 +170,7 @@ impl GptNeox {
     /// each block N(0, 0.02/√(2·layers)) (GPT-2's residual scaling), biases 0, LayerNorm 1/0.
     pub fn new(vs: &nn::VarStore, spec: ModelSpec) -> GptNeox {
         let root = vs.root();
-        let d = spec.d_model;
+        let (d, f, eps) = (spec.d_model, spec.intermediate, spec.layer_norm_eps);
         let std = 0.02;
         let out_std = std / ((2 * spec.layers) as f64).sqrt();
         let embed_in = (&root / "embed_in").var(
@@ -174,16 +185,16 @@ impl GptNeox {
             .map(|i| {
                 let p = &root / "layers" / i;
                 Block {
-                    ln1: LayerNorm::new(&p, "input_layernorm", d),
-                    ln2: LayerNorm::new(&p, "post_attention_layernorm", d),
+                    ln1: LayerNorm::new(&p, "input_layernorm", d, eps),
+                    ln2: LayerNorm::new(&p, "post_attention_layernorm", d, eps),
                     qkv: Linear::new(&(&p / "attention"), "query_key_value", d, 3 * d, std, true),
                     dense: Linear::new(&(&p / "attention"), "dense", d, d, out_std, true),
-                    fc_in: Linear::new(&(&p / "mlp"), "dense_h_to_4h", d, 4 * d, std, true),
-                    fc_out: Linear::new(&(&p / "mlp"), "dense_4h_to_h", 4 * d, d, out_std, true),
+                    fc_in: Linear::new(&(&p / "mlp"), "dense_h_to_4h", d, f, std, true),
+                    fc_out: Linear::new(&(&p / "mlp"), "dense_4h_to_h", f, d, out_std, true),
                 }
             })
             .collect();
-        let ln_f = LayerNorm::new(&root, "final_layer_norm", d);
+        let ln_f = LayerNorm::new(&root, "final_layer_norm", d, eps);
         let embed_out = Linear::new(&root, "embed_out", d, spec.vocab, std, false);
         GptNeox {
             spec,
@@ -253,8 +264,50 @@ impl GptNeox {
         self.embed_out.forward(&self.ln_f.forward(&h))
     }
 
+    /// Token cross-entropy of the predictions for inputs `x` [B, T] against targets `y`
+    /// [B, T] (targets of -100 ignored), computed in fp32 whatever the logits' dtype.
+    pub fn cross_entropy(&self, x: &Tensor, y: &Tensor, reduction: tch::Reduction) -> Tensor {
+        let logits = self.forward(x);
+        let v = logits.size()[2];
+        logits
+            .view([-1, v])
+            .to_kind(Kind::Float)
+            .cross_entropy_loss::<Tensor>(&y.view([-1]), None, reduction, -100, 0.0)
+    }
+
     /// The output embedding (for tests that need equal logits).
     pub fn embed_out_weight(&self) -> &Tensor {
         &self.embed_out.w
+    }
+}
+
+impl GptNeox {
+    /// Greedy decoding: appends up to `max_new` ids to `prompt`, each the arg-max of the last
+    /// position's logits, and stops after `eos` when one is given (as transformers' `generate`
+    /// does with the model's eos_token_id). The whole sequence runs again at every step (no
+    /// KV cache): meant for checks and small models. Returns the new ids only.
+    pub fn generate_greedy(
+        &self,
+        prompt: &[i64],
+        max_new: usize,
+        eos: Option<i64>,
+        device: Device,
+    ) -> Vec<i64> {
+        let mut ids = prompt.to_vec();
+        tch::no_grad(|| {
+            for _ in 0..max_new {
+                let x = Tensor::from_slice(&ids).to_device(device).unsqueeze(0);
+                let next = self
+                    .forward(&x)
+                    .select(1, -1)
+                    .argmax(-1, false)
+                    .int64_value(&[0]);
+                ids.push(next);
+                if Some(next) == eos {
+                    break;
+                }
+            }
+        });
+        ids.split_off(prompt.len())
     }
 }

@@ -167,6 +167,83 @@ pub struct Trainer {
     /// Per SFT (source, seq_len): the training examples with a scored token, which SFT
     /// epochs go through (all of them unless a prompt fills the window).
     sft_usable: BTreeMap<(String, u64), Vec<u32>>,
+    /// SHA-256 of the tokenizer the run's data was tokenized with (kept in checkpoints, so
+    /// that an export ships the same tokenizer).
+    tokenizer_sha256: Option<String>,
+    /// The data's end-of-document id (kept in checkpoints for generation).
+    eos_id: Option<u32>,
+}
+
+/// The shape of a run that starts from the Hugging Face folder `dir`: its config.json's,
+/// which the run's `preset` (when given) must agree with, and which must hold the data's ids.
+fn init_spec(dir: &Path, preset: &str, data_vocab: usize) -> Result<ModelSpec> {
+    let spec = crate::hf::read_config(dir)
+        .with_context(|| format!("init folder {}", dir.display()))?
+        .spec;
+    if !preset.is_empty() {
+        let want = ModelSpec::preset(preset, data_vocab)?;
+        for (key, hf, ours) in [
+            ("num_hidden_layers", spec.layers, want.layers),
+            ("hidden_size", spec.d_model, want.d_model),
+            ("num_attention_heads", spec.heads, want.heads),
+        ] {
+            if hf != ours {
+                bail!(
+                    "init folder {}: config.json's {key} is {hf}, but preset `{preset}` has {ours}; leave `preset` out to take the folder's shape",
+                    dir.display()
+                );
+            }
+        }
+    }
+    if data_vocab as i64 > spec.vocab {
+        bail!(
+            "init folder {}: the model's vocabulary has {} ids, fewer than the tokenizer of the run's data ({data_vocab})",
+            dir.display(),
+            spec.vocab
+        );
+    }
+    Ok(spec)
+}
+
+/// Loads the weights of the Hugging Face folder `dir` into `params`, and AdamW's moments into
+/// `adam` when mtkit exported the folder; returns AdamW's step count (0 when fresh).
+fn init_weights(
+    dir: &Path,
+    params: &mut [(String, Tensor)],
+    adam: &mut [(Tensor, Tensor)],
+) -> Result<u64> {
+    crate::hf::load_into(params, crate::hf::read_weights(dir)?, dir)?;
+    let Some(opt) = crate::hf::read_optimizer(dir)? else {
+        eprintln!(
+            "note: weights from {}; optimizer state starts fresh (the folder has no {})",
+            dir.display(),
+            crate::hf::OPTIMIZER_FILE
+        );
+        return Ok(0);
+    };
+    tch::no_grad(|| -> Result<()> {
+        for ((n, p), (m, v)) in params.iter().zip(adam.iter_mut()) {
+            let (sm, sv) = opt
+                .moments
+                .get(n)
+                .ok_or_else(|| anyhow!("{}: no optimizer moments for `{n}`", dir.display()))?;
+            if sm.size() != p.size() || sv.size() != p.size() {
+                bail!(
+                    "{}: the optimizer moments of `{n}` do not have the parameter's shape",
+                    dir.display()
+                );
+            }
+            m.copy_(sm);
+            v.copy_(sv);
+        }
+        Ok(())
+    })?;
+    eprintln!(
+        "note: weights and optimizer state (AdamW step {}) from {}",
+        opt.adam_t,
+        dir.display()
+    );
+    Ok(opt.adam_t)
 }
 
 fn load_sources(cfg: &RunConfig, data: &Path) -> Result<BTreeMap<String, Source>> {
@@ -277,21 +354,39 @@ impl Trainer {
             .next()
             .map(|s| s.train.vocab_size)
             .unwrap_or(0) as usize;
-        let spec = ModelSpec::preset(&cfg.run.preset, vocab)?;
+        let spec = match &cfg.run.init {
+            Some(dir) => init_spec(dir, &cfg.run.preset, vocab)?,
+            None if cfg.run.preset.is_empty() => bail!(
+                "[run] needs `preset` (a model shape) or `init` (a Hugging Face folder to start from)"
+            ),
+            None => ModelSpec::preset(&cfg.run.preset, vocab)?,
+        };
+        let tokenizer_sha256 = match sources.keys().next() {
+            Some(n) => Some(read_meta(&data.join(n))?.tokenizer_sha256),
+            None => None,
+        };
+        let eos_id = sources.values().next().map(|s| s.train.eos_id);
         tch::manual_seed(cfg.run.seed as i64);
         let vs = nn::VarStore::new(device);
         let model = GptNeox::new(&vs, spec);
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let adam = params
+        let mut adam: Vec<(Tensor, Tensor)> = params
             .iter()
             .map(|(_, p)| (p.zeros_like(), p.zeros_like()))
             .collect();
+        let mut adam_t = 0;
+        if let Some(dir) = &cfg.run.init {
+            adam_t = init_weights(dir, &mut params, &mut adam)?;
+        }
         let mut t = Trainer {
             state: TrainState {
                 rng: mix64(cfg.run.seed ^ 0x6d69_7874),
+                adam_t,
                 ..Default::default()
             },
+            tokenizer_sha256,
+            eos_id,
             cfg,
             phases,
             sources,
@@ -391,14 +486,7 @@ impl Trainer {
     /// (targets of -100 ignored): the one loss of training (`Mean`) and evaluation (`Sum`).
     /// bf16 autocast on CUDA; the cross-entropy itself in fp32.
     fn cross_entropy(&self, x: &Tensor, y: &Tensor, reduction: tch::Reduction) -> Tensor {
-        let run = || {
-            let logits = self.model.forward(x);
-            let v = logits.size()[2];
-            logits
-                .view([-1, v])
-                .to_kind(Kind::Float)
-                .cross_entropy_loss::<Tensor>(&y.view([-1]), None, reduction, -100, 0.0)
-        };
+        let run = || self.model.cross_entropy(x, y, reduction);
         if self.device.is_cuda() {
             tch::autocast(true, run)
         } else {
@@ -755,11 +843,17 @@ impl Trainer {
             state: &'a TrainState,
             metrics: &'a [String],
             config: &'a RunConfig,
+            spec: &'a ModelSpec,
+            tokenizer_sha256: &'a Option<String>,
+            eos_id: Option<u32>,
         }
         let json = serde_json::to_vec(&Saved {
             state: &self.state,
             metrics: &self.metrics,
             config: &self.cfg,
+            spec: &self.model.spec,
+            tokenizer_sha256: &self.tokenizer_sha256,
+            eos_id: self.eos_id,
         })?;
         let json_t = Tensor::from_slice(&json);
         let mut named: Vec<(String, Tensor)> = Vec::new();
@@ -903,15 +997,24 @@ fn check_validation(
 }
 
 /// What a checkpoint file holds, read back whole.
-struct SavedCheckpoint {
-    state: TrainState,
+pub struct SavedCheckpoint {
+    /// Step, data positions, tallies.
+    pub state: TrainState,
     metrics: Vec<String>,
-    config: RunConfig,
-    tensors: BTreeMap<String, Tensor>,
+    /// The run's config.
+    pub config: RunConfig,
+    /// The model's shape (absent in checkpoints written before mtkit recorded it).
+    pub spec: Option<ModelSpec>,
+    /// SHA-256 of the tokenizer of the run's data (likewise).
+    pub tokenizer_sha256: Option<String>,
+    /// The data's end-of-document id (likewise).
+    pub eos_id: Option<u32>,
+    /// `param.*`, `adam_m.*`, `adam_v.*` and `state.json`.
+    pub tensors: BTreeMap<String, Tensor>,
 }
 
 /// Reads a checkpoint; any error means the file is damaged (or not a checkpoint).
-fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
+pub fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
     let tensors: BTreeMap<String, Tensor> = Tensor::read_safetensors(path)
         .map_err(|e| anyhow!("cannot read checkpoint {}: {e}", path.display()))?
         .into_iter()
@@ -925,6 +1028,12 @@ fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
         state: TrainState,
         metrics: Vec<String>,
         config: RunConfig,
+        #[serde(default)]
+        spec: Option<ModelSpec>,
+        #[serde(default)]
+        tokenizer_sha256: Option<String>,
+        #[serde(default)]
+        eos_id: Option<u32>,
     }
     let saved: Saved =
         serde_json::from_slice(&bytes).with_context(|| format!("{}: bad state", path.display()))?;
@@ -932,6 +1041,9 @@ fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
         state: saved.state,
         metrics: saved.metrics,
         config: saved.config,
+        spec: saved.spec,
+        tokenizer_sha256: saved.tokenizer_sha256,
+        eos_id: saved.eos_id,
         tensors,
     })
 }

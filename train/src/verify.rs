@@ -42,8 +42,13 @@ pub struct Plan {
 pub struct PlanSection {
     /// Plan name.
     pub name: String,
-    /// Model preset.
+    /// Model preset; may be left out when `init` gives the shape.
+    #[serde(default)]
     pub preset: String,
+    /// A Hugging Face GPT-NeoX folder every run starts from (relative to the plan file), as
+    /// `init` in a run config.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub init: Option<PathBuf>,
     /// Seeds.
     pub seeds: Vec<u64>,
     /// Folder of tokenized corpora, relative to the plan file (filled when missing).
@@ -156,7 +161,7 @@ impl Plan {
     pub fn load(path: &Path) -> Result<(Plan, PathBuf)> {
         let text = std::fs::read_to_string(path)
             .with_context(|| format!("cannot read plan {}", path.display()))?;
-        let plan: Plan = toml::from_str(&text).map_err(|e| {
+        let mut plan: Plan = toml::from_str(&text).map_err(|e| {
             anyhow!(
                 "plan {} is not valid: {}",
                 path.display(),
@@ -164,6 +169,9 @@ impl Plan {
             )
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
+        if let Some(init) = &plan.plan.init {
+            plan.plan.init = Some(base.join(init));
+        }
         let data = if plan.plan.data.is_absolute() {
             plan.plan.data.clone()
         } else {
@@ -175,7 +183,17 @@ impl Plan {
 
     fn check(&self) -> Result<()> {
         let p = &self.plan;
-        crate::model::ModelSpec::preset(&p.preset, 50_000)?;
+        match &p.init {
+            Some(dir) => {
+                crate::hf::read_config(dir)?;
+            }
+            None if p.preset.is_empty() => {
+                bail!("[plan] needs `preset` (a model shape) or `init` (a Hugging Face folder to start from)")
+            }
+            None => {
+                crate::model::ModelSpec::preset(&p.preset, 50_000)?;
+            }
+        }
         if p.seeds.is_empty() || self.targets.is_empty() {
             bail!("a plan needs at least one seed and one target");
         }
@@ -269,6 +287,7 @@ impl Plan {
                     let run = RunSection {
                         name: String::new(),
                         preset: p.preset.clone(),
+                        init: p.init.clone(),
                         seed,
                         data: data.to_path_buf(),
                         validation: validation.clone(),

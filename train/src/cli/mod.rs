@@ -6,6 +6,7 @@ use clap::{Parser, Subcommand};
 use mtkit::cli_support::args::GlobalArgs;
 
 mod doctor;
+mod model;
 mod train;
 mod verify;
 
@@ -29,9 +30,9 @@ pub struct Cli {
 enum Command {
     Train(train::TrainArgs),
     Verify(verify::VerifyArgs),
-    /// Model presets.
+    /// Model presets, Hugging Face export, greedy generation.
     #[command(subcommand)]
-    Model(train::ModelCommand),
+    Model(model::ModelCommand),
     /// The LibTorch part of `mtkit doctor`: which libtorch is loaded, and a tensor operation.
     Doctor,
 }
@@ -45,7 +46,7 @@ pub fn run(cli: Cli) -> Result<()> {
     }
     match cli.command {
         Command::Train(a) => train::run(a),
-        Command::Model(c) => train::model(c),
+        Command::Model(c) => model::run(c),
         Command::Verify(a) => verify::run(a),
         Command::Doctor => doctor::run(),
     }

@@ -1,17 +1,14 @@
-//! `mtkit train CONFIG` and `mtkit model info PRESET`.
+//! `mtkit train CONFIG`.
 
 use std::path::PathBuf;
 use std::time::Instant;
 
 use anyhow::Result;
-use clap::{Args, Subcommand};
+use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mtkit::train::config::RunConfig;
-use mtkit_train::model::{ModelSpec, PRESETS};
 use mtkit_train::trainer::{device, Observer, Trainer};
-
-use mtkit::cli_support::output::table;
 
 /// Train a Pythia-style model through the phases of a run config (pretrain → midtrain or
 /// cpt → sft), writing a run folder: config.toml (a copy), metrics.csv, checkpoints/,
@@ -26,6 +23,11 @@ pub struct TrainArgs {
     /// cpu, cuda, or auto (CUDA when libtorch sees a GPU).
     #[arg(long, default_value = "auto")]
     device: String,
+    /// Start from a Hugging Face GPT-NeoX folder (`mtkit model export`, transformers'
+    /// save_pretrained, `mtkit model pull`) instead of random weights; the same as `init` in
+    /// the config's [run].
+    #[arg(long, value_name = "DIR")]
+    init: Option<PathBuf>,
     /// Continue from the latest checkpoint in the run folder.
     #[arg(long)]
     resume: bool,
@@ -35,18 +37,6 @@ pub struct TrainArgs {
     /// No progress bar.
     #[arg(long, short)]
     quiet: bool,
-}
-
-#[derive(Subcommand, Debug)]
-pub enum ModelCommand {
-    /// Parameter counts of a preset (total and non-embedding).
-    Info {
-        /// Preset name, or `all`.
-        preset: String,
-        /// Vocabulary size before padding to a multiple of 128.
-        #[arg(long, default_value_t = 50_280)]
-        vocab: usize,
-    },
 }
 
 struct Bar {
@@ -77,7 +67,10 @@ impl Observer for Bar {
 }
 
 pub fn run(a: TrainArgs) -> Result<()> {
-    let (cfg, data) = RunConfig::load(&a.config)?;
+    let (mut cfg, data) = RunConfig::load(&a.config)?;
+    if let Some(dir) = &a.init {
+        cfg.run.init = Some(dir.clone());
+    }
     let out = a
         .out
         .clone()
@@ -138,44 +131,5 @@ pub fn run(a: TrainArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
-}
-
-pub fn model(cmd: ModelCommand) -> Result<()> {
-    let ModelCommand::Info { preset, vocab } = cmd;
-    let names: Vec<&str> = if preset == "all" {
-        PRESETS.iter().map(|p| p.0).collect()
-    } else {
-        vec![preset.as_str()]
-    };
-    let mut rows = Vec::new();
-    for n in names {
-        let s = ModelSpec::preset(n, vocab)?;
-        let (total, non_emb) = s.param_counts();
-        rows.push(vec![
-            n.to_string(),
-            s.layers.to_string(),
-            s.d_model.to_string(),
-            s.heads.to_string(),
-            s.vocab.to_string(),
-            total.to_string(),
-            non_emb.to_string(),
-        ]);
-    }
-    print!(
-        "{}",
-        table(
-            &[
-                "preset",
-                "layers",
-                "d_model",
-                "heads",
-                "vocab",
-                "parameters",
-                "non-embedding"
-            ],
-            &rows
-        )
-    );
     Ok(())
 }

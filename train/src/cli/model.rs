@@ -1,0 +1,158 @@
+//! `mtkit model info|export|generate`: model shapes, Hugging Face folders out, greedy ids.
+
+use std::path::PathBuf;
+
+use anyhow::{bail, Result};
+use clap::{Args, Subcommand, ValueEnum};
+
+use mtkit::cli_support::args::TokenizerArgs;
+use mtkit::cli_support::output::table;
+use mtkit_train::model::{ModelSpec, PRESETS};
+use mtkit_train::trainer::device;
+use mtkit_train::{hf, model_files};
+
+#[derive(Subcommand, Debug)]
+pub enum ModelCommand {
+    /// Parameter counts of a preset (total and non-embedding).
+    Info {
+        /// Preset name, or `all`.
+        preset: String,
+        /// Vocabulary size before padding to a multiple of 128.
+        #[arg(long, default_value_t = 50_280)]
+        vocab: usize,
+    },
+    Export(ExportArgs),
+    Generate(GenerateArgs),
+}
+
+/// Formats a model can be exported to.
+#[derive(Clone, Copy, Debug, ValueEnum)]
+pub enum ExportFormat {
+    /// A Hugging Face GPT-NeoX folder (transformers' GPTNeoXForCausalLM).
+    Hf,
+}
+
+/// Write a trained model as a Hugging Face GPT-NeoX folder: config.json (every shape key set),
+/// model.safetensors (transformers' names, fp32), the tokenizer the run's data was tokenized
+/// with, and AdamW's state for runs that start from the folder (`--init`). transformers loads
+/// it with `AutoModelForCausalLM.from_pretrained(DIR)`; evaluate it with
+/// `lm_eval --model hf --model_args pretrained=DIR`.
+#[derive(Args, Debug)]
+pub struct ExportArgs {
+    /// A checkpoint file (`checkpoints/step-NNNNNNNN.safetensors`) or a run folder (its newest
+    /// checkpoint is taken).
+    checkpoint: PathBuf,
+    /// Target format.
+    #[arg(long, value_enum, default_value = "hf")]
+    to: ExportFormat,
+    /// Folder to write (written beside it first, then renamed into place).
+    #[arg(short, long, value_name = "DIR")]
+    out: PathBuf,
+    /// Replace an existing folder.
+    #[arg(long)]
+    force: bool,
+    #[command(flatten)]
+    tokenizer: TokenizerArgs,
+}
+
+/// Greedy decoding from a prompt of token ids; prints the new ids, comma-separated, on one
+/// line. Stops after the model's end-of-text id (as transformers' `generate` does) unless
+/// --no-eos.
+#[derive(Args, Debug)]
+pub struct GenerateArgs {
+    /// A Hugging Face folder, a checkpoint file, or a run folder (its newest checkpoint).
+    model: PathBuf,
+    /// Prompt token ids, comma-separated.
+    #[arg(long, value_name = "IDS", value_delimiter = ',', required = true)]
+    prompt_ids: Vec<i64>,
+    /// Most ids to generate.
+    #[arg(long, default_value_t = 20)]
+    max_new_tokens: usize,
+    /// End-of-text id to stop at [default: config.json's eos_token_id for a Hugging Face
+    /// folder, the data's end-of-document id for an mtkit checkpoint].
+    #[arg(long, value_name = "ID")]
+    eos: Option<i64>,
+    /// Do not stop at an end-of-text id.
+    #[arg(long, conflicts_with = "eos")]
+    no_eos: bool,
+    /// cpu, cuda, or auto.
+    #[arg(long, default_value = "cpu")]
+    device: String,
+}
+
+pub fn run(cmd: ModelCommand) -> Result<()> {
+    match cmd {
+        ModelCommand::Info { preset, vocab } => info(&preset, vocab),
+        ModelCommand::Export(a) => export(a),
+        ModelCommand::Generate(a) => generate(a),
+    }
+}
+
+fn export(a: ExportArgs) -> Result<()> {
+    let ExportFormat::Hf = a.to;
+    let src = model_files::open(&a.checkpoint)?;
+    let tok = a.tokenizer.load()?;
+    let done = hf::export(&src, &tok, &a.out, a.force)?;
+    println!(
+        "wrote {} ({} parameters; {}): load it with transformers' AutoModelForCausalLM.from_pretrained",
+        a.out.display(),
+        done.parameters,
+        done.files.join(", ")
+    );
+    Ok(())
+}
+
+fn generate(a: GenerateArgs) -> Result<()> {
+    let src = model_files::open(&a.model)?;
+    if let Some(&bad) = a.prompt_ids.iter().find(|&&i| i < 0 || i >= src.spec.vocab) {
+        bail!(
+            "--prompt-ids: {bad} is not an id of the model's vocabulary (0..{})",
+            src.spec.vocab
+        );
+    }
+    let eos = if a.no_eos { None } else { a.eos.or(src.eos_id) };
+    let dev = device(&a.device)?;
+    let (_vs, model) = model_files::build(&src, dev)?;
+    let ids = model.generate_greedy(&a.prompt_ids, a.max_new_tokens, eos, dev);
+    let text: Vec<String> = ids.iter().map(i64::to_string).collect();
+    println!("{}", text.join(","));
+    Ok(())
+}
+
+fn info(preset: &str, vocab: usize) -> Result<()> {
+    let names: Vec<&str> = if preset == "all" {
+        PRESETS.iter().map(|p| p.0).collect()
+    } else {
+        vec![preset]
+    };
+    let mut rows = Vec::new();
+    for n in names {
+        let s = ModelSpec::preset(n, vocab)?;
+        let (total, non_emb) = s.param_counts();
+        rows.push(vec![
+            n.to_string(),
+            s.layers.to_string(),
+            s.d_model.to_string(),
+            s.heads.to_string(),
+            s.vocab.to_string(),
+            total.to_string(),
+            non_emb.to_string(),
+        ]);
+    }
+    print!(
+        "{}",
+        table(
+            &[
+                "preset",
+                "layers",
+                "d_model",
+                "heads",
+                "vocab",
+                "parameters",
+                "non-embedding"
+            ],
+            &rows
+        )
+    );
+    Ok(())
+}
