@@ -1,72 +1,27 @@
-//! `mtkit data pull` against a local HTTP server that serves files in the Hub's URL layout.
+//! `mtkit data pull` against a local HTTP server that serves files in the Hub's URL layout
+//! (tests/common/hub_server.rs), and from a Hugging Face cache filled as Python's
+//! huggingface_hub fills it.
 
 mod common;
 use common::*;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::net::TcpListener;
 use std::sync::{Arc, Mutex};
 
-/// Serves `files` (path → bytes) like the Hub: the listing API and `resolve` downloads.
-/// Returns the base URL and the Authorization headers seen.
+const COMMIT: &str = "0123456789abcdef0123456789abcdef01234567";
+
+/// Serves `files` as the dataset `repo` at revision main (the common Hub-layout server).
 fn serve(
     repo: &'static str,
     files: Vec<(&'static str, Vec<u8>)>,
-) -> (String, Arc<Mutex<Vec<String>>>) {
-    let listener = TcpListener::bind("127.0.0.1:0").unwrap();
-    let base = format!("http://{}", listener.local_addr().unwrap());
-    let auth = Arc::new(Mutex::new(Vec::new()));
-    let seen = auth.clone();
-    std::thread::spawn(move || {
-        for stream in listener.incoming().take(50) {
-            let Ok(mut s) = stream else { continue };
-            let mut buf = Vec::new();
-            let mut chunk = [0u8; 4096];
-            while !buf.windows(4).any(|w| w == b"\r\n\r\n") {
-                let n = s.read(&mut chunk).unwrap_or(0);
-                if n == 0 {
-                    break;
-                }
-                buf.extend_from_slice(&chunk[..n]);
-            }
-            let head = String::from_utf8_lossy(&buf).to_string();
-            let path = head.split_whitespace().nth(1).unwrap_or("/").to_string();
-            for line in head.lines() {
-                if let Some(v) = line
-                    .strip_prefix("authorization: ")
-                    .or_else(|| line.strip_prefix("Authorization: "))
-                {
-                    seen.lock().unwrap().push(v.to_string());
-                }
-            }
-            let listing = format!("/api/datasets/{repo}/revision/main");
-            let prefix = format!("/datasets/{repo}/resolve/main/");
-            let (status, body) = if path == listing {
-                let siblings: Vec<serde_json::Value> = files
-                    .iter()
-                    .map(|(f, _)| serde_json::json!({ "rfilename": f }))
-                    .collect();
-                (
-                    "200 OK",
-                    serde_json::to_vec(&serde_json::json!({ "id": repo, "siblings": siblings }))
-                        .unwrap(),
-                )
-            } else if let Some(f) = path.strip_prefix(&prefix) {
-                match files.iter().find(|(n, _)| *n == f) {
-                    Some((_, b)) => ("200 OK", b.clone()),
-                    None => ("404 Not Found", b"not found".to_vec()),
-                }
-            } else {
-                ("404 Not Found", b"not found".to_vec())
-            };
-            let _ = write!(
-                s,
-                "HTTP/1.1 {status}\r\nContent-Length: {}\r\nConnection: close\r\n\r\n",
-                body.len()
-            );
-            let _ = s.write_all(&body);
-        }
-    });
-    (base, auth)
+) -> (String, Arc<Mutex<hub_server::Seen>>) {
+    hub_server::serve(vec![hub_server::HubRepo {
+        kind: "datasets",
+        repo: repo.into(),
+        revision: "main".into(),
+        commit: COMMIT.into(),
+        files: files.into_iter().map(|(n, b)| (n.to_string(), b)).collect(),
+    }])
 }
 
 fn gz(s: &str) -> Vec<u8> {
@@ -112,10 +67,9 @@ fn pull_downloads_a_bounded_sample_that_later_commands_read() {
         .unwrap();
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     assert!(String::from_utf8_lossy(&o.stdout).contains("pulled 6 records of `remote`"));
-    assert!(
-        auth.lock().unwrap().iter().all(|a| a == "Bearer hf_secret")
-            && !auth.lock().unwrap().is_empty()
-    );
+    let seen = auth.lock().unwrap();
+    assert!(seen.auth.iter().all(|a| a == "Bearer hf_secret") && !seen.auth.is_empty());
+    drop(seen);
     let out = sb.ok(&["data", "show", "remote", "--catalog", cat, "-n", "10"]);
     let shown: Vec<&str> = out.lines().filter(|l| l.starts_with("doc ")).collect();
     assert_eq!(
@@ -157,4 +111,76 @@ fn pull_offline_and_missing_repo_fail_clearly() {
         .unwrap();
     let err = String::from_utf8_lossy(&o.stderr);
     assert!(!o.status.success() && err.contains("HTTP 404"), "{err}");
+}
+
+/// Files a user already downloaded with Python's huggingface_hub (in HF_HOME's cache layout)
+/// are read from there: the server is asked for the listing only, never for those files.
+#[test]
+fn pull_reads_files_already_in_the_hugging_face_cache() {
+    let shard: String = (0..5)
+        .map(|i| format!("{{\"content\":\"cached {i}\"}}\n"))
+        .collect();
+    let shard = gz(&shard);
+    let (base, seen) = serve("org/cached", vec![("data/train-0.jsonl.gz", shard.clone())]);
+    let sb = Sandbox::new();
+    hub_server::fill_python_cache(
+        &sb.path("hf-home"),
+        "datasets",
+        "org/cached",
+        "main",
+        COMMIT,
+        &[("data/train-0.jsonl.gz", &shard)],
+    );
+    let cat = sb.write("cat.toml", "[datasets.remote]\nrole = \"midtrain\"\ntext = \"{content}\"\n[datasets.remote.hub]\nrepo = \"org/cached\"\n");
+    let cat = cat.to_str().unwrap();
+    let o = sb
+        .cmd(&["data", "pull", "remote", "--catalog", cat])
+        .env("HF_ENDPOINT", &base)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        said.contains("pulled 5 records") && said.contains("1 read from Hugging Face's cache"),
+        "{said}"
+    );
+    let paths = seen.lock().unwrap().paths.clone();
+    assert!(paths.iter().all(|p| !p.contains("/resolve/")), "{paths:?}");
+    let out = sb.ok(&["data", "show", "remote", "--catalog", cat, "-n", "10"]);
+    assert_eq!(out.lines().filter(|l| l.starts_with("cached ")).count(), 5);
+}
+
+/// A parquet file is a whole file: hf-hub fetches it into Hugging Face's cache (its blob and
+/// snapshot link), and the sample is read from there.
+#[test]
+fn pull_fetches_whole_files_into_the_hugging_face_cache() {
+    let sb = Sandbox::new();
+    let parquet = {
+        use polars::prelude::*;
+        let mut df = df!("text" => ["one parquet row", "another", "a third"]).unwrap();
+        let mut buf = Vec::new();
+        ParquetWriter::new(&mut buf).finish(&mut df).unwrap();
+        buf
+    };
+    let (base, _) = serve("org/pq", vec![("data/train.parquet", parquet.clone())]);
+    let cat = sb.write(
+        "cat.toml",
+        "[datasets.remote]\nrole = \"midtrain\"\n[datasets.remote.hub]\nrepo = \"org/pq\"\n",
+    );
+    let o = sb
+        .cmd(&["data", "pull", "remote", "--catalog", cat.to_str().unwrap()])
+        .env("HF_ENDPOINT", &base)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("pulled 3 records"));
+    let snap = sb
+        .path("hf-home/hub/datasets--org--pq/snapshots")
+        .join(COMMIT)
+        .join("data/train.parquet");
+    assert_eq!(std::fs::read(&snap).unwrap(), parquet);
+    assert_eq!(
+        std::fs::read_to_string(sb.path("hf-home/hub/datasets--org--pq/refs/main")).unwrap(),
+        COMMIT
+    );
 }

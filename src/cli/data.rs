@@ -58,8 +58,12 @@ pub fn run(cmd: DataCommand) -> Result<()> {
             let cat = a.catalog.load()?;
             let card = cat.get(&a.name)?;
             let p = mtkit::hub::pull(card, a.max_docs)?;
+            let cached = match p.from_cache {
+                0 => String::new(),
+                n => format!("; {n} read from Hugging Face's cache"),
+            };
             println!(
-                "pulled {} records of `{}` into {} ({} files)",
+                "pulled {} records of `{}` into {} ({} files{cached})",
                 p.records,
                 card.name,
                 p.dir.display(),

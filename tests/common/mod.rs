@@ -1,6 +1,8 @@
 //! Helpers for integration tests: run the real `mtkit` binary in an isolated cache.
 #![allow(dead_code)]
 
+pub mod hub_server;
+
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
@@ -104,6 +106,8 @@ impl Sandbox {
         c.args(args)
             .current_dir(self.dir.path())
             .env("MTKIT_CACHE", self.path("cache"))
+            // Hugging Face's cache too: no test reads or fills the user's ~/.cache/huggingface.
+            .env("HF_HOME", self.path("hf-home"))
             .env_remove("MTKIT_CATALOG")
             .env_remove("MTKIT_TOKENIZER")
             .env_remove("HF_ENDPOINT")

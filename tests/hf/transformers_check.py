@@ -3,7 +3,7 @@
 Run with the pinned environment of scripts/hf-venv.sh. Every command prints one JSON object on
 its last line of stdout; tensors go to safetensors files, which the Rust tests read with tch.
 
-  make-model DIR --layers L --rotary-pct P --vocab V --seed S
+  make-model DIR --layers L --rotary-pct P --vocab V --seed S [--pickle]
       A random GPTNeoXForCausalLM built and saved by transformers. Every parameter (LayerNorms
       and biases included) is drawn afresh, so a mix-up of any tensor shows in the logits.
   reference DIR --ids 1,2,3 --out FILE [--generate 10,20,30 --max-new-tokens 20]
@@ -49,7 +49,16 @@ def make_model(a):
             norm_gain = ("layernorm" in name or "layer_norm" in name) and name.endswith("weight")
             centre = 1.0 if norm_gain else 0.0
             p.copy_(centre + 0.1 * torch.randn_like(p))
-    model.save_pretrained(a.dir)
+    if a.pickle:
+        # As checkpoints from before safetensors (Pythia's intermediate revisions): a
+        # torch.save pickle of the state dict, plus the config.
+        import os
+
+        os.makedirs(a.dir, exist_ok=True)
+        cfg.save_pretrained(a.dir)
+        torch.save(model.state_dict(), os.path.join(a.dir, "pytorch_model.bin"))
+    else:
+        model.save_pretrained(a.dir)
     print(json.dumps({"dir": a.dir, "parameters": sum(p.numel() for p in model.parameters())}))
 
 
@@ -117,6 +126,7 @@ def main():
     m.add_argument("--rotary-base", type=float, default=10000.0)
     m.add_argument("--layer-norm-eps", type=float, default=1e-5)
     m.add_argument("--seed", type=int, default=0)
+    m.add_argument("--pickle", action="store_true", help="save pytorch_model.bin, not safetensors")
     r = sub.add_parser("reference")
     r.add_argument("dir")
     r.add_argument("--ids", required=True)

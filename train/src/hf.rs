@@ -11,7 +11,8 @@
 //! Import reads config.json (the transformers 4 keys `rotary_pct`/`rotary_emb_base` or the
 //! transformers 5 `rope_parameters`), refuses with the key's name what mtkit's model cannot
 //! represent, and reads `model.safetensors` or the shards of `model.safetensors.index.json`
-//! in any float dtype (converted to fp32).
+//! in any float dtype (converted to fp32). Pickled `pytorch_model.bin` checkpoints are refused
+//! with the one-line conversion that turns them into safetensors.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -26,6 +27,8 @@ use crate::model::ModelSpec;
 pub const WEIGHTS_FILE: &str = "model.safetensors";
 /// AdamW's moments and step count, for runs that continue from an exported folder.
 pub const OPTIMIZER_FILE: &str = "mtkit-optimizer.safetensors";
+/// The weights of checkpoints saved before safetensors (a torch.save pickle).
+pub const PICKLE_FILE: &str = "pytorch_model.bin";
 /// transformers' name prefix of the decoder's parameters.
 const DECODER_PREFIX: &str = "gpt_neox.";
 
@@ -195,7 +198,12 @@ pub fn hf_name(mtkit_name: &str) -> String {
 
 /// mtkit's name of a transformers tensor; `None` for buffers older transformers saved with
 /// the weights (the causal mask `attention.bias`, `attention.masked_bias`, rotary `inv_freq`).
+/// transformers 5 calls the output layer `lm_head` inside (and sometimes saves it so); its
+/// checkpoints and transformers 4's call it `embed_out`, which is what an export writes.
 fn mtkit_name(hf: &str) -> Option<String> {
+    if let Some(rest) = hf.strip_prefix("lm_head.") {
+        return Some(format!("embed_out.{rest}"));
+    }
     let stripped = hf.strip_prefix(DECODER_PREFIX).unwrap_or(hf);
     let buffer = stripped.ends_with(".attention.bias")
         || stripped.ends_with(".attention.masked_bias")
@@ -222,14 +230,18 @@ pub fn read_weights(dir: &Path) -> Result<BTreeMap<String, Tensor>> {
         names.sort_unstable();
         names.dedup();
         names.into_iter().map(|n| dir.join(n)).collect()
-    } else if dir.join("pytorch_model.bin").is_file() {
+    } else if dir.join(PICKLE_FILE).is_file() || dir.join("pytorch_model.bin.index.json").is_file()
+    {
+        // Checkpoints from before safetensors hold a torch.save pickle of an OrderedDict,
+        // which LibTorch's reader does not take (it reads plain dicts only); running Python's
+        // unpickler on downloaded files is what safetensors exists to avoid.
         bail!(
-            "{} holds only pytorch_model.bin (a Python pickle, which mtkit does not read); convert it once with transformers: `AutoModelForCausalLM.from_pretrained(DIR).save_pretrained(DIR, safe_serialization=True)`",
+            "{} holds pytorch_model.bin (a torch.save pickle), which mtkit does not read; convert it once to safetensors with transformers: python -c \"from transformers import AutoModelForCausalLM as M; M.from_pretrained('{0}').save_pretrained('{0}')\"",
             dir.display()
         );
     } else {
         bail!(
-            "{} has no {WEIGHTS_FILE} or model.safetensors.index.json",
+            "{} has no {WEIGHTS_FILE}, model.safetensors.index.json or {PICKLE_FILE}",
             dir.display()
         );
     };

@@ -491,6 +491,47 @@ fn a_model_trained_by_mtkit_loads_in_transformers_with_the_same_logits_and_gener
     );
 }
 
+/// A checkpoint from before safetensors (a torch.save pickle of the state dict, as transformers
+/// saved them) is refused with a conversion command; run as printed, that command makes a
+/// folder mtkit imports with transformers' logits.
+#[test]
+fn a_pickled_checkpoint_is_refused_with_a_conversion_that_works() {
+    let Some(py) = transformers_python() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let dir = sb.path("pickled");
+    let d = dir.to_str().unwrap();
+    transformers(
+        &py,
+        &[
+            "make-model",
+            d,
+            "--layers",
+            "2",
+            "--rotary-pct",
+            "0.25",
+            "--vocab",
+            "1000",
+            "--pickle",
+        ],
+    );
+    let err = sb.fails(&["model", "generate", d, "--prompt-ids", "1,2"]);
+    assert!(err.contains("holds pytorch_model.bin"), "{err}");
+    let code = err
+        .split("python -c \"")
+        .nth(1)
+        .and_then(|r| r.split('"').next())
+        .unwrap_or_else(|| panic!("no command in: {err}"));
+    let out = Command::new(&py).args(["-c", code]).output().unwrap();
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_matches_transformers(&py, &sb, &dir, &probe_ids(1000));
+}
+
 /// What mtkit's model cannot represent is refused with the key's name.
 #[test]
 fn configs_mtkit_cannot_represent_are_refused_by_key() {
@@ -551,11 +592,10 @@ fn configs_mtkit_cannot_represent_are_refused_by_key() {
     sb.write("missing/config.json", cfg.to_string());
     let err = sb.fails(&["model", "generate", "missing", "--prompt-ids", "1"]);
     assert!(err.contains("`intermediate_size` is missing"), "{err}");
-    // A folder with only a pickle is refused with the conversion to run.
-    sb.write("pickle/config.json", base.to_string());
-    sb.write("pickle/pytorch_model.bin", b"not read");
-    let err = sb.fails(&["model", "generate", "pickle", "--prompt-ids", "1"]);
-    assert!(err.contains("holds only pytorch_model.bin"), "{err}");
+    // A folder without weights says which files it looked for.
+    sb.write("empty/config.json", base.to_string());
+    let err = sb.fails(&["model", "generate", "empty", "--prompt-ids", "1"]);
+    assert!(err.contains("has no model.safetensors"), "{err}");
 }
 
 /// A small corpus under a word-level tokenizer (30 words + EOS), tokenized into `tokens/`.
@@ -631,3 +671,149 @@ steps = 3
 mixture = { a = 0.5, b = 0.5 }
 schedule = "continue"
 "#;
+
+/// `mtkit model pull` against the local Hub-layout server: the revision's files land in
+/// Hugging Face's cache (HF_HOME) with the token sent, `-o` links the folder, the folder is a
+/// model mtkit runs; a second pull fetches nothing; offline, the cached revision is used; a
+/// revision that a user's Python huggingface_hub put in the cache is found without network.
+#[test]
+fn model_pull_fills_and_reuses_the_hugging_face_cache() {
+    let sb = Sandbox::new();
+    let (tok, _) = word_data(&sb);
+    let cfg = sb.write("run.toml", RUN);
+    sb.ok(&[
+        "train",
+        cfg.to_str().unwrap(),
+        "--out",
+        "run",
+        "--device",
+        "cpu",
+        "--quiet",
+    ]);
+    let exported = sb.path("exported");
+    sb.ok(&[
+        "model",
+        "export",
+        "run",
+        "-o",
+        exported.to_str().unwrap(),
+        "--tokenizer",
+        &tok,
+    ]);
+    let files: Vec<(String, Vec<u8>)> = [
+        "config.json",
+        "tokenizer.json",
+        "tokenizer_config.json",
+        "model.safetensors",
+    ]
+    .iter()
+    .map(|f| (f.to_string(), std::fs::read(exported.join(f)).unwrap()))
+    .collect();
+    let commit = "89abcdef0123456789abcdef0123456789abcdef";
+    let (base, seen) = hub_server::serve(vec![hub_server::HubRepo {
+        kind: "models",
+        repo: "org/tiny-neox".into(),
+        revision: "step6".into(),
+        commit: commit.into(),
+        files: files.clone(),
+    }]);
+    let pull = |endpoint: &str, out: &str| {
+        sb.cmd(&[
+            "model",
+            "pull",
+            "org/tiny-neox",
+            "--revision",
+            "step6",
+            "-o",
+            out,
+            "--quiet",
+        ])
+        .env("HF_ENDPOINT", endpoint)
+        .env("HF_TOKEN", "hf_secret")
+        .output()
+        .unwrap()
+    };
+    let o = pull(&base, "pulled");
+    let said = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        said.contains("4 files, 4 fetched, 0 from the cache") && said.contains("3 layers"),
+        "{said}"
+    );
+    let snapshot = sb
+        .path("hf-home/hub/models--org--tiny-neox/snapshots")
+        .join(commit);
+    for (f, bytes) in &files {
+        assert_eq!(&std::fs::read(snapshot.join(f)).unwrap(), bytes, "{f}");
+    }
+    assert_eq!(std::fs::read_link(sb.path("pulled")).unwrap(), snapshot);
+    assert!(seen
+        .lock()
+        .unwrap()
+        .auth
+        .iter()
+        .all(|a| a == "Bearer hf_secret"));
+    let generate = |model: &str| {
+        sb.ok(&[
+            "model",
+            "generate",
+            model,
+            "--prompt-ids",
+            "1,2,3",
+            "--max-new-tokens",
+            "8",
+        ])
+    };
+    assert_eq!(generate("pulled"), generate("run"));
+    // Again: nothing fetched.
+    let resolves =
+        |s: &hub_server::Seen| s.paths.iter().filter(|p| p.contains("/resolve/")).count();
+    let before = resolves(&seen.lock().unwrap());
+    let o = pull(&base, "pulled");
+    assert!(String::from_utf8_lossy(&o.stdout).contains("0 fetched, 4 from the cache"));
+    assert_eq!(resolves(&seen.lock().unwrap()), before);
+    // Offline (a closed port): the cached revision, with a note.
+    let closed = format!(
+        "http://127.0.0.1:{}",
+        std::net::TcpListener::bind("127.0.0.1:0")
+            .unwrap()
+            .local_addr()
+            .unwrap()
+            .port()
+    );
+    let o = pull(&closed, "offline");
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("using the copy in Hugging Face's cache"));
+    // A revision Python's huggingface_hub downloaded (its cache layout, filled by hand).
+    let other = "fedcba9876543210fedcba9876543210fedcba98";
+    let refs: Vec<(&str, &[u8])> = files
+        .iter()
+        .map(|(f, b)| (f.as_str(), b.as_slice()))
+        .collect();
+    hub_server::fill_python_cache(
+        &sb.path("hf-home"),
+        "models",
+        "org/by-python",
+        "main",
+        other,
+        &refs,
+    );
+    let o = sb
+        .cmd(&["model", "pull", "org/by-python", "-o", "py", "--quiet"])
+        .env("HF_ENDPOINT", &closed)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert_eq!(generate("py"), generate("run"));
+    // No such repository: the Hub's answer, with the hint.
+    let o = sb
+        .cmd(&["model", "pull", "org/missing", "--quiet"])
+        .env("HF_ENDPOINT", &base)
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("HTTP 404") && err.contains("no such repository"),
+        "{err}"
+    );
+}

@@ -23,6 +23,27 @@ pub enum ModelCommand {
     },
     Export(ExportArgs),
     Generate(GenerateArgs),
+    Pull(PullArgs),
+}
+
+/// Download a checkpoint folder (config, tokenizer, safetensors weights) from the Hugging Face
+/// Hub into Hugging Face's cache (HF_HOME, the cache Python's huggingface_hub uses: files
+/// already there are not fetched again), and print the folder, which `mtkit train --init` and
+/// `init = ...` take. HF_ENDPOINT and HF_TOKEN are honoured. Pythia's intermediate checkpoints
+/// are revisions: `mtkit model pull EleutherAI/pythia-70m --revision step100000`.
+#[derive(Args, Debug)]
+pub struct PullArgs {
+    /// Repository, e.g. EleutherAI/pythia-70m.
+    repo: String,
+    /// Branch, tag or commit.
+    #[arg(long, default_value = "main")]
+    revision: String,
+    /// Also make DIR a link to the folder (replaced if it is a link already).
+    #[arg(short, long, value_name = "DIR")]
+    out: Option<PathBuf>,
+    /// No progress bars.
+    #[arg(long, short)]
+    quiet: bool,
 }
 
 /// Formats a model can be exported to.
@@ -85,7 +106,53 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
         ModelCommand::Info { preset, vocab } => info(&preset, vocab),
         ModelCommand::Export(a) => export(a),
         ModelCommand::Generate(a) => generate(a),
+        ModelCommand::Pull(a) => pull(a),
     }
+}
+
+fn pull(a: PullArgs) -> Result<()> {
+    let p = mtkit::hub::pull_model(&a.repo, &a.revision, !a.quiet)?;
+    let shape = match hf::read_config(&p.dir) {
+        Ok(m) => format!(
+            "GPT-NeoX, {} layers, d_model {}, {} heads, vocabulary {}",
+            m.spec.layers, m.spec.d_model, m.spec.heads, m.spec.vocab
+        ),
+        Err(e) => format!("not importable by mtkit: {e:#}"),
+    };
+    if let Some(out) = &a.out {
+        link_folder(&p.dir, out)?;
+    }
+    println!(
+        "{}@{}: {} ({} files, {} fetched, {} from the cache; {shape})",
+        a.repo,
+        a.revision,
+        a.out.as_ref().unwrap_or(&p.dir).display(),
+        p.files.len(),
+        p.fetched,
+        p.files.len() - p.fetched
+    );
+    Ok(())
+}
+
+/// Makes `link` a symbolic link to `target`, atomically (a link made beside it and renamed).
+fn link_folder(target: &std::path::Path, link: &std::path::Path) -> Result<()> {
+    if link.exists() && !link.is_symlink() {
+        bail!(
+            "{} exists and is not a link; choose another -o",
+            link.display()
+        );
+    }
+    let tmp = link.with_file_name(format!(
+        ".{}.mtkit-{}.link",
+        link.file_name().unwrap_or_default().to_string_lossy(),
+        std::process::id()
+    ));
+    let _ = std::fs::remove_file(&tmp);
+    std::os::unix::fs::symlink(target, &tmp)
+        .map_err(|e| anyhow::anyhow!("cannot link {}: {e}", link.display()))?;
+    std::fs::rename(&tmp, link)
+        .map_err(|e| anyhow::anyhow!("cannot link {}: {e}", link.display()))?;
+    Ok(())
 }
 
 fn export(a: ExportArgs) -> Result<()> {
