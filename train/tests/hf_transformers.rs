@@ -817,3 +817,83 @@ fn model_pull_fills_and_reuses_the_hugging_face_cache() {
         "{err}"
     );
 }
+
+/// analysis/from-hf-checkpoint.toml as the README runs it: a GPT-NeoX saved by transformers,
+/// the real C4, MATH and GSM8K samples, midtraining then SFT on GSM8K's answers.
+#[test]
+fn the_analysis_config_midtrains_and_fine_tunes_from_an_imported_checkpoint() {
+    let Some(py) = transformers_python() else {
+        return;
+    };
+    let Some(catalog) = shared_catalog() else {
+        return;
+    };
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let init = sb.path("out/hf-init");
+    transformers(
+        &py,
+        &[
+            "make-model",
+            init.to_str().unwrap(),
+            "--layers",
+            "2",
+            "--rotary-pct",
+            "0.25",
+            "--vocab",
+            "50304",
+        ],
+    );
+    sb.ok(&[
+        "tokenize",
+        "c4",
+        "math",
+        "gsm8k",
+        "--catalog",
+        catalog.to_str().unwrap(),
+        "-o",
+        "out/tokens-real",
+        "--tokenizer",
+        tok.to_str().unwrap(),
+        "--quiet",
+    ]);
+    let config =
+        std::fs::read_to_string(repo_root().join("analysis/from-hf-checkpoint.toml")).unwrap();
+    let cfg = sb.write("analysis/from-hf-checkpoint.toml", config);
+    let err = sb
+        .cmd(&[
+            "train",
+            cfg.to_str().unwrap(),
+            "--out",
+            "run",
+            "--device",
+            "cpu",
+            "--quiet",
+        ])
+        .output()
+        .unwrap();
+    assert!(
+        err.status.success(),
+        "{}",
+        String::from_utf8_lossy(&err.stderr)
+    );
+    let said = String::from_utf8_lossy(&err.stderr);
+    assert!(said.contains("optimizer state starts fresh"), "{said}");
+    let summary: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("run/summary.json")).unwrap())
+            .unwrap();
+    assert_eq!(summary["steps"], 30);
+    assert_eq!(summary["preset"], "hf:hf-init");
+    // Midtraining saw both sources; SFT only GSM8K.
+    for source in ["c4", "math", "gsm8k"] {
+        assert!(
+            summary["tokens_delivered"][source].as_u64().unwrap() > 0,
+            "{source}"
+        );
+    }
+    for v in ["c4", "gsm8k"] {
+        assert!(summary["final_losses"][v].as_f64().unwrap().is_finite());
+    }
+}
