@@ -25,6 +25,7 @@ pub mod proximity;
 pub mod report;
 pub mod rng;
 pub mod shards;
+pub mod slurm;
 pub mod stats;
 pub mod template;
 pub mod tokenize;

@@ -32,6 +32,7 @@ const LAYERS: &[&str] = &[
     "export",
     "train",
     "hub",
+    "slurm",
     // what the command lines and fuzzers share
     "cli_support",
     "fuzz",

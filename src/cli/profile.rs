@@ -5,7 +5,9 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
+use mtkit::cli_support::args::{args_without, SbatchArgs};
 use mtkit::profile::{cached_or_build, NgramMode, Profile, ProfileOptions};
+use mtkit::slurm::{PartsSpec, ProfileArray};
 
 use super::CorpusArgs;
 use mtkit::cli_support::output::table;
@@ -33,6 +35,14 @@ pub struct ProfileArgs {
     output: Option<PathBuf>,
     #[command(flatten)]
     corpus: CorpusArgs,
+    /// Profile on Slurm as a job array of N shards (each `--shard K/N` into OUT.parts/, marked
+    /// done when written) and a merge job that waits for them (afterok) and writes -o OUT.
+    /// Submits with sbatch and prints the job ids; running the same command again resubmits
+    /// only the shards that are neither done nor queued. One corpus; -o FILE required.
+    #[arg(long, value_name = "N")]
+    slurm: Option<u32>,
+    #[command(flatten)]
+    sbatch: SbatchArgs,
 }
 
 /// N-gram counting options.
@@ -60,7 +70,9 @@ enum ProfileSub {
     /// Merge shard profiles of one corpus exactly (counts add): the N shards of `--shard K/N`
     /// merge into the profile of the whole.
     Merge {
-        /// Shard profiles (parquet files written by `mtkit profile --shard K/N -o FILE`).
+        /// Shard profiles (parquet files written by `mtkit profile --shard K/N -o FILE`), or
+        /// the parts folder of `mtkit profile --slurm N` (refused, naming the shards, until
+        /// every shard is done).
         #[arg(required = true)]
         inputs: Vec<PathBuf>,
         /// Output file.
@@ -71,6 +83,10 @@ enum ProfileSub {
 
 pub fn run(a: ProfileArgs) -> Result<()> {
     if let Some(ProfileSub::Merge { inputs, output }) = a.sub {
+        let inputs = match inputs.as_slice() {
+            [dir] if dir.is_dir() => PartsSpec::complete_parts(dir)?,
+            _ => inputs,
+        };
         let parts: Vec<Profile> = inputs
             .iter()
             .map(|p| Profile::load(p))
@@ -96,6 +112,12 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             output.display()
         );
         return Ok(());
+    }
+    if let Some(n) = a.slurm {
+        return submit_to_slurm(&a, n);
+    }
+    if a.sbatch.any() {
+        bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres, --sbatch-arg and --dry-run go with --slurm N");
     }
     let cat = a.corpus.catalog()?;
     let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
@@ -168,5 +190,82 @@ pub fn run(a: ProfileArgs) -> Result<()> {
             &rows
         )
     );
+    Ok(())
+}
+
+/// `--slurm N`: the job array and the merge job (printed with --dry-run, else submitted).
+fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
+    if n < 1 {
+        bail!("--slurm needs N ≥ 1 shards");
+    }
+    let (Some(out), [corpus]) = (&a.output, a.names.as_slice()) else {
+        bail!("--slurm profiles one corpus into one file: give one NAME and -o FILE.parquet");
+    };
+    if a.corpus.shard.is_some() {
+        bail!("--slurm N makes the shards itself; leave out --shard");
+    }
+    // The card must exist before anything is submitted.
+    a.corpus.catalog()?.get(corpus)?;
+    let output = std::path::absolute(out)?;
+    let job = ProfileArray {
+        corpus: corpus.clone(),
+        spec: PartsSpec {
+            args: args_without(&[
+                "--slurm",
+                "-o",
+                "--output",
+                "--partition",
+                "--account",
+                "--time",
+                "--cpus-per-task",
+                "--mem",
+                "--gres",
+                "--sbatch-arg",
+            ]),
+            shards: n,
+        },
+        output,
+        mtkit: std::env::current_exe()?,
+        workdir: std::env::current_dir()?,
+        slurm: a.sbatch.options(),
+    };
+    if a.sbatch.dry_run {
+        println!(
+            "# {}/shards.sbatch\n{}",
+            job.parts_dir().display(),
+            job.array_script()
+        );
+        println!(
+            "# {}/merge.sbatch\n{}",
+            job.parts_dir().display(),
+            job.merge_script()
+        );
+        return Ok(());
+    }
+    let s = job.submit()?;
+    if s.done {
+        println!(
+            "{} is complete: all {n} shards done and merged",
+            job.output.display()
+        );
+        return Ok(());
+    }
+    let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    if let Some(id) = &s.array_job {
+        println!(
+            "submitted shards {} of {n} as job array {id}",
+            list(&s.shards)
+        );
+    }
+    if !s.queued.is_empty() {
+        println!("shards {} already queued or running", list(&s.queued));
+    }
+    if let Some(id) = &s.merge_job {
+        println!(
+            "submitted the merge into {} as job {id}",
+            job.output.display()
+        );
+    }
+    println!("parts and logs: {}", job.parts_dir().display());
     Ok(())
 }

@@ -201,3 +201,85 @@ impl GlobalArgs {
         v
     }
 }
+
+/// Slurm resource requests and the dry run, for commands that submit jobs.
+#[derive(Args, Debug, Clone, Default)]
+pub struct SbatchArgs {
+    /// Slurm partition.
+    #[arg(long, value_name = "NAME")]
+    pub partition: Option<String>,
+    /// Slurm account.
+    #[arg(long, value_name = "NAME")]
+    pub account: Option<String>,
+    /// Time limit per job (Slurm's formats: MM, HH:MM:SS, D-HH:MM).
+    #[arg(long, value_name = "TIME")]
+    pub time: Option<String>,
+    /// CPUs per task (mtkit's threads follow Slurm's allotment).
+    #[arg(long, value_name = "N")]
+    pub cpus_per_task: Option<u32>,
+    /// Memory per node (e.g. 16G).
+    #[arg(long, value_name = "SIZE")]
+    pub mem: Option<String>,
+    /// Generic resources (e.g. gpu:1).
+    #[arg(long, value_name = "GRES")]
+    pub gres: Option<String>,
+    /// Any other sbatch option, written into each script as given (repeatable), e.g.
+    /// --sbatch-arg=--qos=high.
+    #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
+    pub sbatch_arg: Vec<String>,
+    /// Print the sbatch scripts instead of submitting them.
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+impl SbatchArgs {
+    /// The options as the slurm module takes them.
+    pub fn options(&self) -> crate::slurm::SlurmOptions {
+        crate::slurm::SlurmOptions {
+            partition: self.partition.clone(),
+            account: self.account.clone(),
+            time: self.time.clone(),
+            cpus_per_task: self.cpus_per_task,
+            mem: self.mem.clone(),
+            gres: self.gres.clone(),
+            extra: self.sbatch_arg.clone(),
+        }
+    }
+
+    /// Whether any option was given (they mean nothing without --slurm).
+    pub fn any(&self) -> bool {
+        self.partition.is_some()
+            || self.account.is_some()
+            || self.time.is_some()
+            || self.cpus_per_task.is_some()
+            || self.mem.is_some()
+            || self.gres.is_some()
+            || !self.sbatch_arg.is_empty()
+            || self.dry_run
+    }
+}
+
+/// This process's arguments without the ones named in `drop` (each followed by its value, or
+/// written `--flag=value`; `-o`/`--output` included when listed) and without `--dry-run`: what
+/// a job that re-runs the same command with other outputs needs.
+pub fn args_without(drop: &[&str]) -> Vec<String> {
+    let argv: Vec<String> = std::env::args().skip(1).collect();
+    let mut out = Vec::new();
+    let mut i = 0;
+    while i < argv.len() {
+        let a = &argv[i];
+        let flag = a.split_once('=').map(|(f, _)| f).unwrap_or(a);
+        let short_joined = drop
+            .iter()
+            .any(|d| d.len() == 2 && a.starts_with(d) && a.len() > 2 && !a.starts_with("--"));
+        if a == "--dry-run" || short_joined {
+            i += 1;
+        } else if drop.contains(&flag) {
+            i += if a.contains('=') { 1 } else { 2 };
+        } else {
+            out.push(a.clone());
+            i += 1;
+        }
+    }
+    out
+}

@@ -1,0 +1,477 @@
+//! Slurm, the scheduler clusters run: mtkit writes ordinary sbatch scripts, submits them with
+//! `sbatch --parsable`, and reads their state back from `squeue` and its own completion
+//! markers (accounting is often off, so `sacct` is not relied on). No scheduler of mtkit's own.
+//!
+//! A sharded profile (`mtkit profile NAME --slurm N -o OUT.parquet`) is a job array of N tasks,
+//! task i running the same `mtkit profile` with `--shard (i+1)/N` into `OUT.parquet.parts/`,
+//! each part written atomically and then marked done, and a merge job that waits for the array
+//! (`afterok`) and runs `mtkit profile merge OUT.parquet.parts -o OUT.parquet`. Running the
+//! same command again submits only the shards that have no marker and are not queued or
+//! running, and a new merge job.
+
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use anyhow::{anyhow, bail, Context, Result};
+use serde::{Deserialize, Serialize};
+
+/// Resource requests and extra arguments that go into every `#SBATCH` header.
+#[derive(Clone, Debug, Default)]
+pub struct SlurmOptions {
+    /// `--partition`.
+    pub partition: Option<String>,
+    /// `--account`.
+    pub account: Option<String>,
+    /// `--time` (Slurm's formats: MM, HH:MM:SS, D-HH:MM).
+    pub time: Option<String>,
+    /// `--cpus-per-task`.
+    pub cpus_per_task: Option<u32>,
+    /// `--mem` (e.g. 16G).
+    pub mem: Option<String>,
+    /// `--gres` (e.g. gpu:1).
+    pub gres: Option<String>,
+    /// Any other sbatch options, each written as given (e.g. `--qos=high`).
+    pub extra: Vec<String>,
+}
+
+impl SlurmOptions {
+    /// The `#SBATCH` lines for these options.
+    pub fn directives(&self) -> String {
+        let mut out = String::new();
+        let mut line = |flag: &str, v: &Option<String>| {
+            if let Some(v) = v {
+                out.push_str(&format!("#SBATCH --{flag}={v}\n"));
+            }
+        };
+        line("partition", &self.partition);
+        line("account", &self.account);
+        line("time", &self.time);
+        line("cpus-per-task", &self.cpus_per_task.map(|c| c.to_string()));
+        line("mem", &self.mem);
+        line("gres", &self.gres);
+        for e in &self.extra {
+            out.push_str(&format!("#SBATCH {e}\n"));
+        }
+        out
+    }
+}
+
+/// A Slurm client command on PATH, or an error that says what to install.
+fn client(name: &str) -> Result<PathBuf> {
+    let path = std::env::var_os("PATH").unwrap_or_default();
+    std::env::split_paths(&path)
+        .map(|d| d.join(name))
+        .find(|p| p.is_file())
+        .ok_or_else(|| {
+            anyhow!(
+                "no `{name}` on PATH: --slurm needs Slurm's client commands (Debian/Ubuntu: the slurm-client package; on a cluster, `module load slurm` or your site's equivalent)"
+            )
+        })
+}
+
+/// Submits `script` with `sbatch --parsable` and the given extra arguments; returns the job id.
+pub fn sbatch(script: &Path, args: &[String]) -> Result<String> {
+    let out = Command::new(client("sbatch")?)
+        .arg("--parsable")
+        .args(args)
+        .arg(script)
+        .output()
+        .context("cannot run sbatch")?;
+    if !out.status.success() {
+        bail!(
+            "Slurm refused the job {} (sbatch {}): {}",
+            script.display(),
+            args.join(" "),
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    // `--parsable` prints `ID` or `ID;CLUSTER`.
+    let id = text.trim().split(';').next().unwrap_or("").to_string();
+    if id.is_empty() || !id.chars().all(|c| c.is_ascii_digit()) {
+        bail!("sbatch answered {:?}, not a job id", text.trim());
+    }
+    Ok(id)
+}
+
+/// A job (or one array task) that Slurm still holds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueuedJob {
+    /// The job id (the array's id for array tasks).
+    pub job: String,
+    /// The array task id, for array tasks.
+    pub task: Option<u32>,
+    /// PENDING, RUNNING, ...
+    pub state: String,
+}
+
+/// The jobs named `name` that are queued or running (array tasks one by one).
+pub fn queued(name: &str) -> Result<Vec<QueuedJob>> {
+    let out = Command::new(client("squeue")?)
+        .args(["-h", "-r", "-o", "%i|%T", "-n", name])
+        .output()
+        .context("cannot run squeue")?;
+    if !out.status.success() {
+        bail!(
+            "squeue failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    let mut jobs = Vec::new();
+    for line in String::from_utf8_lossy(&out.stdout).lines() {
+        let Some((id, state)) = line.trim().split_once('|') else {
+            continue;
+        };
+        let (job, task) = match id.split_once('_') {
+            Some((j, t)) => (j.to_string(), t.parse().ok()),
+            None => (id.to_string(), None),
+        };
+        jobs.push(QueuedJob {
+            job,
+            task,
+            state: state.to_string(),
+        });
+    }
+    Ok(jobs)
+}
+
+/// Cancels jobs.
+pub fn scancel(jobs: &[String]) -> Result<()> {
+    if jobs.is_empty() {
+        return Ok(());
+    }
+    let st = Command::new(client("scancel")?)
+        .args(jobs)
+        .status()
+        .context("cannot run scancel")?;
+    if !st.success() {
+        bail!("scancel {} failed", jobs.join(" "));
+    }
+    Ok(())
+}
+
+/// `s` quoted for a POSIX shell.
+pub fn shell_quote(s: &str) -> String {
+    if !s.is_empty()
+        && s.chars()
+            .all(|c| c.is_ascii_alphanumeric() || "-_./=:,+@%".contains(c))
+    {
+        s.to_string()
+    } else {
+        format!("'{}'", s.replace('\'', r"'\''"))
+    }
+}
+
+/// What a parts folder was made for: the profile command (without its Slurm options and
+/// output) and the number of shards. A folder holding parts of another spec is refused.
+#[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
+pub struct PartsSpec {
+    /// `mtkit` arguments of every task, before `--shard K/N -o PART`.
+    pub args: Vec<String>,
+    /// Number of shards.
+    pub shards: u32,
+}
+
+/// The spec file of a parts folder.
+const SPEC_FILE: &str = "spec.json";
+
+impl PartsSpec {
+    /// Part `k` (1-based) of the folder.
+    pub fn part(&self, dir: &Path, k: u32) -> PathBuf {
+        dir.join(format!("part-{k}-of-{}.parquet", self.shards))
+    }
+
+    /// Completion marker of part `k`, written after the part itself.
+    pub fn marker(&self, dir: &Path, k: u32) -> PathBuf {
+        dir.join(format!("part-{k}-of-{}.done", self.shards))
+    }
+
+    /// Shards (1-based) whose marker is missing.
+    pub fn missing(&self, dir: &Path) -> Vec<u32> {
+        (1..=self.shards)
+            .filter(|&k| !self.marker(dir, k).exists())
+            .collect()
+    }
+
+    /// Reads a parts folder's spec.
+    pub fn read(dir: &Path) -> Result<PartsSpec> {
+        let path = dir.join(SPEC_FILE);
+        let text = std::fs::read_to_string(&path).with_context(|| {
+            format!(
+                "{} is not a parts folder of `mtkit profile --slurm` (no {SPEC_FILE})",
+                dir.display()
+            )
+        })?;
+        serde_json::from_str(&text).with_context(|| format!("{}: not a spec", path.display()))
+    }
+
+    /// Every part of a complete folder, in shard order; names the missing shards otherwise.
+    pub fn complete_parts(dir: &Path) -> Result<Vec<PathBuf>> {
+        let spec = PartsSpec::read(dir)?;
+        let missing = spec.missing(dir);
+        if !missing.is_empty() {
+            let list: Vec<String> = missing.iter().map(u32::to_string).collect();
+            bail!(
+                "{}: shard{} {} of {} {} missing (no completion marker); run the same `mtkit profile ... --slurm {}` again to resubmit {}",
+                dir.display(),
+                if missing.len() > 1 { "s" } else { "" },
+                list.join(", "),
+                spec.shards,
+                if missing.len() > 1 { "are" } else { "is" },
+                spec.shards,
+                if missing.len() > 1 { "them" } else { "it" },
+            );
+        }
+        Ok((1..=spec.shards).map(|k| spec.part(dir, k)).collect())
+    }
+
+    /// Refuses when `other` (the folder's spec) differs from this one, naming the setting.
+    fn check_same(&self, other: &PartsSpec, dir: &Path) -> Result<()> {
+        if self == other {
+            return Ok(());
+        }
+        let why = if self.shards != other.shards {
+            format!("--slurm {} there, {} now", other.shards, self.shards)
+        } else {
+            first_difference(&other.args, &self.args)
+        };
+        bail!(
+            "{} holds parts of another profile ({why}); remove the folder or choose another -o",
+            dir.display()
+        )
+    }
+}
+
+/// The first option whose value differs between two argument lists, as `--opt A there, B now`.
+fn first_difference(there: &[String], now: &[String]) -> String {
+    let pairs = |v: &[String]| -> Vec<(String, String)> {
+        let mut out = Vec::new();
+        let mut i = 0;
+        while i < v.len() {
+            let a = &v[i];
+            if let Some((k, val)) = a.split_once('=').filter(|_| a.starts_with("--")) {
+                out.push((k.to_string(), val.to_string()));
+            } else if a.starts_with('-') && v.get(i + 1).is_some_and(|n| !n.starts_with('-')) {
+                out.push((a.clone(), v[i + 1].clone()));
+                i += 1;
+            } else {
+                out.push((a.clone(), String::new()));
+            }
+            i += 1;
+        }
+        out
+    };
+    let (a, b) = (pairs(there), pairs(now));
+    for (k, v) in &b {
+        match a.iter().find(|(ka, _)| ka == k) {
+            Some((_, va)) if va != v => return format!("{k} {va} there, {v} now"),
+            None => return format!("{k} {v} now, not there"),
+            _ => {}
+        }
+    }
+    for (k, v) in &a {
+        if !b.iter().any(|(kb, _)| kb == k) {
+            return format!("{k} {v} there, not now");
+        }
+    }
+    format!("`{}` there, `{}` now", there.join(" "), now.join(" "))
+}
+
+/// A profile sharded over a Slurm job array, then merged.
+pub struct ProfileArray {
+    /// Corpus name.
+    pub corpus: String,
+    /// What every task runs.
+    pub spec: PartsSpec,
+    /// The merged profile.
+    pub output: PathBuf,
+    /// The mtkit binary the jobs run.
+    pub mtkit: PathBuf,
+    /// The folder the shard jobs run in (relative paths in `spec.args` are relative to it).
+    pub workdir: PathBuf,
+    /// Resource requests.
+    pub slurm: SlurmOptions,
+}
+
+/// What a submission did.
+#[derive(Debug, Default)]
+pub struct Submitted {
+    /// Shards submitted now (1-based).
+    pub shards: Vec<u32>,
+    /// The array job id, when shards were submitted.
+    pub array_job: Option<String>,
+    /// Shards already queued or running.
+    pub queued: Vec<u32>,
+    /// The merge job id, when one was submitted.
+    pub merge_job: Option<String>,
+    /// Whether the merged profile was already complete.
+    pub done: bool,
+}
+
+impl ProfileArray {
+    /// `OUT.parquet.parts/` beside the output.
+    pub fn parts_dir(&self) -> PathBuf {
+        let mut name = self.output.file_name().unwrap_or_default().to_os_string();
+        name.push(".parts");
+        self.output.with_file_name(name)
+    }
+
+    /// The job name of the array and the merge: the corpus and a digest of the output path,
+    /// so that two profiles in flight never see each other's jobs.
+    pub fn job_name(&self) -> String {
+        let digest = crate::digest::sha256_hex(self.output.to_string_lossy().as_bytes());
+        format!("mtkit-profile-{}-{}", self.corpus, &digest[..8])
+    }
+
+    /// The array job's script: task i profiles shard i+1 into its part, atomically, then
+    /// writes the part's completion marker.
+    pub fn array_script(&self) -> String {
+        let dir = self.parts_dir();
+        let n = self.spec.shards;
+        let args: Vec<String> = self.spec.args.iter().map(|a| shell_quote(a)).collect();
+        format!(
+            "#!/bin/bash\n\
+             # mtkit: shard (SLURM_ARRAY_TASK_ID+1) of {n} of the profile of `{corpus}`.\n\
+             # Submitted by `mtkit profile {corpus} --slurm {n}`, which passes --array; by hand:\n\
+             #   sbatch --array=0-{last} {script}\n\
+             #SBATCH --job-name={name}\n\
+             #SBATCH --output={log}/shard-%a-%A.log\n\
+             #SBATCH --chdir={cwd}\n\
+             {directives}\
+             set -euo pipefail\n\
+             k=$((SLURM_ARRAY_TASK_ID + 1))\n\
+             {mtkit} {args} --shard \"$k/{n}\" -o {dir}/part-\"$k\"-of-{n}.parquet --quiet\n\
+             touch {dir}/part-\"$k\"-of-{n}.done\n",
+            corpus = self.corpus,
+            last = n - 1,
+            script = shell_quote(&dir.join("shards.sbatch").to_string_lossy()),
+            name = self.job_name(),
+            log = shell_quote(&dir.join("logs").to_string_lossy()),
+            cwd = shell_quote(&self.workdir.to_string_lossy()),
+            directives = self.slurm.directives(),
+            mtkit = shell_quote(&self.mtkit.to_string_lossy()),
+            args = args.join(" "),
+            dir = shell_quote(&dir.to_string_lossy()),
+        )
+    }
+
+    /// The merge job's script (submitted with `--dependency=afterok:` on the shards' jobs).
+    pub fn merge_script(&self) -> String {
+        let dir = self.parts_dir();
+        format!(
+            "#!/bin/bash\n\
+             # mtkit: merge the {n} shard profiles of `{corpus}` into {out}.\n\
+             #SBATCH --job-name={name}\n\
+             #SBATCH --output={log}/merge-%j.log\n\
+             #SBATCH --kill-on-invalid-dep=yes\n\
+             {directives}\
+             set -euo pipefail\n\
+             {mtkit} profile merge {dir} -o {out_q}\n",
+            n = self.spec.shards,
+            corpus = self.corpus,
+            out = self.output.display(),
+            name = self.job_name(),
+            log = shell_quote(&dir.join("logs").to_string_lossy()),
+            directives = self.slurm.directives(),
+            mtkit = shell_quote(&self.mtkit.to_string_lossy()),
+            dir = shell_quote(&dir.to_string_lossy()),
+            out_q = shell_quote(&self.output.to_string_lossy()),
+        )
+    }
+
+    /// Writes the folder, its spec and scripts (refusing a folder of another spec), then
+    /// submits the shards that have no marker and are not queued, and a merge job.
+    pub fn submit(&self) -> Result<Submitted> {
+        client("sbatch")?;
+        let dir = self.parts_dir();
+        std::fs::create_dir_all(dir.join("logs"))
+            .with_context(|| format!("cannot create {}", dir.display()))?;
+        match PartsSpec::read(&dir) {
+            Ok(there) => self.spec.check_same(&there, &dir)?,
+            Err(_) => crate::paths::write_atomic_bytes(
+                &dir.join(SPEC_FILE),
+                serde_json::to_string_pretty(&self.spec)?.as_bytes(),
+            )?,
+        }
+        let shards_script = dir.join("shards.sbatch");
+        let merge_script = dir.join("merge.sbatch");
+        crate::paths::write_atomic_bytes(&shards_script, self.array_script().as_bytes())?;
+        crate::paths::write_atomic_bytes(&merge_script, self.merge_script().as_bytes())?;
+        let missing = self.spec.missing(&dir);
+        let mut result = Submitted::default();
+        if missing.is_empty() && self.output.exists() {
+            result.done = true;
+            return Ok(result);
+        }
+        let jobs = queued(&self.job_name())?;
+        let in_flight: BTreeSet<u32> = jobs.iter().filter_map(|j| j.task.map(|t| t + 1)).collect();
+        // A merge still waiting is replaced by one that waits for every shard job in flight.
+        let stale_merges: Vec<String> = jobs
+            .iter()
+            .filter(|j| j.task.is_none())
+            .map(|j| j.job.clone())
+            .collect();
+        scancel(&stale_merges)?;
+        let mut wait_for: BTreeSet<String> = jobs
+            .iter()
+            .filter(|j| j.task.is_some())
+            .map(|j| j.job.clone())
+            .collect();
+        result.queued = missing
+            .iter()
+            .copied()
+            .filter(|k| in_flight.contains(k))
+            .collect();
+        result.shards = missing
+            .iter()
+            .copied()
+            .filter(|k| !in_flight.contains(k))
+            .collect();
+        if !result.shards.is_empty() {
+            let list: Vec<String> = result.shards.iter().map(|k| (k - 1).to_string()).collect();
+            let id = sbatch(&shards_script, &[format!("--array={}", list.join(","))])?;
+            wait_for.insert(id.clone());
+            result.array_job = Some(id);
+        }
+        let mut args = Vec::new();
+        if !wait_for.is_empty() {
+            let ids: Vec<String> = wait_for.into_iter().collect();
+            args.push(format!("--dependency=afterok:{}", ids.join(":")));
+        }
+        result.merge_job = Some(sbatch(&merge_script, &args)?);
+        Ok(result)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn quoting_keeps_plain_words_and_quotes_the_rest() {
+        assert_eq!(shell_quote("--max-docs"), "--max-docs");
+        assert_eq!(shell_quote("a b"), "'a b'");
+        assert_eq!(shell_quote("it's"), "'it'\\''s'");
+        assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn the_first_differing_option_is_named() {
+        let s = |v: &[&str]| v.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert_eq!(
+            first_difference(
+                &s(&["profile", "c4", "--ngram", "4"]),
+                &s(&["profile", "c4", "--ngram", "2"])
+            ),
+            "--ngram 4 there, 2 now"
+        );
+        assert_eq!(
+            first_difference(
+                &s(&["profile", "c4"]),
+                &s(&["profile", "c4", "--max-docs=all"])
+            ),
+            "--max-docs all now, not there"
+        );
+    }
+}

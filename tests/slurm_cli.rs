@@ -1,0 +1,289 @@
+//! `mtkit profile --slurm N` on a real Slurm: scripts/slurm-local.sh starts a single-node
+//! Slurm (slurmctld, slurmd, munge) and `.ci/run` points these tests at it (SLURM_CONF), with
+//! MTKIT_REQUIRE_SLURM=1 so that they run there rather than skip. Elsewhere, without a Slurm
+//! that answers, they skip with the reason.
+
+mod common;
+use common::*;
+
+use std::path::Path;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use mtkit::profile::Profile;
+
+/// Whether a Slurm answers (`sinfo`); `false` (skip, reason printed) when none does outside CI.
+fn slurm_up() -> bool {
+    let ok = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    if ok {
+        return true;
+    }
+    if std::env::var("MTKIT_REQUIRE_SLURM").as_deref() == Ok("1") {
+        panic!("MTKIT_REQUIRE_SLURM=1 but no Slurm answers `sinfo` (SLURM_CONF={:?}): run scripts/slurm-local.sh start", std::env::var("SLURM_CONF"));
+    }
+    eprintln!(
+        "SKIP: no Slurm answers `sinfo` here (scripts/slurm-local.sh start runs one; .ci/run does)"
+    );
+    false
+}
+
+/// Waits until Slurm holds no job named `name` (two minutes at most).
+fn wait_for_jobs(name: &str) {
+    let start = Instant::now();
+    loop {
+        let jobs = mtkit::slurm::queued(name).unwrap();
+        if jobs.is_empty() {
+            return;
+        }
+        assert!(
+            start.elapsed() < Duration::from_secs(120),
+            "jobs {name} still queued after 2 minutes: {jobs:?}"
+        );
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+/// The job name mtkit gives the jobs of a profile written to `out` (an absolute path).
+fn job_name(corpus: &str, out: &Path) -> String {
+    let digest = mtkit::digest::sha256_hex(out.to_string_lossy().as_bytes());
+    format!("mtkit-profile-{corpus}-{}", &digest[..8])
+}
+
+/// Counts equal exactly: unigrams, every n-gram order, documents, tokens, bytes.
+fn assert_same_counts(a: &Path, b: &Path) {
+    let (pa, pb) = (Profile::load(a).unwrap(), Profile::load(b).unwrap());
+    assert_eq!(pa.unigram, pb.unigram, "unigrams");
+    assert_eq!(pa.ngrams, pb.ngrams, "n-grams");
+    assert_eq!(pa.totals, pb.totals, "totals");
+    assert_eq!(pa.meta.ngram, pb.meta.ngram);
+}
+
+const SAMPLE: &[&str] = &["--max-docs", "all", "--ngram", "3"];
+
+/// A real sample (the shared C4 documents) profiled as a 4-task job array plus a merge job
+/// equals the one-process profile exactly, and `mtkit proximity` takes it.
+#[test]
+fn a_profile_from_four_array_tasks_and_a_merge_equals_the_whole() {
+    if !slurm_up() {
+        return;
+    }
+    let Some(catalog) = shared_catalog() else {
+        return;
+    };
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let (cat, tok) = (catalog.to_str().unwrap(), tok.to_str().unwrap());
+    let mut args = vec!["profile", "c4", "--catalog", cat, "--tokenizer", tok];
+    args.extend_from_slice(SAMPLE);
+    let mut whole = args.clone();
+    whole.extend_from_slice(&["-o", "whole.parquet", "--quiet"]);
+    sb.ok(&whole);
+    let mut slurm = args.clone();
+    slurm.extend_from_slice(&["--slurm", "4", "-o", "c4.parquet"]);
+    let said = sb.ok(&slurm);
+    assert!(
+        said.contains("submitted shards 1,2,3,4 of 4 as job array"),
+        "{said}"
+    );
+    assert!(said.contains("submitted the merge"), "{said}");
+    wait_for_jobs(&job_name("c4", &sb.path("c4.parquet")));
+    assert_same_counts(&sb.path("c4.parquet"), &sb.path("whole.parquet"));
+    // The merge job's dependency was on the array (the script says so, and the log exists).
+    let merge = std::fs::read_to_string(sb.path("c4.parquet.parts/merge.sbatch")).unwrap();
+    assert!(merge.contains("profile merge") && merge.contains("--kill-on-invalid-dep=yes"));
+    let out = sb.ok(&[
+        "proximity",
+        "whole.parquet",
+        "c4.parquet",
+        "whole.parquet",
+        "--tokenizer",
+        tok,
+        "--quiet",
+    ]);
+    assert!(out.contains("c4"), "{out}");
+    // Once done, the same command says so and submits nothing.
+    let again = sb.ok(&slurm);
+    assert!(
+        again.contains("is complete: all 4 shards done and merged"),
+        "{again}"
+    );
+}
+
+/// One array task cancelled (`scancel` of that task) → its part is missing, the merge job is
+/// dropped (its dependency can never be met) and a merge by hand names the shard; the same
+/// command again submits only that shard and a merge, which completes and equals the whole.
+#[test]
+fn a_cancelled_shard_is_resubmitted_alone_and_the_merge_still_equals_the_whole() {
+    if !slurm_up() {
+        return;
+    }
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let docs: Vec<String> = (0..40)
+        .map(|i| format!("document {i} says {} things about {}", i * 7, i % 5))
+        .collect();
+    sb.jsonl(
+        "d.jsonl",
+        &docs.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    sb.write(
+        "cat.toml",
+        "[datasets.d]\nrole = \"target\"\npaths = [\"d.jsonl\"]\n",
+    );
+    let tok = tok.to_str().unwrap();
+    let base = [
+        "profile",
+        "d",
+        "--catalog",
+        "cat.toml",
+        "--tokenizer",
+        tok,
+        "--max-docs",
+        "all",
+    ];
+    let mut whole = base.to_vec();
+    whole.extend_from_slice(&["-o", "whole.parquet", "--quiet"]);
+    sb.ok(&whole);
+    // Submitted held, so that one task can be cancelled before it runs.
+    let mut held = base.to_vec();
+    held.extend_from_slice(&["--slurm", "4", "-o", "d.parquet", "--sbatch-arg=--hold"]);
+    let said = sb.ok(&held);
+    let array = said
+        .split("as job array ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string();
+    let merge = said
+        .split("as job ")
+        .nth(1)
+        .and_then(|r| r.split_whitespace().next())
+        .unwrap_or_else(|| panic!("{said}"))
+        .to_string();
+    let st = Command::new("scancel")
+        .arg(format!("{array}_1"))
+        .status()
+        .unwrap();
+    assert!(st.success());
+    let st = Command::new("scontrol")
+        .args(["release", &array])
+        .status()
+        .unwrap();
+    assert!(st.success());
+    // The merge job may already be gone: its afterok can no longer be met, and it was
+    // submitted with --kill-on-invalid-dep. If it is still held, release it to see it dropped.
+    let _ = Command::new("scontrol")
+        .args(["release", &merge])
+        .stderr(std::process::Stdio::null())
+        .status();
+    let name = job_name("d", &sb.path("d.parquet"));
+    wait_for_jobs(&name);
+    assert!(
+        !sb.path("d.parquet").exists(),
+        "the merge must not run without shard 2"
+    );
+    assert!(!sb.path("d.parquet.parts/part-2-of-4.done").exists());
+    let err = sb.fails(&["profile", "merge", "d.parquet.parts", "-o", "d.parquet"]);
+    assert!(err.contains("shard 2 of 4 is missing"), "{err}");
+    // The same command (not held this time) resubmits shard 2 alone.
+    let mut again = base.to_vec();
+    again.extend_from_slice(&["--slurm", "4", "-o", "d.parquet"]);
+    let said = sb.ok(&again);
+    assert!(
+        said.contains("submitted shards 2 of 4 as job array"),
+        "{said}"
+    );
+    wait_for_jobs(&name);
+    assert_same_counts(&sb.path("d.parquet"), &sb.path("whole.parquet"));
+}
+
+/// Bad input is refused before anything is submitted, with the cause.
+#[test]
+fn slurm_mistakes_fail_clearly() {
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    sb.jsonl("d.jsonl", &["one document", "another one"]);
+    sb.write(
+        "cat.toml",
+        "[datasets.d]\nrole = \"target\"\npaths = [\"d.jsonl\"]\n",
+    );
+    let tok = tok.to_str().unwrap();
+    let run = |extra: &[&str], path: Option<&str>| {
+        let mut args = vec!["profile", "d", "--catalog", "cat.toml", "--tokenizer", tok];
+        args.extend_from_slice(extra);
+        let mut c = sb.cmd(&args);
+        if let Some(p) = path {
+            c.env("PATH", p);
+        }
+        let o = c.output().unwrap();
+        assert!(!o.status.success(), "{args:?} succeeded");
+        String::from_utf8_lossy(&o.stderr).to_string()
+    };
+    assert!(run(&["--slurm", "0", "-o", "x.parquet"], None).contains("--slurm needs N ≥ 1"));
+    assert!(run(&["--slurm", "2"], None).contains("give one NAME and -o FILE.parquet"));
+    assert!(run(&["--partition", "p"], None).contains("go with --slurm N"));
+    let err = run(&["--slurm", "2", "-o", "x.parquet"], Some("/nonexistent"));
+    assert!(
+        err.contains("no `sbatch` on PATH") && err.contains("slurm-client"),
+        "{err}"
+    );
+    if !slurm_up() {
+        return;
+    }
+    // Slurm's own refusal is shown.
+    let err = run(
+        &[
+            "--slurm",
+            "2",
+            "-o",
+            "y.parquet",
+            "--partition",
+            "no-such-partition",
+        ],
+        None,
+    );
+    assert!(
+        err.contains("Slurm refused the job") && err.contains("partition"),
+        "{err}"
+    );
+    // A parts folder of another spec is refused, naming the setting.
+    let ok = sb.ok(&[
+        "profile",
+        "d",
+        "--catalog",
+        "cat.toml",
+        "--tokenizer",
+        tok,
+        "--ngram",
+        "2",
+        "--slurm",
+        "2",
+        "-o",
+        "z.parquet",
+        "--sbatch-arg=--hold",
+    ]);
+    assert!(ok.contains("submitted shards 1,2 of 2"), "{ok}");
+    let err = run(&["--ngram", "3", "--slurm", "2", "-o", "z.parquet"], None);
+    assert!(
+        err.contains("holds parts of another profile (--ngram 2 there, 3 now)"),
+        "{err}"
+    );
+    let name = job_name("d", &sb.path("z.parquet"));
+    let ids: Vec<String> = mtkit::slurm::queued(&name)
+        .unwrap()
+        .into_iter()
+        .map(|j| j.job)
+        .collect();
+    mtkit::slurm::scancel(&ids).unwrap();
+    wait_for_jobs(&name);
+}
