@@ -136,6 +136,26 @@ pub fn queued(name: &str) -> Result<Vec<QueuedJob>> {
     Ok(jobs)
 }
 
+/// This user's queued or running jobs whose name starts with `prefix`: name → job id.
+pub fn queued_by_prefix(prefix: &str) -> Result<std::collections::BTreeMap<String, String>> {
+    let out = Command::new(client("squeue")?)
+        .args(["-h", "--me", "-o", "%i|%j"])
+        .output()
+        .context("cannot run squeue")?;
+    if !out.status.success() {
+        bail!(
+            "squeue failed: {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
+    }
+    Ok(String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.trim().split_once('|'))
+        .filter(|(_, name)| name.starts_with(prefix))
+        .map(|(id, name)| (name.to_string(), id.to_string()))
+        .collect())
+}
+
 /// Cancels jobs.
 pub fn scancel(jobs: &[String]) -> Result<()> {
     if jobs.is_empty() {
@@ -149,6 +169,25 @@ pub fn scancel(jobs: &[String]) -> Result<()> {
         bail!("scancel {} failed", jobs.join(" "));
     }
     Ok(())
+}
+
+/// Sorted numbers as Slurm writes index lists: runs as `A-B`, the rest comma-separated.
+pub fn ranges(v: &[u32]) -> String {
+    let mut out: Vec<String> = Vec::new();
+    let mut i = 0;
+    while i < v.len() {
+        let mut j = i;
+        while j + 1 < v.len() && v[j + 1] == v[j] + 1 {
+            j += 1;
+        }
+        out.push(if j > i {
+            format!("{}-{}", v[i], v[j])
+        } else {
+            v[i].to_string()
+        });
+        i = j + 1;
+    }
+    out.join(",")
 }
 
 /// `s` quoted for a POSIX shell.
@@ -454,6 +493,14 @@ mod tests {
         assert_eq!(shell_quote("a b"), "'a b'");
         assert_eq!(shell_quote("it's"), "'it'\\''s'");
         assert_eq!(shell_quote(""), "''");
+    }
+
+    #[test]
+    fn index_lists_are_written_as_ranges() {
+        assert_eq!(ranges(&[1, 2, 3, 4]), "1-4");
+        assert_eq!(ranges(&[2]), "2");
+        assert_eq!(ranges(&[1, 3, 4, 5, 9]), "1,3-5,9");
+        assert_eq!(ranges(&[]), "");
     }
 
     #[test]

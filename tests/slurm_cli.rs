@@ -88,7 +88,7 @@ fn a_profile_from_four_array_tasks_and_a_merge_equals_the_whole() {
     slurm.extend_from_slice(&["--slurm", "4", "-o", "c4.parquet"]);
     let said = sb.ok(&slurm);
     assert!(
-        said.contains("submitted shards 1,2,3,4 of 4 as job array"),
+        said.contains("submitted shards 1-4 of 4 as job array"),
         "{said}"
     );
     assert!(said.contains("submitted the merge"), "{said}");
@@ -272,7 +272,7 @@ fn slurm_mistakes_fail_clearly() {
         "z.parquet",
         "--sbatch-arg=--hold",
     ]);
-    assert!(ok.contains("submitted shards 1,2 of 2"), "{ok}");
+    assert!(ok.contains("submitted shards 1-2 of 2"), "{ok}");
     let err = run(&["--ngram", "3", "--slurm", "2", "-o", "z.parquet"], None);
     assert!(
         err.contains("holds parts of another profile (--ngram 2 there, 3 now)"),

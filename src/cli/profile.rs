@@ -43,6 +43,9 @@ pub struct ProfileArgs {
     slurm: Option<u32>,
     #[command(flatten)]
     sbatch: SbatchArgs,
+    /// With --slurm: print the sbatch scripts instead of submitting them.
+    #[arg(long, requires = "slurm")]
+    dry_run: bool,
 }
 
 /// N-gram counting options.
@@ -117,7 +120,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         return submit_to_slurm(&a, n);
     }
     if a.sbatch.any() {
-        bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres, --sbatch-arg and --dry-run go with --slurm N");
+        bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm N");
     }
     let cat = a.corpus.catalog()?;
     let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
@@ -229,7 +232,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
         workdir: std::env::current_dir()?,
         slurm: a.sbatch.options(),
     };
-    if a.sbatch.dry_run {
+    if a.dry_run {
         println!(
             "# {}/shards.sbatch\n{}",
             job.parts_dir().display(),
@@ -250,7 +253,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
         );
         return Ok(());
     }
-    let list = |v: &[u32]| v.iter().map(u32::to_string).collect::<Vec<_>>().join(",");
+    let list = |v: &[u32]| mtkit::slurm::ranges(v);
     if let Some(id) = &s.array_job {
         println!(
             "submitted shards {} of {n} as job array {id}",

@@ -202,7 +202,7 @@ impl GlobalArgs {
     }
 }
 
-/// Slurm resource requests and the dry run, for commands that submit jobs.
+/// Slurm resource requests, for commands that submit jobs.
 #[derive(Args, Debug, Clone, Default)]
 pub struct SbatchArgs {
     /// Slurm partition.
@@ -227,9 +227,6 @@ pub struct SbatchArgs {
     /// --sbatch-arg=--qos=high.
     #[arg(long, value_name = "OPTION", allow_hyphen_values = true)]
     pub sbatch_arg: Vec<String>,
-    /// Print the sbatch scripts instead of submitting them.
-    #[arg(long)]
-    pub dry_run: bool,
 }
 
 impl SbatchArgs {
@@ -255,7 +252,6 @@ impl SbatchArgs {
             || self.mem.is_some()
             || self.gres.is_some()
             || !self.sbatch_arg.is_empty()
-            || self.dry_run
     }
 }
 

@@ -15,3 +15,4 @@ pub mod model_files;
 pub mod torch_env;
 pub mod trainer;
 pub mod verify;
+pub mod verify_slurm;

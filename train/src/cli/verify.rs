@@ -3,13 +3,14 @@
 use std::collections::BTreeSet;
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use mtkit_train::trainer::{device, Quiet};
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
 };
+use mtkit_train::verify_slurm::{grid_jobs, run_job, GridSubmit};
 
 use mtkit::cli_support::output::table;
 use mtkit::cli_support::progress::Bar;
@@ -42,6 +43,20 @@ pub struct VerifyArgs {
     /// Less output.
     #[arg(long, short)]
     quiet: bool,
+    /// Submit the grid to Slurm: one job per shared phase-prefix and one per run, each
+    /// waiting (afterok) for the job that makes its starting checkpoint. Re-running skips
+    /// finished and queued jobs; once every job has ended, writes runs.csv as a local run does.
+    #[arg(long)]
+    slurm: bool,
+    /// Write runs.csv from the finished runs of a --slurm grid (refused, naming them, while
+    /// runs are missing).
+    #[arg(long, conflicts_with = "slurm")]
+    collect: bool,
+    #[command(flatten)]
+    sbatch: mtkit::cli_support::args::SbatchArgs,
+    /// One job of a --slurm grid (what its sbatch script runs).
+    #[arg(long, value_name = "JOB", hide = true)]
+    slurm_job: Option<String>,
 }
 
 pub fn run(a: VerifyArgs) -> Result<()> {
@@ -57,6 +72,17 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&plan.plan.name));
     let runs = plan.runs(&data);
+    if let Some(job) = &a.slurm_job {
+        let quiet = a.quiet;
+        return run_job(&runs, job, &out, device(&a.device)?, &|m| {
+            if !quiet {
+                eprintln!("{m}");
+            }
+        });
+    }
+    if a.sbatch.any() && !a.slurm {
+        bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm");
+    }
     let finished = |r: &mtkit_train::verify::PlannedRun| {
         out.join("runs").join(&r.name).join("summary.json").exists()
     };
@@ -107,15 +133,34 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             runs.len()
         );
     }
-    if a.dry_run {
+    if a.dry_run && !a.slurm {
         return Ok(());
     }
     let tok = a.tokenizer.load()?;
-    let bar = Bar::new(a.quiet);
-    for name in tokenize_missing(&plan, &cards, &tok, &data, &bar)? {
-        if !a.quiet {
-            eprintln!("tokenized `{name}` into {}", data.join(&name).display());
+    if !a.dry_run {
+        let bar = Bar::new(a.quiet);
+        for name in tokenize_missing(&plan, &cards, &tok, &data, &bar)? {
+            if !a.quiet {
+                eprintln!("tokenized `{name}` into {}", data.join(&name).display());
+            }
         }
+    }
+    let missing: Vec<&str> = runs
+        .iter()
+        .filter(|r| !finished(r))
+        .map(|r| r.name.as_str())
+        .collect();
+    if a.slurm && !missing.is_empty() {
+        return submit_grid(&a, &runs, &out);
+    }
+    if a.collect && !missing.is_empty() {
+        bail!(
+            "{} of {} runs have not finished ({}); see `squeue` and {}",
+            missing.len(),
+            runs.len(),
+            missing.join(", "),
+            out.join("slurm/logs").display()
+        );
     }
     let quiet = a.quiet;
     let summaries = execute(&runs, &out, device(&a.device)?, a.resume, &Quiet, &|m| {
@@ -127,5 +172,50 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     let path = out.join("runs.csv");
     write_runs_csv(&path, &rows)?;
     println!("{} rows written to {}", rows.len(), path.display());
+    Ok(())
+}
+
+/// `--slurm`: the grid's jobs (printed with --dry-run, else submitted).
+fn submit_grid(
+    a: &VerifyArgs,
+    runs: &[mtkit_train::verify::PlannedRun],
+    out: &std::path::Path,
+) -> Result<()> {
+    let (plan, out) = (std::path::absolute(&a.plan)?, std::path::absolute(out)?);
+    let (mtkit, workdir) = (std::env::current_exe()?, std::env::current_dir()?);
+    let slurm = a.sbatch.options();
+    let grid = GridSubmit {
+        plan: &plan,
+        out: &out,
+        mtkit: &mtkit,
+        workdir: &workdir,
+        device: &a.device,
+        slurm: &slurm,
+    };
+    if a.dry_run {
+        for job in grid_jobs(runs) {
+            let after = job.after.as_ref().map(|j| format!("<job id of {j}>"));
+            println!(
+                "# {}.sbatch\n{}",
+                job.id,
+                grid.script(&job, after.as_deref())
+            );
+        }
+        return Ok(());
+    }
+    let s = grid.submit(runs)?;
+    for (job, id, after) in &s.submitted {
+        let wait = after
+            .as_ref()
+            .map(|a| format!(" (after {a})"))
+            .unwrap_or_default();
+        println!("submitted {job} as job {id}{wait}");
+    }
+    println!(
+        "{} jobs submitted, {} already queued or running, {} done; run the same command (or --collect) once they end to write runs.csv",
+        s.submitted.len(),
+        s.queued.len(),
+        s.done.len()
+    );
     Ok(())
 }

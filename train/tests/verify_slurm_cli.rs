@@ -1,0 +1,120 @@
+//! `mtkit verify PLAN --slurm` on a real Slurm (scripts/slurm-local.sh; `.ci/run` starts it and
+//! sets MTKIT_REQUIRE_SLURM=1 so that this runs there): the demo grid as jobs along the prefix
+//! tree gives the local run's runs.csv byte for byte.
+
+#[path = "../../tests/common/mod.rs"]
+mod common;
+use common::*;
+
+use std::collections::BTreeMap;
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+fn slurm_up() -> bool {
+    let ok = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    if !ok && std::env::var("MTKIT_REQUIRE_SLURM").as_deref() == Ok("1") {
+        panic!(
+            "MTKIT_REQUIRE_SLURM=1 but no Slurm answers `sinfo`: run scripts/slurm-local.sh start"
+        );
+    }
+    if !ok {
+        eprintln!("SKIP: no Slurm answers `sinfo` here (scripts/slurm-local.sh start runs one)");
+    }
+    ok
+}
+
+/// The demo grid (analysis/demo.toml) submitted with --slurm: 1 pretraining prefix shared by
+/// all five variants, 5 second-phase prefixes each waiting for it, 5 runs each waiting for its
+/// variant's prefix (11 jobs, where the local run trains 85 steps instead of 125); once they
+/// end, the same command writes runs.csv, byte-identical to the local `mtkit verify`'s.
+#[test]
+fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
+    if !slurm_up() {
+        return;
+    }
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let plan = std::fs::read_to_string(repo_root().join("analysis/demo.toml")).unwrap();
+    let plan = sb.write("analysis/demo.toml", plan);
+    let (plan, tok) = (plan.to_str().unwrap(), tok.to_str().unwrap());
+    let common = ["--tokenizer", tok, "--device", "cpu", "--quiet"];
+    let mut local = vec!["verify", plan, "--out", "local"];
+    local.extend_from_slice(&common);
+    sb.ok(&local);
+    let mut slurm = vec!["verify", plan, "--out", "grid", "--slurm"];
+    slurm.extend_from_slice(&common);
+    let said = sb.ok(&slurm);
+    // "submitted JOB as job ID (after ID)": who waits for whom.
+    let mut ids: BTreeMap<String, String> = BTreeMap::new();
+    let mut after: BTreeMap<String, Option<String>> = BTreeMap::new();
+    for line in said.lines().filter(|l| l.starts_with("submitted ")) {
+        let w: Vec<&str> = line.split_whitespace().collect();
+        ids.insert(w[1].to_string(), w[4].to_string());
+        after.insert(
+            w[1].to_string(),
+            w.get(6).map(|s| s.trim_end_matches(')').to_string()),
+        );
+    }
+    assert_eq!(ids.len(), 11, "{said}");
+    let by_id: BTreeMap<&String, &String> = ids.iter().map(|(k, v)| (v, k)).collect();
+    let roots: Vec<&String> = after
+        .iter()
+        .filter(|(_, a)| a.is_none())
+        .map(|(k, _)| k)
+        .collect();
+    assert_eq!(roots.len(), 1, "one job from scratch: {said}");
+    assert!(roots[0].starts_with("prefix-"));
+    let waits_for_root = after
+        .values()
+        .filter(|a| a.as_deref() == Some(ids[roots[0]].as_str()))
+        .count();
+    assert_eq!(
+        waits_for_root, 5,
+        "five variant prefixes wait for pretraining"
+    );
+    for (job, a) in &after {
+        if job.starts_with("run-") {
+            let parent = by_id[a.as_ref().unwrap()];
+            assert!(
+                parent.starts_with("prefix-") && parent != roots[0],
+                "{job} waits for {parent}"
+            );
+        }
+        // The submitted script carries the same dependency.
+        let script = std::fs::read_to_string(sb.path(&format!("grid/slurm/{job}.sbatch"))).unwrap();
+        match a {
+            Some(id) => assert!(
+                script.contains(&format!("--dependency=afterok:{id}")),
+                "{job}"
+            ),
+            None => assert!(!script.contains("--dependency"), "{job}"),
+        }
+    }
+    // Again while they run: nothing new is submitted.
+    let again = sb.ok(&slurm);
+    assert!(again.contains("0 jobs submitted"), "{again}");
+    let start = Instant::now();
+    while !mtkit::slurm::queued_by_prefix("mtkit-verify-")
+        .unwrap()
+        .is_empty()
+    {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "grid jobs still queued after 5 minutes"
+        );
+        std::thread::sleep(Duration::from_secs(1));
+    }
+    let done = sb.ok(&slurm);
+    assert!(done.contains("5 rows written"), "{done}");
+    assert_eq!(
+        std::fs::read(sb.path("grid/runs.csv")).unwrap(),
+        std::fs::read(sb.path("local/runs.csv")).unwrap(),
+        "runs.csv from Slurm differs from the local one"
+    );
+}
