@@ -9,6 +9,7 @@ use clap::Args;
 use mtkit_train::trainer::{device, Quiet};
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
+    PlannedRun,
 };
 use mtkit_train::verify_slurm::{grid_jobs, run_job, GridSubmit};
 
@@ -83,55 +84,9 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     if a.sbatch.any() && !a.slurm {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm");
     }
-    let finished = |r: &mtkit_train::verify::PlannedRun| {
-        out.join("runs").join(&r.name).join("summary.json").exists()
-    };
-    let mut stored: BTreeSet<String> = BTreeSet::new();
-    if let Ok(d) = std::fs::read_dir(out.join("prefixes")) {
-        stored.extend(d.filter_map(|e| e.ok()).filter_map(|e| {
-            e.path()
-                .file_stem()
-                .map(|s| s.to_string_lossy().to_string())
-        }));
-    }
-    let sched = schedule(&runs, &mut stored, &finished);
-    let total: u64 = sched.iter().map(|s| s.1).sum();
-    let naive: u64 = runs
-        .iter()
-        .map(|r| {
-            r.config
-                .phases
-                .iter()
-                .map(|p| p.steps.unwrap_or(0))
-                .sum::<u64>()
-        })
-        .sum();
+    let finished = |r: &PlannedRun| out.join("runs").join(&r.name).join("summary.json").exists();
     if a.dry_run || !a.quiet {
-        let rows: Vec<Vec<String>> = runs
-            .iter()
-            .zip(&sched)
-            .map(|(r, (reuse, steps))| {
-                let from = if *reuse == 0 {
-                    "scratch".to_string()
-                } else {
-                    format!("after {}", r.config.phases[reuse - 1].name)
-                };
-                let from = if *steps == 0 && *reuse == r.config.phases.len() {
-                    "finished".to_string()
-                } else {
-                    from
-                };
-                vec![r.name.clone(), from, steps.to_string()]
-            })
-            .collect();
-        print!(
-            "{}",
-            table(&["run", "starts from", "steps to train"], &rows)
-        );
-        println!(
-            "{} runs; {total} training steps to execute ({naive} without prefix reuse)",
-            runs.len()
-        );
+        print_schedule(&runs, &out, &finished);
     }
     if a.dry_run && !a.slurm {
         return Ok(());
@@ -218,4 +173,54 @@ fn submit_grid(
         s.done.len()
     );
     Ok(())
+}
+
+/// The run tree: where each run starts, the steps it trains, and the saving from reuse.
+fn print_schedule(
+    runs: &[PlannedRun],
+    out: &std::path::Path,
+    finished: &dyn Fn(&PlannedRun) -> bool,
+) {
+    let mut stored: BTreeSet<String> = BTreeSet::new();
+    if let Ok(d) = std::fs::read_dir(out.join("prefixes")) {
+        stored.extend(d.filter_map(|e| e.ok()).filter_map(|e| {
+            e.path()
+                .file_stem()
+                .map(|s| s.to_string_lossy().to_string())
+        }));
+    }
+    let sched = schedule(runs, &mut stored, finished);
+    let total: u64 = sched.iter().map(|s| s.1).sum();
+    let naive: u64 = runs
+        .iter()
+        .map(|r| {
+            r.config
+                .phases
+                .iter()
+                .map(|p| p.steps.unwrap_or(0))
+                .sum::<u64>()
+        })
+        .sum();
+    let rows: Vec<Vec<String>> = runs
+        .iter()
+        .zip(&sched)
+        .map(|(r, (reuse, steps))| {
+            let from = if *steps == 0 && *reuse == r.config.phases.len() {
+                "finished".to_string()
+            } else if *reuse == 0 {
+                "scratch".to_string()
+            } else {
+                format!("after {}", r.config.phases[reuse - 1].name)
+            };
+            vec![r.name.clone(), from, steps.to_string()]
+        })
+        .collect();
+    print!(
+        "{}",
+        table(&["run", "starts from", "steps to train"], &rows)
+    );
+    println!(
+        "{} runs; {total} training steps to execute ({naive} without prefix reuse)",
+        runs.len()
+    );
 }
