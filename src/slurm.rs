@@ -106,10 +106,11 @@ pub struct QueuedJob {
     pub state: String,
 }
 
-/// The jobs named `name` that are queued or running (array tasks one by one).
-pub fn queued(name: &str) -> Result<Vec<QueuedJob>> {
+/// `squeue -h ARGS`'s lines.
+fn squeue(args: &[&str]) -> Result<String> {
     let out = Command::new(client("squeue")?)
-        .args(["-h", "-r", "-o", "%i|%T", "-n", name])
+        .arg("-h")
+        .args(args)
         .output()
         .context("cannot run squeue")?;
     if !out.status.success() {
@@ -118,8 +119,13 @@ pub fn queued(name: &str) -> Result<Vec<QueuedJob>> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+/// The jobs named `name` that are queued or running (array tasks one by one).
+pub fn queued(name: &str) -> Result<Vec<QueuedJob>> {
     let mut jobs = Vec::new();
-    for line in String::from_utf8_lossy(&out.stdout).lines() {
+    for line in squeue(&["-r", "-o", "%i|%T", "-n", name])?.lines() {
         let Some((id, state)) = line.trim().split_once('|') else {
             continue;
         };
@@ -138,17 +144,7 @@ pub fn queued(name: &str) -> Result<Vec<QueuedJob>> {
 
 /// This user's queued or running jobs whose name starts with `prefix`: name → job id.
 pub fn queued_by_prefix(prefix: &str) -> Result<std::collections::BTreeMap<String, String>> {
-    let out = Command::new(client("squeue")?)
-        .args(["-h", "--me", "-o", "%i|%j"])
-        .output()
-        .context("cannot run squeue")?;
-    if !out.status.success() {
-        bail!(
-            "squeue failed: {}",
-            String::from_utf8_lossy(&out.stderr).trim()
-        );
-    }
-    Ok(String::from_utf8_lossy(&out.stdout)
+    Ok(squeue(&["--me", "-o", "%i|%j"])?
         .lines()
         .filter_map(|l| l.trim().split_once('|'))
         .filter(|(_, name)| name.starts_with(prefix))

@@ -12,25 +12,6 @@ use std::time::{Duration, Instant};
 
 use mtkit::profile::Profile;
 
-/// Whether a Slurm answers (`sinfo`); `false` (skip, reason printed) when none does outside CI.
-fn slurm_up() -> bool {
-    let ok = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false);
-    if ok {
-        return true;
-    }
-    if std::env::var("MTKIT_REQUIRE_SLURM").as_deref() == Ok("1") {
-        panic!("MTKIT_REQUIRE_SLURM=1 but no Slurm answers `sinfo` (SLURM_CONF={:?}): run scripts/slurm-local.sh start", std::env::var("SLURM_CONF"));
-    }
-    eprintln!(
-        "SKIP: no Slurm answers `sinfo` here (scripts/slurm-local.sh start runs one; .ci/run does)"
-    );
-    false
-}
-
 /// Waits until Slurm holds no job named `name` (two minutes at most).
 fn wait_for_jobs(name: &str) {
     let start = Instant::now();

@@ -216,3 +216,77 @@ pub fn paper_reference<K: Ord + Clone>(
     let jac = inter / keys.len() as f64;
     (cos, jac, js, 0.4 * cos + 0.3 * jac + 0.3 / (1.0 + js))
 }
+
+/// Whether a Slurm answers `sinfo` (scripts/slurm-local.sh starts one). Where none does: a
+/// failure under MTKIT_REQUIRE_SLURM=1 (CI), a printed skip elsewhere.
+pub fn slurm_up() -> bool {
+    let ok = Command::new("sinfo")
+        .args(["-h", "-o", "%T"])
+        .output()
+        .map(|o| o.status.success() && !o.stdout.is_empty())
+        .unwrap_or(false);
+    if !ok && std::env::var("MTKIT_REQUIRE_SLURM").as_deref() == Ok("1") {
+        panic!(
+            "MTKIT_REQUIRE_SLURM=1 but no Slurm answers `sinfo` (SLURM_CONF={:?}): run scripts/slurm-local.sh start",
+            std::env::var("SLURM_CONF")
+        );
+    }
+    if !ok {
+        eprintln!("SKIP: no Slurm answers `sinfo` here (scripts/slurm-local.sh start runs one; .ci/run does)");
+    }
+    ok
+}
+
+/// Three small corpora under a word-level tokenizer (30 words + EOS; a model pads it to 128),
+/// tokenized into `tokens/` (20 validation documents each): `a` (words 0-9) and `b` (10-19),
+/// and `q`, prompt/response examples (words 20-24, then 25-29). Returns (catalog, tokenizer).
+pub fn word_corpora(sb: &Sandbox) -> (String, String) {
+    let mut vocab: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
+    vocab.push("<|endoftext|>".into());
+    let refs: Vec<&str> = vocab.iter().map(|s| s.as_str()).collect();
+    let tok = sb.word_tokenizer("tok.json", &refs).display().to_string();
+    let mut rng = 7u64;
+    let mut doc = |n: usize, lo: usize, hi: usize| -> String {
+        (0..n)
+            .map(|_| {
+                rng = rng
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                format!("w{}", lo + (rng >> 33) as usize % (hi - lo))
+            })
+            .collect::<Vec<_>>()
+            .join(" ")
+    };
+    let a: Vec<String> = (0..200).map(|_| doc(40, 0, 10)).collect();
+    let b: Vec<String> = (0..200).map(|_| doc(40, 10, 20)).collect();
+    let q: Vec<String> = (0..120)
+        .map(|_| serde_json::json!({"q": doc(5, 20, 25), "a": doc(6, 25, 30)}).to_string())
+        .collect();
+    sb.jsonl("a.jsonl", &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    sb.jsonl("b.jsonl", &b.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    sb.write("q.jsonl", q.join("\n"));
+    let cat = sb
+        .write(
+            "cat.toml",
+            "[datasets.a]\nrole = \"pretrain\"\npaths = [\"a.jsonl\"]\n[datasets.b]\nrole = \"midtrain\"\npaths = [\"b.jsonl\"]\n\
+             [datasets.q]\nrole = \"target\"\npaths = [\"q.jsonl\"]\ntext = \"{q} {a}\"\nprompt = \"{q}\"\nresponse = \"{a}\"\n",
+        )
+        .display()
+        .to_string();
+    sb.ok(&[
+        "tokenize",
+        "a",
+        "b",
+        "q",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "-o",
+        "tokens",
+        "--val-docs",
+        "20",
+        "--quiet",
+    ]);
+    (cat, tok)
+}

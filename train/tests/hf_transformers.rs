@@ -298,7 +298,7 @@ fn a_run_started_from_a_transformers_model_starts_from_its_weights() {
         return;
     };
     let sb = Sandbox::new();
-    let (tok, _) = word_data(&sb);
+    let (_, tok) = word_corpora(&sb);
     let init = sb.path("hf-init");
     transformers(
         &py,
@@ -392,7 +392,7 @@ fn a_model_trained_by_mtkit_loads_in_transformers_with_the_same_logits_and_gener
         return;
     };
     let sb = Sandbox::new();
-    let (tok, _) = word_data(&sb);
+    let (_, tok) = word_corpora(&sb);
     let cfg = sb.write("run.toml", RUN);
     sb.ok(&[
         "train",
@@ -598,52 +598,6 @@ fn configs_mtkit_cannot_represent_are_refused_by_key() {
     assert!(err.contains("has no model.safetensors"), "{err}");
 }
 
-/// A small corpus under a word-level tokenizer (30 words + EOS), tokenized into `tokens/`.
-fn word_data(sb: &Sandbox) -> (String, String) {
-    let mut vocab: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
-    vocab.push("<|endoftext|>".into());
-    let refs: Vec<&str> = vocab.iter().map(|s| s.as_str()).collect();
-    let tok = sb.word_tokenizer("tok.json", &refs).display().to_string();
-    let mut rng = 11u64;
-    let mut doc = |n: usize, lo: usize, hi: usize| -> String {
-        (0..n)
-            .map(|_| {
-                rng = rng
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("w{}", lo + (rng >> 33) as usize % (hi - lo))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let a: Vec<String> = (0..100).map(|_| doc(40, 0, 15)).collect();
-    let b: Vec<String> = (0..100).map(|_| doc(40, 10, 30)).collect();
-    sb.jsonl("a.jsonl", &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    sb.jsonl("b.jsonl", &b.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    let cat = sb
-        .write(
-            "cat.toml",
-            "[datasets.a]\nrole = \"pretrain\"\npaths = [\"a.jsonl\"]\n[datasets.b]\nrole = \"midtrain\"\npaths = [\"b.jsonl\"]\n",
-        )
-        .display()
-        .to_string();
-    sb.ok(&[
-        "tokenize",
-        "a",
-        "b",
-        "--catalog",
-        &cat,
-        "--tokenizer",
-        &tok,
-        "-o",
-        "tokens",
-        "--val-docs",
-        "10",
-        "--quiet",
-    ]);
-    (tok, cat)
-}
-
 const RUN: &str = r#"
 [run]
 name = "t"
@@ -679,7 +633,7 @@ schedule = "continue"
 #[test]
 fn model_pull_fills_and_reuses_the_hugging_face_cache() {
     let sb = Sandbox::new();
-    let (tok, _) = word_data(&sb);
+    let (_, tok) = word_corpora(&sb);
     let cfg = sb.write("run.toml", RUN);
     sb.ok(&[
         "train",

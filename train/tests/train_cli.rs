@@ -59,58 +59,6 @@ fn preset_parameter_counts() {
     );
 }
 
-/// A small corpus under a word-level tokenizer (vocabulary 30 words + EOS: padded to 128).
-fn word_setup(sb: &Sandbox) -> (String, String) {
-    let mut vocab: Vec<String> = (0..30).map(|i| format!("w{i}")).collect();
-    vocab.push("<|endoftext|>".into());
-    let refs: Vec<&str> = vocab.iter().map(|s| s.as_str()).collect();
-    let tok = sb.word_tokenizer("tok.json", &refs).display().to_string();
-    let mut rng = 7u64;
-    let mut doc = |n: usize, lo: usize, hi: usize| -> String {
-        (0..n)
-            .map(|_| {
-                rng = rng
-                    .wrapping_mul(6364136223846793005)
-                    .wrapping_add(1442695040888963407);
-                format!("w{}", lo + (rng >> 33) as usize % (hi - lo))
-            })
-            .collect::<Vec<_>>()
-            .join(" ")
-    };
-    let a: Vec<String> = (0..200).map(|_| doc(40, 0, 10)).collect();
-    let b: Vec<String> = (0..200).map(|_| doc(40, 10, 20)).collect();
-    let q: Vec<String> = (0..120)
-        .map(|_| serde_json::json!({"q": doc(5, 20, 25), "a": doc(6, 25, 30)}).to_string())
-        .collect();
-    sb.jsonl("a.jsonl", &a.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    sb.jsonl("b.jsonl", &b.iter().map(|s| s.as_str()).collect::<Vec<_>>());
-    sb.write("q.jsonl", q.join("\n"));
-    let cat = sb
-        .write(
-            "cat.toml",
-            "[datasets.a]\nrole = \"pretrain\"\npaths = [\"a.jsonl\"]\n[datasets.b]\nrole = \"midtrain\"\npaths = [\"b.jsonl\"]\n\
-             [datasets.q]\nrole = \"target\"\npaths = [\"q.jsonl\"]\ntext = \"{q} {a}\"\nprompt = \"{q}\"\nresponse = \"{a}\"\n",
-        )
-        .display()
-        .to_string();
-    sb.ok(&[
-        "tokenize",
-        "a",
-        "b",
-        "q",
-        "--catalog",
-        &cat,
-        "--tokenizer",
-        &tok,
-        "-o",
-        "tokens",
-        "--val-docs",
-        "20",
-        "--quiet",
-    ]);
-    (cat, tok)
-}
-
 const RUN: &str = r#"
 [run]
 name = "t"
@@ -168,7 +116,7 @@ fn last_checkpoint(dir: &Path) -> std::path::PathBuf {
 #[test]
 fn stop_and_resume_gives_the_same_weights_as_a_straight_run() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     sb.write("run.toml", RUN);
     let out = sb.ok(&[
         "train", "run.toml", "--out", "straight", "--device", "cpu", "--quiet",
@@ -238,7 +186,7 @@ fn stop_and_resume_gives_the_same_weights_as_a_straight_run() {
 #[test]
 fn mixture_sampler_matches_weights_within_binomial_noise() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     sb.write(
         "mix.toml",
         "[run]\nname = \"m\"\npreset = \"tiny\"\ndata = \"tokens\"\neval_every = 1000\ncheckpoint_every = 1000\n\
@@ -306,7 +254,7 @@ fn sft_masks_prompt_tokens_and_padding() {
 #[test]
 fn equal_logits_score_ln_vocab() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     let path = sb.write("run.toml", RUN);
     let (cfg, data) = RunConfig::load(&path).unwrap();
     let t = Trainer::new(cfg, &data, &sb.path("eq"), Device::Cpu, false).unwrap();
@@ -367,7 +315,7 @@ fn loss_falls_on_a_real_corpus() {
 #[test]
 fn bad_run_configs_fail_clearly() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     sb.write(
         "bad.toml",
         RUN.replace(
@@ -406,7 +354,7 @@ fn bad_run_configs_fail_clearly() {
 #[test]
 fn an_empty_training_split_is_a_clear_error() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     // The same header with a token count of 0, and no documents.
     let tokens = sb.path("tokens/a/train.tokens");
     let mut header = std::fs::read(&tokens).unwrap()[..32].to_vec();
@@ -455,7 +403,7 @@ fn assert_same_tensors(a: &Path, b: &Path) {
 #[test]
 fn sft_with_prompts_filling_the_window_is_refused_with_the_cause() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     // q's prompts are 5 words, so 5 tokens: at seq_len 5 the window holds the prompt and
     // one target past it (targets are tokens 1..=5, the 5th is the first response token);
     // at seq_len 4 none.
@@ -510,7 +458,7 @@ fn sft_with_prompts_filling_the_window_is_refused_with_the_cause() {
 #[test]
 fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
     let sb = Sandbox::new();
-    let (_, tok) = word_setup(&sb);
+    let (_, tok) = word_corpora(&sb);
     // Prompts of k = 1..8 words (15 examples each), responses of 3: with EOS an example is
     // k + 4 tokens. At seq_len 5 an example keeps a scored target iff min(k + 4, 6) > k,
     // i.e. k ≤ 5: the 45 examples with k = 6, 7, 8 have none.
@@ -573,7 +521,7 @@ fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
 #[test]
 fn a_validation_set_without_scored_tokens_is_refused_before_training() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     // q (prompts of 5 tokens) evaluated at the pretraining seq_len of 4.
     sb.write(
         "run.toml",
@@ -596,7 +544,7 @@ fn a_validation_set_without_scored_tokens_is_refused_before_training() {
 #[test]
 fn checkpoint_retention_keeps_the_last_two_and_phase_ends() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     let every_step = RUN.replace("checkpoint_every = 3", "checkpoint_every = 1");
     sb.write("run.toml", &every_step);
     sb.ok(&["train", "run.toml", "--out", "r", "--device", "cpu", "-q"]);
@@ -635,7 +583,7 @@ fn checkpoint_retention_keeps_the_last_two_and_phase_ends() {
 #[test]
 fn resume_falls_back_past_a_truncated_latest_checkpoint() {
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     sb.write("run.toml", RUN);
     sb.ok(&[
         "train", "run.toml", "--out", "straight", "--device", "cpu", "-q",
@@ -694,7 +642,7 @@ fn resume_falls_back_past_a_truncated_latest_checkpoint() {
 fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
     use std::time::{Duration, Instant};
     let sb = Sandbox::new();
-    word_setup(&sb);
+    word_corpora(&sb);
     let every_step = RUN.replace("checkpoint_every = 3", "checkpoint_every = 1");
     sb.write("run.toml", &every_step);
     sb.ok(&[

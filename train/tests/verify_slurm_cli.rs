@@ -7,25 +7,7 @@ mod common;
 use common::*;
 
 use std::collections::BTreeMap;
-use std::process::Command;
 use std::time::{Duration, Instant};
-
-fn slurm_up() -> bool {
-    let ok = Command::new("sinfo")
-        .args(["-h", "-o", "%T"])
-        .output()
-        .map(|o| o.status.success() && !o.stdout.is_empty())
-        .unwrap_or(false);
-    if !ok && std::env::var("MTKIT_REQUIRE_SLURM").as_deref() == Ok("1") {
-        panic!(
-            "MTKIT_REQUIRE_SLURM=1 but no Slurm answers `sinfo`: run scripts/slurm-local.sh start"
-        );
-    }
-    if !ok {
-        eprintln!("SKIP: no Slurm answers `sinfo` here (scripts/slurm-local.sh start runs one)");
-    }
-    ok
-}
 
 /// The demo grid (analysis/demo.toml) submitted with --slurm: 1 pretraining prefix shared by
 /// all five variants, 5 second-phase prefixes each waiting for it, 5 runs each waiting for its
