@@ -58,7 +58,7 @@ impl SlurmOptions {
 }
 
 /// A Slurm client command on PATH, or an error that says what to install.
-fn client(name: &str) -> Result<PathBuf> {
+pub fn client(name: &str) -> Result<PathBuf> {
     let path = std::env::var_os("PATH").unwrap_or_default();
     std::env::split_paths(&path)
         .map(|d| d.join(name))

@@ -214,6 +214,7 @@ impl GridSubmit<'_> {
     /// Submits every job that is neither done nor queued, each waiting for the job that makes
     /// its starting checkpoint when that one is queued or submitted now.
     pub fn submit(&self, runs: &[PlannedRun]) -> Result<GridSubmission> {
+        mtkit::slurm::client("sbatch")?;
         let dir = self.out.join("slurm");
         std::fs::create_dir_all(dir.join("logs"))?;
         let prefix = self.name_prefix();

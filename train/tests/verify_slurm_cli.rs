@@ -22,7 +22,14 @@ fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
         return;
     };
     let sb = Sandbox::new();
-    let plan = std::fs::read_to_string(repo_root().join("analysis/demo.toml")).unwrap();
+    // Resource requests from the plan: [plan.slurm] (here a time limit every job carries).
+    let plan = std::fs::read_to_string(repo_root().join("analysis/demo.toml"))
+        .unwrap()
+        .replace(
+            "val_docs = 50\n",
+            "val_docs = 50\n\n[plan.slurm]\ntime = \"00:30:00\"\n",
+        );
+    assert!(plan.contains("[plan.slurm]"));
     let plan = sb.write("analysis/demo.toml", plan);
     let (plan, tok) = (plan.to_str().unwrap(), tok.to_str().unwrap());
     let common = ["--tokenizer", tok, "--device", "cpu", "--quiet"];
@@ -68,8 +75,9 @@ fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
                 "{job} waits for {parent}"
             );
         }
-        // The submitted script carries the same dependency.
+        // The submitted script carries the same dependency, and the plan's time limit.
         let script = std::fs::read_to_string(sb.path(&format!("grid/slurm/{job}.sbatch"))).unwrap();
+        assert!(script.contains("#SBATCH --time=00:30:00"), "{script}");
         match a {
             Some(id) => assert!(
                 script.contains(&format!("--dependency=afterok:{id}")),
@@ -78,9 +86,17 @@ fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
             None => assert!(!script.contains("--dependency"), "{job}"),
         }
     }
-    // Again while they run: nothing new is submitted.
+    // Again while they run: nothing new is submitted; --collect names the runs not finished
+    // (run jobs wait for two training jobs each, so none has finished yet).
     let again = sb.ok(&slurm);
     assert!(again.contains("0 jobs submitted"), "{again}");
+    let mut collect = vec!["verify", plan, "--out", "grid", "--collect"];
+    collect.extend_from_slice(&common);
+    let err = sb.fails(&collect);
+    assert!(
+        err.contains("5 of 5 runs have not finished") && err.contains("seed1-base-demo-docstring"),
+        "{err}"
+    );
     let start = Instant::now();
     while !mtkit::slurm::queued_by_prefix("mtkit-verify-")
         .unwrap()

@@ -9,7 +9,7 @@ use clap::Args;
 use mtkit_train::trainer::{device, Quiet};
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
-    PlannedRun,
+    PlanSlurm, PlannedRun,
 };
 use mtkit_train::verify_slurm::{grid_jobs, run_job, GridSubmit};
 
@@ -47,6 +47,8 @@ pub struct VerifyArgs {
     /// Submit the grid to Slurm: one job per shared phase-prefix and one per run, each
     /// waiting (afterok) for the job that makes its starting checkpoint. Re-running skips
     /// finished and queued jobs; once every job has ended, writes runs.csv as a local run does.
+    /// Resource requests come from the plan's [plan.slurm] (partition, account, time,
+    /// cpus_per_task, mem, gres, sbatch_args) and the flags below, which win.
     #[arg(long)]
     slurm: bool,
     /// Write runs.csv from the finished runs of a --slurm grid (refused, naming them, while
@@ -106,7 +108,12 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         .map(|r| r.name.as_str())
         .collect();
     if a.slurm && !missing.is_empty() {
-        return submit_grid(&a, &runs, &out);
+        return submit_grid(
+            &a,
+            &plan.plan.slurm.clone().unwrap_or_default(),
+            &runs,
+            &out,
+        );
     }
     if a.collect && !missing.is_empty() {
         bail!(
@@ -133,12 +140,13 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 /// `--slurm`: the grid's jobs (printed with --dry-run, else submitted).
 fn submit_grid(
     a: &VerifyArgs,
-    runs: &[mtkit_train::verify::PlannedRun],
+    plan_slurm: &PlanSlurm,
+    runs: &[PlannedRun],
     out: &std::path::Path,
 ) -> Result<()> {
     let (plan, out) = (std::path::absolute(&a.plan)?, std::path::absolute(out)?);
     let (mtkit, workdir) = (std::env::current_exe()?, std::env::current_dir()?);
-    let slurm = a.sbatch.options();
+    let slurm = plan_slurm.with_flags(&a.sbatch.options());
     let grid = GridSubmit {
         plan: &plan,
         out: &out,
