@@ -16,8 +16,10 @@ use std::process::Command;
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-/// Resource requests and extra arguments that go into every `#SBATCH` header.
-#[derive(Clone, Debug, Default)]
+/// Resource requests and extra arguments that go into every `#SBATCH` header: from flags, or
+/// from a plan's `[plan.slurm]` (the same names, `sbatch_args` for the extra ones).
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct SlurmOptions {
     /// `--partition`.
     pub partition: Option<String>,
@@ -32,10 +34,26 @@ pub struct SlurmOptions {
     /// `--gres` (e.g. gpu:1).
     pub gres: Option<String>,
     /// Any other sbatch options, each written as given (e.g. `--qos=high`).
+    #[serde(default, rename = "sbatch_args")]
     pub extra: Vec<String>,
 }
 
 impl SlurmOptions {
+    /// These options with `flags` on top: a request given there wins, extra options add up.
+    pub fn overridden_by(&self, flags: &SlurmOptions) -> SlurmOptions {
+        let mut extra = self.extra.clone();
+        extra.extend(flags.extra.iter().cloned());
+        SlurmOptions {
+            partition: flags.partition.clone().or(self.partition.clone()),
+            account: flags.account.clone().or(self.account.clone()),
+            time: flags.time.clone().or(self.time.clone()),
+            cpus_per_task: flags.cpus_per_task.or(self.cpus_per_task),
+            mem: flags.mem.clone().or(self.mem.clone()),
+            gres: flags.gres.clone().or(self.gres.clone()),
+            extra,
+        }
+    }
+
     /// The `#SBATCH` lines for these options.
     pub fn directives(&self) -> String {
         let mut out = String::new();

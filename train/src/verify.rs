@@ -75,47 +75,10 @@ pub struct PlanSection {
     /// Validation documents held out per corpus when tokenizing.
     #[serde(default = "val_docs")]
     pub val_docs: u64,
-    /// Resource requests of the grid's jobs under `verify --slurm` (flags override them).
+    /// `[plan.slurm]`: what every job of the grid asks Slurm for under `verify --slurm`
+    /// (GPUs above all); flags override it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slurm: Option<PlanSlurm>,
-}
-
-/// `[plan.slurm]`: what every job of the grid asks Slurm for (GPUs above all).
-#[derive(Clone, Debug, Default, Deserialize, Serialize)]
-#[serde(deny_unknown_fields)]
-pub struct PlanSlurm {
-    /// Partition.
-    pub partition: Option<String>,
-    /// Account.
-    pub account: Option<String>,
-    /// Time limit per job.
-    pub time: Option<String>,
-    /// CPUs per task.
-    pub cpus_per_task: Option<u32>,
-    /// Memory per node (e.g. 32G).
-    pub mem: Option<String>,
-    /// Generic resources, e.g. `gpu:1`.
-    pub gres: Option<String>,
-    /// Other sbatch options, each as written (e.g. `--qos=high`).
-    #[serde(default)]
-    pub sbatch_args: Vec<String>,
-}
-
-impl PlanSlurm {
-    /// These requests with the command line's on top (a flag given wins; extra options add up).
-    pub fn with_flags(&self, flags: &mtkit::slurm::SlurmOptions) -> mtkit::slurm::SlurmOptions {
-        let mut extra = self.sbatch_args.clone();
-        extra.extend(flags.extra.iter().cloned());
-        mtkit::slurm::SlurmOptions {
-            partition: flags.partition.clone().or(self.partition.clone()),
-            account: flags.account.clone().or(self.account.clone()),
-            time: flags.time.clone().or(self.time.clone()),
-            cpus_per_task: flags.cpus_per_task.or(self.cpus_per_task),
-            mem: flags.mem.clone().or(self.mem.clone()),
-            gres: flags.gres.clone().or(self.gres.clone()),
-            extra,
-        }
-    }
+    pub slurm: Option<mtkit::slurm::SlurmOptions>,
 }
 
 fn eval_tokens() -> u64 {

@@ -9,7 +9,7 @@ use clap::Args;
 use mtkit_train::trainer::{device, Quiet};
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
-    PlanSlurm, PlannedRun,
+    PlannedRun,
 };
 use mtkit_train::verify_slurm::{grid_jobs, run_job, GridSubmit};
 
@@ -140,13 +140,13 @@ pub fn run(a: VerifyArgs) -> Result<()> {
 /// `--slurm`: the grid's jobs (printed with --dry-run, else submitted).
 fn submit_grid(
     a: &VerifyArgs,
-    plan_slurm: &PlanSlurm,
+    plan_slurm: &mtkit::slurm::SlurmOptions,
     runs: &[PlannedRun],
     out: &std::path::Path,
 ) -> Result<()> {
     let (plan, out) = (std::path::absolute(&a.plan)?, std::path::absolute(out)?);
     let (mtkit, workdir) = (std::env::current_exe()?, std::env::current_dir()?);
-    let slurm = plan_slurm.with_flags(&a.sbatch.options());
+    let slurm = plan_slurm.overridden_by(&a.sbatch.options());
     let grid = GridSubmit {
         plan: &plan,
         out: &out,
