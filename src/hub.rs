@@ -55,20 +55,21 @@ fn api(progress: bool) -> Result<Api> {
 fn explain(what: &str, e: ApiError) -> anyhow::Error {
     if let ApiError::RequestError(req) = &e {
         match req.as_ref() {
-            ureq::Error::Status(code, r) => {
-                let hint = match code {
-                    401 | 403 => {
-                        " (gated or private: accept its terms on the Hub and set HF_TOKEN)"
-                    }
-                    404 => " (no such repository, revision or file)",
-                    _ => "",
-                };
-                return anyhow!("{what}: HTTP {code} {}{hint}", r.status_text());
-            }
+            ureq::Error::Status(code, r) => return status_error(what, *code, r.status_text()),
             ureq::Error::Transport(t) => return unreachable(t),
         }
     }
     anyhow!("{what}: {e}")
+}
+
+/// An HTTP error status from the Hub, with what a user does about the common ones.
+fn status_error(what: &str, code: u16, text: &str) -> anyhow::Error {
+    let hint = match code {
+        401 | 403 => " (gated or private: accept its terms on the Hub and set HF_TOKEN)",
+        404 => " (no such repository, revision or file)",
+        _ => "",
+    };
+    anyhow!("{what}: HTTP {code} {text}{hint}")
 }
 
 fn unreachable(t: impl std::fmt::Display) -> anyhow::Error {
@@ -86,14 +87,7 @@ fn get(url: &str) -> Result<ureq::Response> {
     }
     match req.call() {
         Ok(r) => Ok(r),
-        Err(ureq::Error::Status(code, r)) => {
-            let hint = match code {
-                401 | 403 => " (gated or private: accept its terms on the Hub and set HF_TOKEN)",
-                404 => " (no such repository, revision or file)",
-                _ => "",
-            };
-            bail!("{url}: HTTP {code} {}{hint}", r.status_text())
-        }
+        Err(ureq::Error::Status(code, r)) => Err(status_error(url, code, r.status_text())),
         Err(ureq::Error::Transport(t)) => Err(unreachable(t)),
     }
 }

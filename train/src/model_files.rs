@@ -10,7 +10,7 @@ use tch::{nn, Device, Tensor};
 
 use crate::hf::{self, ExportSource, OptimizerState};
 use crate::model::{GptNeox, ModelSpec};
-use crate::trainer::read_checkpoint;
+use crate::trainer::{checkpoint_step, read_checkpoint};
 
 /// The newest `checkpoints/step-*.safetensors` of a run folder.
 pub fn newest_checkpoint(run: &Path) -> Result<PathBuf> {
@@ -20,13 +20,7 @@ pub fn newest_checkpoint(run: &Path) -> Result<PathBuf> {
         .with_context(|| format!("{} has no checkpoints/ folder", run.display()))?;
     for e in entries {
         let p = e?.path();
-        let step = p.file_name().and_then(|n| n.to_str()).and_then(|n| {
-            n.strip_prefix("step-")?
-                .strip_suffix(".safetensors")?
-                .parse()
-                .ok()
-        });
-        if let Some(step) = step {
+        if let Some(step) = checkpoint_step(&p) {
             if newest.as_ref().is_none_or(|(s, _)| step > *s) {
                 newest = Some((step, p));
             }

@@ -246,7 +246,11 @@ fn init_weights(
     Ok(opt.adam_t)
 }
 
-fn load_sources(cfg: &RunConfig, data: &Path) -> Result<BTreeMap<String, Source>> {
+/// The run's sources, and the SHA-256 of the tokenizer they were all tokenized with.
+fn load_sources(
+    cfg: &RunConfig,
+    data: &Path,
+) -> Result<(BTreeMap<String, Source>, Option<String>)> {
     let mut names: Vec<String> = cfg
         .phases
         .iter()
@@ -291,7 +295,7 @@ fn load_sources(cfg: &RunConfig, data: &Path) -> Result<BTreeMap<String, Source>
             },
         );
     }
-    Ok(out)
+    Ok((out, tok_hash.map(|(h, _)| h)))
 }
 
 /// Chooses the device: `cpu`, `cuda`, or `auto` (CUDA when available).
@@ -318,7 +322,7 @@ impl Trainer {
         device: Device,
         resume: bool,
     ) -> Result<Trainer> {
-        let sources = load_sources(&cfg, data)?;
+        let (sources, tokenizer_sha256) = load_sources(&cfg, data)?;
         let phases = cfg.resolve(&|s, seq_len| {
             let src = sources
                 .get(s)
@@ -360,10 +364,6 @@ impl Trainer {
                 "[run] needs `preset` (a model shape) or `init` (a Hugging Face folder to start from)"
             ),
             None => ModelSpec::preset(&cfg.run.preset, vocab)?,
-        };
-        let tokenizer_sha256 = match sources.keys().next() {
-            Some(n) => Some(read_meta(&data.join(n))?.tokenizer_sha256),
-            None => None,
         };
         let eos_id = sources.values().next().map(|s| s.train.eos_id);
         tch::manual_seed(cfg.run.seed as i64);
@@ -1049,7 +1049,7 @@ pub fn read_checkpoint(path: &Path) -> Result<SavedCheckpoint> {
 }
 
 /// The step of a checkpoint file `step-NNNNNNNN.safetensors`.
-fn checkpoint_step(path: &Path) -> Option<u64> {
+pub fn checkpoint_step(path: &Path) -> Option<u64> {
     path.file_name()?
         .to_str()?
         .strip_prefix("step-")?
