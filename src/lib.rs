@@ -4,7 +4,7 @@
 //! [`catalog`] (dataset cards) → [`corpus`] (readers, sampling) → [`tokenize`] →
 //! [`profile`] (token and n-gram counts) → [`proximity`] (similarities, proximity advantage).
 //! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`numfmt`], [`formats`], [`template`],
-//! [`stats`], [`progress`]. `tests/architecture.rs` checks that imports follow these layers.
+//! [`stats`], [`progress`], [`plot`]. `tests/architecture.rs` checks that imports follow these layers.
 //! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
 
 pub mod catalog;
@@ -19,6 +19,7 @@ pub mod hub;
 pub mod mix;
 pub mod numfmt;
 pub mod paths;
+pub mod plot;
 pub mod profile;
 pub mod progress;
 pub mod proximity;

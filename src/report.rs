@@ -7,11 +7,16 @@
 //! t-test with equal variances, two-sided, as the paper compares seeds of base and midtrained
 //! models.
 
-use anyhow::{bail, Result};
+use std::collections::BTreeMap;
+
+use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
+use crate::numfmt::{num, sig};
+use crate::plot::{Scatter, ScatterPoint};
 use crate::rng::{mix64, Rng};
+use crate::stats::Table;
 
 /// One regression of y on x.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -155,6 +160,255 @@ pub fn ttest(a: &[f64], b: &[f64]) -> Result<(f64, f64)> {
     }
     let t = (m1 - m2) / (sp * (1.0 / n1 + 1.0 / n2).sqrt());
     Ok((t, t_two_sided(t, df)))
+}
+
+/// Pairs (x, y) of a runs table's two numeric columns, grouped: `all`, and with `by`, one group
+/// per value of that column (`by=VALUE`). Rows where either column is empty are left out and
+/// counted (base runs have no PA).
+pub struct Groups {
+    /// Group name → (x values, y values), in name order.
+    pub pairs: BTreeMap<String, (Vec<f64>, Vec<f64>)>,
+    /// Rows left out for an empty x or y.
+    pub left_out: usize,
+}
+
+impl Groups {
+    /// Reads columns `x` and `y` of `runs`, grouped by column `by` if given.
+    pub fn of(runs: &Table, x: &str, y: &str, by: Option<&str>) -> Result<Groups> {
+        let (ix, iy) = (runs.column(x)?, runs.column(y)?);
+        let ib = by.map(|b| runs.column(b)).transpose()?;
+        let mut pairs: BTreeMap<String, (Vec<f64>, Vec<f64>)> = BTreeMap::new();
+        let mut left_out = 0;
+        for i in 0..runs.rows.len() {
+            let (Some(xv), Some(yv)) = (runs.number(i, ix)?, runs.number(i, iy)?) else {
+                left_out += 1;
+                continue;
+            };
+            let mut add = |g: String| {
+                let e = pairs.entry(g).or_default();
+                e.0.push(xv);
+                e.1.push(yv);
+            };
+            add("all".into());
+            if let (Some(b), Some(name)) = (ib, by) {
+                add(format!("{name}={}", runs.rows[i][b]));
+            }
+        }
+        Ok(Groups { pairs, left_out })
+    }
+
+    /// The regression of every group, in name order.
+    pub fn regress(&self, bootstrap: usize, seed: u64) -> Result<Vec<(String, Regression)>> {
+        self.pairs
+            .iter()
+            .map(|(g, (x, y))| {
+                let r = regress(x, y, bootstrap, seed).with_context(|| format!("group {g}"))?;
+                Ok((g.clone(), r))
+            })
+            .collect()
+    }
+}
+
+/// The regressions as CSV: group, x, y, n, slope, slope_se, intercept, intercept_se, r,
+/// p_value, spearman, r2, r_lo, r_hi (15 significant digits).
+pub fn regressions_csv(rows: &[(String, Regression)], x: &str, y: &str) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "group",
+        "x",
+        "y",
+        "n",
+        "slope",
+        "slope_se",
+        "intercept",
+        "intercept_se",
+        "r",
+        "p_value",
+        "spearman",
+        "r2",
+        "r_lo",
+        "r_hi",
+    ])?;
+    for (g, r) in rows {
+        w.write_record([
+            g.clone(),
+            x.to_string(),
+            y.to_string(),
+            r.n.to_string(),
+            num(r.slope),
+            num(r.slope_se),
+            num(r.intercept),
+            num(r.intercept_se),
+            num(r.r),
+            num(r.p_value),
+            num(r.spearman),
+            num(r.r2),
+            num(r.r_ci.0),
+            num(r.r_ci.1),
+        ])?;
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+/// The scatter of `y` against `x` for every row with both, coloured by `target` and shaped by
+/// `mix` where those columns exist, with the line `fit` = (intercept, slope).
+pub fn scatter(runs: &Table, x: &str, y: &str, fit: (f64, f64)) -> Result<Scatter> {
+    let (ix, iy) = (runs.column(x)?, runs.column(y)?);
+    let label = |i: usize, n: &str| {
+        runs.find(n)
+            .map(|c| runs.text(i, c).to_string())
+            .unwrap_or_default()
+    };
+    let mut points = Vec::new();
+    for i in 0..runs.rows.len() {
+        if let (Some(xv), Some(yv)) = (runs.number(i, ix)?, runs.number(i, iy)?) {
+            points.push(ScatterPoint {
+                x: xv,
+                y: yv,
+                colour_group: label(i, "target"),
+                marker_group: label(i, "mix"),
+            });
+        }
+    }
+    Ok(Scatter {
+        title: format!("{y} against {x}"),
+        x_label: x.to_string(),
+        y_label: y.to_string(),
+        points,
+        fit: Some(fit),
+        colour_title: "target".into(),
+        marker_title: "mix".into(),
+    })
+}
+
+/// One row of the paper's table: a (target, mix, kind) cell averaged over its seeds.
+#[derive(Clone, Debug, PartialEq)]
+pub struct PaperRow {
+    pub target: String,
+    pub mix: String,
+    pub kind: String,
+    /// Seeds (runs) in the cell.
+    pub n: usize,
+    /// Mean target (SFT) loss.
+    pub target_loss: f64,
+    /// Mean general loss.
+    pub general_loss: f64,
+    /// Mean relative improvement (0 for base rows; NaN when no run has one).
+    pub ri: f64,
+    /// Student's t-test p of the target losses against the base runs of the same target.
+    pub p_value: Option<f64>,
+}
+
+fn mean(v: &[f64]) -> f64 {
+    if v.is_empty() {
+        f64::NAN
+    } else {
+        v.iter().sum::<f64>() / v.len() as f64
+    }
+}
+
+/// The paper's table from a runs table with columns target, mix, kind, seed, target_loss,
+/// general_loss (ri optional), in (target, mix, kind) order.
+pub fn paper_table(runs: &Table) -> Result<Vec<PaperRow>> {
+    let need = [
+        "target",
+        "mix",
+        "kind",
+        "seed",
+        "target_loss",
+        "general_loss",
+    ];
+    let idx: Vec<usize> = need.iter().map(|c| runs.column(c)).collect::<Result<_>>()?;
+    let iri = runs.find("ri");
+    // (target, mix, kind) → (target losses, general losses, ri)
+    type Cell = (Vec<f64>, Vec<f64>, Vec<f64>);
+    let mut cells: BTreeMap<(String, String, String), Cell> = BTreeMap::new();
+    for i in 0..runs.rows.len() {
+        let key = |k: usize| runs.text(i, idx[k]).to_string();
+        let e = cells.entry((key(0), key(1), key(2))).or_default();
+        e.0.push(runs.required(i, idx[4])?);
+        e.1.push(runs.required(i, idx[5])?);
+        if let Some(ri) = iri.map(|c| runs.number(i, c)).transpose()?.flatten() {
+            e.2.push(ri);
+        }
+    }
+    let base_of = |target: &str| {
+        cells
+            .iter()
+            .find(|((t, _, k), _)| t == target && k == "base")
+            .map(|(_, v)| &v.0)
+    };
+    Ok(cells
+        .iter()
+        .map(|((target, mix, kind), (tl, gl, ri))| {
+            let p_value = match base_of(target) {
+                Some(b) if kind != "base" => ttest(tl, b).map(|x| x.1).ok(),
+                _ => None,
+            };
+            PaperRow {
+                target: target.clone(),
+                mix: mix.clone(),
+                kind: kind.clone(),
+                n: tl.len(),
+                target_loss: mean(tl),
+                general_loss: mean(gl),
+                ri: if kind == "base" { 0.0 } else { mean(ri) },
+                p_value,
+            }
+        })
+        .collect())
+}
+
+/// The paper's table as CSV: target, mix, kind, n, target_loss, general_loss, ri, p_value.
+pub fn paper_table_csv(rows: &[PaperRow]) -> Result<Vec<u8>> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    w.write_record([
+        "target",
+        "mix",
+        "kind",
+        "n",
+        "target_loss",
+        "general_loss",
+        "ri",
+        "p_value",
+    ])?;
+    for r in rows {
+        w.write_record([
+            r.target.clone(),
+            r.mix.clone(),
+            r.kind.clone(),
+            r.n.to_string(),
+            num(r.target_loss),
+            num(r.general_loss),
+            num(r.ri),
+            r.p_value.map(num).unwrap_or_default(),
+        ])?;
+    }
+    Ok(w.into_inner()?)
+}
+
+/// The p-value as the tables show it: 3 significant digits, `--` where there is none.
+pub fn shown_p(p: Option<f64>) -> String {
+    p.map(|x| sig(x, 3)).unwrap_or_else(|| "--".into())
+}
+
+/// The paper's table as a LaTeX tabular (booktabs).
+pub fn paper_table_latex(rows: &[PaperRow]) -> String {
+    let mut tex = String::from("\\begin{tabular}{lllrrrr}\n\\toprule\nTarget & Mix & Kind & SFT loss & General loss & RI (\\%) & $p$ \\\\\n\\midrule\n");
+    for r in rows {
+        tex.push_str(&format!(
+            "{} & {} & {} & {:.3} & {:.3} & {:+.2} & {} \\\\\n",
+            r.target.replace('_', "\\_"),
+            r.mix.replace('_', "\\_"),
+            r.kind,
+            r.target_loss,
+            r.general_loss,
+            100.0 * r.ri,
+            shown_p(r.p_value)
+        ));
+    }
+    tex.push_str("\\bottomrule\n\\end{tabular}\n");
+    tex
 }
 
 #[cfg(test)]

@@ -19,6 +19,7 @@ const LAYERS: &[&str] = &[
     "template",
     "stats",
     "progress",
+    "plot",
     // the pipeline
     "catalog",
     "demo",

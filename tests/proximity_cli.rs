@@ -267,7 +267,9 @@ fn bootstrap_intervals_bracket_and_reproduce() {
 #[test]
 fn matrix_and_heatmap() {
     let fx = fixture();
-    let out = fx.prox(&["--matrix", "p", "m", "t", "--plot", "m.svg"]);
+    let out = fx.prox(&[
+        "--matrix", "p", "m", "t", "--plot", "m.svg", "--plot", "m.png",
+    ]);
     let (header, rows) = parse_csv(&out);
     assert_eq!(header, ["corpus", "p", "m", "t"]);
     for i in 0..3 {
@@ -278,8 +280,27 @@ fn matrix_and_heatmap() {
     }
     let t = words(&T);
     assert!((f(&rows[1][3]) - reference(&words(&M), &t).3).abs() < 1e-12);
+    // The heatmap writes each cell's value with 3 significant digits: 1.00 on the diagonal
+    // (3 times), every other value twice (the matrix is symmetric); the PNG has the same size.
     let svg = std::fs::read_to_string(fx.sb.path("m.svg")).unwrap();
-    assert!(svg.starts_with("<svg") && svg.matches("<rect").count() == 9);
+    let texts = svg_texts(&svg);
+    let sig3 = |v: f64| format!("{:.*}", (2 - v.log10().floor() as i32).max(0) as usize, v);
+    for (i, row) in rows.iter().enumerate() {
+        for j in 0..3 {
+            let want = if i == j { 3 } else { 2 };
+            let cell = sig3(f(&row[j + 1]));
+            let seen = texts.iter().filter(|t| **t == cell).count();
+            assert!(seen >= want, "{cell} written {seen} times in {texts:?}");
+        }
+    }
+    assert_eq!(
+        png_size(&std::fs::read(fx.sb.path("m.png")).unwrap()),
+        svg_size(&svg)
+    );
+    let e = fx
+        .sb
+        .fails(&["proximity", "--matrix", "p", "m", "--plot", "m.pdf"]);
+    assert!(e.contains("m.pdf") && e.contains(".svg or .png"), "{e}");
 }
 
 #[test]

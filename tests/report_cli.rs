@@ -11,6 +11,7 @@ fn regress_reproduces_anscombe_and_groups() {
     sb.write("runs.csv", ANSCOMBE);
     let out = sb.ok(&[
         "report", "regress", "runs.csv", "--by", "target", "-o", "reg.csv", "--plot", "reg.svg",
+        "--plot", "reg.png",
     ]);
     assert!(out.contains("regression of `ri` on `pa`"), "{out}");
     let (header, rows) = parse_csv(&std::fs::read_to_string(sb.path("reg.csv")).unwrap());
@@ -48,9 +49,18 @@ fn regress_reproduces_anscombe_and_groups() {
         rows.iter().filter(|r| r[0].starts_with("target=")).count(),
         2
     );
+    // The figure: 11 points (no `mix` column: all circles) and one legend circle per target
+    // (a, b); the legend names the targets and the fitted line; the PNG has the SVG's size.
     let svg = std::fs::read_to_string(sb.path("reg.svg")).unwrap();
-    assert_eq!(svg.matches("<circle").count(), 11);
-    assert!(svg.contains("stroke-dasharray"), "fit line");
+    assert_eq!(svg.matches("<circle").count(), 11 + 2);
+    let texts = svg_texts(&svg);
+    for t in ["a", "b", "fitted line", "pa", "ri"] {
+        assert!(texts.iter().any(|x| x == t), "{t} in {texts:?}");
+    }
+    assert_eq!(
+        png_size(&std::fs::read(sb.path("reg.png")).unwrap()),
+        svg_size(&svg)
+    );
     // Same input, same bytes (seeded bootstrap).
     sb.ok(&[
         "report", "regress", "runs.csv", "--by", "target", "-o", "reg2.csv",

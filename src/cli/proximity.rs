@@ -61,9 +61,10 @@ pub struct ProximityArgs {
     /// Print the full similarity matrix (entry = sim(row, column)) as CSV instead.
     #[arg(long)]
     matrix: bool,
-    /// With --matrix: draw it as an SVG heatmap.
-    #[arg(long, value_name = "FILE.svg", requires = "matrix")]
-    plot: Option<PathBuf>,
+    /// With --matrix: draw it as a heatmap, SVG or PNG by the file's extension (repeat the
+    /// flag for both).
+    #[arg(long, value_name = "FILE.svg|FILE.png", requires = "matrix")]
+    plot: Vec<PathBuf>,
     #[command(flatten)]
     ngrams: NgramArgs,
     #[command(flatten)]
@@ -91,6 +92,9 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     if a.smoothing <= 0.0 {
         bail!("--smoothing must be positive (it keeps log 0 out of cross-entropy and kl)");
     }
+    for path in &a.plot {
+        mtkit::plot::ImageFormat::of(path)?;
+    }
     let needs_ngrams = metrics.iter().any(|m| m.needs_ngrams());
     let opts = ProfileOptions {
         sample: a.corpus.sample(),
@@ -109,25 +113,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         smoothing: a.smoothing,
     };
     if a.matrix {
-        let m = matrix(&refs, metrics[0], &mo)?;
-        let names: Vec<String> = profiles.iter().map(|p| p.meta.corpus.clone()).collect();
-        let mut out = format!("corpus,{}\n", names.join(","));
-        for (i, row) in m.iter().enumerate() {
-            out.push_str(&format!(
-                "{},{}\n",
-                names[i],
-                row.iter().map(|x| num(*x)).collect::<Vec<_>>().join(",")
-            ));
-        }
-        match &a.csv {
-            Some(f) => mtkit::paths::write_atomic_bytes(f, out.as_bytes())?,
-            None => print!("{out}"),
-        }
-        if let Some(svg) = &a.plot {
-            mtkit::paths::write_atomic_bytes(svg, heatmap(&names, &m, metrics[0]).as_bytes())?;
-            eprintln!("heatmap written to {}", svg.display());
-        }
-        return Ok(());
+        return write_matrix(&a, &refs, metrics[0], &mo);
     }
     let n = refs.len();
     let q = Query {
@@ -158,6 +144,39 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         }
     } else {
         print!("{}", human(&rows, &profiles));
+    }
+    Ok(())
+}
+
+/// `--matrix`: the similarity matrix as CSV (stdout or --csv) and the heatmaps of --plot.
+fn write_matrix(
+    a: &ProximityArgs,
+    refs: &[&Profile],
+    metric: Metric,
+    mo: &MetricOptions,
+) -> Result<()> {
+    let m = matrix(refs, metric, mo)?;
+    let names: Vec<String> = refs.iter().map(|p| p.meta.corpus.clone()).collect();
+    let mut out = format!("corpus,{}\n", names.join(","));
+    for (i, row) in m.iter().enumerate() {
+        out.push_str(&format!(
+            "{},{}\n",
+            names[i],
+            row.iter().map(|x| num(*x)).collect::<Vec<_>>().join(",")
+        ));
+    }
+    match &a.csv {
+        Some(f) => mtkit::paths::write_atomic_bytes(f, out.as_bytes())?,
+        None => print!("{out}"),
+    }
+    let figure = mtkit::plot::Heatmap {
+        title: format!("{metric} similarity: row scored against column"),
+        labels: &names,
+        values: &m,
+    };
+    for path in &a.plot {
+        mtkit::plot::save(&figure, path)?;
+        eprintln!("heatmap written to {}", path.display());
     }
     Ok(())
 }
@@ -312,66 +331,4 @@ fn human(rows: &[Row], profiles: &[Profile]) -> String {
         .collect();
     out.push_str(&format!("sample: {}\n", sizes.join("; ")));
     out
-}
-
-/// An SVG heatmap of a similarity matrix, with the values written in the cells.
-fn heatmap(names: &[String], m: &[Vec<f64>], metric: Metric) -> String {
-    let n = names.len();
-    let cell = 64.0;
-    let left = 10.0 + 8.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64;
-    let top = 40.0 + 7.0 * names.iter().map(|s| s.len()).max().unwrap_or(4) as f64;
-    let (lo, hi) = m
-        .iter()
-        .flatten()
-        .fold((f64::INFINITY, f64::NEG_INFINITY), |(a, b), x| {
-            (a.min(*x), b.max(*x))
-        });
-    let span = if hi > lo { hi - lo } else { 1.0 };
-    let w = left + cell * n as f64 + 20.0;
-    let h = top + cell * n as f64 + 20.0;
-    let mut s = format!("<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"{w}\" height=\"{h}\" font-family=\"sans-serif\" font-size=\"12\">\n");
-    s.push_str(&format!("<text x=\"10\" y=\"20\" font-size=\"14\">{metric} similarity: row scored against column</text>\n"));
-    for (j, name) in names.iter().enumerate() {
-        let x = left + cell * (j as f64 + 0.5);
-        s.push_str(&format!(
-            "<text transform=\"translate({x},{}) rotate(-60)\">{}</text>\n",
-            top - 6.0,
-            xml(name)
-        ));
-    }
-    for (i, row) in m.iter().enumerate() {
-        let y = top + cell * i as f64;
-        s.push_str(&format!(
-            "<text x=\"{}\" y=\"{}\" text-anchor=\"end\">{}</text>\n",
-            left - 6.0,
-            y + cell / 2.0 + 4.0,
-            xml(&names[i])
-        ));
-        for (j, v) in row.iter().enumerate() {
-            let t = (v - lo) / span;
-            // white (low) → dark blue (high)
-            let (r, g, b) = (
-                (255.0 - 215.0 * t) as u8,
-                (255.0 - 175.0 * t) as u8,
-                (255.0 - 95.0 * t) as u8,
-            );
-            let x = left + cell * j as f64;
-            s.push_str(&format!("<rect x=\"{x}\" y=\"{y}\" width=\"{cell}\" height=\"{cell}\" fill=\"rgb({r},{g},{b})\" stroke=\"#fff\"/>\n"));
-            let fg = if t > 0.55 { "#fff" } else { "#000" };
-            s.push_str(&format!(
-                "<text x=\"{}\" y=\"{}\" text-anchor=\"middle\" fill=\"{fg}\">{}</text>\n",
-                x + cell / 2.0,
-                y + cell / 2.0 + 4.0,
-                sig(*v, 3)
-            ));
-        }
-    }
-    s.push_str("</svg>\n");
-    s
-}
-
-fn xml(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
 }
