@@ -21,7 +21,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
-use crate::proximity::{cosine, jsd, Metric, PaperParts, PAPER_COSINE, PAPER_JS};
+use crate::profile::Profile;
+use crate::proximity::{cosine, jsd, Dist, Metric, PaperParts, PAPER_COSINE, PAPER_JS};
 
 /// Metrics suggest-mix can optimise.
 pub const SUPPORTED: [Metric; 4] = [Metric::Paper, Metric::Cosine, Metric::Jsd, Metric::JsSim];
@@ -462,8 +463,258 @@ pub fn absent_candidates(
     notes
 }
 
+/// What `suggest-mix` is asked, checked: the corpora by role, the budget and the search.
+#[derive(Clone, Debug)]
+pub struct Request {
+    /// The pretraining corpus P.
+    pub pretrain: String,
+    /// Candidate midtraining corpora.
+    pub candidates: Vec<String>,
+    /// The fine-tuning target T.
+    pub target: String,
+    pub budget: Budget,
+    pub metric: Metric,
+    /// Smallest share of a source in a mixture (`paper` only; see [`Objective::min_weight`]).
+    pub min_weight: f64,
+    /// Start fractions to search.
+    pub starts: Vec<f64>,
+    /// Tokens available per source, given by the user (overrides cards and profiles).
+    pub available: BTreeMap<String, f64>,
+}
+
+impl Request {
+    /// Checks a request as the command line states it: `start` is a fraction or `auto`
+    /// (0.1, 0.2, …, 0.9), `available` holds NAME=TOKENS pairs of P or a candidate.
+    #[allow(clippy::too_many_arguments)]
+    pub fn new(
+        pretrain: &str,
+        candidates: &[String],
+        target: &str,
+        budget: Budget,
+        metric: Metric,
+        min_weight: f64,
+        start: &str,
+        available: &[String],
+    ) -> Result<Request> {
+        let candidates: Vec<String> = candidates
+            .iter()
+            .map(|s| s.trim().to_string())
+            .filter(|s| !s.is_empty())
+            .collect();
+        if candidates.is_empty() {
+            bail!("--candidates is empty: name at least one midtraining corpus");
+        }
+        let mut seen: Vec<&str> = candidates.iter().map(String::as_str).collect();
+        seen.extend([pretrain, target]);
+        seen.sort();
+        if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
+            bail!(
+                "corpus `{}` is named twice among --pretrain, --candidates and --target",
+                w[0]
+            );
+        }
+        if !(0.0..1.0).contains(&budget.min_general) {
+            bail!(
+                "--min-general must be in [0, 1), got {}",
+                budget.min_general
+            );
+        }
+        if budget.max_repeat <= 0.0 || budget.total_steps == 0 || budget.tokens_per_step == 0 {
+            bail!("--max-repeat, --total-steps and --tokens-per-step must be positive");
+        }
+        let mut request = Request {
+            pretrain: pretrain.to_string(),
+            candidates,
+            target: target.to_string(),
+            budget,
+            metric,
+            min_weight,
+            starts: parse_starts(start)?,
+            available: BTreeMap::new(),
+        };
+        request.available = parse_available(available, &request.sources())?;
+        Ok(request)
+    }
+
+    /// The mixture's sources: P, then the candidates.
+    pub fn sources(&self) -> Vec<String> {
+        std::iter::once(&self.pretrain)
+            .chain(&self.candidates)
+            .cloned()
+            .collect()
+    }
+
+    /// Every corpus of the request: the sources, then T.
+    pub fn corpora(&self) -> Vec<String> {
+        let mut v = self.sources();
+        v.push(self.target.clone());
+        v
+    }
+}
+
+/// `--start`: a fraction in [0, 1), or `auto` for 0.1, 0.2, …, 0.9.
+pub fn parse_starts(start: &str) -> Result<Vec<f64>> {
+    if start == "auto" {
+        return Ok((1..=9).map(|i| i as f64 / 10.0).collect());
+    }
+    let f: f64 = start.parse().map_err(|_| {
+        anyhow::anyhow!("--start takes a fraction in [0, 1) or `auto`, not {start:?}")
+    })?;
+    if !(0.0..1.0).contains(&f) {
+        bail!("--start must be in [0, 1), got {f}");
+    }
+    Ok(vec![f])
+}
+
+/// `--available NAME=TOKENS,...`: positive token counts of named sources.
+pub fn parse_available(pairs: &[String], sources: &[String]) -> Result<BTreeMap<String, f64>> {
+    let mut available = BTreeMap::new();
+    for kv in pairs {
+        let (k, v) = kv
+            .split_once('=')
+            .ok_or_else(|| anyhow::anyhow!("--available takes NAME=TOKENS, got {kv:?}"))?;
+        if !sources.iter().any(|s| s == k) {
+            bail!("--available names `{k}`, which is not the pretraining corpus or a candidate");
+        }
+        let v: f64 = v
+            .parse()
+            .map_err(|_| anyhow::anyhow!("--available {k}: {v:?} is not a number"))?;
+        if !v.is_finite() || v <= 0.0 {
+            bail!("--available {k}: must be a positive number, not {v}");
+        }
+        available.insert(k.to_string(), v);
+    }
+    Ok(available)
+}
+
+/// What `suggest-mix` answers (its `--json` output, field for field).
+#[derive(Clone, Debug, Serialize)]
+pub struct Suggestion {
+    pub metric: Metric,
+    /// sim(P, T): the baseline every PA is measured from.
+    pub sim_pretrain_target: f64,
+    pub timing_rule: TimingRule,
+    pub sources: Vec<SourceInfo>,
+    /// Ranked best first, cut to the number asked for.
+    pub proposals: Vec<MixProposal>,
+    /// What the user should know: estimated sizes, absent candidates, a fit without timing.
+    pub notes: Vec<String>,
+}
+
+/// Answers `request` from the unigram profiles of its corpora (P, candidates, T in
+/// [`Request::corpora`] order) and each source's card size (`tokens`, if the card has one).
+/// With `fit` (a runs table with `pa` and `ri`), each proposal gets a predicted relative
+/// improvement, and the table's start_frac/weight runs replace the timing rule.
+pub fn suggest_from_profiles(
+    request: &Request,
+    profiles: &[Profile],
+    card_tokens: &[Option<u64>],
+    fit: Option<&std::path::Path>,
+    top: usize,
+) -> Result<Suggestion> {
+    let dists: Vec<Dist> = profiles.iter().map(Dist::of).collect();
+    let n = request.candidates.len() + 1;
+    let src_refs: Vec<&[f64]> = dists[..n].iter().map(|d| d.uni.as_slice()).collect();
+    let mut problem = Objective::new(&src_refs, &dists[n].uni, request.metric)?;
+    problem.min_weight = request.min_weight;
+    let to_p = Objective::new(&src_refs, &dists[0].uni, request.metric)?;
+    let mut notes = Vec::new();
+    let sources: Vec<SourceInfo> = request
+        .sources()
+        .iter()
+        .zip(profiles)
+        .zip(card_tokens)
+        .map(|((name, p), tokens)| {
+            source_info(
+                name,
+                p,
+                request
+                    .available
+                    .get(name)
+                    .copied()
+                    .or(tokens.map(|t| t as f64)),
+                &mut notes,
+            )
+        })
+        .collect();
+    let mut rule = TimingRule::default();
+    let mut line = None;
+    if let Some(path) = fit {
+        let runs = crate::stats::Table::read(path)?;
+        let (x, y, _) = runs.xy("pa", "ri")?;
+        line = Some(crate::stats::Fit::ols(&x, &y)?);
+        match TimingRule::from_runs(&runs)? {
+            Some(r) => rule = r,
+            None => notes.push(format!(
+                "{} has no start_frac/weight columns: the default timing rule stays",
+                path.display()
+            )),
+        }
+    }
+    let budget = &request.budget;
+    let mut props = suggest(&problem, &to_p, &sources, budget, &rule, &request.starts)?;
+    if let Some(f) = &line {
+        for p in &mut props {
+            p.predicted_ri = Some(f.predict(p.pa, 0.95));
+        }
+    }
+    props.truncate(top.max(1));
+    let min_weight = if request.metric == Metric::Paper {
+        request.min_weight
+    } else {
+        0.0
+    };
+    notes.extend(absent_candidates(
+        &props,
+        &sources,
+        budget,
+        min_weight,
+        &request.starts,
+    ));
+    Ok(Suggestion {
+        metric: request.metric,
+        sim_pretrain_target: problem.sim(&problem.sources[0]),
+        timing_rule: rule,
+        sources,
+        proposals: props,
+        notes,
+    })
+}
+
+/// A source's size: `available` (the user's, else the card's) or, failing both, the tokens
+/// counted in its profile, with a note when that profile is a sample or cut documents.
+fn source_info(
+    name: &str,
+    p: &Profile,
+    available: Option<f64>,
+    notes: &mut Vec<String>,
+) -> SourceInfo {
+    let available = available.unwrap_or_else(|| {
+        let m = &p.meta;
+        let partial = m.max_docs.is_some_and(|d| p.totals.documents >= d)
+            || m.max_tokens_per_doc.is_some()
+            || m.max_chars.is_some();
+        if partial {
+            notes.push(format!(
+                "`{name}`: available tokens = {} counted in its profile, which may be a sample or cut documents; pass --available {name}=TOKENS",
+                p.totals.tokens
+            ));
+        }
+        p.totals.tokens as f64
+    });
+    SourceInfo {
+        name: name.to_string(),
+        available,
+        mean_doc_tokens: p.totals.tokens as f64 / p.totals.documents.max(1) as f64,
+    }
+}
+
 /// Searches mixtures for every start fraction in `starts` and specialized-share cap up to the
 /// timing rule's, returns proposals ranked by PA (ties: closer to P first), Pareto front marked.
+///
+/// The steps: [`Search::grid`] (start × share cap), [`Search::bounds`] (each source's weight
+/// range there), [`Objective::optimize`] (the best weights within them), [`dedup_ranked`]
+/// (one proposal per weight vector) and [`mark_pareto`].
 pub fn suggest(
     problem: &Objective,
     to_p: &Objective,
@@ -473,26 +724,89 @@ pub fn suggest(
     starts: &[f64],
 ) -> Result<Vec<MixProposal>> {
     use rayon::prelude::*;
-    let sim_p = problem.sim(&problem.sources[0]);
-    let n = sources.len();
-    let total_tokens = budget.total_steps as f64 * budget.tokens_per_step as f64;
-    let mut jobs: Vec<(f64, f64)> = Vec::new();
-    for &f in starts {
-        let wmax = rule.max_weight(f).min(1.0 - budget.min_general);
-        for s in [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
-            if s < wmax - 1e-12 {
-                jobs.push((f, s));
+    let search = Search {
+        problem,
+        to_p,
+        sources,
+        budget,
+        rule,
+    };
+    let results: Vec<Result<MixProposal>> = search
+        .grid(starts)
+        .par_iter()
+        .map(|&(f, share)| {
+            let (lower, upper) = search
+                .bounds(f, share)
+                .map_err(|e| anyhow::anyhow!(e.message))?;
+            let (w, sim) = problem.optimize(&lower, &upper)?;
+            Ok(search.proposal(f, w, sim))
+        })
+        .collect();
+    let mut props: Vec<MixProposal> = Vec::new();
+    let mut first_err = None;
+    for r in results {
+        match r {
+            Ok(p) => props.push(p),
+            Err(e) => {
+                first_err.get_or_insert(e);
             }
         }
-        jobs.push((f, wmax));
     }
-    // Infeasibility is judged at each start's largest specialized share (the least demanding
-    // job of that start): the smaller shares of the search grid ask more of P by design, and
-    // their failures say nothing about the user's constraints.
-    let bounds = |f: f64, share: f64| -> std::result::Result<(Vec<f64>, Vec<f64>), Infeasible> {
-        let start = (f * budget.total_steps as f64).round();
-        let mid_tokens = (budget.total_steps as f64 - start) * budget.tokens_per_step as f64;
-        let pre_tokens = start * budget.tokens_per_step as f64;
+    if props.is_empty() {
+        return Err(search.no_feasible_start(starts, first_err));
+    }
+    let mut props = dedup_ranked(props);
+    mark_pareto(&mut props);
+    Ok(props)
+}
+
+/// One search: the objective, the sources and the constraints they are searched under.
+struct Search<'a> {
+    problem: &'a Objective,
+    to_p: &'a Objective,
+    sources: &'a [SourceInfo],
+    budget: &'a Budget,
+    rule: &'a TimingRule,
+}
+
+impl Search<'_> {
+    /// The largest specialized share allowed at start fraction `f`.
+    fn max_share(&self, f: f64) -> f64 {
+        self.rule.max_weight(f).min(1.0 - self.budget.min_general)
+    }
+
+    /// (start fraction, specialized-share cap) pairs to optimise: a fixed ladder of caps
+    /// below each start's largest share, and that share itself.
+    fn grid(&self, starts: &[f64]) -> Vec<(f64, f64)> {
+        let mut jobs = Vec::new();
+        for &f in starts {
+            let wmax = self.max_share(f);
+            for s in [0.05, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7, 0.8, 0.9] {
+                if s < wmax - 1e-12 {
+                    jobs.push((f, s));
+                }
+            }
+            jobs.push((f, wmax));
+        }
+        jobs
+    }
+
+    /// Start step, tokens before it (P alone) and tokens from it to the end, at fraction `f`.
+    fn split(&self, f: f64) -> (f64, f64, f64) {
+        let b = self.budget;
+        let start = (f * b.total_steps as f64).round();
+        let mid_tokens = (b.total_steps as f64 - start) * b.tokens_per_step as f64;
+        (start, start * b.tokens_per_step as f64, mid_tokens)
+    }
+
+    /// Each source's weight range at start `f` with specialized share at most `share`: the
+    /// general share's floor from `share` and --min-general, every cap from available tokens ×
+    /// max repeat (P's pretraining tokens count against its own). Infeasible when P's floor
+    /// is above its cap or the caps sum below 1.
+    fn bounds(&self, f: f64, share: f64) -> std::result::Result<(Vec<f64>, Vec<f64>), Infeasible> {
+        let (budget, sources) = (self.budget, self.sources);
+        let (_, pre_tokens, mid_tokens) = self.split(f);
+        let n = sources.len();
         let mut lower = vec![0.0; n];
         let mut upper = vec![1.0; n];
         lower[0] = (1.0 - share).max(budget.min_general);
@@ -505,31 +819,7 @@ pub fn suggest(
             };
         }
         if upper[0] < lower[0] {
-            let by_rule = 1.0 - rule.max_weight(f);
-            // Name the constraint that sets the general share's floor.
-            let (why, remedy) = if budget.min_general > 0.0 && budget.min_general >= by_rule - 1e-12
-            {
-                (
-                    format!("--min-general {}", budget.min_general),
-                    "lower --min-general".to_string(),
-                )
-            } else {
-                (
-                    format!(
-                        "the timing rule ({}), which allows at most {:.1}% specialized data at this start",
-                        rule.source,
-                        rule.max_weight(f) * 100.0
-                    ),
-                    "start earlier (--start), where the timing rule allows more specialized data".to_string(),
-                )
-            };
-            return Err(Infeasible {
-                shortfall: lower[0] - upper[0],
-                message: format!(
-                    "infeasible at start {:.0}% of the run: `{}` must supply at least {:.1}% of the midtraining tokens (the general share, set by {why}), but {:.3e} available tokens × {} repeats allow {:.1}% (short by {:.1} points); raise --available {}=TOKENS or --max-repeat, or {remedy}",
-                    f * 100.0, sources[0].name, lower[0] * 100.0, sources[0].available, budget.max_repeat, upper[0] * 100.0, (lower[0] - upper[0]) * 100.0, sources[0].name
-                ),
-            });
+            return Err(self.general_share_infeasible(f, lower[0], upper[0]));
         }
         let su: f64 = upper.iter().sum();
         if su < 1.0 - 1e-12 {
@@ -547,79 +837,90 @@ pub fn suggest(
             });
         }
         Ok((lower, upper))
-    };
-    let results: Vec<Result<MixProposal>> = jobs
-        .par_iter()
-        .map(|&(f, share)| {
-            let (lower, upper) = bounds(f, share).map_err(|e| anyhow::anyhow!(e.message))?;
-            let (w, sim) = problem.optimize(&lower, &upper)?;
-            let dist = 1.0 - to_p.sim(&to_p.blend(&w));
-            let start = (f * budget.total_steps as f64).round() as u64;
-            let mid = (budget.total_steps - start) as f64 * budget.tokens_per_step as f64;
-            let tokens: Vec<(String, f64)> = sources
-                .iter()
-                .zip(&w)
-                .enumerate()
-                .map(|(i, (s, wi))| {
-                    (
-                        s.name.clone(),
-                        wi * mid + if i == 0 { total_tokens - mid } else { 0.0 },
-                    )
-                })
-                .collect();
-            let repetition = tokens
-                .iter()
-                .zip(sources)
-                .map(|((n, t), s)| {
-                    (
-                        n.clone(),
-                        if s.available > 0.0 {
-                            t / s.available
-                        } else {
-                            f64::INFINITY
-                        },
-                    )
-                })
-                .collect();
-            Ok(MixProposal {
-                start_step: start,
-                start_fraction: f,
-                weights: sources
-                    .iter()
-                    .zip(&w)
-                    .map(|(s, x)| (s.name.clone(), *x))
-                    .collect(),
-                sim,
-                pa: sim - sim_p,
-                distance_from_p: dist,
-                tokens,
-                repetition,
-                pareto: false,
-                max_specialized: rule.max_weight(f),
-                predicted_ri: None,
-            })
-        })
-        .collect();
-    let mut props: Vec<MixProposal> = Vec::new();
-    let mut first_err = None;
-    for r in results {
-        match r {
-            Ok(p) => props.push(p),
-            Err(e) => {
-                first_err.get_or_insert(e);
-            }
+    }
+
+    /// P cannot supply its floor share at start `f`: name the constraint that sets the floor.
+    fn general_share_infeasible(&self, f: f64, floor: f64, cap: f64) -> Infeasible {
+        let (budget, rule, p) = (self.budget, self.rule, &self.sources[0]);
+        let by_rule = 1.0 - rule.max_weight(f);
+        let (why, remedy) = if budget.min_general > 0.0 && budget.min_general >= by_rule - 1e-12 {
+            (
+                format!("--min-general {}", budget.min_general),
+                "lower --min-general".to_string(),
+            )
+        } else {
+            (
+                format!(
+                    "the timing rule ({}), which allows at most {:.1}% specialized data at this start",
+                    rule.source,
+                    rule.max_weight(f) * 100.0
+                ),
+                "start earlier (--start), where the timing rule allows more specialized data".to_string(),
+            )
+        };
+        Infeasible {
+            shortfall: floor - cap,
+            message: format!(
+                "infeasible at start {:.0}% of the run: `{}` must supply at least {:.1}% of the midtraining tokens (the general share, set by {why}), but {:.3e} available tokens × {} repeats allow {:.1}% (short by {:.1} points); raise --available {}=TOKENS or --max-repeat, or {remedy}",
+                f * 100.0, p.name, floor * 100.0, p.available, budget.max_repeat, cap * 100.0, (floor - cap) * 100.0, p.name
+            ),
         }
     }
-    if props.is_empty() {
-        // Report the start that came closest, at its largest allowed share.
+
+    /// The proposal of weights `w` (sim(q, T) = `sim`) starting at fraction `f`.
+    fn proposal(&self, f: f64, w: Vec<f64>, sim: f64) -> MixProposal {
+        let (sources, budget) = (self.sources, self.budget);
+        let total_tokens = budget.total_steps as f64 * budget.tokens_per_step as f64;
+        let sim_p = self.problem.sim(&self.problem.sources[0]);
+        let start = (f * budget.total_steps as f64).round() as u64;
+        let mid = (budget.total_steps - start) as f64 * budget.tokens_per_step as f64;
+        let tokens: Vec<(String, f64)> = sources
+            .iter()
+            .zip(&w)
+            .enumerate()
+            .map(|(i, (s, wi))| {
+                let before = if i == 0 { total_tokens - mid } else { 0.0 };
+                (s.name.clone(), wi * mid + before)
+            })
+            .collect();
+        let repetition = tokens
+            .iter()
+            .zip(sources)
+            .map(|((n, t), s)| {
+                let r = if s.available > 0.0 {
+                    t / s.available
+                } else {
+                    f64::INFINITY
+                };
+                (n.clone(), r)
+            })
+            .collect();
+        MixProposal {
+            start_step: start,
+            start_fraction: f,
+            weights: sources
+                .iter()
+                .zip(&w)
+                .map(|(s, x)| (s.name.clone(), *x))
+                .collect(),
+            sim,
+            pa: sim - sim_p,
+            distance_from_p: 1.0 - self.to_p.sim(&self.to_p.blend(&w)),
+            tokens,
+            repetition,
+            pareto: false,
+            max_specialized: self.rule.max_weight(f),
+            predicted_ri: None,
+        }
+    }
+
+    /// Why no start admits a mixture: the start that came closest, at its largest share.
+    fn no_feasible_start(&self, starts: &[f64], first_err: Option<anyhow::Error>) -> anyhow::Error {
         let closest = starts
             .iter()
-            .filter_map(|&f| {
-                let wmax = rule.max_weight(f).min(1.0 - budget.min_general);
-                bounds(f, wmax).err()
-            })
+            .filter_map(|&f| self.bounds(f, self.max_share(f)).err())
             .min_by(|a, b| a.shortfall.total_cmp(&b.shortfall));
-        return Err(match (closest, first_err) {
+        match (closest, first_err) {
             (Some(c), _) if starts.len() > 1 => anyhow::anyhow!(
                 "no start from {:.0}% to {:.0}% of the run is feasible; the closest: {}",
                 starts[0] * 100.0,
@@ -629,28 +930,36 @@ pub fn suggest(
             (Some(c), _) => anyhow::anyhow!(c.message),
             (None, Some(e)) => e,
             (None, None) => anyhow::anyhow!("no start fraction to search"),
-        });
+        }
     }
-    // Same weights at the same start: keep one.
+}
+
+/// Ranks proposals by PA (ties: closer to P, then earlier) and keeps one per weight vector:
+/// the same weights at several starts keep the earliest, since early introduction tolerates
+/// weight best.
+pub fn dedup_ranked(mut props: Vec<MixProposal>) -> Vec<MixProposal> {
     props.sort_by(|a, b| {
         b.pa.total_cmp(&a.pa)
             .then(a.distance_from_p.total_cmp(&b.distance_from_p))
             .then(a.start_step.cmp(&b.start_step))
     });
-    // The same weights at several starts: keep the earliest (the sort puts it first among
-    // equals), since early introduction tolerates weight best.
     let mut kept: Vec<MixProposal> = Vec::new();
     for p in props {
-        if !kept.iter().any(|k| {
+        let same = |k: &MixProposal| {
             k.weights
                 .iter()
                 .zip(&p.weights)
                 .all(|(x, y)| (x.1 - y.1).abs() < 1e-6)
-        }) {
+        };
+        if !kept.iter().any(same) {
             kept.push(p);
         }
     }
-    let mut props = kept;
+    kept
+}
+
+/// Marks the proposals no other one dominates in (higher PA, smaller distance from P).
+pub fn mark_pareto(props: &mut [MixProposal]) {
     for i in 0..props.len() {
         let dominated = props.iter().any(|o| {
             o.pa >= props[i].pa - 1e-12
@@ -660,7 +969,6 @@ pub fn suggest(
         });
         props[i].pareto = !dominated;
     }
-    Ok(props)
 }
 
 #[cfg(test)]

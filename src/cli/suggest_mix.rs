@@ -1,14 +1,14 @@
 //! `mtkit suggest-mix`: midtraining mixtures from proximity, exported to trainers.
 
-use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use anyhow::{anyhow, bail, Result};
+use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use mtkit::mix::{suggest, Budget, MixProposal, Objective, SourceInfo, TimingRule};
+use mtkit::catalog::Catalog;
+use mtkit::mix::{suggest_from_profiles, Budget, Request, Suggestion};
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
-use mtkit::proximity::{Dist, Metric};
+use mtkit::proximity::Metric;
 
 use super::CorpusArgs;
 use mtkit::cli_support::output::{sig, table};
@@ -107,65 +107,26 @@ enum Emit {
 }
 
 pub fn run(a: SuggestArgs) -> Result<()> {
-    if a.candidates.iter().all(|c| c.trim().is_empty()) {
-        bail!("--candidates is empty: name at least one midtraining corpus");
-    }
-    let mut names = vec![a.pretrain.clone()];
-    names.extend(
-        a.candidates
-            .iter()
-            .map(|s| s.trim().to_string())
-            .filter(|s| !s.is_empty()),
-    );
-    let mut seen = names.clone();
-    seen.push(a.target.clone());
-    seen.sort();
-    if let Some(w) = seen.windows(2).find(|w| w[0] == w[1]) {
-        bail!(
-            "corpus `{}` is named twice among --pretrain, --candidates and --target",
-            w[0]
-        );
-    }
-    if !(0.0..1.0).contains(&a.min_general) {
-        bail!("--min-general must be in [0, 1), got {}", a.min_general);
-    }
-    if a.max_repeat <= 0.0 || a.total_steps == 0 || a.tokens_per_step == 0 {
-        bail!("--max-repeat, --total-steps and --tokens-per-step must be positive");
-    }
-    let starts: Vec<f64> = if a.start == "auto" {
-        (1..=9).map(|i| i as f64 / 10.0).collect()
-    } else {
-        let f: f64 = a.start.parse().map_err(|_| {
-            anyhow!(
-                "--start takes a fraction in [0, 1) or `auto`, not {:?}",
-                a.start
-            )
-        })?;
-        if !(0.0..1.0).contains(&f) {
-            bail!("--start must be in [0, 1), got {f}");
-        }
-        vec![f]
+    let budget = Budget {
+        total_steps: a.total_steps,
+        tokens_per_step: a.tokens_per_step,
+        max_repeat: a.max_repeat,
+        min_general: a.min_general,
     };
-    let mut available: BTreeMap<String, f64> = BTreeMap::new();
-    for kv in &a.available {
-        let (k, v) = kv
-            .split_once('=')
-            .ok_or_else(|| anyhow!("--available takes NAME=TOKENS, got {kv:?}"))?;
-        if !names.contains(&k.to_string()) {
-            bail!("--available names `{k}`, which is not the pretraining corpus or a candidate");
-        }
-        let v: f64 = v
-            .parse()
-            .map_err(|_| anyhow!("--available {k}: {v:?} is not a number"))?;
-        if !v.is_finite() || v <= 0.0 {
-            bail!("--available {k}: must be a positive number, not {v}");
-        }
-        available.insert(k.to_string(), v);
-    }
+    let request = Request::new(
+        &a.pretrain,
+        &a.candidates,
+        &a.target,
+        budget,
+        a.metric,
+        a.min_weight,
+        &a.start,
+        &a.available,
+    )?;
     let cat = a.corpus.catalog()?;
-    let cards: Vec<_> = names
+    let cards: Vec<_> = request
+        .corpora()
         .iter()
-        .chain(std::iter::once(&a.target))
         .map(|n| cat.get(n))
         .collect::<Result<_>>()?;
     let tok = a.corpus.tokenizer.load()?;
@@ -181,137 +142,55 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         .iter()
         .map(|c| cached_or_build(c, &tok, &opts, !a.corpus.no_cache, &bar).map(|x| x.0))
         .collect::<Result<_>>()?;
-    let dists: Vec<Dist> = profiles.iter().map(Dist::of).collect();
-    let n = names.len();
-    let src_refs: Vec<&[f64]> = dists[..n].iter().map(|d| d.uni.as_slice()).collect();
-    let mut problem = Objective::new(&src_refs, &dists[n].uni, a.metric)?;
-    problem.min_weight = a.min_weight;
-    let to_p = Objective::new(&src_refs, &dists[0].uni, a.metric)?;
-    let mut notes = Vec::new();
-    let sources: Vec<SourceInfo> = names
-        .iter()
-        .zip(&profiles)
-        .zip(&cards)
-        .map(|((name, p), card)| {
-            let avail = match (available.get(name), card.tokens) {
-                (Some(v), _) => *v,
-                (None, Some(t)) => t as f64,
-                (None, None) => {
-                    if p.meta.max_docs.is_some_and(|m| p.totals.documents >= m) || p.meta.max_tokens_per_doc.is_some() || p.meta.max_chars.is_some() {
-                        notes.push(format!(
-                            "`{name}`: available tokens = {} counted in its profile, which may be a sample or cut documents; pass --available {name}=TOKENS",
-                            p.totals.tokens
-                        ));
-                    }
-                    p.totals.tokens as f64
-                }
-            };
-            SourceInfo { name: name.clone(), available: avail, mean_doc_tokens: p.totals.tokens as f64 / p.totals.documents.max(1) as f64 }
-        })
-        .collect();
-    let budget = Budget {
-        total_steps: a.total_steps,
-        tokens_per_step: a.tokens_per_step,
-        max_repeat: a.max_repeat,
-        min_general: a.min_general,
-    };
-    let mut rule = TimingRule::default();
-    let mut fit = None;
-    if let Some(path) = &a.fit {
-        let runs = mtkit::stats::Table::read(path)?;
-        let (x, y, _) = runs.xy("pa", "ri")?;
-        fit = Some(mtkit::stats::Fit::ols(&x, &y)?);
-        match TimingRule::from_runs(&runs)? {
-            Some(r) => rule = r,
-            None => notes.push(format!(
-                "{} has no start_frac/weight columns: the default timing rule stays",
-                path.display()
-            )),
-        }
-    }
-    let mut props = suggest(&problem, &to_p, &sources, &budget, &rule, &starts)?;
-    if let Some(f) = &fit {
-        for p in &mut props {
-            p.predicted_ri = Some(f.predict(p.pa, 0.95));
-        }
-    }
-    props.truncate(a.top.max(1));
-    notes.extend(mtkit::mix::absent_candidates(
-        &props,
-        &sources,
-        &budget,
-        if a.metric == Metric::Paper {
-            a.min_weight
-        } else {
-            0.0
-        },
-        &starts,
-    ));
-    let text = human(
-        &props,
-        &sources,
-        problem.sim(&problem.sources[0]),
-        &a,
-        &rule,
-        &notes,
-    );
+    let card_tokens: Vec<Option<u64>> = cards.iter().map(|c| c.tokens).collect();
+    let found = suggest_from_profiles(&request, &profiles, &card_tokens, a.fit.as_deref(), a.top)?;
+    let text = human(&found, &a);
     if let Some(e) = a.emit {
         eprint!("{text}");
-        let top = &props[0];
-        let mid_tokens = (a.total_steps - top.start_step) * a.tokens_per_step;
-        let out = match e {
-            Emit::Mtkit => mtkit::export::mtkit(
-                top,
-                &mtkit::export::RunExport {
-                    preset: a.preset.clone(),
-                    seq_len: a.seq_len,
-                    data: a.data.clone(),
-                    lr: a.lr,
-                    sft_epochs: a.sft_epochs,
-                    target: a.target.clone(),
-                    total_steps: a.total_steps,
-                    tokens_per_step: a.tokens_per_step,
-                },
-            )?,
-            Emit::OlmoCore => {
-                mtkit::export::olmo_core(top, a.max_repeat, a.seq_len, mid_tokens, &|name| {
-                    cat.get(name)
-                        .ok()
-                        .and_then(|c| c.local.as_ref().map(|l| l.paths.clone()))
-                        .unwrap_or_default()
-                })?
-            }
-            Emit::Megatron => mtkit::export::megatron(top),
-            Emit::Hf => mtkit::export::hf(top, &sources)?,
-            Emit::Litgpt => mtkit::export::litgpt(top),
-        };
-        print!("{out}");
+        print!("{}", emit(e, &found, &a, &cat)?);
     } else if a.json {
-        println!(
-            "{}",
-            serde_json::to_string_pretty(&serde_json::json!({
-                "metric": a.metric,
-                "sim_pretrain_target": problem.sim(&problem.sources[0]),
-                "timing_rule": rule,
-                "sources": sources,
-                "proposals": props,
-                "notes": notes,
-            }))?
-        );
+        println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
         print!("{text}");
     }
     Ok(())
 }
 
-fn human(
-    props: &[MixProposal],
-    sources: &[SourceInfo],
-    sim_p: f64,
-    a: &SuggestArgs,
-    rule: &TimingRule,
-    notes: &[String],
-) -> String {
+/// The top proposal as a config of trainer `e`.
+fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs, cat: &Catalog) -> Result<String> {
+    let top = &found.proposals[0];
+    let mid_tokens = (a.total_steps - top.start_step) * a.tokens_per_step;
+    Ok(match e {
+        Emit::Mtkit => mtkit::export::mtkit(
+            top,
+            &mtkit::export::RunExport {
+                preset: a.preset.clone(),
+                seq_len: a.seq_len,
+                data: a.data.clone(),
+                lr: a.lr,
+                sft_epochs: a.sft_epochs,
+                target: a.target.clone(),
+                total_steps: a.total_steps,
+                tokens_per_step: a.tokens_per_step,
+            },
+        )?,
+        Emit::OlmoCore => {
+            let paths = |name: &str| {
+                cat.get(name)
+                    .ok()
+                    .and_then(|c| c.local.as_ref().map(|l| l.paths.clone()))
+                    .unwrap_or_default()
+            };
+            mtkit::export::olmo_core(top, a.max_repeat, a.seq_len, mid_tokens, &paths)?
+        }
+        Emit::Megatron => mtkit::export::megatron(top),
+        Emit::Hf => mtkit::export::hf(top, &found.sources)?,
+        Emit::Litgpt => mtkit::export::litgpt(top),
+    })
+}
+
+fn human(found: &Suggestion, a: &SuggestArgs) -> String {
+    let (props, sources, rule) = (&found.proposals, &found.sources, &found.timing_rule);
     let mut rows = Vec::new();
     for (i, p) in props.iter().enumerate() {
         let w: Vec<String> = p
@@ -357,7 +236,7 @@ fn human(
         a.pretrain,
         a.target,
         a.metric,
-        sim_p,
+        found.sim_pretrain_target,
         a.total_steps,
         a.tokens_per_step,
         rule.source
@@ -368,7 +247,7 @@ fn human(
         .map(|x| format!("{} {:.3e}", x.name, x.available))
         .collect();
     s.push_str(&format!("available tokens: {}; max repeat {}; min general share {}; * = Pareto front of (PA, distance from P)\n", av.join(", "), a.max_repeat, a.min_general));
-    for n in notes {
+    for n in &found.notes {
         s.push_str(&format!("note: {n}\n"));
     }
     s
