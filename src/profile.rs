@@ -757,45 +757,7 @@ impl Profile {
         let mut shards: Vec<Shard> = first.meta.shards.clone().unwrap_or_default();
         for p in &parts[1..] {
             let (a, b) = (&first.meta, &p.meta);
-            let same = |what: &str, x: String, y: String| -> Result<()> {
-                if x != y {
-                    bail!("cannot merge profiles with different {what}: {x} vs {y}");
-                }
-                Ok(())
-            };
-            same("corpora", a.corpus.clone(), b.corpus.clone())?;
-            same(
-                "tokenizers",
-                a.tokenizer_sha256.clone(),
-                b.tokenizer_sha256.clone(),
-            )?;
-            same("n-gram orders", a.ngram.to_string(), b.ngram.to_string())?;
-            same(
-                "n-gram modes",
-                format!("{:?}", a.ngram_mode),
-                format!("{:?}", b.ngram_mode),
-            )?;
-            same(
-                "--max-chars",
-                format!("{:?}", a.max_chars),
-                format!("{:?}", b.max_chars),
-            )?;
-            same(
-                "--max-tokens-per-doc",
-                format!("{:?}", a.max_tokens_per_doc),
-                format!("{:?}", b.max_tokens_per_doc),
-            )?;
-            same(
-                "--max-docs",
-                format!("{:?}", a.max_docs),
-                format!("{:?}", b.max_docs),
-            )?;
-            same("seeds", a.seed.to_string(), b.seed.to_string())?;
-            same(
-                "corpus contents (card hash)",
-                a.card_hash.clone(),
-                b.card_hash.clone(),
-            )?;
+            check_mergeable(a, b)?;
             let theirs = b.shards.clone().ok_or_else(|| {
                 anyhow!(
                     "cannot merge: a profile of the whole corpus `{}` is among the parts",
@@ -1152,6 +1114,44 @@ pub fn cache_path(meta: &ProfileMeta) -> PathBuf {
         meta.corpus,
         Profile::cache_key(meta)
     ))
+}
+
+/// Refuses to merge profiles made under different settings, naming the first that differs.
+fn check_mergeable(a: &ProfileMeta, b: &ProfileMeta) -> Result<()> {
+    fn same<T: PartialEq>(what: &str, x: &T, y: &T, show: impl Fn(&T) -> String) -> Result<()> {
+        if x != y {
+            bail!(
+                "cannot merge profiles with different {what}: {} vs {}",
+                show(x),
+                show(y)
+            );
+        }
+        Ok(())
+    }
+    let text = |v: &String| v.clone();
+    same("corpora", &a.corpus, &b.corpus, text)?;
+    same("tokenizers", &a.tokenizer_sha256, &b.tokenizer_sha256, text)?;
+    same("n-gram orders", &a.ngram, &b.ngram, |v| v.to_string())?;
+    same("n-gram modes", &a.ngram_mode, &b.ngram_mode, |v| {
+        format!("{v:?}")
+    })?;
+    same("--max-chars", &a.max_chars, &b.max_chars, |v| {
+        format!("{v:?}")
+    })?;
+    same(
+        "--max-tokens-per-doc",
+        &a.max_tokens_per_doc,
+        &b.max_tokens_per_doc,
+        |v| format!("{v:?}"),
+    )?;
+    same("--max-docs", &a.max_docs, &b.max_docs, |v| format!("{v:?}"))?;
+    same("seeds", &a.seed, &b.seed, |v| v.to_string())?;
+    same(
+        "corpus contents (card hash)",
+        &a.card_hash,
+        &b.card_hash,
+        text,
+    )
 }
 
 #[cfg(test)]
