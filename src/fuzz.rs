@@ -221,7 +221,7 @@ pub fn fuzz_token_shard(data: &[u8]) {
     let dir = scratch();
     write(&dir, "train.tokens", tokens);
     write(&dir, "train.docs", docs);
-    if let Ok(split) = crate::shards::Split::open(&dir, "train") {
+    if let Ok(split) = crate::token_files::Split::open(&dir, "train") {
         for k in 0..split.n_docs() {
             let (start, len, prompt) = split.doc(k);
             assert!(prompt <= len, "a document's prompt is within it");

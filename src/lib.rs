@@ -25,10 +25,10 @@ pub mod progress;
 pub mod proximity;
 pub mod report;
 pub mod rng;
-pub mod shards;
 pub mod slurm;
 pub mod stats;
 pub mod template;
+pub mod token_files;
 pub mod tokenize;
 pub mod train;
 

@@ -12,8 +12,7 @@
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::sync_channel;
+use std::sync::atomic::Ordering;
 use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,9 +21,10 @@ use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
 use crate::catalog::Card;
-use crate::corpus::{read_documents, Document, SampleSpec, Shard};
+use crate::corpus::{SampleSpec, Shard};
 use crate::progress::Progress;
 use crate::rng::mix64;
+use crate::tokenize::pipeline::{read_in_batches, Batch, Batching};
 use crate::tokenize::{Encoder, Engine, Tokenizer};
 
 /// Version of the profile file layout; part of the cache key.
@@ -611,81 +611,57 @@ fn build_with(
     // The first failing batch (by reading order), so the error reported does not depend on
     // thread timing.
     let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
-    let stop = AtomicBool::new(false);
     progress.start(&card.name, opts.sample.max_docs);
-
-    let (tx, rx) = sync_channel::<(u64, Vec<Document>)>(2 * threads + 2);
-    let summary = std::thread::scope(|s| -> Result<_> {
-        let stop = &stop;
-        let reader = s.spawn(move || {
-            let mut batch = Vec::with_capacity(BATCH_DOCS);
-            let mut bytes = 0u64;
-            let mut seq = 0u64;
-            let r = read_documents(card, &opts.sample, &mut |d| {
-                if stop.load(Ordering::Relaxed) {
-                    bail!("profiling stopped");
-                }
-                bytes += d.text.len() as u64;
-                batch.push(d);
-                if batch.len() >= BATCH_DOCS || bytes >= BATCH_BYTES {
-                    bytes = 0;
-                    tx.send((seq, std::mem::take(&mut batch)))
-                        .map_err(|_| anyhow!("profiling stopped"))?;
-                    seq += 1;
-                }
-                Ok(())
-            });
-            if r.is_ok() && !batch.is_empty() {
-                let _ = tx.send((seq, batch));
-            }
-            r
-        });
+    let batching = Batching {
+        docs: BATCH_DOCS,
+        bytes: BATCH_BYTES,
+    };
+    let (summary, ()) = read_in_batches(card, &opts.sample, &[], batching, |rx, stop| {
         // Workers take whole batches as they come (no barrier between batches) and count
         // into their own tables; counts are sums, so the order does not change them.
-        rx.into_iter().par_bridge().for_each(|(seq, batch)| {
-            if stop.load(Ordering::Relaxed) {
-                return; // drain so the reader can finish
-            }
-            let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
-            let mut local = locals[slot].lock().expect("counter lock");
-            let (counter, encoder) = &mut *local;
-            let mut docs = opts.keep_docs.then(|| Vec::with_capacity(batch.len()));
-            let (mut bytes, mut toks) = (0u64, 0u64);
-            let mut ids = Vec::new();
-            for d in &batch {
-                ids.clear();
-                match encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids) {
-                    Ok(()) => {
-                        counter.add(&ids);
-                        bytes += d.text.len() as u64;
-                        toks += ids.len() as u64;
-                        if let Some(out) = docs.as_mut() {
-                            out.push(sparse_counts(&ids));
+        rx.into_iter()
+            .par_bridge()
+            .for_each(|Batch { seq, docs: batch }| {
+                if stop.load(Ordering::Relaxed) {
+                    return; // drain so the reader can finish
+                }
+                let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
+                let mut local = locals[slot].lock().expect("counter lock");
+                let (counter, encoder) = &mut *local;
+                let mut docs = opts.keep_docs.then(|| Vec::with_capacity(batch.len()));
+                let (mut bytes, mut toks) = (0u64, 0u64);
+                let mut ids = Vec::new();
+                for d in &batch {
+                    ids.clear();
+                    match encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids) {
+                        Ok(()) => {
+                            counter.add(&ids);
+                            bytes += d.text.len() as u64;
+                            toks += ids.len() as u64;
+                            if let Some(out) = docs.as_mut() {
+                                out.push(sparse_counts(&ids));
+                            }
                         }
-                    }
-                    Err(e) => {
-                        stop.store(true, Ordering::Relaxed);
-                        let mut f = failure.lock().expect("failure lock");
-                        if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
-                            *f = Some((seq, e));
+                        Err(e) => {
+                            stop.store(true, Ordering::Relaxed);
+                            let mut f = failure.lock().expect("failure lock");
+                            if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
+                                *f = Some((seq, e));
+                            }
+                            return;
                         }
-                        return;
                     }
                 }
-            }
-            drop(local);
-            if let Some(docs) = docs {
-                kept.lock().expect("docs lock").push((seq, docs));
-            }
-            progress.advance(batch.len() as u64, bytes, toks);
-        });
-        let read = reader
-            .join()
-            .map_err(|_| anyhow!("the corpus reader panicked"))?;
-        if let Some((_, e)) = failure.into_inner().expect("failure lock") {
-            return Err(e);
+                drop(local);
+                if let Some(docs) = docs {
+                    kept.lock().expect("docs lock").push((seq, docs));
+                }
+                progress.advance(batch.len() as u64, bytes, toks);
+            });
+        match failure.into_inner().expect("failure lock") {
+            Some((_, e)) => Err(e),
+            None => Ok(()),
         }
-        read
     })?;
     let docs_out = opts.keep_docs.then(|| {
         let mut kept = kept.into_inner().expect("docs lock");

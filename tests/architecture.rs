@@ -26,7 +26,7 @@ const LAYERS: &[&str] = &[
     "corpus",
     "tokenize",
     "profile",
-    "shards",
+    "token_files",
     "proximity",
     "mix",
     "report",

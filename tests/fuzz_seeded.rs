@@ -511,7 +511,7 @@ fn a_token_shard_with_documents_past_its_end_is_refused() {
     let open = |docs: Vec<u8>, tokens: &[u8]| {
         std::fs::write(dir.path().join("train.tokens"), tokens).unwrap();
         std::fs::write(dir.path().join("train.docs"), docs).unwrap();
-        mtkit::shards::Split::open(dir.path(), "train")
+        mtkit::token_files::Split::open(dir.path(), "train")
             .map(|_| ())
             .map_err(|e| e.to_string())
     };

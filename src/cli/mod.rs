@@ -7,8 +7,8 @@ use std::ffi::OsString;
 use anyhow::Result;
 use clap::{Parser, Subcommand};
 
+pub use mtkit::cli_support::args::CorpusArgs;
 use mtkit::cli_support::args::GlobalArgs;
-pub use mtkit::cli_support::args::{CorpusArgs, MaxDocs};
 
 mod check_encoder;
 mod data;
@@ -51,7 +51,7 @@ enum Command {
     /// Reports: regression of gain on proximity, paper-style tables.
     #[command(subcommand)]
     Report(report::ReportCommand),
-    /// Tokenize corpora into token shards for training.
+    /// Tokenize corpora into token files for training.
     Tokenize(tokenize::TokenizeArgs),
     /// Train a model through the phases of a run config (runs `mtkit-train train`; see
     /// `mtkit train --help`).

@@ -1,17 +1,16 @@
-//! `mtkit tokenize NAME... -o DIR`: token shards for training.
+//! `mtkit tokenize NAME... -o DIR`: token files for training.
 
 use std::path::PathBuf;
 
 use anyhow::Result;
 use clap::Args;
 
-use mtkit::corpus::SampleSpec;
-
-use super::MaxDocs;
+use mtkit::cli_support::args::SampleArgs;
 use mtkit::cli_support::output::table;
 use mtkit::cli_support::progress::Bar;
 
-/// Tokenize corpora into training shards (DIR/NAME/{train,val}.tokens and .docs, meta.json).
+/// Tokenize corpora into token files for training (DIR/NAME/{train,val}.tokens and .docs,
+/// meta.json).
 ///
 /// Token files: a 32-byte header (magic MTKTOKS\0, version u32 = 1, bytes per token u32 = 2
 /// when the vocabulary fits in 16 bits else 4, vocabulary size u32, EOS id u32, token count
@@ -19,6 +18,13 @@ use mtkit::cli_support::progress::Bar;
 /// u64, length u32, prompt length u32 (the card's `prompt` part, masked in SFT). The
 /// validation split is a seeded uniform choice of --val-docs documents.
 #[derive(Args, Debug)]
+// Training data is every document by default; the seed also splits off validation.
+#[command(
+    mut_arg("max_docs", |a| a
+        .default_value("all")
+        .help("Documents to take (uniform sample by --seed), or `all`")),
+    mut_arg("seed", |a| a.help("Seed of the sample and of the train/validation split"))
+)]
 pub struct TokenizeArgs {
     /// Corpora to tokenize.
     #[arg(required = true)]
@@ -29,19 +35,12 @@ pub struct TokenizeArgs {
     /// Documents held out for validation, per corpus.
     #[arg(long, default_value_t = 100)]
     val_docs: u64,
-    /// Documents to take (uniform sample by --seed), or `all`.
-    #[arg(long, value_name = "N|all", default_value = "all")]
-    max_docs: MaxDocs,
-    /// Seed of the sample and of the train/validation split.
-    #[arg(long, default_value_t = 42)]
-    seed: u64,
+    #[command(flatten)]
+    sample: SampleArgs,
     #[command(flatten)]
     catalog: mtkit::cli_support::args::CatalogArgs,
     #[command(flatten)]
     tokenizer: mtkit::cli_support::args::TokenizerArgs,
-    /// Fail on the first bad record instead of skipping and counting it.
-    #[arg(long)]
-    strict: bool,
     /// No progress bars.
     #[arg(long, short)]
     quiet: bool,
@@ -49,19 +48,13 @@ pub struct TokenizeArgs {
 
 pub fn run(a: TokenizeArgs) -> Result<()> {
     let cat = a.catalog.load()?;
-    let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
+    let cards = cat.get_all(&a.names)?;
     let tok = a.tokenizer.load()?;
-    let spec = SampleSpec {
-        max_docs: a.max_docs.0,
-        seed: a.seed,
-        max_chars: None,
-        shard: None,
-        strict: a.strict,
-    };
+    let spec = a.sample.spec();
     let bar = Bar::new(a.quiet);
     let mut rows = Vec::new();
     for card in cards {
-        let m = mtkit::shards::write(card, &tok, &spec, a.val_docs, &a.output, &bar)?;
+        let m = mtkit::token_files::write(card, &tok, &spec, a.val_docs, &a.output, &bar)?;
         rows.push(vec![
             m.corpus.clone(),
             m.train_docs.to_string(),

@@ -102,6 +102,36 @@ impl CatalogArgs {
     }
 }
 
+/// Which documents of a corpus are read, and what a bad record does: shared by every command
+/// that reads corpora (`tokenize` changes the defaults of --max-docs and --seed's help).
+#[derive(Args, Debug, Clone)]
+pub struct SampleArgs {
+    /// Documents sampled per corpus (uniformly, by --seed), or `all` for every document in
+    /// corpus order. The paper's measurement uses 1000.
+    #[arg(long, value_name = "N|all", default_value_t = MaxDocs(Some(PAPER_MAX_DOCS)))]
+    pub max_docs: MaxDocs,
+    /// Seed of the document sample (and of bootstrap resampling).
+    #[arg(long, default_value_t = 42)]
+    pub seed: u64,
+    /// Fail on the first bad record (malformed JSON, missing field, invalid UTF-8, truncated
+    /// stream) instead of skipping and counting it.
+    #[arg(long)]
+    pub strict: bool,
+}
+
+impl SampleArgs {
+    /// Whole documents, the whole corpus (no cut, no shard), sampled as these options say.
+    pub fn spec(&self) -> SampleSpec {
+        SampleSpec {
+            max_docs: self.max_docs.0,
+            seed: self.seed,
+            max_chars: None,
+            shard: None,
+            strict: self.strict,
+        }
+    }
+}
+
 /// Options shared by every command that reads corpora.
 #[derive(Args, Debug, Clone)]
 pub struct CorpusArgs {
@@ -109,27 +139,18 @@ pub struct CorpusArgs {
     pub catalog: CatalogArgs,
     #[command(flatten)]
     pub tokenizer: TokenizerArgs,
-    /// Documents sampled per corpus (uniformly, by --seed), or `all` for every document in
-    /// corpus order. The paper's measurement uses 1000.
-    #[arg(long, value_name = "N|all", default_value_t = MaxDocs(Some(PAPER_MAX_DOCS)))]
-    pub max_docs: MaxDocs,
+    #[command(flatten)]
+    pub sample: SampleArgs,
     /// Cut each document to its first C characters before tokenizing (0: no cut).
     #[arg(long, value_name = "C", default_value_t = PAPER_MAX_CHARS)]
     pub max_chars: usize,
     /// Keep each document's first K tokens (0: no cut).
     #[arg(long, value_name = "K", default_value_t = PAPER_MAX_TOKENS_PER_DOC)]
     pub max_tokens_per_doc: usize,
-    /// Seed of the document sample (and of bootstrap resampling).
-    #[arg(long, default_value_t = 42)]
-    pub seed: u64,
     /// Only shard K of N (1-based): the records whose index is K-1 modulo N. The N shards are
     /// disjoint and together are the whole corpus; merge their profiles with `profile merge`.
     #[arg(long, value_name = "K/N")]
     pub shard: Option<Shard>,
-    /// Fail on the first bad record (malformed JSON, missing field, invalid UTF-8, truncated
-    /// stream) instead of skipping and counting it.
-    #[arg(long)]
-    pub strict: bool,
     /// Recompute profiles even when a cached one matches.
     #[arg(long)]
     pub no_cache: bool,
@@ -147,11 +168,9 @@ impl CorpusArgs {
     /// The sample spec these options describe.
     pub fn sample(&self) -> SampleSpec {
         SampleSpec {
-            max_docs: self.max_docs.0,
-            seed: self.seed,
             max_chars: (self.max_chars > 0).then_some(self.max_chars),
             shard: self.shard,
-            strict: self.strict,
+            ..self.sample.spec()
         }
     }
 

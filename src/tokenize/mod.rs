@@ -12,6 +12,7 @@
 
 pub mod check;
 pub mod fast;
+pub mod pipeline;
 pub mod pretokenize;
 
 use std::path::{Path, PathBuf};

@@ -456,7 +456,7 @@ pub fn export(
         .tempdir_in(&parent)
         .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
     let dir = tmp.path();
-    let eos = mtkit::shards::eos_id(tokenizer).ok();
+    let eos = mtkit::token_files::eos_id(tokenizer).ok();
     let max_positions = src.max_seq_len.max(2048);
     let mut files = Vec::new();
     let mut write_json = |file: &str, v: &Value| -> Result<()> {

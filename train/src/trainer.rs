@@ -25,7 +25,7 @@ use tch::{nn, Device, Kind, Tensor};
 use crate::config::{Phase, PhaseKind, RunConfig};
 use crate::model::{GptNeox, ModelSpec};
 use mtkit::rng::{mix64, Rng};
-use mtkit::shards::{read_meta, Split};
+use mtkit::token_files::{read_meta, Split};
 
 /// Reports training progress.
 pub trait Observer {

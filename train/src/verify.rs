@@ -568,7 +568,7 @@ pub fn tokenize_missing(
                 max_docs: None,
                 ..Default::default()
             };
-            mtkit::shards::write(card, tok, &spec, plan.plan.val_docs, data, progress)?;
+            mtkit::token_files::write(card, tok, &spec, plan.plan.val_docs, data, progress)?;
             done.push(card.name.clone());
         }
     }

@@ -231,7 +231,7 @@ fn sft_masks_prompt_tokens_and_padding() {
         "0",
         "--quiet",
     ]);
-    let split = mtkit::shards::Split::open(&sb.path("tokens/q"), "train").unwrap();
+    let split = mtkit::token_files::Split::open(&sb.path("tokens/q"), "train").unwrap();
     // By hand: ids p1=1 p2=2 r1=3 r2=4 r3=5 EOS=6; the example is [1 2 3 4 5 6], prompt 2.
     assert_eq!(split.doc(0), (0, 6, 2));
     let (x, y, scored) = sft_tensors(&split, &[split.doc(0)], 8);
@@ -488,9 +488,9 @@ fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
         "20",
         "--quiet",
     ]);
-    let train = mtkit::shards::Split::open(&sb.path("tokens/v"), "train").unwrap();
-    let val = mtkit::shards::Split::open(&sb.path("tokens/v"), "val").unwrap();
-    let long = |s: &mtkit::shards::Split| (0..s.n_docs()).filter(|&k| s.doc(k).2 >= 6).count();
+    let train = mtkit::token_files::Split::open(&sb.path("tokens/v"), "train").unwrap();
+    let val = mtkit::token_files::Split::open(&sb.path("tokens/v"), "val").unwrap();
+    let long = |s: &mtkit::token_files::Split| (0..s.n_docs()).filter(|&k| s.doc(k).2 >= 6).count();
     assert_eq!(long(&train) + long(&val), 45, "prompt lengths as written");
     let run = RUN
         .replace(

@@ -1,4 +1,4 @@
-//! Token shards for training: what `mtkit tokenize` writes and the trainer memory-maps.
+//! Token files for training: what `mtkit tokenize` writes and the trainer memory-maps.
 //!
 //! `DIR/NAME/` holds, for each split (`train`, `val`):
 //! - `SPLIT.tokens`: a 32-byte header, then the token ids little-endian. Header: magic
@@ -19,8 +19,9 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
 use crate::catalog::Card;
-use crate::corpus::{read_documents, read_documents_with, SampleSpec};
+use crate::corpus::{read_documents, SampleSpec};
 use crate::progress::Progress;
+use crate::tokenize::pipeline::{read_in_batches, Batching};
 use crate::tokenize::Tokenizer;
 
 const MAGIC: &[u8; 8] = b"MTKTOKS\0";
@@ -28,7 +29,7 @@ const HEADER: usize = 32;
 
 /// What `meta.json` records about a tokenized corpus.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
-pub struct ShardMeta {
+pub struct TokenFilesMeta {
     /// Corpus name.
     pub corpus: String,
     /// Hash of the card and its files.
@@ -140,7 +141,7 @@ pub fn write(
     val_docs: u64,
     out: &Path,
     progress: &dyn Progress,
-) -> Result<ShardMeta> {
+) -> Result<TokenFilesMeta> {
     let eos = eos_id(tok)?;
     if let Some(n) = sample.max_docs {
         if n <= val_docs {
@@ -174,7 +175,7 @@ fn write_into(
     dir: &Path,
     eos: u32,
     progress: &dyn Progress,
-) -> Result<ShardMeta> {
+) -> Result<TokenFilesMeta> {
     let dir = dir.to_path_buf();
     // Which records are validation documents. A sample of N documents (--max-docs N) arrives
     // in the order of a seeded hash of the record index, so its first --val-docs documents are
@@ -210,56 +211,49 @@ fn write_into(
     let mut val_w = SplitWriter::new(&dir, "val", wide)?;
     progress.start(&card.name, sample.max_docs);
     let encoders = crate::tokenize::EncoderPool::new(tok);
-    let mut batch: Vec<crate::corpus::Document> = Vec::new();
-    let flush = |batch: &mut Vec<crate::corpus::Document>,
-                 train_w: &mut SplitWriter,
-                 val_w: &mut SplitWriter|
-     -> Result<()> {
-        use rayon::prelude::*;
-        let enc: Vec<(Vec<u32>, u32)> = batch
-            .par_iter()
-            .map(|d| -> Result<(Vec<u32>, u32)> {
-                encoders.with(|e| {
-                    let mut ids = Vec::new();
-                    let mut pl = 0;
-                    if split.is_some() {
-                        e.encode_into(&d.extra[0], None, &mut ids)?;
-                        pl = ids.len() as u32;
-                        e.encode_into(&d.extra[1], None, &mut ids)?;
-                    } else {
-                        e.encode_into(&d.text, None, &mut ids)?;
-                    }
-                    ids.push(eos);
-                    Ok((ids, pl))
-                })
-            })
-            .collect::<Result<_>>()?;
-        let (mut bytes, mut toks) = (0u64, 0u64);
-        for (d, (ids, pl)) in batch.iter().zip(&enc) {
-            bytes += d.text.len() as u64;
-            toks += ids.len() as u64;
-            if val.borrow().contains(&d.index) {
-                val_w.push(ids, *pl)?
+    // Batches are tokenized in parallel one at a time, and written in reading order.
+    let encode = |d: &crate::corpus::Document| -> Result<(Vec<u32>, u32)> {
+        encoders.with(|e| {
+            let mut ids = Vec::new();
+            let mut pl = 0;
+            if split.is_some() {
+                e.encode_into(&d.extra[0], None, &mut ids)?;
+                pl = ids.len() as u32;
+                e.encode_into(&d.extra[1], None, &mut ids)?;
             } else {
-                train_w.push(ids, *pl)?
+                e.encode_into(&d.text, None, &mut ids)?;
             }
-        }
-        progress.advance(batch.len() as u64, bytes, toks);
-        batch.clear();
-        Ok(())
+            ids.push(eos);
+            Ok((ids, pl))
+        })
     };
-    let summary = read_documents_with(card, sample, &extra, &mut |d| {
-        if val_first && delivered < val_docs {
-            val.borrow_mut().insert(d.index);
-        }
-        delivered += 1;
-        batch.push(d);
-        if batch.len() >= 1024 {
-            flush(&mut batch, &mut train_w, &mut val_w)?;
+    let batching = Batching {
+        docs: 1024,
+        bytes: u64::MAX,
+    };
+    let (summary, ()) = read_in_batches(card, sample, &extra, batching, |rx, _| {
+        use rayon::prelude::*;
+        for batch in rx {
+            let enc: Vec<(Vec<u32>, u32)> =
+                batch.docs.par_iter().map(encode).collect::<Result<_>>()?;
+            let (mut bytes, mut toks) = (0u64, 0u64);
+            for (d, (ids, pl)) in batch.docs.iter().zip(&enc) {
+                if val_first && delivered < val_docs {
+                    val.borrow_mut().insert(d.index);
+                }
+                delivered += 1;
+                bytes += d.text.len() as u64;
+                toks += ids.len() as u64;
+                if val.borrow().contains(&d.index) {
+                    val_w.push(ids, *pl)?
+                } else {
+                    train_w.push(ids, *pl)?
+                }
+            }
+            progress.advance(batch.docs.len() as u64, bytes, toks);
         }
         Ok(())
     })?;
-    flush(&mut batch, &mut train_w, &mut val_w)?;
     progress.finish();
     if train_w.n_docs == 0 {
         bail!(
@@ -267,7 +261,7 @@ fn write_into(
             card.name
         );
     }
-    let meta = ShardMeta {
+    let meta = TokenFilesMeta {
         corpus: card.name.clone(),
         card_hash: card.content_hash()?,
         tokenizer_sha256: tok.sha256.clone(),
@@ -450,7 +444,7 @@ impl Split {
 }
 
 /// Reads `DIR/NAME/meta.json`.
-pub fn read_meta(dir: &Path) -> Result<ShardMeta> {
+pub fn read_meta(dir: &Path) -> Result<TokenFilesMeta> {
     let p = dir.join("meta.json");
     let s = std::fs::read_to_string(&p)
         .with_context(|| format!("cannot read {} (run `mtkit tokenize` first)", p.display()))?;

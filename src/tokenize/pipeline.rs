@@ -1,0 +1,84 @@
+//! Reading a corpus for tokenizing: one reader thread renders documents and hands them out in
+//! numbered batches, while the calling thread's consumer (with rayon's workers) tokenizes them.
+//! Reading and tokenizing overlap; the channel between them is bounded, so memory stays at a
+//! few batches. `profile` consumes the batches in any order (counts are sums), `tokenize` in
+//! reading order (token files are written in it).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::mpsc::{sync_channel, Receiver};
+
+use anyhow::{anyhow, bail, Result};
+
+use crate::catalog::Card;
+use crate::corpus::{read_documents_with, Document, ReadSummary, SampleSpec};
+use crate::template::Template;
+
+/// Documents in reading order, numbered from 0.
+pub struct Batch {
+    pub seq: u64,
+    pub docs: Vec<Document>,
+}
+
+/// When a batch is handed on: at `docs` documents or `bytes` bytes of text, whichever first.
+/// Small batches keep workers that take whole batches finishing together.
+#[derive(Clone, Copy, Debug)]
+pub struct Batching {
+    pub docs: usize,
+    pub bytes: u64,
+}
+
+/// Reads `card` as `sample` says (rendering the `extra` templates too) on a reader thread and
+/// runs `consume` on this thread with the batches as they come. `consume` may stop early by
+/// setting the flag it is given (the reader then ends) and returning an error.
+///
+/// Returns what the read saw and `consume`'s value. An error of `consume` comes first: the
+/// reader's own then is only that it was stopped.
+pub fn read_in_batches<T>(
+    card: &Card,
+    sample: &SampleSpec,
+    extra: &[Template],
+    batching: Batching,
+    consume: impl FnOnce(Receiver<Batch>, &AtomicBool) -> Result<T>,
+) -> Result<(ReadSummary, T)> {
+    let threads = rayon::current_num_threads();
+    let stop = AtomicBool::new(false);
+    let (tx, rx) = sync_channel::<Batch>(2 * threads + 2);
+    std::thread::scope(|s| {
+        let stop = &stop;
+        let reader = s.spawn(move || {
+            let mut docs = Vec::with_capacity(batching.docs);
+            let mut bytes = 0u64;
+            let mut seq = 0u64;
+            let r = read_documents_with(card, sample, extra, &mut |d| {
+                if stop.load(Ordering::Relaxed) {
+                    bail!("reading stopped");
+                }
+                bytes += d.text.len() as u64;
+                docs.push(d);
+                if docs.len() >= batching.docs || bytes >= batching.bytes {
+                    bytes = 0;
+                    let batch = Batch {
+                        seq,
+                        docs: std::mem::take(&mut docs),
+                    };
+                    tx.send(batch).map_err(|_| anyhow!("reading stopped"))?;
+                    seq += 1;
+                }
+                Ok(())
+            });
+            if r.is_ok() && !docs.is_empty() {
+                let _ = tx.send(Batch { seq, docs });
+            }
+            r
+        });
+        let consumed = consume(rx, stop);
+        if consumed.is_err() {
+            stop.store(true, Ordering::Relaxed);
+        }
+        let read = reader
+            .join()
+            .map_err(|_| anyhow!("the corpus reader panicked"))?;
+        let value = consumed?;
+        Ok((read?, value))
+    })
+}
