@@ -330,6 +330,11 @@ impl Catalog {
     }
 
     /// The card called `name`, or an error that suggests the closest names.
+    /// The cards of `names`, in order; the first unknown name is an error (see [`Catalog::get`]).
+    pub fn get_all<S: AsRef<str>>(&self, names: &[S]) -> Result<Vec<&Card>> {
+        names.iter().map(|n| self.get(n.as_ref())).collect()
+    }
+
     pub fn get(&self, name: &str) -> Result<&Card> {
         if let Some(c) = self.cards.get(name) {
             return Ok(c);

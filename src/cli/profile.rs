@@ -1,13 +1,13 @@
 //! `mtkit profile NAME...` and `mtkit profile merge`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::cli_support::args::{args_without, SbatchArgs};
 use mtkit::profile::{cached_or_build, NgramMode, Profile, ProfileOptions};
-use mtkit::slurm::{PartsSpec, ProfileArray};
+use mtkit::slurm::{PartsSpec, ProfileArray, Submitted};
 
 use super::CorpusArgs;
 use mtkit::cli_support::output::table;
@@ -86,35 +86,7 @@ enum ProfileSub {
 
 pub fn run(a: ProfileArgs) -> Result<()> {
     if let Some(ProfileSub::Merge { inputs, output }) = a.sub {
-        let inputs = match inputs.as_slice() {
-            [dir] if dir.is_dir() => PartsSpec::complete_parts(dir)?,
-            _ => inputs,
-        };
-        let parts: Vec<Profile> = inputs
-            .iter()
-            .map(|p| Profile::load(p))
-            .collect::<Result<_>>()?;
-        let merged = Profile::merge(&parts)?;
-        merged.save(&output)?;
-        let covers = match &merged.meta.shards {
-            None => "the whole corpus".to_string(),
-            Some(s) => format!(
-                "shards {}",
-                s.iter()
-                    .map(|x| x.to_string())
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ),
-        };
-        println!(
-            "merged {} profiles of `{}` ({covers}): {} documents, {} tokens -> {}",
-            parts.len(),
-            merged.meta.corpus,
-            merged.totals.documents,
-            merged.totals.tokens,
-            output.display()
-        );
-        return Ok(());
+        return merge(inputs, &output);
     }
     if let Some(n) = a.slurm {
         return submit_to_slurm(&a, n);
@@ -123,7 +95,7 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm N");
     }
     let cat = a.corpus.catalog()?;
-    let cards: Vec<_> = a.names.iter().map(|n| cat.get(n)).collect::<Result<_>>()?;
+    let cards = cat.get_all(&a.names)?;
     let tok = a.corpus.tokenizer.load()?;
     let opts = ProfileOptions {
         sample: a.corpus.sample(),
@@ -145,37 +117,8 @@ pub fn run(a: ProfileArgs) -> Result<()> {
     let mut rows = Vec::new();
     for card in cards {
         let (p, cached) = cached_or_build(card, &tok, &opts, !a.corpus.no_cache, &bar)?;
-        let written = match &a.output {
-            Some(out) if a.names.len() == 1 && !out.is_dir() => {
-                p.save(out)?;
-                out.display().to_string()
-            }
-            Some(dir) => {
-                let f = dir.join(format!("{}.parquet", card.name));
-                p.save(&f)?;
-                f.display().to_string()
-            }
-            None => mtkit::profile::cache_path(&p.meta).display().to_string(),
-        };
-        let distinct = p.unigram.iter().filter(|&&c| c > 0).count();
-        let skipped: u64 = p.totals.skipped.values().sum();
-        rows.push(vec![
-            card.name.clone(),
-            p.totals.documents.to_string(),
-            p.totals.tokens.to_string(),
-            p.totals.bytes.to_string(),
-            distinct.to_string(),
-            skipped.to_string(),
-            if cached {
-                "cache".into()
-            } else {
-                "computed".into()
-            },
-            written,
-        ]);
-        if skipped > 0 {
-            eprintln!("{}: skipped bad records: {:?}", card.name, p.totals.skipped);
-        }
+        let written = save(&p, &card.name, a.output.as_deref(), a.names.len())?;
+        rows.push(summary_row(&p, cached, written));
     }
     print!(
         "{}",
@@ -194,6 +137,78 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         )
     );
     Ok(())
+}
+
+/// `profile merge`: shard profiles (or a --slurm parts folder) into the whole's profile.
+fn merge(inputs: Vec<PathBuf>, output: &Path) -> Result<()> {
+    let inputs = match inputs.as_slice() {
+        [dir] if dir.is_dir() => PartsSpec::complete_parts(dir)?,
+        _ => inputs,
+    };
+    let parts: Vec<Profile> = inputs
+        .iter()
+        .map(|p| Profile::load(p))
+        .collect::<Result<_>>()?;
+    let merged = Profile::merge(&parts)?;
+    merged.save(output)?;
+    let covers = match &merged.meta.shards {
+        None => "the whole corpus".to_string(),
+        Some(s) => format!(
+            "shards {}",
+            s.iter()
+                .map(|x| x.to_string())
+                .collect::<Vec<_>>()
+                .join(", ")
+        ),
+    };
+    println!(
+        "merged {} profiles of `{}` ({covers}): {} documents, {} tokens -> {}",
+        parts.len(),
+        merged.meta.corpus,
+        merged.totals.documents,
+        merged.totals.tokens,
+        output.display()
+    );
+    Ok(())
+}
+
+/// Writes profile `p` of corpus `name` where -o says (a file for one corpus, else a folder of
+/// NAME.parquet files); without -o it stays in the cache. Returns where it is.
+fn save(p: &Profile, name: &str, output: Option<&Path>, corpora: usize) -> Result<String> {
+    Ok(match output {
+        Some(out) if corpora == 1 && !out.is_dir() => {
+            p.save(out)?;
+            out.display().to_string()
+        }
+        Some(dir) => {
+            let f = dir.join(format!("{name}.parquet"));
+            p.save(&f)?;
+            f.display().to_string()
+        }
+        None => mtkit::profile::cache_path(&p.meta).display().to_string(),
+    })
+}
+
+/// A corpus's row of the summary table (bad records skipped are also named on stderr).
+fn summary_row(p: &Profile, cached: bool, written: String) -> Vec<String> {
+    let distinct = p.unigram.iter().filter(|&&c| c > 0).count();
+    let skipped: u64 = p.totals.skipped.values().sum();
+    if skipped > 0 {
+        eprintln!(
+            "{}: skipped bad records: {:?}",
+            p.meta.corpus, p.totals.skipped
+        );
+    }
+    vec![
+        p.meta.corpus.clone(),
+        p.totals.documents.to_string(),
+        p.totals.tokens.to_string(),
+        p.totals.bytes.to_string(),
+        distinct.to_string(),
+        skipped.to_string(),
+        if cached { "cache" } else { "computed" }.into(),
+        written,
+    ]
 }
 
 /// `--slurm N`: the job array and the merge job (printed with --dry-run, else submitted).
@@ -245,13 +260,19 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
         );
         return Ok(());
     }
-    let s = job.submit()?;
+    print_submitted(&job, &job.submit()?, n);
+    Ok(())
+}
+
+/// What a submission did: shards submitted and already queued, the merge job, or that the
+/// profile is complete.
+fn print_submitted(job: &ProfileArray, s: &Submitted, n: u32) {
     if s.done {
         println!(
             "{} is complete: all {n} shards done and merged",
             job.output.display()
         );
-        return Ok(());
+        return;
     }
     let list = |v: &[u32]| mtkit::slurm::ranges(v);
     if let Some(id) = &s.array_job {
@@ -270,5 +291,4 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
         );
     }
     println!("parts and logs: {}", job.parts_dir().display());
-    Ok(())
 }

@@ -95,18 +95,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     for path in &a.plot {
         mtkit::plot::ImageFormat::of(path)?;
     }
-    let needs_ngrams = metrics.iter().any(|m| m.needs_ngrams());
-    let opts = ProfileOptions {
-        sample: a.corpus.sample(),
-        max_tokens_per_doc: a.corpus.max_tokens(),
-        ngram: if needs_ngrams {
-            a.ngrams.ngram.max(2)
-        } else {
-            1
-        },
-        ngram_mode: a.ngrams.mode(),
-        keep_docs: a.bootstrap.is_some(),
-    };
+    let opts = profile_options(&a, &metrics);
     let profiles = load_profiles(&a.corpora, &a.corpus, &opts)?;
     let refs: Vec<&Profile> = profiles.iter().collect();
     let mo = MetricOptions {
@@ -129,7 +118,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
                 MixByArg::Docs => MixBy::Docs,
             },
         }),
-        bootstrap: a.bootstrap.map(|b| (b, a.corpus.seed)),
+        bootstrap: a.bootstrap.map(|b| (b, a.corpus.sample.seed)),
     };
     let rows = compute(&q)?;
     let csv = to_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
@@ -146,6 +135,23 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         print!("{}", human(&rows, &profiles));
     }
     Ok(())
+}
+
+/// What the profiles must hold for `metrics`: n-grams only for the metrics that read them,
+/// per-document counts for --bootstrap.
+fn profile_options(a: &ProximityArgs, metrics: &[Metric]) -> ProfileOptions {
+    let needs_ngrams = metrics.iter().any(|m| m.needs_ngrams());
+    ProfileOptions {
+        sample: a.corpus.sample(),
+        max_tokens_per_doc: a.corpus.max_tokens(),
+        ngram: if needs_ngrams {
+            a.ngrams.ngram.max(2)
+        } else {
+            1
+        },
+        ngram_mode: a.ngrams.mode(),
+        keep_docs: a.bootstrap.is_some(),
+    }
 }
 
 /// `--matrix`: the similarity matrix as CSV (stdout or --csv) and the heatmaps of --plot.

@@ -124,11 +124,7 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         &a.available,
     )?;
     let cat = a.corpus.catalog()?;
-    let cards: Vec<_> = request
-        .corpora()
-        .iter()
-        .map(|n| cat.get(n))
-        .collect::<Result<_>>()?;
+    let cards = cat.get_all(&request.corpora())?;
     let tok = a.corpus.tokenizer.load()?;
     let opts = ProfileOptions {
         sample: a.corpus.sample(),

@@ -1,6 +1,6 @@
 //! `mtkit train CONFIG`.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
 
 use anyhow::Result;
@@ -8,7 +8,7 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mtkit::train::config::RunConfig;
-use mtkit_train::trainer::{device, Observer, Trainer};
+use mtkit_train::trainer::{device, Observer, Summary, Trainer};
 
 /// Train a Pythia-style model through the phases of a run config (pretrain → midtrain or
 /// cpt → sft), writing a run folder: config.toml (a copy), metrics.csv, checkpoints/,
@@ -42,6 +42,26 @@ pub struct TrainArgs {
 struct Bar {
     pb: Option<ProgressBar>,
     start: Instant,
+}
+
+impl Bar {
+    /// A step bar on stderr (none with --quiet); evaluations print above it.
+    fn new(quiet: bool, total_steps: u64) -> Bar {
+        let pb = (!quiet).then(|| {
+            let pb = ProgressBar::new(total_steps);
+            pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+            pb.set_style(
+                ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} (ETA {eta})")
+                    .expect("template")
+                    .progress_chars("=> "),
+            );
+            pb
+        });
+        Bar {
+            pb,
+            start: Instant::now(),
+        }
+    }
 }
 
 impl Observer for Bar {
@@ -81,16 +101,6 @@ pub fn run(a: TrainArgs) -> Result<()> {
         &out.join("config.toml"),
         toml::to_string_pretty(&cfg)?.as_bytes(),
     )?;
-    let pb = (!a.quiet).then(|| {
-        let pb = ProgressBar::new(t.total_steps());
-        pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
-        pb.set_style(
-            ProgressStyle::with_template("{bar:30} step {pos}/{len} {msg} (ETA {eta})")
-                .expect("template")
-                .progress_chars("=> "),
-        );
-        pb
-    });
     let (params, non_emb) = t.model.spec.param_counts();
     eprintln!(
         "run `{}`: {} ({params} parameters, {non_emb} non-embedding) on {dev:?}, {} steps",
@@ -98,14 +108,17 @@ pub fn run(a: TrainArgs) -> Result<()> {
         t.model.spec.preset,
         t.total_steps()
     );
-    let bar = Bar {
-        pb,
-        start: Instant::now(),
-    };
+    let bar = Bar::new(a.quiet, t.total_steps());
     let summary = t.run(&bar, a.stop_after)?;
     if let Some(pb) = &bar.pb {
         pb.finish_and_clear();
     }
+    print_outcome(summary.as_ref(), &t, &out);
+    Ok(())
+}
+
+/// The run's end: stopped with a checkpoint, or done with its final validation losses.
+fn print_outcome(summary: Option<&Summary>, t: &Trainer, out: &Path) {
     match summary {
         None => println!(
             "stopped after step {} with a checkpoint in {}; continue with --resume",
@@ -131,5 +144,4 @@ pub fn run(a: TrainArgs) -> Result<()> {
             );
         }
     }
-    Ok(())
 }

@@ -1,11 +1,12 @@
 //! `mtkit verify PLAN`: train a verification grid and write runs.csv.
 
-use std::collections::BTreeSet;
-use std::path::PathBuf;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Result};
 use clap::Args;
 
+use mtkit::proximity::Dist;
 use mtkit_train::trainer::{device, Quiet};
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
@@ -65,23 +66,14 @@ pub struct VerifyArgs {
 pub fn run(a: VerifyArgs) -> Result<()> {
     let (plan, data) = Plan::load(&a.plan)?;
     let cat = a.catalog.load()?;
-    let cards: Vec<_> = plan
-        .corpora()
-        .iter()
-        .map(|n| cat.get(n).cloned())
-        .collect::<Result<_>>()?;
+    let cards: Vec<_> = cat.get_all(&plan.corpora())?.into_iter().cloned().collect();
     let out = a
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&plan.plan.name));
     let runs = plan.runs(&data);
     if let Some(job) = &a.slurm_job {
-        let quiet = a.quiet;
-        return run_job(&runs, job, &out, device(&a.device)?, &|m| {
-            if !quiet {
-                eprintln!("{m}");
-            }
-        });
+        return run_job(&runs, job, &out, device(&a.device)?, &say(a.quiet));
     }
     if a.sbatch.any() && !a.slurm {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm");
@@ -97,9 +89,10 @@ pub fn run(a: VerifyArgs) -> Result<()> {
     if !a.dry_run {
         let bar = Bar::new(a.quiet);
         for name in tokenize_missing(&plan, &cards, &tok, &data, &bar)? {
-            if !a.quiet {
-                eprintln!("tokenized `{name}` into {}", data.join(&name).display());
-            }
+            say(a.quiet)(&format!(
+                "tokenized `{name}` into {}",
+                data.join(&name).display()
+            ));
         }
     }
     let missing: Vec<&str> = runs
@@ -124,17 +117,39 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             out.join("slurm/logs").display()
         );
     }
-    let quiet = a.quiet;
-    let summaries = execute(&runs, &out, device(&a.device)?, a.resume, &Quiet, &|m| {
-        if !quiet {
-            eprintln!("{m}");
-        }
-    })?;
-    let rows = runs_table(&plan, &runs, &summaries, &pa_distributions(&cards, &tok)?)?;
+    train_here(&a, &plan, &runs, &out, &pa_distributions(&cards, &tok)?)
+}
+
+/// Trains the runs not yet finished here, one after another, and writes runs.csv.
+fn train_here(
+    a: &VerifyArgs,
+    plan: &Plan,
+    runs: &[PlannedRun],
+    out: &Path,
+    pa: &BTreeMap<String, Dist>,
+) -> Result<()> {
+    let summaries = execute(
+        runs,
+        out,
+        device(&a.device)?,
+        a.resume,
+        &Quiet,
+        &say(a.quiet),
+    )?;
+    let rows = runs_table(plan, runs, &summaries, pa)?;
     let path = out.join("runs.csv");
     write_runs_csv(&path, &rows)?;
     println!("{} rows written to {}", rows.len(), path.display());
     Ok(())
+}
+
+/// Progress lines on stderr, unless --quiet.
+fn say(quiet: bool) -> impl Fn(&str) {
+    move |m| {
+        if !quiet {
+            eprintln!("{m}");
+        }
+    }
 }
 
 /// `--slurm`: the grid's jobs (printed with --dry-run, else submitted).
