@@ -23,8 +23,10 @@ fn main() {
             .expect("usage: count_ngrams TOKENS_DIR/NAME [N]"),
     );
     let n: usize = args.get(2).map(|a| a.parse().expect("N")).unwrap_or(4);
-    let split = Split::open(dir, "train").expect("open the token shard");
-    let vocab = mtkit::token_files::read_meta(dir).expect("meta.json").vocab_size;
+    let split = Split::open(dir, "train").expect("open the token file");
+    let vocab = mtkit::token_files::read_meta(dir)
+        .expect("meta.json")
+        .vocab_size;
     // The documents' ids, read before the clock starts (the Python side does the same).
     let docs: Vec<Vec<u32>> = (0..split.n_docs())
         .map(|i| {

@@ -61,14 +61,17 @@ fn regress_reproduces_anscombe_and_groups() {
         png_size(&std::fs::read(sb.path("reg.png")).unwrap()),
         svg_size(&svg)
     );
-    // Same input, same bytes (seeded bootstrap).
+    // Same input, same bytes (seeded bootstrap; the figures' font is embedded).
     sb.ok(&[
-        "report", "regress", "runs.csv", "--by", "target", "-o", "reg2.csv",
+        "report", "regress", "runs.csv", "--by", "target", "-o", "reg2.csv", "--plot", "reg2.png",
     ]);
-    assert_eq!(
-        std::fs::read(sb.path("reg.csv")).unwrap(),
-        std::fs::read(sb.path("reg2.csv")).unwrap()
-    );
+    for (a, b) in [("reg.csv", "reg2.csv"), ("reg.png", "reg2.png")] {
+        assert_eq!(
+            std::fs::read(sb.path(a)).unwrap(),
+            std::fs::read(sb.path(b)).unwrap(),
+            "{a} and {b}"
+        );
+    }
 }
 
 #[test]
