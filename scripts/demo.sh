@@ -1,6 +1,9 @@
 #!/usr/bin/env bash
-# The main job on the built-in demo corpora: what the corpora are, their token profiles, the
-# proximity advantage of each candidate for the demo target, and the similarity matrix.
+# The main job on the built-in demo corpora (`make demo`), end to end: what the corpora are,
+# their token profiles, the proximity advantage of each candidate for the demo target, the
+# similarity matrix (CSV, SVG and PNG heatmaps), the proposed mixtures with the top one as an
+# mtkit run config, the demo verification grid trained on CPU, the regression of gain on PA
+# (CSV, SVG and PNG scatter) and the paper-style table. Outputs go to $DEMO_OUT (out/demo).
 set -euo pipefail
 mtkit=${1:?usage: scripts/demo.sh PATH/TO/mtkit}
 out=${DEMO_OUT:-out/demo}
@@ -20,7 +23,7 @@ step "Proximity of each candidate to the target demo-docstring (pretraining corp
   "$mtkit" proximity demo-web demo-code demo-math demo-qa demo-docstring --max-docs all --csv "$out/proximity.csv" --quiet
 step "Similarity matrix of all demo corpora" \
   "$mtkit" proximity --matrix demo-web demo-code demo-docstring demo-math demo-qa --max-docs all \
-  --csv "$out/matrix.csv" --plot "$out/matrix.svg" --quiet
+  --csv "$out/matrix.csv" --plot "$out/matrix.svg" --plot "$out/matrix.png" --quiet
 cat "$out/matrix.csv"
 step "Midtraining mixtures proposed for the target (a CPU-sized budget: 120 steps × 512 tokens)" \
   "$mtkit" suggest-mix --pretrain demo-web --candidates demo-code,demo-math,demo-qa --target demo-docstring \
@@ -34,10 +37,12 @@ printf '\nThe top proposal as an mtkit run config: %s (train it with: mtkit toke
 step "Verification: train the demo grid (base, midtraining with code/math/qa, CPT on code; then SFT on demo-docstring)" \
   "$mtkit" verify analysis/demo.toml --out "$out/verify" --device cpu
 step "Gain against proximity advantage" \
-  "$mtkit" report regress "$out/verify/runs.csv" -o "$out/regression.csv" --plot "$out/regression.svg" --bootstrap 200
+  "$mtkit" report regress "$out/verify/runs.csv" -o "$out/regression.csv" --plot "$out/regression.svg" \
+  --plot "$out/regression.png" --bootstrap 200
 step "Paper-style table" \
   "$mtkit" report table "$out/verify/runs.csv" -o "$out/table.csv" --latex "$out/table.tex"
 
 printf '\nOutputs:\n'
-printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg" "$out/suggested.toml" \
-  "$out/verify/runs.csv" "$out/regression.csv" "$out/regression.svg" "$out/table.csv" "$out/table.tex"
+printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg, .png (heatmap)" \
+  "$out/suggested.toml" "$out/verify/runs.csv" "$out/regression.csv" "$out/regression.svg, .png (scatter)" \
+  "$out/table.csv" "$out/table.tex"

@@ -152,7 +152,7 @@ class Bench:
                         f"({fastest['peer']} {fastest['version']})", t1 / (fastest["mb_s"] * MB), "> 1×",
                         t1 / (fastest["mb_s"] * MB) > 1)
         self.record("a", "profile --ngram 4 / HF raw encode (registry)", t4 / raw_tput, "≥ 5×", t4 / raw_tput >= 5)
-        self.record("a", "tokenize (shards) / HF raw encode (registry)", tt / raw_tput, "≥ 5×", tt / raw_tput >= 5)
+        self.record("a", "tokenize (token files) / HF raw encode (registry)", tt / raw_tput, "≥ 5×", tt / raw_tput >= 5)
         for p in peers.values():
             self.record("a", f"peer {p['peer']} {p['version']} encode / HF raw encode (context; ids "
                         f"{'identical' if p['identical'] else 'DIFFERENT'})", p["mb_s"] * MB / raw_tput)
