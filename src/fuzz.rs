@@ -1,7 +1,7 @@
 //! Entry points for fuzzing everything that reads a user's bytes.
 //!
 //! Each `fuzz_*` function takes arbitrary bytes, puts them where mtkit would find a user's file
-//! (a corpus shard, a catalog, a run config, a saved profile, a token shard), and runs the real
+//! (a corpus file, a catalog, a run config, a saved profile, a token file), and runs the real
 //! reader on it. Any input may be rejected with an error; none may panic, abort, hang or
 //! break the invariants checked here. The same functions are driven two ways:
 //!
@@ -209,10 +209,10 @@ pub fn fuzz_profile(data: &[u8]) {
     }
 }
 
-/// A token shard (`train.tokens` + `train.docs`, split at a point the input chooses), opened
-/// as the trainer opens it, then every document and token read. A shard that opens must be
+/// A token file (`train.tokens` + `train.docs`, split at a point the input chooses), opened
+/// as the trainer opens it, then every document and token read. A token file that opens must be
 /// readable whole without a panic.
-pub fn fuzz_token_shard(data: &[u8]) {
+pub fn fuzz_token_file(data: &[u8]) {
     if data.len() < 2 {
         return;
     }

@@ -294,7 +294,7 @@ fn run_configs_survive_mutated_files() {
     drive("run_config", mtkit::fuzz::fuzz_run_config, &seeds);
 }
 
-/// A real profile and a real token shard, made by the binary from a small corpus.
+/// A real profile and a real token file, made by the binary from a small corpus.
 fn made_by_the_binary() -> (Vec<u8>, Vec<u8>) {
     let sb = Sandbox::new();
     let tok = sb.word_tokenizer("tok.json", &["a", "b", "c", "d", "<|endoftext|>"]);
@@ -339,21 +339,21 @@ fn made_by_the_binary() -> (Vec<u8>, Vec<u8>) {
     let profile = std::fs::read(sb.path("w.parquet")).unwrap();
     let tokens = std::fs::read(sb.path("tokens/w/train.tokens")).unwrap();
     let docs = std::fs::read(sb.path("tokens/w/train.docs")).unwrap();
-    let mut shard = (tokens.len() as u16).to_le_bytes().to_vec();
-    shard.extend_from_slice(&tokens);
-    shard.extend_from_slice(&docs);
-    (profile, shard)
+    let mut token_file = (tokens.len() as u16).to_le_bytes().to_vec();
+    token_file.extend_from_slice(&tokens);
+    token_file.extend_from_slice(&docs);
+    (profile, token_file)
 }
 
 #[test]
-fn profiles_and_token_shards_survive_mutated_files() {
-    let (profile, shard) = made_by_the_binary();
+fn profiles_and_token_files_survive_mutated_files() {
+    let (profile, token_file) = made_by_the_binary();
     // The unmutated seeds load: the harness reads what the binary writes.
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(dir.path().join("p.parquet"), &profile).unwrap();
     mtkit::profile::Profile::load(&dir.path().join("p.parquet")).unwrap();
     drive("profile", mtkit::fuzz::fuzz_profile, &[profile]);
-    drive("token_shard", mtkit::fuzz::fuzz_token_shard, &[shard]);
+    drive("token_file", mtkit::fuzz::fuzz_token_file, &[token_file]);
 }
 
 /// Every input a fuzzer ever crashed on, kept under tests/fuzz-regressions/TARGET/, replayed.
@@ -366,7 +366,7 @@ fn inputs_that_once_crashed_stay_fixed() {
         ("catalog", mtkit::fuzz::fuzz_catalog),
         ("run_config", mtkit::fuzz::fuzz_run_config),
         ("profile", mtkit::fuzz::fuzz_profile),
-        ("token_shard", mtkit::fuzz::fuzz_token_shard),
+        ("token_file", mtkit::fuzz::fuzz_token_file),
     ];
     let mut n = 0;
     for (name, target) in targets {
@@ -488,10 +488,10 @@ fn a_profile_with_damaged_metadata_sizes_is_refused() {
     assert!(e.contains("damaged metadata"), "{e}");
 }
 
-/// Token shards whose document table does not fit the tokens, or whose ids are outside the
+/// Token files whose document table does not fit the tokens, or whose ids are outside the
 /// vocabulary, are refused at open (before, the trainer would have indexed past the end).
 #[test]
-fn a_token_shard_with_documents_past_its_end_is_refused() {
+fn a_token_file_with_documents_past_its_end_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     // Header: magic, version 1, width 2, vocab 10, EOS 9, 3 tokens; ids 1 2 9.
     let mut tokens = b"MTKTOKS\0".to_vec();
@@ -515,7 +515,7 @@ fn a_token_shard_with_documents_past_its_end_is_refused() {
             .map(|_| ())
             .map_err(|e| e.to_string())
     };
-    open(doc(0, 3, 1), &tokens).expect("a well-formed shard opens");
+    open(doc(0, 3, 1), &tokens).expect("a well-formed token file opens");
     let e = open(doc(0, 4, 0), &tokens).unwrap_err();
     assert!(
         e.contains("document 1 (start 0, 4 tokens, prompt 0) does not fit the 3 tokens"),

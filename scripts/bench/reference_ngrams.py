@@ -2,7 +2,7 @@
 
     python reference_ngrams.py TOKENS_DIR/NAME [N]
 
-Counts orders 1..N of every document of a token shard written by `mtkit tokenize` (the
+Counts orders 1..N of every document of a token file written by `mtkit tokenize` (the
 closing EOS left out) and prints the time and a digest of the counts (distinct, total, and
 sum of count * sum_i (i+1)*id_i mod 2^61-1 per order), which examples/count_ngrams.rs must
 match.

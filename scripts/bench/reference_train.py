@@ -3,7 +3,7 @@
 
     python reference_train.py TOKENS_DIR PRESET BATCH SEQ WARMUP_STEPS MEASURED_STEPS
 
-Reads TOKENS_DIR/train.tokens (mtkit's token shard: a 32-byte header, then ids), takes
+Reads TOKENS_DIR/train.tokens (mtkit's token file: a 32-byte header, then ids), takes
 consecutive windows as mtkit's sampler does for a one-source mixture, trains with
 torch.optim.AdamW (decay on matrices only, as mtkit), global-norm clipping at 1.0 and
 warmup + cosine learning rates, and prints {"tokens_per_s": ..., ...} over the measured steps.

@@ -1,5 +1,5 @@
 //! mtkit's LibTorch trainer: Pythia-style models trained through a list of phases (pretrain →
-//! midtrain or cpt → sft) from token shards, with checkpoints that resume exactly, and the
+//! midtrain or cpt → sft) from token files, with checkpoints that resume exactly, and the
 //! verification grids built on it. Short enough to read in one sitting: `config` (the run as
 //! data, from the mtkit library), `model` (the decoder), `trainer` (batches, AdamW, evaluation,
 //! checkpoints), `verify` (plans of runs that share prefixes), `hf` (Hugging Face GPT-NeoX

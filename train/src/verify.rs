@@ -552,7 +552,7 @@ pub fn write_runs_csv(path: &Path, rows: &[RunRow]) -> Result<()> {
     mtkit::paths::write_atomic_bytes(path, &w.into_inner()?)
 }
 
-/// Tokenizes, into `data`, the plan's corpora that have no token shards there yet (all
+/// Tokenizes, into `data`, the plan's corpora that have no token files there yet (all
 /// documents, the plan's validation documents held out); returns the names tokenized.
 pub fn tokenize_missing(
     plan: &Plan,
