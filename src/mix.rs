@@ -725,11 +725,11 @@ pub fn suggest(
 ) -> Result<Vec<MixProposal>> {
     use rayon::prelude::*;
     let search = Search {
-        problem,
         to_p,
         sources,
         budget,
         rule,
+        sim_p: problem.sim(&problem.sources[0]),
     };
     let results: Vec<Result<MixProposal>> = search
         .grid(starts)
@@ -760,13 +760,15 @@ pub fn suggest(
     Ok(props)
 }
 
-/// One search: the objective, the sources and the constraints they are searched under.
+/// One search: the sources, the constraints they are searched under, and what PA and the
+/// distance from P are measured against.
 struct Search<'a> {
-    problem: &'a Objective,
     to_p: &'a Objective,
     sources: &'a [SourceInfo],
     budget: &'a Budget,
     rule: &'a TimingRule,
+    /// sim(P, T), the baseline of every PA.
+    sim_p: f64,
 }
 
 impl Search<'_> {
@@ -871,7 +873,6 @@ impl Search<'_> {
     fn proposal(&self, f: f64, w: Vec<f64>, sim: f64) -> MixProposal {
         let (sources, budget) = (self.sources, self.budget);
         let total_tokens = budget.total_steps as f64 * budget.tokens_per_step as f64;
-        let sim_p = self.problem.sim(&self.problem.sources[0]);
         let start = (f * budget.total_steps as f64).round() as u64;
         let mid = (budget.total_steps - start) as f64 * budget.tokens_per_step as f64;
         let tokens: Vec<(String, f64)> = sources
@@ -904,7 +905,7 @@ impl Search<'_> {
                 .map(|(s, x)| (s.name.clone(), *x))
                 .collect(),
             sim,
-            pa: sim - sim_p,
+            pa: sim - self.sim_p,
             distance_from_p: 1.0 - self.to_p.sim(&self.to_p.blend(&w)),
             tokens,
             repetition,
