@@ -282,6 +282,14 @@ pub struct Phase {
     pub optimizer: Optimizer,
 }
 
+impl Phase {
+    /// Tokens per optimizer step: sequences per micro-batch × seq_len × micro-batches (SFT
+    /// padding included).
+    pub fn tokens_per_step(&self) -> u64 {
+        self.batch_size * self.seq_len * self.grad_accum
+    }
+}
+
 impl RunConfig {
     /// Reads and checks a config; `data` is resolved against the file's folder.
     pub fn load(path: &Path) -> Result<(RunConfig, PathBuf)> {

@@ -1,9 +1,10 @@
 //! mtkit's LibTorch trainer: Pythia-style models trained through a list of phases (pretrain →
 //! midtrain or cpt → sft) from token files, with checkpoints that resume exactly, and the
 //! verification grids built on it. Short enough to read in one sitting: `config` (the run as
-//! data, from the mtkit library), `model` (the decoder), `trainer` (batches, AdamW, evaluation,
-//! checkpoints), `verify` (plans of runs that share prefixes), `hf` (Hugging Face GPT-NeoX
-//! folders in and out).
+//! data, from the mtkit library), `model` (the decoder and its chunked loss head), `trainer`
+//! (batches, evaluation, checkpoints), `optim` (fused AdamW on the device), `throughput` (step
+//! time, model FLOPs, MFU), `shim` (the LibTorch calls tch does not generate), `verify` (plans
+//! of runs that share prefixes), `hf` (Hugging Face GPT-NeoX folders in and out).
 //!
 //! A package of its own so that the `mtkit` binary, which runs the data commands, never loads
 //! LibTorch; `mtkit train|verify|model` hand over to the `mtkit-train` binary built from here.
@@ -12,6 +13,9 @@ pub use mtkit::train::config;
 pub mod hf;
 pub mod model;
 pub mod model_files;
+pub mod optim;
+pub mod shim;
+pub mod throughput;
 pub mod torch_env;
 pub mod trainer;
 pub mod verify;

@@ -7,6 +7,8 @@
 //! A model imported from Hugging Face may differ from the presets in vocabulary (any size),
 //! MLP width, LayerNorm epsilon and rotary settings; those are fields of [`ModelSpec`].
 
+use std::sync::Mutex;
+
 use anyhow::{bail, Result};
 use tch::nn::{self, Init};
 use tch::{Device, Kind, Tensor};
@@ -163,6 +165,48 @@ pub struct GptNeox {
     blocks: Vec<Block>,
     ln_f: LayerNorm,
     embed_out: Linear,
+    rotary_cache: Mutex<Vec<RotaryTables>>,
+    /// Rows per chunk of the loss head (None: [`chunk_rows`]'s default).
+    loss_chunk_rows: Option<i64>,
+}
+
+/// Rotary tables for one sequence length, dtype and device.
+struct RotaryTables {
+    t: i64,
+    kind: Kind,
+    device: Device,
+    cos: Tensor,
+    sin: Tensor,
+}
+
+/// How a loss's gradient is taken: of the mean over scored targets (training) or of their
+/// sum.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum LossReduction {
+    /// Mean over scored targets.
+    Mean,
+    /// Sum over scored targets.
+    Sum,
+}
+
+/// One micro-batch through [`GptNeox::chunked_cross_entropy`].
+pub struct ChunkedLoss {
+    /// Σ over scored targets of −log p(target): a 0-dim fp32 tensor (fp64 for an fp64
+    /// model), on the model's device.
+    pub sum: Tensor,
+    /// Scored targets: a 0-dim int64 tensor.
+    pub count: Tensor,
+    /// When a gradient was asked for: a 0-dim tensor whose `backward()` adds the loss's
+    /// gradient to every parameter (the trunk's through the final hidden states, the output
+    /// layer's directly); its value means nothing.
+    pub surrogate: Option<Tensor>,
+}
+
+/// Rows per chunk of the output layer by default: the fp32 log-probabilities of one chunk
+/// take at most 1 GiB (5,336 rows at vocabulary 50,304), so that a 32k-token micro-batch takes
+/// 7 chunks (fewer chunks: fewer passes that add a chunk's output-layer gradient).
+pub fn chunk_rows(vocab: i64) -> i64 {
+    ((1i64 << 30) / (4 * vocab.max(1))).max(1)
 }
 
 impl GptNeox {
@@ -202,53 +246,85 @@ impl GptNeox {
             blocks,
             ln_f,
             embed_out,
+            rotary_cache: Mutex::new(Vec::new()),
+            loss_chunk_rows: None,
         }
     }
 
-    /// cos and sin tables [T, rotary_dims] (NeoX's layout: frequencies repeated twice).
-    fn rotary(&self, t: i64, device: Device) -> (Tensor, Tensor) {
+    /// cos and sin tables [T, 1, 1, rotary_dims] in `kind` (NeoX's layout: frequencies
+    /// repeated twice), computed in fp32 once per (T, kind, device) and kept: rebuilding them
+    /// cost a host→device copy and a dozen kernels in every forward.
+    fn rotary(&self, t: i64, kind: Kind, device: Device) -> (Tensor, Tensor) {
+        let mut cache = self.rotary_cache.lock().expect("rotary cache");
+        if let Some(r) = cache
+            .iter()
+            .find(|r| r.t == t && r.kind == kind && r.device == device)
+        {
+            return (r.cos.shallow_clone(), r.sin.shallow_clone());
+        }
         let rd = self.spec.rotary_dims();
-        let inv =
-            Tensor::arange_start_step(0, rd, 2, (Kind::Float, device)).divide_scalar(rd as f64);
-        let inv = Tensor::from(self.spec.rotary_base)
-            .to_device(device)
-            .pow(&inv)
-            .reciprocal();
-        let pos = Tensor::arange(t, (Kind::Float, device));
+        let inv = Tensor::arange_start_step(0, rd, 2, (Kind::Float, Device::Cpu))
+            .divide_scalar(rd as f64);
+        let inv = Tensor::from(self.spec.rotary_base).pow(&inv).reciprocal();
+        let pos = Tensor::arange(t, (Kind::Float, Device::Cpu));
         let freqs = pos.outer(&inv);
-        let emb = Tensor::cat(&[&freqs, &freqs], -1);
-        (emb.cos(), emb.sin())
+        let emb = Tensor::cat(&[&freqs, &freqs], -1).view([t, 1, 1, -1]);
+        let table = |x: Tensor| x.to_kind(kind).to_device(device);
+        let r = RotaryTables {
+            t,
+            kind,
+            device,
+            cos: table(emb.cos()),
+            sin: table(emb.sin()),
+        };
+        let out = (r.cos.shallow_clone(), r.sin.shallow_clone());
+        cache.push(r);
+        out
     }
 
-    /// Logits [B, T, vocab] for token ids [B, T].
-    pub fn forward(&self, ids: &Tensor) -> Tensor {
+    /// Rotary embeddings on the first `rotary_dims` of each head of `x` [B, T, H, 2, hd]
+    /// (queries and keys together), the rest passed through.
+    fn rope(&self, x: &Tensor) -> Tensor {
+        let (hd, rd) = (self.spec.head_dim(), self.spec.rotary_dims());
+        if rd == 0 {
+            return x.shallow_clone();
+        }
+        let t = x.size()[1];
+        let (cos, sin) = self.rotary(t, x.kind(), x.device());
+        let parts = x.split_with_sizes([rd, hd - rd], -1);
+        let (xr, xp) = (&parts[0], &parts[1]);
+        let halves = xr.split_with_sizes([rd / 2, rd - rd / 2], -1);
+        let rotated = Tensor::cat(&[&halves[1].neg(), &halves[0]], -1);
+        let xr = xr * &cos + rotated * &sin;
+        Tensor::cat(&[&xr, xp], -1)
+    }
+
+    /// Hidden states [B, T, d_model] after the final LayerNorm, for token ids [B, T].
+    pub fn hidden(&self, ids: &Tensor) -> Tensor {
         let (b, t) = ids.size2().expect("ids are [B, T]");
-        let (h_, hd, rd) = (
-            self.spec.heads,
-            self.spec.head_dim(),
-            self.spec.rotary_dims(),
-        );
-        let (cos, sin) = self.rotary(t, ids.device());
-        let rope = |x: &Tensor| -> Tensor {
-            let xr = x.narrow(-1, 0, rd);
-            let xp = x.narrow(-1, rd, hd - rd);
-            let x1 = xr.narrow(-1, 0, rd / 2);
-            let x2 = xr.narrow(-1, rd / 2, rd / 2);
-            let rotated = Tensor::cat(&[&x2.neg(), &x1], -1);
-            let xr = &xr * &cos.to_kind(xr.kind()) + rotated * &sin.to_kind(xr.kind());
-            Tensor::cat(&[&xr, &xp], -1)
-        };
+        let (h_, hd) = (self.spec.heads, self.spec.head_dim());
         let mut h = Tensor::embedding(&self.embed_in, ids, -1, false, false);
         for blk in &self.blocks {
+            // The fused projection holds q, k and v per head: [B, T, H, 3, hd]. `split` and
+            // `unbind` (not `narrow`) so that the backward is one concatenation instead of a
+            // zero-filled full-size gradient per slice.
             let qkv = blk
                 .qkv
                 .forward(&blk.ln1.forward(&h))
-                .view([b, t, h_, 3 * hd]);
-            let q = rope(&qkv.narrow(-1, 0, hd).transpose(1, 2));
-            let k = rope(&qkv.narrow(-1, hd, hd).transpose(1, 2));
-            let v = qkv.narrow(-1, 2 * hd, hd).transpose(1, 2);
+                .view([b, t, h_, 3, hd]);
+            let parts = qkv.split_with_sizes([2, 1], 3);
+            let qk = self.rope(&parts[0]).unbind(3);
+            let v = parts[1].squeeze_dim(3);
+            // [B, H, T, hd] views of [B, T, H, hd] memory: the layout flash attention reads.
             let y = Tensor::scaled_dot_product_attention::<Tensor>(
-                &q, &k, &v, None, 0.0, true, None, false,
+                &qk[0].transpose(1, 2),
+                &qk[1].transpose(1, 2),
+                &v.transpose(1, 2),
+                None,
+                0.0,
+                true,
+                None,
+                false,
             );
             let attn =
                 blk.dense.forward(
@@ -259,20 +335,119 @@ impl GptNeox {
             let mlp = blk
                 .fc_out
                 .forward(&blk.fc_in.forward(&blk.ln2.forward(&h)).gelu("none"));
-            h = h + attn + mlp;
+            // (h + attn) + mlp, the second add in place: one temporary less, same sums.
+            let mut next = h + attn;
+            let _ = next.g_add_(&mlp);
+            h = next;
         }
-        self.embed_out.forward(&self.ln_f.forward(&h))
+        self.ln_f.forward(&h)
+    }
+
+    /// Logits [B, T, vocab] for token ids [B, T].
+    pub fn forward(&self, ids: &Tensor) -> Tensor {
+        self.embed_out.forward(&self.hidden(ids))
     }
 
     /// Token cross-entropy of the predictions for inputs `x` [B, T] against targets `y`
-    /// [B, T] (targets of -100 ignored), computed in fp32 whatever the logits' dtype.
-    pub fn cross_entropy(&self, x: &Tensor, y: &Tensor, reduction: tch::Reduction) -> Tensor {
-        let logits = self.forward(x);
-        let v = logits.size()[2];
-        logits
-            .view([-1, v])
-            .to_kind(Kind::Float)
-            .cross_entropy_loss::<Tensor>(&y.view([-1]), None, reduction, -100, 0.0)
+    /// [B, T] (targets of -100 ignored), without ever holding the [B·T, vocab] logits whole:
+    /// the output layer and the loss run over chunks of rows (logits in `compute`, the
+    /// log-softmax in fp32 or the parameters' wider dtype), and when `grad` is given the
+    /// gradient of the chunk's loss, softmax − one-hot, is formed right there and multiplied
+    /// back through the output layer. The trunk's backward then runs from
+    /// [`ChunkedLoss::surrogate`], whose gradients are exactly the loss's.
+    ///
+    /// `compute` is the dtype of the output layer's matmuls (bf16 under autocast; None: the
+    /// parameters'). The gradient is that of the mean over scored targets times `grad`'s
+    /// factor (the `1 / grad_accum` of an accumulated step) for [`LossReduction::Mean`], of
+    /// the sum for [`LossReduction::Sum`].
+    pub fn chunked_cross_entropy(
+        &self,
+        x: &Tensor,
+        y: &Tensor,
+        compute: Option<Kind>,
+        grad: Option<(LossReduction, f64)>,
+    ) -> ChunkedLoss {
+        let h = self.hidden(x);
+        let d = self.spec.d_model;
+        let w = &self.embed_out.w;
+        let acc = match w.kind() {
+            Kind::Double => Kind::Double,
+            _ => Kind::Float,
+        };
+        let compute = compute.unwrap_or(w.kind());
+        let targets = y.reshape([-1]);
+        let n = targets.size()[0];
+        let scored = targets.ne(-100);
+        let count = scored.sum(Kind::Int64);
+        // A valid index everywhere; the rows of ignored targets are weighted 0 below.
+        let index = targets.clamp_min(0).unsqueeze(1);
+        let weight = scored.to_kind(acc);
+        let rows = self
+            .loss_chunk_rows
+            .unwrap_or_else(|| chunk_rows(self.spec.vocab))
+            .clamp(1, n.max(1));
+        let (sum, grads) = tch::no_grad(|| {
+            let hs = h.detach().view([-1, d]);
+            let wc = w.detach().to_kind(compute);
+            // Per-row factor of the gradient: 0 for ignored targets.
+            let row_grad = grad.map(|(reduction, factor)| match reduction {
+                LossReduction::Mean => &weight * factor / count.to_kind(acc),
+                LossReduction::Sum => &weight * factor,
+            });
+            let mut sum = Tensor::zeros([], (acc, h.device()));
+            let mut grad_h = Vec::new();
+            let mut grad_w: Option<Tensor> = None;
+            let mut start = 0;
+            while start < n {
+                let len = rows.min(n - start);
+                let hc_acc = hs.narrow(0, start, len);
+                let hc = hc_acc.to_kind(compute);
+                let ic = index.narrow(0, start, len);
+                let logp = hc.matmul(&wc.tr()).log_softmax(-1, acc);
+                let logp_target = logp.gather(1, &ic, false).squeeze_dim(1);
+                sum -= (&logp_target * weight.narrow(0, start, len)).sum(acc);
+                if let Some(row_grad) = &row_grad {
+                    // softmax − one-hot in the matmuls' dtype; the target's entry, p − 1,
+                    // computed in `acc` and rounded once (in bf16, p ≈ 1 would round to 1).
+                    let p = Tensor::empty([len, self.spec.vocab], (compute, h.device()));
+                    let mut p = logp.exp_out(&p);
+                    let p_target = (logp_target.exp() - 1.0).to_kind(compute).unsqueeze(1);
+                    let _ = p.scatter_(1, &ic, &p_target);
+                    let s = row_grad.narrow(0, start, len).unsqueeze(1);
+                    grad_h.push(p.matmul(&wc).to_kind(acc) * &s);
+                    let gw = p.tr().matmul(&(&hc_acc * &s).to_kind(compute)).to_kind(acc);
+                    grad_w = Some(match grad_w {
+                        None => gw,
+                        Some(mut g) => {
+                            let _ = g.g_add_(&gw);
+                            g
+                        }
+                    });
+                }
+                start += len;
+            }
+            let grads = row_grad.map(|_| (Tensor::cat(&grad_h, 0), grad_w));
+            (sum, grads)
+        });
+        let surrogate = grads.map(|(grad_h, grad_w)| {
+            let grad_h = grad_h.view(h.size().as_slice()).to_kind(h.kind());
+            let mut s = (&h * &grad_h).sum(h.kind()).to_kind(acc);
+            if let Some(gw) = grad_w {
+                s += (w * gw.to_kind(w.kind())).sum(w.kind()).to_kind(acc);
+            }
+            s
+        });
+        ChunkedLoss {
+            sum,
+            count,
+            surrogate,
+        }
+    }
+
+    /// Sets the rows per chunk of [`GptNeox::chunked_cross_entropy`] (tests use a few rows to
+    /// exercise many chunks; the default is [`chunk_rows`]).
+    pub fn set_loss_chunk_rows(&mut self, rows: i64) {
+        self.loss_chunk_rows = Some(rows.max(1));
     }
 
     /// The output embedding (for tests that need equal logits).

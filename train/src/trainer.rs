@@ -5,8 +5,17 @@
 //! (sequential, wrapping: the cursor is the data position). SFT reads whole examples in a
 //! seeded shuffled order per epoch, masks the prompt's tokens and the padding out of the loss.
 //!
-//! Optimizer: AdamW written out here (β1, β2, ε, decoupled weight decay on weight matrices
-//! only, global-norm clipping), so that its state is plain tensors a checkpoint can hold.
+//! Optimizer: AdamW as torch.optim's fused kernel runs it (β1, β2, ε, decoupled weight decay
+//! on weight matrices only, global-norm clipping; [`crate::optim`]), its state plain tensors a
+//! checkpoint can hold. A step whose loss or gradients are not finite is skipped on the device
+//! and counted; many in a row stop the run.
+//!
+//! Arithmetic: bf16 autocast on CUDA by default (matmuls and attention in bf16; LayerNorm, the
+//! log-softmax, weights, gradients and AdamW's state in fp32), fp32 on the CPU ([`Precision`]).
+//! The loss runs through the chunked cross-entropy head ([`GptNeox::chunked_cross_entropy`]).
+//! Nothing is read back from the device within a step: losses and skip counts accumulate
+//! there and are read at progress lines, evaluations and checkpoints, which is also where the
+//! step clock's windows end ([`crate::throughput`]).
 //!
 //! Checkpoints: `checkpoints/step-NNNNNN.safetensors` holds the weights (`param.*`), AdamW
 //! moments (`adam_m.*`, `adam_v.*`) and, as a byte tensor `state.json`, the step, RNG state,
@@ -23,25 +32,86 @@ use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
 use crate::config::{Phase, PhaseKind, RunConfig};
-use crate::model::{GptNeox, ModelSpec};
+use crate::model::{ChunkedLoss, GptNeox, LossReduction, ModelSpec};
+use crate::optim::AdamW;
+use crate::shim::{self, SdpBackend};
+use crate::throughput::{flops_per_token, PhaseThroughput, StepClock};
 use mtkit::rng::{mix64, Rng};
 use mtkit::token_files::{read_meta, Split};
 
 /// Reports training progress.
 pub trait Observer {
-    /// After each optimizer step.
-    fn step(
-        &self,
-        _global: u64,
-        _total: u64,
-        _phase: &str,
-        _loss: f64,
-        _lr: f64,
-        _tokens_per_s: f64,
-    ) {
-    }
+    /// After each optimizer step has been queued (its loss is not known yet: reading it would
+    /// make the host wait for the device).
+    fn step(&self, _global: u64, _total: u64, _phase: &str) {}
+    /// Whenever the trainer reads the device: the mean training loss of the steps since the
+    /// last read (NaN when all were skipped), the learning rate, and their tokens/s (device
+    /// time between two synchronisations).
+    fn progress(&self, _global: u64, _phase: &str, _loss: f64, _lr: f64, _tokens_per_s: f64) {}
     /// After each evaluation.
     fn eval(&self, _global: u64, _losses: &[(String, f64)]) {}
+    /// Something the user should know (skipped steps), printed to stderr unless overridden.
+    fn warn(&self, message: &str) {
+        eprintln!("warning: {message}");
+    }
+}
+
+/// Steps in a row whose loss or gradients are not finite after which a run stops: the
+/// weights have stopped moving, and going on would only spend the budget.
+pub const MAX_SKIPPED_IN_A_ROW: u64 = 10;
+
+/// The arithmetic of training and evaluation.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Precision {
+    /// Everything in fp32.
+    Fp32,
+    /// bf16 autocast: matmuls and attention in bf16; LayerNorm, softmax, the loss, weights,
+    /// gradients and AdamW's state in fp32. bf16 has fp32's exponent range, so no gradient
+    /// scaler is needed (fp16's would underflow without one).
+    Bf16,
+}
+
+impl Precision {
+    /// `auto` (bf16 on CUDA, fp32 on the CPU), `bf16` or `fp32`.
+    pub fn parse(name: &str, device: Device) -> Result<Precision> {
+        Ok(match name {
+            "auto" if device.is_cuda() => Precision::Bf16,
+            "auto" | "fp32" => Precision::Fp32,
+            "bf16" => Precision::Bf16,
+            other => bail!("--precision takes auto, bf16 or fp32, not {other:?}"),
+        })
+    }
+
+    /// Its name, as `--precision` takes it.
+    pub fn name(self) -> &'static str {
+        match self {
+            Precision::Fp32 => "fp32",
+            Precision::Bf16 => "bf16",
+        }
+    }
+}
+
+/// Where and how a run computes.
+#[derive(Clone, Copy, Debug)]
+pub struct Compute {
+    /// The device.
+    pub device: Device,
+    /// The arithmetic.
+    pub precision: Precision,
+    /// The device's peak dense TFLOP/s in that precision, for MFU (None: MFU not reported).
+    pub peak_tflops: Option<f64>,
+}
+
+impl From<Device> for Compute {
+    /// `device` in its default precision ([`Precision::parse`]'s `auto`), no peak.
+    fn from(device: Device) -> Compute {
+        Compute {
+            device,
+            precision: Precision::parse("auto", device).expect("auto is a precision"),
+            peak_tflops: None,
+        }
+    }
 }
 
 /// Observes nothing.
@@ -79,6 +149,12 @@ pub struct TrainState {
     pub loss_n: u64,
     /// Training seconds before this process (for tokens/s and wall time across resumes).
     pub seconds: f64,
+    /// Steps skipped because the loss or the gradients were not finite.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    /// Of those, how many in a row up to the last step.
+    #[serde(default)]
+    pub skipped_in_a_row: u64,
 }
 
 /// Summary written to `summary.json`.
@@ -102,10 +178,39 @@ pub struct Summary {
     pub tokens_requested: BTreeMap<String, f64>,
     /// Tokens delivered per source.
     pub tokens_delivered: BTreeMap<String, u64>,
-    /// Training wall time, seconds (summed over resumes).
+    /// Training wall time, seconds (summed over resumes): steps, evaluations, checkpoints.
     pub wall_time_s: f64,
     /// Device.
     pub device: String,
+    /// `fp32` or `bf16` ([`Precision`]).
+    #[serde(default)]
+    pub precision: String,
+    /// The attention kernel SDPA chose for the last phase's shape (`flash`, `cudnn`, ...).
+    #[serde(default)]
+    pub attention: String,
+    /// Training tokens / wall_time_s.
+    #[serde(default)]
+    pub wall_tokens_per_s: f64,
+    /// Seconds of optimizer steps in the last process (between device synchronisations,
+    /// warm-up included); evaluations and checkpoints are apart.
+    #[serde(default)]
+    pub step_time_total_s: f64,
+    /// Seconds of evaluations in the last process.
+    #[serde(default)]
+    pub eval_time_s: f64,
+    /// Seconds of checkpoint writing in the last process.
+    #[serde(default)]
+    pub checkpoint_time_s: f64,
+    /// Steps skipped for a non-finite loss or gradients.
+    #[serde(default)]
+    pub skipped_steps: u64,
+    /// The peak TFLOP/s MFU is stated against (`--peak-tflops`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub peak_tflops: Option<f64>,
+    /// Per phase: median step time after warm-up, tokens/s, model FLOPs, MFU (the last
+    /// process's steps; see [`crate::throughput`]).
+    #[serde(default)]
+    pub throughput: Vec<PhaseThroughput>,
 }
 
 /// A source's splits.
@@ -155,11 +260,13 @@ pub struct Trainer {
     phases: Vec<Phase>,
     sources: BTreeMap<String, Source>,
     device: Device,
+    compute: Compute,
     /// The model.
     pub model: GptNeox,
     vs: nn::VarStore,
     params: Vec<(String, Tensor)>,
-    adam: Vec<(Tensor, Tensor)>,
+    opt: AdamW,
+    tally: Tally,
     /// Step, data positions, tallies.
     pub state: TrainState,
     out: PathBuf,
@@ -172,6 +279,119 @@ pub struct Trainer {
     tokenizer_sha256: Option<String>,
     /// The data's end-of-document id (kept in checkpoints for generation).
     eos_id: Option<u32>,
+}
+
+/// What the steps since the last read left on the device, as fp64 scalars there: adding a
+/// step costs a few tiny kernels and no host wait.
+struct Tally {
+    /// Σ of the finite steps' mean losses.
+    loss_sum: Tensor,
+    /// Finite steps.
+    ok: Tensor,
+    /// Skipped steps.
+    skipped: Tensor,
+    /// Skipped steps in a row up to the last step (carried across reads and checkpoints).
+    in_a_row: Tensor,
+    /// The longest such run since the last read.
+    longest: Tensor,
+}
+
+/// One read of a [`Tally`].
+struct TallyRead {
+    loss_sum: f64,
+    ok: u64,
+    skipped: u64,
+    in_a_row: u64,
+    longest: u64,
+}
+
+impl Tally {
+    fn new(device: Device, in_a_row: u64) -> Tally {
+        let zero = || Tensor::zeros([], (Kind::Double, device));
+        let mut t = Tally {
+            loss_sum: zero(),
+            ok: zero(),
+            skipped: zero(),
+            in_a_row: zero(),
+            longest: zero(),
+        };
+        let _ = t.in_a_row.fill_(in_a_row as f64);
+        t
+    }
+
+    /// Adds a step: its mean loss (fp64) and whether it was skipped (bool).
+    fn add(&mut self, loss: &Tensor, skipped: &Tensor) {
+        let bad = skipped.to_kind(Kind::Double);
+        let good = 1.0 - &bad;
+        // where(), not a product: a NaN loss times 0 is still NaN.
+        self.loss_sum += loss.where_self(&skipped.logical_not(), &loss.zeros_like());
+        self.ok += &good;
+        self.skipped += &bad;
+        self.in_a_row = (&self.in_a_row + 1.0) * &bad;
+        self.longest = self.longest.maximum(&self.in_a_row);
+    }
+
+    /// Reads the tallies (one device-to-host copy) and starts the next read's from zero.
+    fn read(&mut self) -> TallyRead {
+        let all = Tensor::stack(
+            &[
+                &self.loss_sum,
+                &self.ok,
+                &self.skipped,
+                &self.in_a_row,
+                &self.longest,
+            ],
+            0,
+        )
+        .to_device(Device::Cpu);
+        let v = Vec::<f64>::try_from(&all).expect("five fp64 tallies");
+        for t in [
+            &mut self.loss_sum,
+            &mut self.ok,
+            &mut self.skipped,
+            &mut self.longest,
+        ] {
+            let _ = t.zero_();
+        }
+        TallyRead {
+            loss_sum: v[0],
+            ok: v[1] as u64,
+            skipped: v[2] as u64,
+            in_a_row: v[3] as u64,
+            longest: v[4] as u64,
+        }
+    }
+}
+
+/// Sets SDPA's backend order for `device`: on Hopper (compute capability 9.x) cuDNN's fused
+/// attention first, which is faster than flash there for training shapes; elsewhere
+/// LibTorch's default. `MTKIT_SDPA=flash|cudnn|efficient|math` puts one backend first
+/// instead. Returns the order, for the log.
+pub fn configure_attention(device: Device) -> Result<Vec<SdpBackend>> {
+    use SdpBackend::*;
+    let first = match std::env::var("MTKIT_SDPA").ok().as_deref() {
+        None | Some("") | Some("auto") => None,
+        Some(name) => Some(
+            [Flash, Cudnn, Efficient, Math]
+                .into_iter()
+                .find(|b| b.name() == name)
+                .ok_or_else(|| {
+                    anyhow!(
+                        "MTKIT_SDPA is {name:?}; it takes auto, flash, cudnn, efficient or math"
+                    )
+                })?,
+        ),
+    };
+    let hopper = match device {
+        Device::Cuda(i) => shim::cuda_capability(i).is_some_and(|c| (90..100).contains(&c)),
+        _ => false,
+    };
+    if let Some(first) = first.or(hopper.then_some(Cudnn)) {
+        let mut order = vec![first];
+        order.extend(shim::sdp_priority()?.into_iter().filter(|&b| b != first));
+        shim::set_sdp_priority(&order)?;
+    }
+    shim::sdp_priority()
 }
 
 /// The shape of a run that starts from the Hugging Face folder `dir`: its config.json's,
@@ -319,9 +539,11 @@ impl Trainer {
         cfg: RunConfig,
         data: &Path,
         out: &Path,
-        device: Device,
+        compute: impl Into<Compute>,
         resume: bool,
     ) -> Result<Trainer> {
+        let compute = compute.into();
+        let device = compute.device;
         let (sources, tokenizer_sha256) = load_sources(&cfg, data)?;
         let phases = cfg.resolve(&|s, seq_len| {
             let src = sources
@@ -371,13 +593,14 @@ impl Trainer {
         let model = GptNeox::new(&vs, spec);
         let mut params: Vec<(String, Tensor)> = vs.variables().into_iter().collect();
         params.sort_by(|a, b| a.0.cmp(&b.0));
-        let mut adam: Vec<(Tensor, Tensor)> = params
-            .iter()
-            .map(|(_, p)| (p.zeros_like(), p.zeros_like()))
-            .collect();
+        let mut opt = AdamW::new(&params, device);
         let mut adam_t = 0;
         if let Some(dir) = &cfg.run.init {
-            adam_t = init_weights(dir, &mut params, &mut adam)?;
+            adam_t = init_weights(dir, &mut params, &mut opt.moments)?;
+            opt.set_step_count(adam_t);
+        }
+        if device.is_cuda() {
+            configure_attention(device)?;
         }
         let mut t = Trainer {
             state: TrainState {
@@ -385,6 +608,8 @@ impl Trainer {
                 adam_t,
                 ..Default::default()
             },
+            compute,
+            tally: Tally::new(device, 0),
             tokenizer_sha256,
             eos_id,
             cfg,
@@ -394,7 +619,7 @@ impl Trainer {
             model,
             vs,
             params,
-            adam,
+            opt,
             out: out.to_path_buf(),
             metrics: Vec::new(),
             sft_usable,
@@ -424,12 +649,23 @@ impl Trainer {
         &self.params
     }
 
-    /// Next non-SFT micro-batch: (inputs, targets) [B, T].
+    /// Token ids built on the host, on the device: one copy, from pinned memory and not
+    /// waited for on CUDA (the host goes on queueing kernels).
+    fn upload(&self, host: Tensor) -> Tensor {
+        if self.device.is_cuda() {
+            host.pin_memory(self.device)
+                .to_device_(self.device, Kind::Int64, true, false)
+        } else {
+            host
+        }
+    }
+
+    /// Next non-SFT micro-batch: (inputs, targets) [B, T], views of one [B, T + 1] window
+    /// tensor.
     fn lm_batch(&mut self, phase: &Phase) -> (Tensor, Tensor) {
         let (b, t) = (phase.batch_size as usize, phase.seq_len as usize);
         let mut rng = Rng::new(self.state.rng);
-        let mut xs = Vec::with_capacity(b * t);
-        let mut ys = Vec::with_capacity(b * t);
+        let mut windows = Vec::with_capacity(b * (t + 1));
         for _ in 0..b {
             let u = rng.next_f64();
             let mut acc = 0.0;
@@ -449,17 +685,11 @@ impl Trainer {
             let w = src.window(*cur, t + 1);
             *cur += t as u64;
             *self.state.delivered.entry(pick.clone()).or_default() += t as u64;
-            xs.extend_from_slice(&w[..t]);
-            ys.extend_from_slice(&w[1..]);
+            windows.extend_from_slice(&w);
         }
         self.state.rng = rng.state();
-        let x = Tensor::from_slice(&xs)
-            .view([b as i64, t as i64])
-            .to_device(self.device);
-        let y = Tensor::from_slice(&ys)
-            .view([b as i64, t as i64])
-            .to_device(self.device);
-        (x, y)
+        let w = self.upload(Tensor::from_slice(&windows).view([b as i64, t as i64 + 1]));
+        (w.narrow(1, 0, t as i64), w.narrow(1, 1, t as i64))
     }
 
     /// Next SFT micro-batch of whole examples, in a seeded shuffled order per epoch.
@@ -479,98 +709,51 @@ impl Trainer {
         let (x, y, tokens) = sft_tensors(src, &examples, phase.seq_len as usize);
         *self.state.requested.entry(name.clone()).or_default() += tokens as f64;
         *self.state.delivered.entry(name).or_default() += tokens;
-        (x.to_device(self.device), y.to_device(self.device))
+        let both = self.upload(Tensor::stack(&[x, y], 0));
+        (both.get(0), both.get(1))
     }
 
     /// Token cross-entropy of the model's predictions for inputs `x` against targets `y`
-    /// (targets of -100 ignored): the one loss of training (`Mean`) and evaluation (`Sum`).
-    /// bf16 autocast on CUDA; the cross-entropy itself in fp32.
-    fn cross_entropy(&self, x: &Tensor, y: &Tensor, reduction: tch::Reduction) -> Tensor {
-        let run = || self.model.cross_entropy(x, y, reduction);
-        if self.device.is_cuda() {
-            tch::autocast(true, run)
-        } else {
-            run()
+    /// (targets of -100 ignored), through the chunked head, in the run's precision: the one
+    /// loss of training (with `grad`) and evaluation (without).
+    fn loss(&self, x: &Tensor, y: &Tensor, grad: Option<(LossReduction, f64)>) -> ChunkedLoss {
+        match self.compute.precision {
+            Precision::Fp32 => self.model.chunked_cross_entropy(x, y, None, grad),
+            Precision::Bf16 => shim::autocast(self.device, Kind::BFloat16, || {
+                self.model
+                    .chunked_cross_entropy(x, y, Some(Kind::BFloat16), grad)
+            }),
         }
     }
 
-    /// One optimizer step of `phase`; returns the mean micro-batch loss.
-    fn step(&mut self, pi: usize) -> Result<f64> {
+    /// One optimizer step of `phase`, queued on the device: the micro-batches' forward and
+    /// backward, then AdamW (skipped there when a loss or the gradients are not finite). Its
+    /// mean micro-batch loss goes into the device tally.
+    fn step(&mut self, pi: usize) -> Result<()> {
         let phase = self.phases[pi].clone();
-        let mut loss_sum = 0.0;
+        let accum = phase.grad_accum as f64;
+        let mut loss_sum = Tensor::zeros([], (Kind::Double, self.device));
+        let mut bad = Tensor::zeros([], (Kind::Bool, self.device));
         for _ in 0..phase.grad_accum {
             let (x, y) = if phase.kind == PhaseKind::Sft {
                 self.sft_batch(&phase)
             } else {
                 self.lm_batch(&phase)
             };
-            let loss = self.cross_entropy(&x, &y, tch::Reduction::Mean);
-            let l = loss.double_value(&[]);
-            if !l.is_finite() {
-                bail!(
-                    "loss became {l} at step {} of phase `{}`; lower the learning rate",
-                    self.state.phase_step,
-                    phase.name
-                );
-            }
-            loss_sum += l;
-            (loss / phase.grad_accum as f64).backward();
+            let out = self.loss(&x, &y, Some((LossReduction::Mean, 1.0 / accum)));
+            let mean = (&out.sum / out.count.to_kind(out.sum.kind())).to_kind(Kind::Double);
+            bad = bad.logical_or(&mean.isfinite().logical_not());
+            loss_sum += &mean;
+            out.surrogate
+                .expect("a training loss has a surrogate")
+                .backward();
             self.state.tokens += phase.batch_size * phase.seq_len;
         }
         let lr = phase.schedule.lr_at(self.state.sched_step, phase.steps);
-        self.adamw(&phase, lr);
+        let outcome = self.opt.step(&self.params, &phase.optimizer, lr, &bad)?;
+        self.tally.add(&(loss_sum / accum), &outcome.skipped);
         self.state.sched_step += 1;
-        Ok(loss_sum / phase.grad_accum as f64)
-    }
-
-    fn adamw(&mut self, phase: &Phase, lr: f64) {
-        let o = &phase.optimizer;
-        self.state.adam_t += 1;
-        let t = self.state.adam_t as i32;
-        tch::no_grad(|| {
-            if o.grad_clip > 0.0 {
-                // One reduction and one device sync for the global norm, not one per tensor.
-                let norms: Vec<Tensor> = self
-                    .params
-                    .iter()
-                    .map(|(_, p)| p.grad())
-                    .filter(|g| g.defined())
-                    .map(|g| g.norm())
-                    .collect();
-                let norm = Tensor::stack(&norms, 0).norm().double_value(&[]);
-                if norm > o.grad_clip {
-                    let scale = o.grad_clip / (norm + 1e-6);
-                    for (_, p) in &self.params {
-                        let mut g = p.grad();
-                        if g.defined() {
-                            let _ = g.g_mul_scalar_(scale);
-                        }
-                    }
-                }
-            }
-            let bc1 = 1.0 - o.beta1.powi(t);
-            let bc2 = 1.0 - o.beta2.powi(t);
-            // In place, as torch.optim.AdamW does it: two temporaries per tensor, not nine.
-            // p ← p·(1 − lr·wd) − lr/bc1 · m / (√(v/bc2) + eps)
-            for ((_, p), (m, v)) in self.params.iter().zip(self.adam.iter_mut()) {
-                let mut g = p.grad();
-                if !g.defined() {
-                    continue;
-                }
-                let _ = m.lerp_(&g, 1.0 - o.beta1);
-                let _ = v.lerp_(&g.square(), 1.0 - o.beta2);
-                let mut p = p.shallow_clone();
-                if p.dim() >= 2 && o.weight_decay > 0.0 {
-                    let _ = p.g_mul_scalar_(1.0 - lr * o.weight_decay);
-                }
-                let mut denom = v.sqrt();
-                let _ = denom.g_div_scalar_(bc2.sqrt());
-                let _ = denom.g_add_scalar_(o.eps);
-                let _ = denom.g_mul_scalar_(-bc1 / lr); // addcdiv_ adds m / denom
-                let _ = p.addcdiv_(&*m, &denom);
-                let _ = g.zero_();
-            }
-        });
+        Ok(())
     }
 
     /// Mean token cross-entropy (nats) of one validation set.
@@ -584,13 +767,15 @@ impl Trainer {
             bail!("validation split of `{name}` is empty; tokenize with --val-docs > 0");
         }
         let (t, b) = (seq_len as usize, batch_size as usize);
-        let (mut total, mut count) = (0.0f64, 0u64);
+        // Summed on the device and read once at the end.
+        let mut total = Tensor::zeros([], (Kind::Double, self.device));
+        let mut count = Tensor::zeros([], (Kind::Int64, self.device));
         tch::no_grad(|| -> Result<()> {
             let mut add = |x: Tensor, y: Tensor| {
-                let (x, y) = (x.to_device(self.device), y.to_device(self.device));
-                let s = self.cross_entropy(&x, &y, tch::Reduction::Sum);
-                total += s.double_value(&[]);
-                count += y.ne(-100).sum(Kind::Int64).int64_value(&[]) as u64;
+                let (x, y) = (self.upload(x), self.upload(y));
+                let out = self.loss(&x, &y, None);
+                total += out.sum.to_kind(Kind::Double);
+                count += out.count;
             };
             if src.has_prompt {
                 // Whole examples, response tokens only, as SFT trains them.
@@ -620,10 +805,11 @@ impl Trainer {
             }
             Ok(())
         })?;
+        let count = count.int64_value(&[]);
         if count == 0 {
             bail!("validation set `{name}` has no scored tokens");
         }
-        Ok(total / count as f64)
+        Ok(total.double_value(&[]) / count as f64)
     }
 
     /// Runs to the end (or until `stop_after` total steps), writing metrics, checkpoints and
@@ -632,7 +818,7 @@ impl Trainer {
         let start = Instant::now();
         let seconds_before = self.state.seconds;
         let total = self.total_steps();
-        let mut last_tokens = (self.state.tokens, Instant::now());
+        let mut clock = StepClock::new(self.device, self.phases.len());
         while self.state.phase < self.phases.len() {
             let pi = self.state.phase;
             let phase = self.phases[pi].clone();
@@ -640,59 +826,132 @@ impl Trainer {
                 // A new schedule starts with fresh optimizer state.
                 self.state.sched_step = 0;
                 self.state.adam_t = 0;
-                tch::no_grad(|| {
-                    for (m, v) in self.adam.iter_mut() {
-                        let _ = m.zero_();
-                        let _ = v.zero_();
-                    }
-                });
+                self.opt.reset();
             }
+            clock.open(pi);
             while self.state.phase_step < phase.steps {
-                if stop_after
-                    .map(|s| self.state.global_step >= s)
-                    .unwrap_or(false)
-                {
+                if stop_after.is_some_and(|s| self.state.global_step >= s) {
+                    clock.close();
                     self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
                     self.save_checkpoint()?;
                     return Ok(None);
                 }
                 let lr = phase.schedule.lr_at(self.state.sched_step, phase.steps);
-                let loss = self.step(pi)?;
+                self.step(pi)?;
+                clock.stepped();
                 self.state.phase_step += 1;
                 self.state.global_step += 1;
-                self.state.loss_sum += loss;
-                self.state.loss_n += 1;
-                let el = last_tokens.1.elapsed().as_secs_f64().max(1e-9);
-                let tps = (self.state.tokens - last_tokens.0) as f64 / el;
-                last_tokens = (self.state.tokens, Instant::now());
-                obs.step(self.state.global_step, total, &phase.name, loss, lr, tps);
+                let g = self.state.global_step;
+                obs.step(g, total, &phase.name);
                 let end_of_phase = self.state.phase_step == phase.steps;
-                if end_of_phase || self.state.global_step % self.cfg.run.eval_every == 0 {
+                let eval_due = end_of_phase || g % self.cfg.run.eval_every == 0;
+                let checkpoint_due = end_of_phase || g % self.cfg.run.checkpoint_every == 0;
+                let stopping = stop_after.is_some_and(|s| g >= s);
+                // The device is read (and so waited for) only here.
+                if eval_due || checkpoint_due || stopping || clock.due() {
+                    let per_step = clock.close();
+                    self.read_tally(&phase, lr, per_step, obs)?;
+                }
+                if eval_due {
                     self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
-                    let losses = self.eval_row(&phase, lr)?;
-                    obs.eval(self.state.global_step, &losses);
+                    let step_tps = clock
+                        .median_step(pi)
+                        .map(|(secs, _)| phase.tokens_per_step() as f64 / secs);
+                    let (losses, secs) = clock.apart(|| self.eval_row(&phase, lr, step_tps));
+                    clock.eval_s += secs;
+                    obs.eval(g, &losses?);
                 }
                 if end_of_phase {
                     self.state.phase += 1;
                     self.state.phase_step = 0;
                 }
-                if end_of_phase || self.state.global_step % self.cfg.run.checkpoint_every == 0 {
+                if checkpoint_due {
                     self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
-                    self.save_checkpoint()?;
+                    let (saved, secs) = clock.apart(|| self.save_checkpoint());
+                    saved?;
+                    clock.checkpoint_s += secs;
                 }
                 if end_of_phase {
                     break;
                 }
+                clock.open(pi);
             }
         }
-        self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
         let last = self.phases.last().unwrap().clone();
-        let mut final_losses = BTreeMap::new();
-        for v in &self.cfg.run.validation {
-            final_losses.insert(v.clone(), self.evaluate(v, last.seq_len, last.batch_size)?);
+        let (final_losses, secs) = clock.apart(|| -> Result<BTreeMap<String, f64>> {
+            let mut losses = BTreeMap::new();
+            for v in &self.cfg.run.validation {
+                losses.insert(v.clone(), self.evaluate(v, last.seq_len, last.batch_size)?);
+            }
+            Ok(losses)
+        });
+        clock.eval_s += secs;
+        let final_losses = final_losses?;
+        self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
+        let summary = self.summary(final_losses, &clock);
+        mtkit::paths::write_atomic_bytes(
+            &self.out.join("summary.json"),
+            serde_json::to_string_pretty(&summary)?.as_bytes(),
+        )?;
+        Ok(Some(summary))
+    }
+
+    /// Reads the device's tallies of the steps since the last read into the state, warns of
+    /// skipped steps, stops a run whose steps keep being skipped, and reports progress.
+    fn read_tally(
+        &mut self,
+        phase: &Phase,
+        lr: f64,
+        per_step_s: Option<f64>,
+        obs: &dyn Observer,
+    ) -> Result<()> {
+        let r = self.tally.read();
+        self.state.loss_sum += r.loss_sum;
+        self.state.loss_n += r.ok;
+        self.state.skipped_steps += r.skipped;
+        self.state.skipped_in_a_row = r.in_a_row;
+        if r.longest >= MAX_SKIPPED_IN_A_ROW.min(phase.steps) {
+            bail!(
+                "the loss or the gradients were not finite for {} steps in a row (up to step {} of phase `{}`); lower the learning rate",
+                r.longest,
+                self.state.phase_step,
+                phase.name
+            );
         }
+        if r.skipped > 0 {
+            obs.warn(&format!(
+                "{} of the last {} steps (up to step {} of phase `{}`) were skipped: the loss or the gradients were not finite, so AdamW left the weights as they were ({} skipped in all)",
+                r.skipped,
+                r.ok + r.skipped,
+                self.state.phase_step,
+                phase.name,
+                self.state.skipped_steps
+            ));
+        }
+        let loss = if r.ok > 0 {
+            r.loss_sum / r.ok as f64
+        } else {
+            f64::NAN
+        };
+        let tps = per_step_s.map_or(f64::NAN, |s| phase.tokens_per_step() as f64 / s);
+        obs.progress(self.state.global_step, &phase.name, loss, lr, tps);
+        Ok(())
+    }
+
+    /// The run's summary once every phase is done.
+    fn summary(&self, final_losses: BTreeMap<String, f64>, clock: &StepClock) -> Summary {
         let (params, non_emb) = self.model.spec.param_counts();
-        let summary = Summary {
+        let peak = self.compute.peak_tflops;
+        let throughput = self
+            .phases
+            .iter()
+            .enumerate()
+            .map(|(i, p)| {
+                let flops = flops_per_token(&self.model.spec, p.seq_len);
+                clock.throughput(i, &p.name, p.tokens_per_step(), flops, peak)
+            })
+            .collect();
+        Summary {
             run: self.cfg.run.name.clone(),
             preset: self.model.spec.preset.clone(),
             params,
@@ -710,15 +969,39 @@ impl Trainer {
             tokens_delivered: self.state.delivered.clone(),
             wall_time_s: self.state.seconds,
             device: format!("{:?}", self.device),
-        };
-        mtkit::paths::write_atomic_bytes(
-            &self.out.join("summary.json"),
-            serde_json::to_string_pretty(&summary)?.as_bytes(),
-        )?;
-        Ok(Some(summary))
+            precision: self.compute.precision.name().into(),
+            attention: self.attention_kernel(self.phases.last().map_or(1, |p| p.seq_len)),
+            wall_tokens_per_s: self.state.tokens as f64 / self.state.seconds.max(1e-9),
+            step_time_total_s: clock.step_seconds(),
+            eval_time_s: clock.eval_s,
+            checkpoint_time_s: clock.checkpoint_s,
+            skipped_steps: self.state.skipped_steps,
+            peak_tflops: peak,
+            throughput,
+        }
     }
 
-    fn eval_row(&mut self, phase: &Phase, lr: f64) -> Result<Vec<(String, f64)>> {
+    /// The SDPA backend LibTorch picks for this model's attention at `seq_len` in the run's
+    /// precision (`_fused_sdp_choice`, asked with small tensors of that shape).
+    pub fn attention_kernel(&self, seq_len: u64) -> String {
+        let kind = match self.compute.precision {
+            Precision::Bf16 => Kind::BFloat16,
+            Precision::Fp32 => Kind::Float,
+        };
+        let (h, hd) = (self.model.spec.heads, self.model.spec.head_dim());
+        let q = Tensor::zeros([1, h, seq_len as i64, hd], (kind, self.device));
+        let choice =
+            Tensor::internal_fused_sdp_choice::<Tensor>(&q, &q, &q, None, 0.0, true, None, false);
+        SdpBackend::from_code(choice)
+            .map_or_else(|| format!("backend {choice}"), |b| b.name().into())
+    }
+
+    fn eval_row(
+        &mut self,
+        phase: &Phase,
+        lr: f64,
+        step_tokens_per_s: Option<f64>,
+    ) -> Result<Vec<(String, f64)>> {
         let mut losses = Vec::new();
         for v in self.cfg.run.validation.clone() {
             losses.push((
@@ -742,6 +1025,10 @@ impl Trainer {
             row.push_str(&format!(",{l:.6}"));
         }
         row.push_str(&format!(",{tps:.1}"));
+        match step_tokens_per_s {
+            Some(t) => row.push_str(&format!(",{t:.1}")),
+            None => row.push(','),
+        }
         self.metrics.push(row);
         self.write_metrics()?;
         Ok(losses)
@@ -752,7 +1039,7 @@ impl Trainer {
         for v in &self.cfg.run.validation {
             s.push_str(&format!(",val_{v}"));
         }
-        s.push_str(",tokens_per_s\n");
+        s.push_str(",tokens_per_s,step_tokens_per_s\n");
         for r in &self.metrics {
             s.push_str(r);
             s.push('\n');
@@ -835,7 +1122,8 @@ impl Trainer {
         Ok(())
     }
 
-    fn save_checkpoint(&self) -> Result<()> {
+    fn save_checkpoint(&mut self) -> Result<()> {
+        self.state.adam_t = self.opt.step_count();
         let dir = self.out.join("checkpoints");
         let path = dir.join(format!("step-{:08}.safetensors", self.state.global_step));
         #[derive(Serialize)]
@@ -857,7 +1145,7 @@ impl Trainer {
         })?;
         let json_t = Tensor::from_slice(&json);
         let mut named: Vec<(String, Tensor)> = Vec::new();
-        for ((n, p), (m, v)) in self.params.iter().zip(&self.adam) {
+        for ((n, p), (m, v)) in self.params.iter().zip(&self.opt.moments) {
             named.push((format!("param.{n}"), p.to_device(Device::Cpu)));
             named.push((format!("adam_m.{n}"), m.to_device(Device::Cpu)));
             named.push((format!("adam_v.{n}"), v.to_device(Device::Cpu)));
@@ -890,7 +1178,7 @@ impl Trainer {
         }
         let tensors = &saved.tensors;
         tch::no_grad(|| -> Result<()> {
-            for ((n, p), (m, v)) in self.params.iter_mut().zip(self.adam.iter_mut()) {
+            for ((n, p), (m, v)) in self.params.iter_mut().zip(self.opt.moments.iter_mut()) {
                 let get = |k: String| {
                     tensors
                         .get(&k)
@@ -902,6 +1190,8 @@ impl Trainer {
             }
             Ok(())
         })?;
+        self.opt.set_step_count(saved.state.adam_t);
+        self.tally = Tally::new(self.device, saved.state.skipped_in_a_row);
         self.state = saved.state;
         self.metrics = saved.metrics;
         Ok(())

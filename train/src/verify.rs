@@ -18,7 +18,7 @@ use sha2::{Digest, Sha256};
 use crate::config::{
     Optimizer, PhaseConfig, PhaseKind, RunConfig, RunSection, Schedule, ScheduleSpec,
 };
-use crate::trainer::{Observer, Summary, Trainer};
+use crate::trainer::{Compute, Observer, Summary, Trainer};
 
 /// A plan file (`analysis/*.toml`).
 #[derive(Clone, Debug, Deserialize, Serialize)]
@@ -595,7 +595,7 @@ pub fn pa_distributions(
 pub fn execute(
     runs: &[PlannedRun],
     out: &Path,
-    device: tch::Device,
+    compute: Compute,
     resume: bool,
     obs: &dyn Observer,
     log: &dyn Fn(&str),
@@ -623,7 +623,13 @@ pub fn execute(
                 dir.display()
             );
         }
-        let mut t = Trainer::new(r.config.clone(), &r.config.run.data, &dir, device, has_ckpt)?;
+        let mut t = Trainer::new(
+            r.config.clone(),
+            &r.config.run.data,
+            &dir,
+            compute,
+            has_ckpt,
+        )?;
         let n = r.config.phases.len();
         if !has_ckpt {
             if let Some(j) = (1..=n).rev().find(|&j| {

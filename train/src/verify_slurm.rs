@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::trainer::{Observer, Trainer};
+use crate::trainer::{Compute, Observer, Trainer};
 use crate::verify::{execute, prefix_key, PlannedRun};
 use mtkit::slurm::{queued_by_prefix, sbatch, shell_quote, SlurmOptions};
 
@@ -79,7 +79,7 @@ pub fn run_job(
     runs: &[PlannedRun],
     id: &str,
     out: &Path,
-    device: tch::Device,
+    compute: Compute,
     log: &dyn Fn(&str),
 ) -> Result<()> {
     let jobs = grid_jobs(runs);
@@ -98,7 +98,7 @@ pub fn run_job(
         execute(
             std::slice::from_ref(run),
             out,
-            device,
+            compute,
             true,
             &NoObserver,
             log,
@@ -113,7 +113,7 @@ pub fn run_job(
         && std::fs::read_dir(work.join("checkpoints"))?
             .next()
             .is_some();
-    let mut t = Trainer::new(cfg.clone(), &cfg.run.data, &work, device, resume)?;
+    let mut t = Trainer::new(cfg.clone(), &cfg.run.data, &work, compute, resume)?;
     if !resume && job.phases > 1 {
         let start = out
             .join("prefixes")
@@ -165,6 +165,10 @@ pub struct GridSubmit<'a> {
     pub workdir: &'a Path,
     /// `--device` of the jobs.
     pub device: &'a str,
+    /// `--precision` of the jobs.
+    pub precision: &'a str,
+    /// `--peak-tflops` of the jobs.
+    pub peak_tflops: Option<f64>,
     /// Resource requests.
     pub slurm: &'a SlurmOptions,
 }
@@ -197,7 +201,7 @@ impl GridSubmit<'_> {
              #SBATCH --chdir={cwd}\n\
              {dependency}{directives}\
              set -euo pipefail\n\
-             {mtkit} verify {plan} --out {out} --device {device} --slurm-job {id}\n",
+             {mtkit} verify {plan} --out {out} --device {device} --precision {precision}{peak} --slurm-job {id}\n",
             id = job.id,
             phases = job.phases,
             prefix = self.name_prefix(),
@@ -208,6 +212,11 @@ impl GridSubmit<'_> {
             plan = shell_quote(&self.plan.to_string_lossy()),
             out = shell_quote(&self.out.to_string_lossy()),
             device = shell_quote(self.device),
+            precision = shell_quote(self.precision),
+            peak = self
+                .peak_tflops
+                .map(|p| format!(" --peak-tflops {p}"))
+                .unwrap_or_default(),
         )
     }
 

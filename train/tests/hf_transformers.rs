@@ -75,13 +75,10 @@ fn mtkit_logits_and_loss(path: &Path, ids: &[i64]) -> (Tensor, f64) {
         let x = Tensor::from_slice(ids).unsqueeze(0);
         let logits = model.forward(&x).squeeze_dim(0);
         let n = ids.len() as i64;
-        let loss = model
-            .cross_entropy(
-                &x.narrow(1, 0, n - 1),
-                &x.narrow(1, 1, n - 1),
-                tch::Reduction::Mean,
-            )
-            .double_value(&[]);
+        // The trainer's loss: the chunked head, mean over the targets.
+        let out =
+            model.chunked_cross_entropy(&x.narrow(1, 0, n - 1), &x.narrow(1, 1, n - 1), None, None);
+        let loss = out.sum.double_value(&[]) / out.count.int64_value(&[]) as f64;
         (logits, loss)
     })
 }

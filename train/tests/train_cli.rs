@@ -94,6 +94,15 @@ source = "q"
 schedule = { lr = 1e-3, warmup = 1 }
 "#;
 
+/// The rows of a metrics.csv without its two timing columns (wall-clock and step tokens/s),
+/// which differ from run to run.
+fn untimed(metrics: &str) -> Vec<String> {
+    metrics
+        .lines()
+        .map(|l| l.rsplitn(3, ',').nth(2).unwrap().to_string())
+        .collect()
+}
+
 fn params_of(path: &Path) -> Vec<(String, Tensor)> {
     let mut v: Vec<(String, Tensor)> = Tensor::read_safetensors(path)
         .unwrap()
@@ -151,12 +160,7 @@ fn stop_and_resume_gives_the_same_weights_as_a_straight_run() {
         assert!(sb.path("resumed").join(f).exists(), "{f}");
     }
     let metrics = std::fs::read_to_string(sb.path("resumed/metrics.csv")).unwrap();
-    // Same rows as the straight run, but for the timing column (tokens/s).
-    let untimed = |m: &str| {
-        m.lines()
-            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-            .collect::<Vec<_>>()
-    };
+    // Same rows as the straight run, but for the timing columns (tokens/s).
     assert_eq!(
         untimed(&metrics),
         untimed(&std::fs::read_to_string(sb.path("straight/metrics.csv")).unwrap())
@@ -164,7 +168,7 @@ fn stop_and_resume_gives_the_same_weights_as_a_straight_run() {
     let header = metrics.lines().next().unwrap();
     assert_eq!(
         header,
-        "step,phase,tokens,lr,train_loss,val_q,val_a,tokens_per_s"
+        "step,phase,tokens,lr,train_loss,val_q,val_a,tokens_per_s,step_tokens_per_s"
     );
     let steps: Vec<&str> = metrics
         .lines()
@@ -741,13 +745,7 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
         leftovers.is_empty(),
         "stale temporary files remain: {leftovers:?}"
     );
-    // Same metrics as the straight run but for the timing column.
-    let untimed = |p: &str| {
-        std::fs::read_to_string(sb.path(p))
-            .unwrap()
-            .lines()
-            .map(|l| l.rsplit_once(',').unwrap().0.to_string())
-            .collect::<Vec<_>>()
-    };
-    assert_eq!(untimed("r/metrics.csv"), untimed("straight/metrics.csv"));
+    // Same metrics as the straight run but for the timing columns.
+    let metrics = |p: &str| untimed(&std::fs::read_to_string(sb.path(p)).unwrap());
+    assert_eq!(metrics("r/metrics.csv"), metrics("straight/metrics.csv"));
 }

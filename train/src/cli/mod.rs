@@ -1,7 +1,7 @@
 //! The `mtkit-train` command line (shown to users as `mtkit train|verify|model`).
 
-use anyhow::Result;
-use clap::{Parser, Subcommand};
+use anyhow::{bail, Result};
+use clap::{Args, Parser, Subcommand};
 
 use mtkit::cli_support::args::GlobalArgs;
 
@@ -35,6 +35,40 @@ enum Command {
     Model(model::ModelCommand),
     /// The LibTorch part of `mtkit doctor`: which libtorch is loaded, and a tensor operation.
     Doctor,
+}
+
+/// Where and in what arithmetic `train` and `verify` compute.
+#[derive(Args, Debug, Clone)]
+pub struct ComputeArgs {
+    /// cpu, cuda, or auto (CUDA when libtorch sees a GPU).
+    #[arg(long, default_value = "auto")]
+    pub device: String,
+    /// auto (bf16 autocast on CUDA, fp32 on the CPU), bf16 or fp32. bf16: matmuls and
+    /// attention in bf16; LayerNorm, softmax, the loss, weights, gradients and AdamW in fp32.
+    #[arg(long, default_value = "auto", value_name = "PRECISION")]
+    pub precision: String,
+    /// The device's peak dense TFLOP/s in that precision, to state MFU in summary.json and
+    /// the closing line (e.g. 790, as measured on an H200 for bf16; 989 is its datasheet's).
+    #[arg(long, env = "MTKIT_PEAK_TFLOPS", value_name = "TFLOPS")]
+    pub peak_tflops: Option<f64>,
+}
+
+impl ComputeArgs {
+    /// The device, precision and peak the flags name.
+    pub fn resolve(&self) -> Result<mtkit_train::trainer::Compute> {
+        let device = mtkit_train::trainer::device(&self.device)?;
+        let precision = mtkit_train::trainer::Precision::parse(&self.precision, device)?;
+        if let Some(p) = self.peak_tflops {
+            if !(p.is_finite() && p > 0.0) {
+                bail!("--peak-tflops must be a positive number of TFLOP/s, not {p}");
+            }
+        }
+        Ok(mtkit_train::trainer::Compute {
+            device,
+            precision,
+            peak_tflops: self.peak_tflops,
+        })
+    }
 }
 
 /// Dispatches a parsed command line.

@@ -8,7 +8,9 @@ use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
 use mtkit::train::config::RunConfig;
-use mtkit_train::trainer::{device, Observer, Summary, Trainer};
+use mtkit_train::trainer::{Observer, Summary, Trainer};
+
+use super::ComputeArgs;
 
 /// Train a Pythia-style model through the phases of a run config (pretrain → midtrain or
 /// cpt → sft), writing a run folder: config.toml (a copy), metrics.csv, checkpoints/,
@@ -20,9 +22,8 @@ pub struct TrainArgs {
     /// Run folder [default: runs/NAME].
     #[arg(long, value_name = "DIR")]
     out: Option<PathBuf>,
-    /// cpu, cuda, or auto (CUDA when libtorch sees a GPU).
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    compute: ComputeArgs,
     /// Start from a Hugging Face GPT-NeoX folder (`mtkit model export`, transformers'
     /// save_pretrained, `mtkit model pull`) instead of random weights; the same as `init` in
     /// the config's [run].
@@ -65,11 +66,21 @@ impl Bar {
 }
 
 impl Observer for Bar {
-    fn step(&self, global: u64, total: u64, phase: &str, loss: f64, lr: f64, tps: f64) {
+    fn step(&self, global: u64, total: u64, _phase: &str) {
         if let Some(pb) = &self.pb {
             pb.set_length(total);
             pb.set_position(global);
+        }
+    }
+    fn progress(&self, _global: u64, phase: &str, loss: f64, lr: f64, tps: f64) {
+        if let Some(pb) = &self.pb {
             pb.set_message(format!("{phase} loss {loss:.4} lr {lr:.2e} {tps:.0} tok/s"));
+        }
+    }
+    fn warn(&self, message: &str) {
+        match &self.pb {
+            Some(pb) => pb.println(format!("warning: {message}")),
+            None => eprintln!("warning: {message}"),
         }
     }
     fn eval(&self, global: u64, losses: &[(String, f64)]) {
@@ -95,17 +106,19 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .out
         .clone()
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
-    let dev = device(&a.device)?;
-    let mut t = Trainer::new(cfg.clone(), &data, &out, dev, a.resume)?;
+    let compute = a.compute.resolve()?;
+    let mut t = Trainer::new(cfg.clone(), &data, &out, compute, a.resume)?;
     mtkit::paths::write_atomic_bytes(
         &out.join("config.toml"),
         toml::to_string_pretty(&cfg)?.as_bytes(),
     )?;
     let (params, non_emb) = t.model.spec.param_counts();
     eprintln!(
-        "run `{}`: {} ({params} parameters, {non_emb} non-embedding) on {dev:?}, {} steps",
+        "run `{}`: {} ({params} parameters, {non_emb} non-embedding) on {:?} in {}, {} steps",
         cfg.run.name,
         t.model.spec.preset,
+        compute.device,
+        compute.precision.name(),
         t.total_steps()
     );
     let bar = Bar::new(a.quiet, t.total_steps());
@@ -138,6 +151,27 @@ fn print_outcome(summary: Option<&Summary>, t: &Trainer, out: &Path) {
                 s.wall_time_s,
                 losses.join(", ")
             );
+            for p in s.throughput.iter() {
+                if let (Some(secs), Some(tps)) = (p.step_time_s, p.tokens_per_s) {
+                    let mfu = p
+                        .mfu
+                        .map(|m| format!(", MFU {:.1}%", 100.0 * m))
+                        .unwrap_or_default();
+                    println!(
+                        "phase `{}`: {:.1} ms/step (median of {} steps after warm-up), {tps:.0} tokens/s, {:.1} model TFLOP/s{mfu}",
+                        p.phase,
+                        secs * 1e3,
+                        p.steps_timed,
+                        p.model_tflops.unwrap_or(f64::NAN),
+                    );
+                }
+            }
+            if s.skipped_steps > 0 {
+                println!(
+                    "{} steps were skipped (non-finite loss or gradients)",
+                    s.skipped_steps
+                );
+            }
             println!(
                 "run folder: {} (metrics.csv, summary.json, checkpoints/)",
                 out.display()

@@ -7,7 +7,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use mtkit::proximity::Dist;
-use mtkit_train::trainer::{device, Quiet};
+use mtkit_train::trainer::Quiet;
+
+use super::ComputeArgs;
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
     PlannedRun,
@@ -35,9 +37,8 @@ pub struct VerifyArgs {
     /// Continue runs that a crash left unfinished.
     #[arg(long)]
     resume: bool,
-    /// cpu, cuda or auto.
-    #[arg(long, default_value = "auto")]
-    device: String,
+    #[command(flatten)]
+    compute: ComputeArgs,
     #[command(flatten)]
     catalog: mtkit::cli_support::args::CatalogArgs,
     #[command(flatten)]
@@ -73,7 +74,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(&plan.plan.name));
     let runs = plan.runs(&data);
     if let Some(job) = &a.slurm_job {
-        return run_job(&runs, job, &out, device(&a.device)?, &say(a.quiet));
+        return run_job(&runs, job, &out, a.compute.resolve()?, &say(a.quiet));
     }
     if a.sbatch.any() && !a.slurm {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm");
@@ -131,7 +132,7 @@ fn train_here(
     let summaries = execute(
         runs,
         out,
-        device(&a.device)?,
+        a.compute.resolve()?,
         a.resume,
         &Quiet,
         &say(a.quiet),
@@ -167,7 +168,9 @@ fn submit_grid(
         out: &out,
         mtkit: &mtkit,
         workdir: &workdir,
-        device: &a.device,
+        device: &a.compute.device,
+        precision: &a.compute.precision,
+        peak_tflops: a.compute.peak_tflops,
         slurm: &slurm,
     };
     if a.dry_run {
