@@ -318,3 +318,25 @@ pub fn png_size(bytes: &[u8]) -> (u32, u32) {
     let be = |i: usize| u32::from_be_bytes(bytes[i..i + 4].try_into().unwrap());
     (be(16), be(20))
 }
+
+/// The hf-venv's python, or `None` (skip, with the reason printed).
+pub fn transformers_python() -> Option<PathBuf> {
+    if let Some(p) = std::env::var_os("MTKIT_HF_PYTHON").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        assert!(
+            p.exists(),
+            "MTKIT_HF_PYTHON={} does not exist: run scripts/hf-venv.sh",
+            p.display()
+        );
+        return Some(p);
+    }
+    let venv = real_cache().join("hf-venv");
+    if venv.join(".requirements").exists() {
+        return Some(venv.join("bin/python"));
+    }
+    eprintln!(
+        "SKIP: transformers is not installed at {} (run scripts/hf-venv.sh, or `make test`)",
+        venv.display()
+    );
+    None
+}

@@ -12,33 +12,11 @@ mod common;
 use common::*;
 
 use std::collections::BTreeMap;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::Command;
 
 use mtkit_train::model_files;
 use tch::{Kind, Tensor};
-
-/// The hf-venv's python, or `None` (skip, with the reason printed).
-fn transformers_python() -> Option<PathBuf> {
-    if let Some(p) = std::env::var_os("MTKIT_HF_PYTHON").filter(|p| !p.is_empty()) {
-        let p = PathBuf::from(p);
-        assert!(
-            p.exists(),
-            "MTKIT_HF_PYTHON={} does not exist: run scripts/hf-venv.sh",
-            p.display()
-        );
-        return Some(p);
-    }
-    let venv = real_cache().join("hf-venv");
-    if venv.join(".requirements").exists() {
-        return Some(venv.join("bin/python"));
-    }
-    eprintln!(
-        "SKIP: transformers is not installed at {} (run scripts/hf-venv.sh, or `make test`)",
-        venv.display()
-    );
-    None
-}
 
 /// Runs tests/hf/transformers_check.py; returns the JSON of its last stdout line.
 fn transformers(py: &Path, args: &[&str]) -> serde_json::Value {

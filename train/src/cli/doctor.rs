@@ -18,5 +18,24 @@ pub fn run() -> Result<()> {
         "libtorch check: sum([1, 2, 3]) = {s}; CUDA available: {}",
         tch::Cuda::is_available()
     );
+    if tch::Cuda::is_available() {
+        let device = tch::Device::Cuda(0);
+        let order = mtkit_train::trainer::configure_attention(device)?;
+        let names: Vec<&str> = order.iter().map(|b| b.name()).collect();
+        // What SDPA picks for pythia-160m's attention in bf16 at 2,048 tokens.
+        let q = tch::Tensor::zeros([1, 12, 2048, 64], (tch::Kind::BFloat16, device));
+        let choice = tch::Tensor::internal_fused_sdp_choice::<tch::Tensor>(
+            &q, &q, &q, None, 0.0, true, None, false,
+        );
+        println!(
+            "CUDA: {} device(s), compute capability {}; SDPA order {}; bf16 [1, 12, 2048, 64] causal picks {}",
+            tch::Cuda::device_count(),
+            mtkit_train::shim::cuda_capability(0)
+                .map(|c| format!("{}.{}", c / 10, c % 10))
+                .unwrap_or_else(|| "unknown".into()),
+            names.join(" > "),
+            mtkit_train::shim::SdpBackend::from_code(choice).map_or("?", |b| b.name())
+        );
+    }
     Ok(())
 }
