@@ -1,13 +1,14 @@
 #!/usr/bin/env bash
 # Prepares the folder the device scripts carry to a lent GPU machine (.gpu, ignored by git):
 # the stripped binaries compressed with xz (gpu-env.sh unpacks them there), the Pythia
-# tokenizer, the CUDA runtime copies, and token files tokenized here: the registry's prose
-# for gpu-check.sh (the first 4,200 documents: about 6.6 M tokens, one pass of the 200-step loss curve) and the corpora of
-# analysis/gpu-repro.toml for gpu-repro.sh. Needs ../shared/data (the registry and the samples).
+# tokenizer, the CUDA runtime copies, and the corpora of analysis/gpu-repro-catalog.toml in
+# .gpu/data (scripts/bench/repro_data.py cuts them from ../shared/data; gpu-check.sh trains on
+# their prose, gpu-repro.sh on all of them; both tokenize there). About 40 MB.
 #
 #   bash scripts/gpu-prepare.sh            # .gpu, for the device
 #   bash scripts/gpu-prepare.sh --smoke D  # D, for the CPU smoke runs of make test: the binaries
-#                                          # uncompressed, the built-in demo corpora
+#                                          # uncompressed and no corpora (the smoke runs make
+#                                          # their own)
 # The binaries come from $CARGO_TARGET_DIR/release (make build first; --smoke uses what
 # `cargo test --release` built).
 set -euo pipefail
@@ -33,14 +34,9 @@ for b in mtkit-train mtkit; do
     xz -T2 -6 -c "$dir/$b.tmp" > "$dir/$b.xz" && rm -f "$dir/$b.tmp" "$dir/$b"
   fi
 done
-mtkit=$release/mtkit
-export MTKIT_TOKENIZER="$dir/gpt-neox-20b.json"
-if [ $smoke = 1 ]; then
-  [ -d "$dir/tokens/demo-web" ] || "$mtkit" tokenize demo-web -o "$dir/tokens" --quiet
-else
-  reg="$shared/registry/catalog.toml"
-  [ -f "$reg" ] || { echo "gpu-prepare: $reg not found (the registry in ../shared/data)" >&2; exit 1; }
-  rm -rf "$dir/tokens/prose"
-  "$mtkit" tokenize prose --catalog "$reg" --max-docs 4200 --val-docs 0 -o "$dir/tokens" --quiet
+if [ $smoke = 0 ]; then
+  [ -d "$shared/registry" ] || { echo "gpu-prepare: $shared/registry not found (../shared/data)" >&2; exit 1; }
+  rm -rf "$dir/data" "$dir/tokens"
+  python3 "$here/scripts/bench/repro_data.py" full "$shared" "$dir/data" >/dev/null
 fi
 du -sh "$dir" | awk '{print "gpu-prepare: " $2 " holds " $1}'

@@ -3,22 +3,23 @@ sets up the environment and calls this; read its header for the device call).
 
     python gpu_check.py DIR --out OUT [--smoke] [--device cuda] [--peak 790] [--datasheet 989]
 
-DIR holds mtkit-train, the Pythia tokenizer (gpt-neox-20b.json) and mtkit token files of the
-registry's prose under DIR/tokens/prose (--source names another folder there). What it runs, in order (each a subprocess; a failure is
+DIR holds mtkit-train and the Pythia tokenizer (gpt-neox-20b.json); --tokens names a folder of
+mtkit token files with the registry's prose in prose/ (--source names another corpus there). What it runs, in order (each a subprocess; a failure is
 recorded and the next part goes on):
 
 1. Speed, per model and micro-batch: `mtkit train` (bf16, fused AdamW; median step time after
-   warm-up from summary.json), the same model in PyTorch eager (scripts/bench/reference_train.py,
-   bf16 autocast, AdamW(fused=True)) and with torch.compile; pythia-70m and pythia-160m at batch
-   16 × 2,048 and the largest micro-batch of a list that mtkit fits. mtkit again with flash
-   attention instead of cuDNN where cuDNN is the default (Hopper). MFU = tokens/s × (6N +
-   12·L·d·T) over --peak (the card's measured dense bf16 rate) and over --datasheet.
+   warm-up from summary.json) and the same model in PyTorch eager (scripts/bench/reference_train.py,
+   bf16 autocast, AdamW(fused=True)); pythia-70m and pythia-160m at batch 16 × 2,048 and the
+   largest micro-batch of a list that mtkit fits. mtkit again with flash attention instead of
+   cuDNN where cuDNN is the default (Hopper). MFU = tokens/s × (6N + 12·L·d·T) over --peak (the
+   card's measured dense bf16 rate) and over --datasheet.
 2. A loss curve: pythia-70m for 200 steps on the prose from the same initial weights (made by
    transformers' GPTNeoXForCausalLM and saved, then `mtkit train --init`), mtkit against
    transformers' model trained by PyTorch with the same batches and schedule; the mean training
    loss of every 10 steps from both, |Δ| at the last ten.
 3. Greedy ids: the 70m and 160m runs exported (`mtkit model export --to hf`), loaded by
    transformers on the device; 20 greedy ids from mtkit (device and CPU) against transformers'.
+4. torch.compile at every shape of part 1, last, while --budget lasts (compiling takes longest).
 
 --smoke runs the same parts at toy sizes on the CPU (make test runs it, so that the commands and
 the parsing cannot rot); its figures mean nothing. Results: OUT/gpu-check.json (everything),
@@ -42,7 +43,8 @@ class Check:
         self.dir = os.path.abspath(a.dir)
         self.out = os.path.abspath(a.out)
         os.makedirs(self.out, exist_ok=True)
-        self.work = os.path.join(self.out, "work")
+        # Run folders and checkpoints (gigabytes) stay out of OUT, whose files come back.
+        self.work = os.path.abspath(a.work or os.path.join(self.out, "work"))
         os.makedirs(self.work, exist_ok=True)
         self.log = open(os.path.join(self.out, "gpu-check.log"), "a")
         self.start = time.time()
@@ -50,7 +52,7 @@ class Check:
                         "datasheet_tflops": a.datasheet, "speed": [], "loss_curve": None, "greedy": [],
                         "skipped": []}
         self.mtkit = os.path.join(self.dir, "mtkit-train")
-        self.tokens = os.path.join(self.dir, "tokens")
+        self.tokens = os.path.abspath(a.tokens or os.path.join(self.dir, "tokens"))
 
     def say(self, msg):
         line = f"[{time.time() - self.start:6.1f}s] {msg}"
@@ -162,12 +164,33 @@ schedule = {{ lr = {lr}, min_lr = {min_lr}, warmup = {warmup}, total_steps = {st
                 t2 = s2["throughput"][0]
                 row["mtkit_flash"] = {"step_time_s": t2["step_time_s"], "tokens_per_s": t2["tokens_per_s"],
                                       "attention": s2["attention"]}
-        for mode, extra in (("eager", []), ("compile", ["--compile"])):
-            if mode == "compile" and self.elapsed() > self.a.budget * 0.7:
+        res, why = self.torch_train(preset, batch, seq, warm, measured, [])
+        row["torch_eager"] = res if res is not None else {"error": why}
+        row["timing"] = (warm, measured)
+        self.derive(row)
+        self.results["speed"].append(row)
+        self.say(f"{name}: " + json.dumps({k: v for k, v in row.items() if k != "run_dir"}))
+        return row
+
+    def compile_rows(self):
+        """torch.compile at every measured shape, last: its compilation takes the longest, so
+        the other parts come first and a short budget skips only these."""
+        for row in self.results["speed"]:
+            if "mtkit" not in row:
+                continue
+            name = f"{row['preset']}-b{row['batch']}"
+            if self.elapsed() > self.a.budget:
                 self.results["skipped"].append(f"{name} torch.compile (time budget)")
                 continue
-            res, why = self.torch_train(preset, batch, seq, warm, measured, extra)
-            row[f"torch_{mode}"] = res if res is not None else {"error": why}
+            warm, measured = row["timing"]
+            res, why = self.torch_train(row["preset"], row["batch"], row["seq"], warm, measured, ["--compile"])
+            row["torch_compile"] = res if res is not None else {"error": why}
+            self.derive(row)
+            self.say(f"{name} torch.compile: " + json.dumps(row["torch_compile"]))
+
+    def derive(self, row):
+        """tokens/s, model TFLOP/s and MFU of every side of a row, and mtkit's speed-ups."""
+        batch, seq = row["batch"], row["seq"]
         for key in ("mtkit", "mtkit_flash", "torch_eager", "torch_compile"):
             r = row.get(key)
             if r and r.get("step_time_s"):
@@ -182,9 +205,6 @@ schedule = {{ lr = {lr}, min_lr = {min_lr}, warmup = {warmup}, total_steps = {st
             r = row.get(key)
             if r and r.get("step_time_s") and row["mtkit"].get("step_time_s"):
                 row[f"mtkit_over_{key}"] = r["step_time_s"] / row["mtkit"]["step_time_s"]
-        self.results["speed"].append(row)
-        self.say(f"{name}: " + json.dumps({k: v for k, v in row.items() if k != "run_dir"}))
-        return row
 
     def loss_curve(self):
         a = self.a
@@ -309,10 +329,13 @@ def main():
     ap.add_argument("--device", default="cuda")
     ap.add_argument("--peak", type=float, default=790.0, help="measured dense bf16 TFLOP/s of the card")
     ap.add_argument("--datasheet", type=float, default=989.0, help="the datasheet's dense bf16 TFLOP/s")
-    ap.add_argument("--budget", type=float, default=420.0, help="seconds; optional parts are skipped past it")
+    ap.add_argument("--budget", type=float, default=360.0,
+                    help="seconds; the flash comparison is skipped past half of it, torch.compile past it")
+    ap.add_argument("--tokens", help="mtkit token files (default DIR/tokens)")
+    ap.add_argument("--work", help="run folders and checkpoints (default OUT/work; keep it out of a device's OUT)")
     a = ap.parse_args()
     c = Check(a)
-    for part in (c.speed, c.loss_curve, c.greedy):
+    for part in (c.speed, c.loss_curve, c.greedy, c.compile_rows):
         try:
             part()
         except Exception as e:  # record and go on: one broken part must not lose the others
