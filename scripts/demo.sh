@@ -18,7 +18,7 @@ step() {
 step "The built-in demo corpora" \
   "$mtkit" data list
 step "Token profiles (documents and tokens per corpus)" \
-  "$mtkit" profile demo-web demo-code demo-docstring demo-math demo-qa --max-docs all --ngram 2 -o "$out/profiles" --quiet
+  "$mtkit" profile demo-web demo-code demo-docstring demo-math demo-qa --max-docs all --ngram 2 -o "$out/profiles"
 step "Proximity of each candidate to the target demo-docstring (pretraining corpus: demo-web)" \
   "$mtkit" proximity demo-web demo-code demo-math demo-qa demo-docstring --max-docs all --csv "$out/proximity.csv" --quiet
 step "Similarity matrix of all demo corpora" \

@@ -7,7 +7,13 @@
 //! each part written atomically and then marked done, and a merge job that waits for the array
 //! (`afterok`) and runs `mtkit profile merge OUT.parquet.parts -o OUT.parquet`. Running the
 //! same command again submits only the shards that have no marker and are not queued or
-//! running, and a new merge job.
+//! running, and a new merge job, after naming each shard that failed (its exit code, which the
+//! task writes beside its part, and the end of its log). `--wait` waits for the jobs and fails,
+//! naming the failed shards, when one fails.
+//!
+//! Job scripts are built from the parsed options, never by repeating the user's command line,
+//! so that every option appears once whatever the user typed (`-q` and the task's own
+//! `--quiet`, say).
 
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
@@ -170,6 +176,22 @@ pub fn queued_by_prefix(prefix: &str) -> Result<std::collections::BTreeMap<Strin
         .collect())
 }
 
+/// Slurm's MaxArraySize (`scontrol show config`), when scontrol answers: array task ids
+/// must be below it.
+pub fn max_array_size() -> Option<u64> {
+    let out = Command::new(client("scontrol").ok()?)
+        .args(["show", "config"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    String::from_utf8_lossy(&out.stdout).lines().find_map(|l| {
+        let (k, v) = l.split_once('=')?;
+        (k.trim() == "MaxArraySize").then(|| v.trim().parse().ok())?
+    })
+}
+
 /// Cancels jobs.
 pub fn scancel(jobs: &[String]) -> Result<()> {
     if jobs.is_empty() {
@@ -229,6 +251,80 @@ pub struct PartsSpec {
 /// The spec file of a parts folder.
 const SPEC_FILE: &str = "spec.json";
 
+/// What is known of a shard that did not finish: its exit code (written by the task beside its
+/// part, or from `sacct` when accounting is on) and the end of its newest log.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ShardFailure {
+    /// The shard (1-based).
+    pub shard: u32,
+    /// Of how many.
+    pub shards: u32,
+    /// The task's exit code, when known.
+    pub exit_code: Option<String>,
+    /// Its newest log, when there is one.
+    pub log: Option<PathBuf>,
+    /// The last lines of that log.
+    pub tail: Vec<String>,
+}
+
+impl std::fmt::Display for ShardFailure {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match &self.exit_code {
+            Some(c) => write!(f, "shard {} of {} failed with exit code {c}", self.shard, self.shards)?,
+            None => write!(
+                f,
+                "shard {} of {} ended without finishing (no exit code: killed, cancelled or out of time?)",
+                self.shard, self.shards
+            )?,
+        }
+        if let Some(log) = &self.log {
+            write!(f, "; the end of its log {}:", log.display())?;
+            for l in &self.tail {
+                write!(f, "\n    {l}")?;
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The last `n` lines of a file (lossy UTF-8), empty when it cannot be read.
+fn tail(path: &Path, n: usize) -> Vec<String> {
+    let text = std::fs::read(path).unwrap_or_default();
+    let text = String::from_utf8_lossy(&text);
+    let lines: Vec<&str> = text.lines().filter(|l| !l.trim().is_empty()).collect();
+    lines[lines.len().saturating_sub(n)..]
+        .iter()
+        .map(|l| l.to_string())
+        .collect()
+}
+
+/// The newest file in `dir` whose name starts with `prefix` and ends with `.log`.
+fn newest_log(dir: &Path, prefix: &str) -> Option<PathBuf> {
+    std::fs::read_dir(dir)
+        .ok()?
+        .filter_map(|e| e.ok())
+        .filter(|e| {
+            let n = e.file_name().to_string_lossy().to_string();
+            n.starts_with(prefix) && n.ends_with(".log")
+        })
+        .max_by_key(|e| e.metadata().and_then(|m| m.modified()).ok())
+        .map(|e| e.path())
+}
+
+/// A task's exit code from Slurm's accounting (`sacct`), when accounting is on.
+fn sacct_exit_code(job: &str) -> Option<String> {
+    let out = Command::new(client("sacct").ok()?)
+        .args(["-n", "-P", "-X", "-j", job, "--format=State,ExitCode"])
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        return None;
+    }
+    let text = String::from_utf8_lossy(&out.stdout);
+    let (state, code) = text.lines().next()?.split_once('|')?;
+    Some(format!("{code} ({state})"))
+}
+
 impl PartsSpec {
     /// Part `k` (1-based) of the folder.
     pub fn part(&self, dir: &Path, k: u32) -> PathBuf {
@@ -259,10 +355,84 @@ impl PartsSpec {
         serde_json::from_str(&text).with_context(|| format!("{}: not a spec", path.display()))
     }
 
-    /// Every part of a complete folder, in shard order; names the missing shards otherwise.
+    /// Exit-code file of part `k`, written by a task that failed.
+    pub fn failed_marker(&self, dir: &Path, k: u32) -> PathBuf {
+        dir.join(format!("part-{k}-of-{}.failed", self.shards))
+    }
+
+    /// What is known of shard `k` when it has not finished: None when nothing says it ran (no
+    /// exit code, no log).
+    pub fn failure(&self, dir: &Path, k: u32) -> Option<ShardFailure> {
+        let log = newest_log(&dir.join("logs"), &format!("shard-{}-", k - 1));
+        let mut exit_code = std::fs::read_to_string(self.failed_marker(dir, k))
+            .ok()
+            .map(|c| c.trim().to_string());
+        if exit_code.is_none() && log.is_none() {
+            return None;
+        }
+        if exit_code.is_none() {
+            // shard-TASK-ARRAYJOB.log: ask accounting about ARRAYJOB_TASK.
+            let job = log.as_ref().and_then(|l| {
+                let stem = l.file_stem()?.to_string_lossy().to_string();
+                let array = stem.rsplit('-').next()?.to_string();
+                Some(format!("{array}_{}", k - 1))
+            });
+            exit_code = job.as_deref().and_then(sacct_exit_code);
+        }
+        Some(ShardFailure {
+            shard: k,
+            shards: self.shards,
+            exit_code,
+            tail: log.as_deref().map(|l| tail(l, 5)).unwrap_or_default(),
+            log,
+        })
+    }
+
+    /// Files in the folder that look like parts but are not of this spec (another shard
+    /// count, a shard number past it).
+    pub fn strays(&self, dir: &Path) -> Vec<String> {
+        let mut v: Vec<String> = std::fs::read_dir(dir)
+            .map(|d| {
+                d.filter_map(|e| e.ok())
+                    .map(|e| e.file_name().to_string_lossy().to_string())
+                    .filter(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+                    .filter(|n| !(1..=self.shards).any(|k| self.part(dir, k).ends_with(n)))
+                    .collect()
+            })
+            .unwrap_or_default();
+        v.sort();
+        v
+    }
+
+    /// Every part of a complete folder, in shard order; names the missing shards (and what
+    /// is known of those that failed) otherwise, and refuses part files of another spec.
     pub fn complete_parts(dir: &Path) -> Result<Vec<PathBuf>> {
         let spec = PartsSpec::read(dir)?;
+        let strays = spec.strays(dir);
+        if !strays.is_empty() {
+            bail!(
+                "{}: {} {} not of this folder's {} shards (spec.json); remove {} or merge the parts by name",
+                dir.display(),
+                strays.join(", "),
+                if strays.len() > 1 { "are" } else { "is" },
+                spec.shards,
+                if strays.len() > 1 { "them" } else { "it" },
+            );
+        }
         let missing = spec.missing(dir);
+        let failures: Vec<String> = missing
+            .iter()
+            .filter_map(|&k| spec.failure(dir, k))
+            .map(|f| f.to_string())
+            .collect();
+        if !failures.is_empty() {
+            bail!(
+                "{}: {}\nrun the same `mtkit profile ... --slurm {}` again to resubmit what is missing",
+                dir.display(),
+                failures.join("\n"),
+                spec.shards
+            );
+        }
         if !missing.is_empty() {
             let list: Vec<String> = missing.iter().map(u32::to_string).collect();
             bail!(
@@ -356,6 +526,8 @@ pub struct Submitted {
     pub array_job: Option<String>,
     /// Shards already queued or running.
     pub queued: Vec<u32>,
+    /// Shards that ran and failed (submitted again now).
+    pub failed: Vec<ShardFailure>,
     /// The merge job id, when one was submitted.
     pub merge_job: Option<String>,
     /// Whether the merged profile was already complete.
@@ -394,8 +566,15 @@ impl ProfileArray {
              {directives}\
              set -euo pipefail\n\
              k=$((SLURM_ARRAY_TASK_ID + 1))\n\
-             {mtkit} {args} --shard \"$k/{n}\" -o {dir}/part-\"$k\"-of-{n}.parquet --quiet\n\
-             touch {dir}/part-\"$k\"-of-{n}.done\n",
+             part={dir}/part-\"$k\"-of-{n}\n\
+             rm -f \"$part.failed\"\n\
+             # The exit code goes beside the part, so that the next submission can name it.\n\
+             set +e\n\
+             {mtkit} {args} --shard \"$k/{n}\" -o \"$part.parquet\" --quiet\n\
+             rc=$?\n\
+             set -e\n\
+             if [ \"$rc\" -ne 0 ]; then echo \"$rc\" > \"$part.failed\"; exit \"$rc\"; fi\n\
+             touch \"$part.done\"\n",
             corpus = self.corpus,
             last = n - 1,
             script = shell_quote(&dir.join("shards.sbatch").to_string_lossy()),
@@ -481,6 +660,11 @@ impl ProfileArray {
             .copied()
             .filter(|k| !in_flight.contains(k))
             .collect();
+        result.failed = result
+            .shards
+            .iter()
+            .filter_map(|&k| self.spec.failure(&dir, k))
+            .collect();
         if !result.shards.is_empty() {
             let list: Vec<String> = result.shards.iter().map(|k| (k - 1).to_string()).collect();
             let id = sbatch(&shards_script, &[format!("--array={}", list.join(","))])?;
@@ -494,6 +678,49 @@ impl ProfileArray {
         }
         result.merge_job = Some(sbatch(&merge_script, &args)?);
         Ok(result)
+    }
+
+    /// Waits until Slurm holds none of this profile's jobs (polling squeue), then fails,
+    /// naming each failed shard (or the merge's log), unless the merged profile is there.
+    pub fn wait(&self, progress: &dyn Fn(usize)) -> Result<()> {
+        let mut pause = std::time::Duration::from_millis(500);
+        loop {
+            let jobs = queued(&self.job_name())?;
+            if jobs.is_empty() {
+                break;
+            }
+            progress(jobs.len());
+            std::thread::sleep(pause);
+            pause = (pause * 2).min(std::time::Duration::from_secs(10));
+        }
+        let dir = self.parts_dir();
+        let missing = self.spec.missing(&dir);
+        if missing.is_empty() && self.output.exists() {
+            return Ok(());
+        }
+        let mut why: Vec<String> = missing
+            .iter()
+            .map(|&k| match self.spec.failure(&dir, k) {
+                Some(f) => f.to_string(),
+                None => format!("shard {k} of {} never ran (cancelled?)", self.spec.shards),
+            })
+            .collect();
+        if missing.is_empty() {
+            let log = newest_log(&dir.join("logs"), "merge-");
+            why.push(match log {
+                Some(l) => format!(
+                    "the merge failed; the end of its log {}:\n    {}",
+                    l.display(),
+                    tail(&l, 5).join("\n    ")
+                ),
+                None => "the merge job ended without writing the profile or a log".into(),
+            });
+        }
+        bail!(
+            "the profile {} was not written:\n{}",
+            self.output.display(),
+            why.join("\n")
+        )
     }
 }
 

@@ -125,7 +125,6 @@ fn bad_records_are_skipped_and_counted_or_fail_with_strict() {
         tok.to_str().unwrap(),
         "--ngram",
         "1",
-        "--quiet",
     ]);
     assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
     let out = String::from_utf8_lossy(&o.stdout);
@@ -194,7 +193,6 @@ fn a_jsonl_file_starting_with_a_bracket_is_still_json_lines() {
         tok.to_str().unwrap(),
         "--ngram",
         "1",
-        "--quiet",
     ]);
     let row = out.lines().find(|l| l.starts_with("b ")).unwrap();
     let cells: Vec<&str> = row.split_whitespace().collect();
@@ -229,7 +227,6 @@ fn a_byte_order_mark_is_stripped() {
         tok.to_str().unwrap(),
         "--ngram",
         "1",
-        "--quiet",
     ]);
     // corpus, documents, tokens, ..., skipped: worked out by hand from the files above.
     for (name, docs, tokens) in [("j", "2", "3"), ("arr", "1", "1"), ("t", "1", "3")] {
@@ -445,7 +442,6 @@ fn reads_parquet_zstd_text_and_directories() {
         &cat,
         "--tokenizer",
         t,
-        "--quiet",
         "--ngram",
         "1",
         "--max-docs",
@@ -461,7 +457,6 @@ fn reads_parquet_zstd_text_and_directories() {
         &cat,
         "--tokenizer",
         t,
-        "--quiet",
         "--ngram",
         "1",
     ]);
@@ -515,4 +510,41 @@ fn a_closed_pipe_ends_quietly_with_status_0() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(0), "{err}");
     assert!(err.is_empty(), "nothing on stderr: {err}");
+}
+
+/// `profile --quiet` prints nothing on stdout (no table), so that scripts and Slurm tasks stay
+/// quiet; without it the table is there. Errors still reach stderr.
+#[test]
+fn profile_quiet_prints_no_table() {
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    sb.jsonl("q.jsonl", &["one two", "three"]);
+    let cat = catalog(
+        &sb,
+        "[datasets.q]\nrole = \"pretrain\"\npaths = [\"q.jsonl\"]\n",
+    );
+    let t = tok.to_str().unwrap();
+    let args = [
+        "profile",
+        "q",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        t,
+        "--ngram",
+        "1",
+    ];
+    let loud = sb.ok(&args);
+    assert!(loud.lines().any(|l| l.starts_with("q ")), "{loud}");
+    let mut quiet = args.to_vec();
+    quiet.push("-q");
+    let o = sb.run(&quiet);
+    assert!(o.status.success());
+    assert_eq!(String::from_utf8_lossy(&o.stdout), "");
+    let mut missing = quiet.clone();
+    missing[1] = "no-such-corpus";
+    let o = sb.run(&missing);
+    assert!(!o.status.success() && String::from_utf8_lossy(&o.stderr).contains("no-such-corpus"));
 }

@@ -35,7 +35,6 @@ fn a_20_mb_document_is_profiled_in_bounded_memory() {
         "0",
         "--ngram",
         "1",
-        "-q",
     ]);
     let row = out.lines().find(|l| l.starts_with("big ")).unwrap();
     assert_eq!(row.split_whitespace().nth(1), Some("1"), "{row}");

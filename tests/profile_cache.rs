@@ -45,7 +45,6 @@ fn a_damaged_cache_entry_is_rebuilt_wherever_the_damage() {
         &tok,
         "--ngram",
         "2",
-        "-q",
     ];
     let first = sb.ok(&args);
     assert!(first.contains("computed"));

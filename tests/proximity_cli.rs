@@ -399,15 +399,7 @@ fn bad_requests_fail_clearly() {
 #[test]
 fn profiles_are_cached_and_saved_profiles_give_the_same_numbers() {
     let fx = fixture();
-    let args = [
-        "profile",
-        "p",
-        "--catalog",
-        &fx.cat,
-        "--tokenizer",
-        &fx.tok,
-        "--quiet",
-    ];
+    let args = ["profile", "p", "--catalog", &fx.cat, "--tokenizer", &fx.tok];
     assert!(fx.sb.ok(&args).contains("computed"));
     assert!(fx.sb.ok(&args).contains(" cache "));
     let mut nc = args.to_vec();

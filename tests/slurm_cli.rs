@@ -218,9 +218,39 @@ fn slurm_mistakes_fail_clearly() {
         err.contains("no `sbatch` on PATH") && err.contains("slurm-client"),
         "{err}"
     );
+    // More shards than records: some would be empty.
+    assert!(run(&["--slurm", "3", "-o", "x.parquet"], None)
+        .contains("--slurm 3: corpus `d` has 2 records, so 1 of the 3 shards would be empty"),);
     if !slurm_up() {
         return;
     }
+    // More shards than Slurm's MaxArraySize (1001 on the local Slurm, read from scontrol).
+    let many: Vec<String> = (0..1100).map(|i| format!("record {i}")).collect();
+    sb.jsonl(
+        "many.jsonl",
+        &many.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    sb.write(
+        "many.toml",
+        "[datasets.many]\nrole = \"target\"\npaths = [\"many.jsonl\"]\n",
+    );
+    let o = sb.run(&[
+        "profile",
+        "many",
+        "--catalog",
+        "many.toml",
+        "--tokenizer",
+        tok,
+        "--slurm",
+        "1050",
+        "-o",
+        "m.parquet",
+    ]);
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("MaxArraySize is 1001"),
+        "{err}"
+    );
     // Slurm's own refusal is shown.
     let err = run(
         &[
@@ -267,4 +297,174 @@ fn slurm_mistakes_fail_clearly() {
         .collect();
     mtkit::slurm::scancel(&ids).unwrap();
     wait_for_jobs(&name);
+}
+
+/// Whatever options the user typed reach every task once: `-q` (the tasks add their own
+/// `--quiet`), `-v`, `--threads 1`, two catalogs one of them in a folder with a space,
+/// `--no-cache`; `--wait` waits for the array and the merge, and the merged profile equals the
+/// one-process profile.
+#[test]
+fn shards_get_each_option_once_whatever_the_user_typed_and_merge_into_the_whole() {
+    if !slurm_up() {
+        return;
+    }
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let docs: Vec<String> = (0..30)
+        .map(|i| format!("line {i}: {} apples and {} pears", i * 3, i % 4))
+        .collect();
+    sb.jsonl(
+        "my data/d.jsonl",
+        &docs.iter().map(String::as_str).collect::<Vec<_>>(),
+    );
+    sb.write(
+        "my data/cat.toml",
+        "[datasets.d]\nrole = \"target\"\npaths = [\"d.jsonl\"]\n",
+    );
+    sb.write(
+        "extra.toml",
+        "[datasets.other]\nrole = \"target\"\npaths = [\"nothing-*.jsonl\"]\n",
+    );
+    let tok = tok.to_str().unwrap();
+    let base = [
+        "profile",
+        "d",
+        "--catalog",
+        "my data/cat.toml",
+        "--catalog",
+        "extra.toml",
+        "--tokenizer",
+        tok,
+        "--max-docs",
+        "all",
+        "--ngram",
+        "3",
+    ];
+    let mut whole = base.to_vec();
+    whole.extend_from_slice(&["-o", "whole.parquet", "--quiet"]);
+    sb.ok(&whole);
+    let mut slurm = vec!["-v", "--threads", "1"];
+    slurm.extend_from_slice(&base);
+    slurm.extend_from_slice(&[
+        "--no-cache",
+        "-q",
+        "--slurm",
+        "3",
+        "-o",
+        "d.parquet",
+        "--wait",
+    ]);
+    let said = sb.ok(&slurm);
+    assert!(said.contains("submitted shards 1-3 of 3"), "{said}");
+    assert!(
+        said.contains("d.parquet is written: all 3 shards done"),
+        "{said}"
+    );
+    assert_same_counts(&sb.path("d.parquet"), &sb.path("whole.parquet"));
+    let script = std::fs::read_to_string(sb.path("d.parquet.parts/shards.sbatch")).unwrap();
+    let line = script
+        .lines()
+        .find(|l| l.contains(" profile d ") && l.contains("--shard"))
+        .unwrap_or_else(|| panic!("{script}"));
+    let count = |w: &str| line.split_whitespace().filter(|x| *x == w).count();
+    assert_eq!(count("--quiet"), 1, "{line}");
+    assert_eq!(count("-q"), 0, "{line}");
+    assert_eq!(count("-v"), 1, "{line}");
+    assert_eq!(count("--catalog"), 2, "{line}");
+    assert!(line.contains("--threads 1 -v profile d "), "{line}");
+    let spaced = format!("'{}'", sb.path("my data/cat.toml").display());
+    assert!(
+        line.contains(&spaced),
+        "the path with a space is quoted: {line}"
+    );
+    // The logs of the tasks hold what -v prints, and no clap error.
+    for entry in std::fs::read_dir(sb.path("d.parquet.parts/logs")).unwrap() {
+        let log = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        assert!(!log.contains("cannot be used multiple times"), "{log}");
+    }
+}
+
+/// A shard that fails (a malformed record in shard 2 under --strict) is named with its exit
+/// code and the end of its log: by `--wait` (non-zero exit), by `profile merge` of the parts
+/// folder, and by the next submission, which resubmits it.
+#[test]
+fn a_failed_shard_is_named_with_its_exit_code_and_the_end_of_its_log() {
+    if !slurm_up() {
+        return;
+    }
+    let Some(tok) = pythia_tokenizer() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    // Records 0..5; shard 2 of 3 holds records 1 and 4, and record 4 (line 5) is broken.
+    sb.write(
+        "d.jsonl",
+        "{\"text\":\"a b c\"}\n{\"text\":\"d e\"}\n{\"text\":\"f g\"}\n{\"text\":\"h i\"}\n{\"text\": \"broken\n{\"text\":\"j k\"}\n",
+    );
+    sb.write(
+        "cat.toml",
+        "[datasets.d]\nrole = \"target\"\npaths = [\"d.jsonl\"]\n",
+    );
+    let tok = tok.to_str().unwrap();
+    let args = [
+        "profile",
+        "d",
+        "--catalog",
+        "cat.toml",
+        "--tokenizer",
+        tok,
+        "--max-docs",
+        "all",
+        "--strict",
+        "--slurm",
+        "3",
+        "-o",
+        "d.parquet",
+    ];
+    let mut wait = args.to_vec();
+    wait.push("--wait");
+    let err = sb.fails(&wait);
+    assert!(
+        err.contains("shard 2 of 3 failed with exit code 1"),
+        "{err}"
+    );
+    assert!(
+        err.contains("line 5: malformed JSON") && err.contains("shard-1-"),
+        "the log's end is shown: {err}"
+    );
+    assert!(
+        !err.contains("shard 1 of 3") && !err.contains("shard 3 of 3"),
+        "{err}"
+    );
+    assert!(!sb.path("d.parquet").exists());
+    let merge = sb.fails(&["profile", "merge", "d.parquet.parts", "-o", "d.parquet"]);
+    assert!(
+        merge.contains("shard 2 of 3 failed with exit code 1"),
+        "{merge}"
+    );
+    // The same command again names it and resubmits shard 2 alone.
+    let out = sb.run(&args);
+    assert!(out.status.success());
+    let (stdout, stderr) = (
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+    );
+    assert!(
+        stderr.contains("shard 2 of 3 failed with exit code 1"),
+        "{stderr}"
+    );
+    assert!(
+        stdout.contains("submitted shards 2 of 3 as job array"),
+        "{stdout}"
+    );
+    wait_for_jobs(&job_name("d", &sb.path("d.parquet")));
+    // A stray part of another shard count is refused by name.
+    sb.write("d.parquet.parts/part-4-of-3.parquet", "x");
+    let merge = sb.fails(&["profile", "merge", "d.parquet.parts", "-o", "d.parquet"]);
+    assert!(
+        merge.contains("part-4-of-3.parquet is not of this folder's 3 shards"),
+        "{merge}"
+    );
 }

@@ -74,12 +74,12 @@ pub fn run(cli: Cli) -> Result<()> {
     let handed = |name: &str, args: Vec<OsString>| {
         let mut v: Vec<OsString> = vec![name.into()];
         v.extend(args);
-        v.extend(cli.global.to_args());
+        v.extend(cli.global.to_args().into_iter().map(OsString::from));
         v
     };
     match cli.command {
         Command::Data(c) => data::run(c),
-        Command::Profile(a) => profile::run(a),
+        Command::Profile(a) => profile::run(a, &cli.global),
         Command::CheckEncoder(a) => check_encoder::run(a),
         Command::Proximity(a) => proximity::run(a),
         Command::SuggestMix(a) => suggest_mix::run(a),

@@ -5,7 +5,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
-use mtkit::cli_support::args::{args_without, SbatchArgs};
+use mtkit::cli_support::args::{GlobalArgs, SbatchArgs};
 use mtkit::profile::{cached_or_build, NgramMode, Profile, ProfileOptions};
 use mtkit::slurm::{PartsSpec, ProfileArray, Submitted};
 
@@ -46,6 +46,10 @@ pub struct ProfileArgs {
     /// With --slurm: print the sbatch scripts instead of submitting them.
     #[arg(long, requires = "slurm")]
     dry_run: bool,
+    /// With --slurm: wait for the shards and the merge, and exit non-zero, naming each failed
+    /// shard with its exit code and the end of its log, when the profile was not written.
+    #[arg(long, requires = "slurm", conflicts_with = "dry_run")]
+    wait: bool,
 }
 
 /// N-gram counting options.
@@ -84,12 +88,12 @@ enum ProfileSub {
     },
 }
 
-pub fn run(a: ProfileArgs) -> Result<()> {
+pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     if let Some(ProfileSub::Merge { inputs, output }) = a.sub {
         return merge(inputs, &output);
     }
     if let Some(n) = a.slurm {
-        return submit_to_slurm(&a, n);
+        return submit_to_slurm(&a, n, global);
     }
     if a.sbatch.any() {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm N");
@@ -119,6 +123,11 @@ pub fn run(a: ProfileArgs) -> Result<()> {
         let (p, cached) = cached_or_build(card, &tok, &opts, !a.corpus.no_cache, &bar)?;
         let written = save(&p, &card.name, a.output.as_deref(), a.names.len())?;
         rows.push(summary_row(&p, cached, written));
+    }
+    // --quiet: no progress and no table (what a script or a Slurm task wants); errors and
+    // skipped records still go to stderr.
+    if a.corpus.quiet {
+        return Ok(());
     }
     print!(
         "{}",
@@ -211,8 +220,22 @@ fn summary_row(p: &Profile, cached: bool, written: String) -> Vec<String> {
     ]
 }
 
+/// What one shard task runs, built from the parsed options: the global options, then
+/// `profile CORPUS` and every sampling, tokenizer and n-gram option once (paths absolute),
+/// never the user's argv (which may hold -q, which the task adds itself as --quiet).
+fn task_args(a: &ProfileArgs, corpus: &str, global: &GlobalArgs) -> Vec<String> {
+    let mut v = global.to_args();
+    v.extend(["profile".to_string(), corpus.to_string()]);
+    v.extend(a.corpus.to_args());
+    v.extend(["--ngram".to_string(), a.ngrams.ngram.to_string()]);
+    if let Some(b) = a.ngrams.ngram_buckets {
+        v.extend(["--ngram-buckets".to_string(), b.to_string()]);
+    }
+    v
+}
+
 /// `--slurm N`: the job array and the merge job (printed with --dry-run, else submitted).
-fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
+fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
     if n < 1 {
         bail!("--slurm needs N ≥ 1 shards");
     }
@@ -222,24 +245,30 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
     if a.corpus.shard.is_some() {
         bail!("--slurm N makes the shards itself; leave out --shard");
     }
-    // The card must exist before anything is submitted.
-    a.corpus.catalog()?.get(corpus)?;
+    // The card must exist before anything is submitted, and every shard must get records.
+    let cat = a.corpus.catalog()?;
+    let card = cat.get(corpus)?;
+    if let Some(records) = mtkit::corpus::cheap_count(&card.resolve()?) {
+        if u64::from(n) > records {
+            bail!(
+                "--slurm {n}: corpus `{corpus}` has {records} records, so {} of the {n} shards would be empty; use at most --slurm {records}",
+                u64::from(n) - records
+            );
+        }
+    }
+    if let Some(max) = mtkit::slurm::max_array_size() {
+        if u64::from(n) > max {
+            bail!(
+                "--slurm {n}: this Slurm's MaxArraySize is {max} (`scontrol show config`), so array tasks 0-{} cannot be submitted; use at most --slurm {max}, or ask your admins to raise MaxArraySize",
+                n - 1
+            );
+        }
+    }
     let output = std::path::absolute(out)?;
     let job = ProfileArray {
         corpus: corpus.clone(),
         spec: PartsSpec {
-            args: args_without(&[
-                "--slurm",
-                "-o",
-                "--output",
-                "--partition",
-                "--account",
-                "--time",
-                "--cpus-per-task",
-                "--mem",
-                "--gres",
-                "--sbatch-arg",
-            ]),
+            args: task_args(a, corpus, global),
             shards: n,
         },
         output,
@@ -261,6 +290,18 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32) -> Result<()> {
         return Ok(());
     }
     print_submitted(&job, &job.submit()?, n);
+    if a.wait {
+        let quiet = a.corpus.quiet;
+        job.wait(&|jobs| {
+            if !quiet {
+                eprintln!("waiting for {jobs} job(s) of {}", job.job_name());
+            }
+        })?;
+        println!(
+            "{} is written: all {n} shards done and merged",
+            job.output.display()
+        );
+    }
     Ok(())
 }
 
@@ -275,6 +316,9 @@ fn print_submitted(job: &ProfileArray, s: &Submitted, n: u32) {
         return;
     }
     let list = |v: &[u32]| mtkit::slurm::ranges(v);
+    for f in &s.failed {
+        eprintln!("{f}");
+    }
     if let Some(id) = &s.array_job {
         println!(
             "submitted shards {} of {n} as job array {id}",

@@ -45,7 +45,31 @@ pub struct TokenizerArgs {
     pub encoder: EngineChoice,
 }
 
+/// An absolute form of `p` (relative to the current folder), as a job running elsewhere needs it.
+fn absolute(p: &std::path::Path) -> String {
+    std::path::absolute(p)
+        .unwrap_or_else(|_| p.to_path_buf())
+        .display()
+        .to_string()
+}
+
 impl TokenizerArgs {
+    /// These options as command-line arguments for a job that runs the same command (paths
+    /// made absolute; the tokenizer only when one was named, by flag or MTKIT_TOKENIZER).
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = Vec::new();
+        if let Some(t) = &self.tokenizer {
+            v.extend(["--tokenizer".into(), absolute(t)]);
+        }
+        let engine = match self.encoder {
+            EngineChoice::Auto => "auto",
+            EngineChoice::Fast => "fast",
+            EngineChoice::Hf => "hf",
+        };
+        v.extend(["--encoder".into(), engine.into()]);
+        v
+    }
+
     /// Loads the tokenizer (and says which engine encodes, with -v).
     pub fn load(&self) -> Result<Tokenizer> {
         let tok = Tokenizer::load_with(self.tokenizer.as_deref(), self.encoder)?;
@@ -96,6 +120,15 @@ pub struct CatalogArgs {
 }
 
 impl CatalogArgs {
+    /// `--catalog FILE` for each file, made absolute (MTKIT_CATALOG is left to the job's
+    /// environment, which sbatch passes on).
+    pub fn to_args(&self) -> Vec<String> {
+        self.catalogs
+            .iter()
+            .flat_map(|c| ["--catalog".to_string(), absolute(c)])
+            .collect()
+    }
+
     /// The catalog: built-in cards, MTKIT_CATALOG, then --catalog files.
     pub fn load(&self) -> Result<Catalog> {
         Catalog::load(&self.catalogs)
@@ -120,6 +153,20 @@ pub struct SampleArgs {
 }
 
 impl SampleArgs {
+    /// These options as command-line arguments, every one written out.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--max-docs".into(),
+            self.max_docs.to_string(),
+            "--seed".into(),
+            self.seed.to_string(),
+        ];
+        if self.strict {
+            v.push("--strict".into());
+        }
+        v
+    }
+
     /// Whole documents, the whole corpus (no cut, no shard), sampled as these options say.
     pub fn spec(&self) -> SampleSpec {
         SampleSpec {
@@ -154,12 +201,31 @@ pub struct CorpusArgs {
     /// Recompute profiles even when a cached one matches.
     #[arg(long)]
     pub no_cache: bool,
-    /// No progress bars.
+    /// No progress bars (`profile`: no summary table either; errors still go to stderr).
     #[arg(long, short)]
     pub quiet: bool,
 }
 
 impl CorpusArgs {
+    /// These options as command-line arguments for a job that reads the same documents the
+    /// same way: built from the parsed values (each option once, whatever the user typed),
+    /// without --shard and --quiet, which the job sets itself.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = self.catalog.to_args();
+        v.extend(self.tokenizer.to_args());
+        v.extend(self.sample.to_args());
+        v.extend([
+            "--max-chars".into(),
+            self.max_chars.to_string(),
+            "--max-tokens-per-doc".into(),
+            self.max_tokens_per_doc.to_string(),
+        ]);
+        if self.no_cache {
+            v.push("--no-cache".into());
+        }
+        v
+    }
+
     /// The catalog: built-in cards, MTKIT_CATALOG, then --catalog files.
     pub fn catalog(&self) -> Result<Catalog> {
         self.catalog.load()
@@ -208,11 +274,11 @@ impl GlobalArgs {
         Ok(())
     }
 
-    /// These options as arguments, to pass on to `mtkit-train`.
-    pub fn to_args(&self) -> Vec<std::ffi::OsString> {
+    /// These options as arguments, to pass on to `mtkit-train` or into a job's command line.
+    pub fn to_args(&self) -> Vec<String> {
         let mut v = Vec::new();
         if let Some(n) = self.threads {
-            v.extend(["--threads".into(), n.to_string().into()]);
+            v.extend(["--threads".into(), n.to_string()]);
         }
         if self.verbose {
             v.push("-v".into());
@@ -272,29 +338,4 @@ impl SbatchArgs {
             || self.gres.is_some()
             || !self.sbatch_arg.is_empty()
     }
-}
-
-/// This process's arguments without the ones named in `drop` (each followed by its value, or
-/// written `--flag=value`; `-o`/`--output` included when listed) and without `--dry-run`: what
-/// a job that re-runs the same command with other outputs needs.
-pub fn args_without(drop: &[&str]) -> Vec<String> {
-    let argv: Vec<String> = std::env::args().skip(1).collect();
-    let mut out = Vec::new();
-    let mut i = 0;
-    while i < argv.len() {
-        let a = &argv[i];
-        let flag = a.split_once('=').map(|(f, _)| f).unwrap_or(a);
-        let short_joined = drop
-            .iter()
-            .any(|d| d.len() == 2 && a.starts_with(d) && a.len() > 2 && !a.starts_with("--"));
-        if a == "--dry-run" || short_joined {
-            i += 1;
-        } else if drop.contains(&flag) {
-            i += if a.contains('=') { 1 } else { 2 };
-        } else {
-            out.push(a.clone());
-            i += 1;
-        }
-    }
-    out
 }

@@ -163,14 +163,14 @@ pub struct GridSubmit<'a> {
     pub mtkit: &'a Path,
     /// The folder jobs run in.
     pub workdir: &'a Path,
-    /// `--device` of the jobs.
-    pub device: &'a str,
-    /// `--precision` of the jobs.
-    pub precision: &'a str,
-    /// `--peak-tflops` of the jobs.
-    pub peak_tflops: Option<f64>,
+    /// The options every job's `mtkit verify` gets besides the plan, --out and --slurm-job,
+    /// built from the parsed options (global ones first, then device, precision, catalogs,
+    /// tokenizer, -q): each once, whatever the user typed.
+    pub args: &'a [String],
     /// Resource requests.
     pub slurm: &'a SlurmOptions,
+    /// The global options (--threads, -v), which go before the subcommand.
+    pub global: &'a [String],
 }
 
 impl GridSubmit<'_> {
@@ -201,7 +201,7 @@ impl GridSubmit<'_> {
              #SBATCH --chdir={cwd}\n\
              {dependency}{directives}\
              set -euo pipefail\n\
-             {mtkit} verify {plan} --out {out} --device {device} --precision {precision}{peak} --slurm-job {id}\n",
+             {mtkit} {global}verify {plan} --out {out} {args} --slurm-job {id}\n",
             id = job.id,
             phases = job.phases,
             prefix = self.name_prefix(),
@@ -211,12 +211,17 @@ impl GridSubmit<'_> {
             mtkit = shell_quote(&self.mtkit.to_string_lossy()),
             plan = shell_quote(&self.plan.to_string_lossy()),
             out = shell_quote(&self.out.to_string_lossy()),
-            device = shell_quote(self.device),
-            precision = shell_quote(self.precision),
-            peak = self
-                .peak_tflops
-                .map(|p| format!(" --peak-tflops {p}"))
-                .unwrap_or_default(),
+            global = self
+                .global
+                .iter()
+                .map(|a| format!("{} ", shell_quote(a)))
+                .collect::<String>(),
+            args = self
+                .args
+                .iter()
+                .map(|a| shell_quote(a))
+                .collect::<Vec<_>>()
+                .join(" "),
         )
     }
 

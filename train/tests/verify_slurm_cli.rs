@@ -36,7 +36,22 @@ fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
     let mut local = vec!["verify", plan, "--out", "local"];
     local.extend_from_slice(&common);
     sb.ok(&local);
-    let mut slurm = vec!["verify", plan, "--out", "grid", "--slurm"];
+    // The jobs' command lines are built from the parsed options: -v and -q (--quiet) once
+    // each, and a catalog in a folder with a space, quoted.
+    sb.write(
+        "my cat/extra.toml",
+        "[datasets.unused]\nrole = \"target\"\npaths = [\"none-*.jsonl\"]\n",
+    );
+    let mut slurm = vec![
+        "-v",
+        "verify",
+        plan,
+        "--out",
+        "grid",
+        "--slurm",
+        "--catalog",
+        "my cat/extra.toml",
+    ];
     slurm.extend_from_slice(&common);
     let said = sb.ok(&slurm);
     // "submitted JOB as job ID (after ID)": who waits for whom.
@@ -78,6 +93,16 @@ fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
         // The submitted script carries the same dependency, and the plan's time limit.
         let script = std::fs::read_to_string(sb.path(&format!("grid/slurm/{job}.sbatch"))).unwrap();
         assert!(script.contains("#SBATCH --time=00:30:00"), "{script}");
+        let line = script.lines().find(|l| l.contains("--slurm-job")).unwrap();
+        let count = |w: &str| line.split_whitespace().filter(|x| *x == w).count();
+        assert_eq!(
+            (count("-v"), count("--quiet"), count("-q")),
+            (1, 1, 0),
+            "{line}"
+        );
+        let spaced = format!("--catalog '{}'", sb.path("my cat/extra.toml").display());
+        assert!(line.contains(&spaced), "{line}");
+        assert!(line.contains("--device cpu --precision auto"), "{line}");
         match a {
             Some(id) => assert!(
                 script.contains(&format!("--dependency=afterok:{id}")),

@@ -54,6 +54,20 @@ pub struct ComputeArgs {
 }
 
 impl ComputeArgs {
+    /// These options as arguments for a job that computes the same way.
+    pub fn to_args(&self) -> Vec<String> {
+        let mut v = vec![
+            "--device".to_string(),
+            self.device.clone(),
+            "--precision".to_string(),
+            self.precision.clone(),
+        ];
+        if let Some(p) = self.peak_tflops {
+            v.extend(["--peak-tflops".to_string(), p.to_string()]);
+        }
+        v
+    }
+
     /// The device, precision and peak the flags name.
     pub fn resolve(&self) -> Result<mtkit_train::trainer::Compute> {
         let device = mtkit_train::trainer::device(&self.device)?;
@@ -81,7 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Model(c) => model::run(c),
-        Command::Verify(a) => verify::run(a),
+        Command::Verify(a) => verify::run(a, &cli.global),
         Command::Doctor => doctor::run(),
     }
 }

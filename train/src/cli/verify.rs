@@ -64,7 +64,7 @@ pub struct VerifyArgs {
     slurm_job: Option<String>,
 }
 
-pub fn run(a: VerifyArgs) -> Result<()> {
+pub fn run(a: VerifyArgs, global: &mtkit::cli_support::args::GlobalArgs) -> Result<()> {
     let (plan, data) = Plan::load(&a.plan)?;
     let cat = a.catalog.load()?;
     let cards: Vec<_> = cat.get_all(&plan.corpora())?.into_iter().cloned().collect();
@@ -107,6 +107,7 @@ pub fn run(a: VerifyArgs) -> Result<()> {
             &plan.plan.slurm.clone().unwrap_or_default(),
             &runs,
             &out,
+            &global.to_args(),
         );
     }
     if a.collect && !missing.is_empty() {
@@ -159,8 +160,16 @@ fn submit_grid(
     plan_slurm: &mtkit::slurm::SlurmOptions,
     runs: &[PlannedRun],
     out: &std::path::Path,
+    global: &[String],
 ) -> Result<()> {
     let (plan, out) = (std::path::absolute(&a.plan)?, std::path::absolute(out)?);
+    // Every job reads the same corpora (catalogs, tokenizer) and computes the same way.
+    let mut args = a.compute.to_args();
+    args.extend(a.catalog.to_args());
+    args.extend(a.tokenizer.to_args());
+    if a.quiet {
+        args.push("--quiet".into());
+    }
     let (mtkit, workdir) = (std::env::current_exe()?, std::env::current_dir()?);
     let slurm = plan_slurm.overridden_by(&a.sbatch.options());
     let grid = GridSubmit {
@@ -168,10 +177,9 @@ fn submit_grid(
         out: &out,
         mtkit: &mtkit,
         workdir: &workdir,
-        device: &a.compute.device,
-        precision: &a.compute.precision,
-        peak_tflops: a.compute.peak_tflops,
+        args: &args,
         slurm: &slurm,
+        global,
     };
     if a.dry_run {
         for job in grid_jobs(runs) {
