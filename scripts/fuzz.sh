@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 mode="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(corpus_file template catalog run_config profile token_file)
+[ ${#targets[@]} -gt 0 ] || targets=(corpus_file template catalog run_config profile token_file hf_folder)
 cache="${MTKIT_CACHE:-$HOME/.cache/mtkit}"
 work="$cache/fuzz"
 mkdir -p "$work"

@@ -1,9 +1,10 @@
 //! Entry points for fuzzing everything that reads a user's bytes.
 //!
 //! Each `fuzz_*` function takes arbitrary bytes, puts them where mtkit would find a user's file
-//! (a corpus file, a catalog, a run config, a saved profile, a token file), and runs the real
-//! reader on it. Any input may be rejected with an error; none may panic, abort, hang or
-//! break the invariants checked here. The same functions are driven two ways:
+//! (a corpus file, a catalog, a run config, a saved profile, a token file, a Hugging Face
+//! folder's config.json and safetensors headers), and runs the real reader on it. Any input
+//! may be rejected with an error; none may panic, abort, hang or break the invariants checked
+//! here. The same functions are driven two ways:
 //!
 //! - coverage-guided, by libFuzzer through `cargo fuzz` (the `fuzz/` folder; `make fuzz`
 //!   runs each target for a while, `make fuzz-ci` for the bounded time CI allows);
@@ -234,6 +235,116 @@ pub fn fuzz_token_file(data: &[u8]) {
         }
     }
 }
+
+/// A Hugging Face folder as the trainer checks it before building a model: the input is
+/// `[mode][config length, u16 LE][config.json][rest]`, where `rest` is `model.safetensors`, or
+/// (mode odd) `model.safetensors.index.json` beside a shard `w.safetensors` of a valid small
+/// model. config.json is parsed, the weight files found (no path may leave the folder), their
+/// headers read and the shape checked against them. A folder that passes must hold every
+/// tensor of the shape, each within its file: so nothing the trainer then allocates is larger
+/// than the files.
+pub fn fuzz_hf_folder(data: &[u8]) {
+    if data.len() < 3 {
+        return;
+    }
+    let mode = data[0];
+    let n = (u16::from_le_bytes([data[1], data[2]]) as usize).min(data.len() - 3);
+    let (config, rest) = data[3..].split_at(n);
+    let dir = scratch().join("hf");
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("a folder for the input");
+    write(&dir, "config.json", config);
+    if mode % 2 == 1 {
+        write(&dir, crate::hf_config::INDEX_FILE, rest);
+        write(&dir, "w.safetensors", &small_safetensors());
+    } else {
+        write(&dir, crate::hf_config::WEIGHTS_FILE, rest);
+    }
+    let Ok(text) = std::str::from_utf8(config) else {
+        return;
+    };
+    let Ok(shape) = crate::hf_config::parse_config(text, &dir.join("config.json")) else {
+        return;
+    };
+    let Ok(files) = crate::hf_config::weight_files(&dir) else {
+        return;
+    };
+    let root = dir.canonicalize().expect("the folder exists");
+    let mut headers = std::collections::BTreeMap::new();
+    for f in &files {
+        assert!(
+            f.canonicalize().is_ok_and(|c| c.starts_with(&root)),
+            "a weight file outside the folder was accepted: {}",
+            f.display()
+        );
+        match crate::hf_config::read_safetensors_header(f) {
+            Ok(h) => headers.extend(h),
+            Err(_) => return,
+        }
+    }
+    if crate::hf_config::check_shape_against(&shape, &headers, &dir.join("config.json")).is_ok() {
+        let on_disk: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        let numel: u64 = headers
+            .values()
+            .map(|t| t.shape.iter().product::<u64>())
+            .sum();
+        assert!(
+            numel <= on_disk,
+            "{numel} elements in {on_disk} bytes of files"
+        );
+        let (d, l) = (shape.d_model as u64, shape.layers as u64);
+        assert!(shape.vocab as u64 * d <= numel && l * d <= numel);
+    }
+}
+
+/// A valid safetensors file of a GPT-NeoX model with 1 layer, hidden size 4, 2 heads, MLP 8,
+/// vocabulary 6 (zeros), and a config.json for it: the fuzz target's shard and the seeds.
+pub fn small_safetensors() -> Vec<u8> {
+    let (v, d, f) = (6u64, 4u64, 8u64);
+    let mut tensors: Vec<(String, Vec<u64>)> = vec![
+        ("gpt_neox.embed_in.weight".into(), vec![v, d]),
+        ("embed_out.weight".into(), vec![v, d]),
+        ("gpt_neox.final_layer_norm.weight".into(), vec![d]),
+        ("gpt_neox.final_layer_norm.bias".into(), vec![d]),
+    ];
+    for (n, s) in [
+        ("input_layernorm.weight", vec![d]),
+        ("input_layernorm.bias", vec![d]),
+        ("post_attention_layernorm.weight", vec![d]),
+        ("post_attention_layernorm.bias", vec![d]),
+        ("attention.query_key_value.weight", vec![3 * d, d]),
+        ("attention.query_key_value.bias", vec![3 * d]),
+        ("attention.dense.weight", vec![d, d]),
+        ("attention.dense.bias", vec![d]),
+        ("mlp.dense_h_to_4h.weight", vec![f, d]),
+        ("mlp.dense_h_to_4h.bias", vec![f]),
+        ("mlp.dense_4h_to_h.weight", vec![d, f]),
+        ("mlp.dense_4h_to_h.bias", vec![d]),
+    ] {
+        tensors.push((format!("gpt_neox.layers.0.{n}"), s));
+    }
+    let mut header = serde_json::Map::new();
+    let mut at = 0u64;
+    for (name, shape) in &tensors {
+        let bytes = 4 * shape.iter().product::<u64>();
+        header.insert(
+            name.clone(),
+            serde_json::json!({"dtype": "F32", "shape": shape, "data_offsets": [at, at + bytes]}),
+        );
+        at += bytes;
+    }
+    let h = serde_json::to_vec(&serde_json::Value::Object(header)).expect("json");
+    let mut out = (h.len() as u64).to_le_bytes().to_vec();
+    out.extend_from_slice(&h);
+    out.resize(out.len() + at as usize, 0);
+    out
+}
+
+/// The config.json of [`small_safetensors`]'s model.
+pub const SMALL_CONFIG: &str = r#"{"model_type":"gpt_neox","hidden_size":4,"num_hidden_layers":1,"num_attention_heads":2,"intermediate_size":8,"vocab_size":6,"max_position_embeddings":64,"rotary_pct":0.5,"rope_parameters":{"rope_type":"default","rope_theta":10000.0,"partial_rotary_factor":0.5},"layer_norm_eps":1e-5}"#;
 
 /// For the libFuzzer targets: every panic is a crash (an abort libFuzzer reports), except a
 /// panic raised inside polars' own code, which mtkit catches around each polars call on a

@@ -15,6 +15,7 @@ pub mod digest;
 pub mod export;
 pub mod formats;
 pub mod fuzz;
+pub mod hf_config;
 pub mod hub;
 pub mod mix;
 pub mod numfmt;

@@ -29,8 +29,11 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     let mut tmp = temp_file_for(path)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
-        write(&mut w)?;
-        w.flush()?;
+        // A full disk or a failing device is named with the file (the temporary file is
+        // removed when `tmp` is dropped).
+        write(&mut w)
+            .and_then(|()| Ok(w.flush()?))
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     tmp.as_file().sync_all().ok();
     make_readable(tmp.path());
@@ -46,6 +49,27 @@ pub fn make_readable(path: &Path) {
     {
         use std::os::unix::fs::PermissionsExt;
         let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o644));
+    }
+}
+
+/// This process's umask (from /proc/self/status; 022 where that cannot be read).
+pub fn umask() -> u32 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|t| {
+            let line = t.lines().find(|l| l.starts_with("Umask:"))?;
+            u32::from_str_radix(line.split_whitespace().nth(1)?, 8).ok()
+        })
+        .unwrap_or(0o022)
+}
+
+/// Gives a folder made by a temporary-folder helper (mode 0700) the mode a new folder gets:
+/// 0777 minus the umask (0755 with the usual 022), so that others can open what is in it.
+pub fn make_dir_readable(path: &Path) {
+    #[cfg(unix)]
+    {
+        use std::os::unix::fs::PermissionsExt;
+        let _ = std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o777 & !umask()));
     }
 }
 
@@ -119,6 +143,109 @@ pub fn temp_file_for(path: &Path) -> Result<tempfile::NamedTempFile> {
         .suffix(".part")
         .tempfile_in(&dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))
+}
+
+/// A temporary folder beside `target` (same file system), named as [`temp_file_for`] names
+/// files, so that an interrupted write is swept like one; fill it, then [`install_dir`] it.
+pub fn temp_dir_for(target: &Path) -> Result<tempfile::TempDir> {
+    let dir = match target.parent() {
+        Some(d) if !d.as_os_str().is_empty() => d.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    std::fs::create_dir_all(&dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    remove_stale_parts_once(&dir);
+    let name = target
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    tempfile::Builder::new()
+        .prefix(&format!(
+            ".{name}{TEMP_MARK}{}@{}.",
+            std::process::id(),
+            host_name()
+        ))
+        .suffix(".part")
+        .tempdir_in(&dir)
+        .with_context(|| format!("cannot create a temporary folder in {}", dir.display()))
+}
+
+/// Puts the complete folder `tmp` at `target` in one step, replacing whatever is there (a
+/// folder, a file): renamed into place, or, where `target` exists, swapped with it atomically
+/// (`renameat2(RENAME_EXCHANGE)`) and the old one removed after. A reader, or another writer
+/// doing the same at the same time, sees the old whole or a new whole, never a mix. Gives the
+/// folder the mode a new folder gets (0777 minus the umask).
+pub fn install_dir(tmp: tempfile::TempDir, target: &Path) -> Result<()> {
+    let tmp = tmp.keep();
+    make_dir_readable(&tmp);
+    let fail = |e: std::io::Error, tmp: &Path| {
+        let _ = std::fs::remove_dir_all(tmp);
+        Err(e).with_context(|| format!("cannot put {} in place", target.display()))
+    };
+    for _ in 0..100 {
+        match std::fs::rename(&tmp, target) {
+            Ok(()) => return Ok(()),
+            Err(e) if std::fs::symlink_metadata(target).is_err() => {
+                if e.kind() == std::io::ErrorKind::NotFound {
+                    continue;
+                }
+                return fail(e, &tmp);
+            }
+            Err(_) => {}
+        }
+        // `target` exists and is not an empty folder: swap.
+        let c = |p: &Path| {
+            std::ffi::CString::new(p.as_os_str().as_encoded_bytes()).expect("no NUL in a path")
+        };
+        let (a, b) = (c(&tmp), c(target));
+        // SAFETY: two NUL-terminated paths; renameat2 only reads them.
+        let rc = unsafe {
+            libc::renameat2(
+                libc::AT_FDCWD,
+                a.as_ptr(),
+                libc::AT_FDCWD,
+                b.as_ptr(),
+                libc::RENAME_EXCHANGE,
+            )
+        };
+        if rc == 0 {
+            // `tmp` now holds what was there.
+            let old = std::fs::symlink_metadata(&tmp);
+            let removed = match old {
+                Ok(m) if m.is_dir() => std::fs::remove_dir_all(&tmp),
+                _ => std::fs::remove_file(&tmp),
+            };
+            return removed.with_context(|| format!("cannot remove the old {}", target.display()));
+        }
+        let e = std::io::Error::last_os_error();
+        match e.raw_os_error() {
+            // Gone between the two calls: rename again.
+            Some(libc::ENOENT) => continue,
+            // A file system without the exchange: move the old aside first.
+            Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+                let aside = tmp.with_extension("old");
+                if let Err(e) = std::fs::rename(target, &aside) {
+                    return fail(e, &tmp);
+                }
+                if let Err(e) = std::fs::rename(&tmp, target) {
+                    let _ = std::fs::rename(&aside, target);
+                    return fail(e, &tmp);
+                }
+                let removed = if aside.is_dir() {
+                    std::fs::remove_dir_all(&aside)
+                } else {
+                    std::fs::remove_file(&aside)
+                };
+                return removed
+                    .with_context(|| format!("cannot remove the old {}", target.display()));
+            }
+            _ => return fail(e, &tmp),
+        }
+    }
+    fail(
+        std::io::Error::other("it kept changing under another writer"),
+        &tmp,
+    )
 }
 
 /// [`remove_stale_parts`] at most once per folder and process: the first write into a folder
@@ -198,7 +325,15 @@ pub fn remove_stale_parts(dir: &Path) -> Result<Vec<PathBuf>> {
             PartWriter::Process { pid, host: h } if h == host => pid != me && !process_alive(pid),
             _ => old(),
         };
-        if stale && std::fs::remove_file(entry.path()).is_ok() {
+        if !stale {
+            continue;
+        }
+        let gone = if entry.file_type().is_ok_and(|t| t.is_dir()) {
+            std::fs::remove_dir_all(entry.path())
+        } else {
+            std::fs::remove_file(entry.path())
+        };
+        if gone.is_ok() {
             removed.push(entry.path());
         }
     }

@@ -8,6 +8,11 @@ pub trait Progress: Sync {
     fn advance(&self, _docs: u64, _bytes: u64, _tokens: u64) {}
     /// The stage is done.
     fn finish(&self) {}
+    /// A stage counted in other units than documents (bootstrap replicates, say); `advance`
+    /// then counts them in its first argument.
+    fn start_counting(&self, label: &str, total: u64, _unit: &str) {
+        self.start(label, Some(total));
+    }
 }
 
 /// Reports nothing.

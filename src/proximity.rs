@@ -438,6 +438,8 @@ pub struct Query<'a> {
     pub mix: Option<MixSpec>,
     /// Bootstrap replicates and seed (needs profiles with per-document counts).
     pub bootstrap: Option<(usize, u64)>,
+    /// Where the bootstrap reports its replicates.
+    pub progress: &'a dyn crate::progress::Progress,
 }
 
 fn token_weight(mix: &MixSpec, p: &Profile, m: &Profile) -> f64 {
@@ -580,6 +582,7 @@ fn bootstrap(
     if b < 2 {
         bail!("--bootstrap needs at least 2 replicates");
     }
+    crate::stats::check_bootstrap(b, "--bootstrap")?;
     if q.metrics.iter().any(|m| m.needs_ngrams()) {
         bail!("--bootstrap supports the unigram metrics only (not ngram-cosine)");
     }
@@ -595,6 +598,8 @@ fn bootstrap(
         })
         .collect::<Result<_>>()?;
     let vocab = all[0].unigram.len();
+    q.progress
+        .start_counting("bootstrap", b as u64, "replicates");
     // replicate → [metric][corpus] sim
     let reps: Vec<Vec<Vec<f64>>> = (0..b)
         .into_par_iter()
@@ -615,12 +620,16 @@ fn bootstrap(
                     Dist::from_counts(&counts)
                 })
                 .collect();
-            q.metrics
+            let sims = q
+                .metrics
                 .iter()
                 .map(|m| sims_for(*m, &dists, weights, &q.options))
-                .collect()
+                .collect();
+            q.progress.advance(1, 0, 0);
+            sims
         })
         .collect::<Result<_>>()?;
+    q.progress.finish();
     let n = all.len();
     let mut sim_ci = Vec::new();
     let mut pa_ci = Vec::new();

@@ -89,6 +89,7 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
     if n < 3 {
         bail!("a regression needs at least 3 points, got {n}");
     }
+    crate::stats::check_bootstrap(bootstrap, "--bootstrap")?;
     let var = |v: &[f64]| {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         v.iter().map(|a| (a - m).powi(2)).sum::<f64>()

@@ -152,17 +152,18 @@ pub fn write(
         }
     }
     let dir = out.join(&card.name);
-    // Folders this call creates are removed again if it fails: a failed run leaves nothing.
-    let created: Vec<&Path> = [out, dir.as_path()]
-        .into_iter()
-        .filter(|d| !d.exists())
-        .collect();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    let r = write_into(card, tok, sample, val_docs, &dir, eos, progress);
-    if r.is_err() {
-        for d in created.iter().rev() {
-            let _ = std::fs::remove_dir(d); // only when empty
-        }
+    // The corpus is written into a temporary folder beside DIR/NAME and put in place whole:
+    // a failed run leaves nothing, and two runs into the same folder at once leave one
+    // run's files, never a mix. A folder `out` this call creates is removed again on failure.
+    let created = !out.exists();
+    std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let r = crate::paths::temp_dir_for(&dir).and_then(|tmp| {
+        let meta = write_into(card, tok, sample, val_docs, tmp.path(), eos, progress)?;
+        crate::paths::install_dir(tmp, &dir)?;
+        Ok(meta)
+    });
+    if r.is_err() && created {
+        let _ = std::fs::remove_dir(out); // only when empty
     }
     r
 }

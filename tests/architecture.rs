@@ -20,6 +20,7 @@ const LAYERS: &[&str] = &[
     "stats",
     "progress",
     "plot",
+    "hf_config",
     // the pipeline
     "catalog",
     "demo",

@@ -478,3 +478,50 @@ fn profiles_say_which_encoder_ran() {
     assert_eq!(f.ngrams, h.ngrams);
     assert_eq!(f.totals, h.totals);
 }
+
+/// Pre-tokens longer than two windows (a long run of letters, digits, base64, minified JSON,
+/// a repeated word) are encoded window by window in bounded memory, and give HF's ids, which
+/// HF computes on the whole pre-token.
+#[test]
+fn long_pre_tokens_encode_identically_in_windows() {
+    let Some(tok) = pythia(EngineChoice::Fast) else {
+        return;
+    };
+    let window = mtkit::tokenize::fast::LONG_PIECE_WINDOW;
+    let mut g = Gen(0x5eed);
+    let base64: String = (0..5 * window)
+        .map(|_| {
+            b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/"[g.below(64)] as char
+        })
+        .collect();
+    let digits: String = (0..3 * window)
+        .map(|_| (b'0' + g.below(10) as u8) as char)
+        .collect();
+    let json: String = (0..window / 4)
+        .map(|i| format!("{{\"k{i}\":[{},{}]}},", i * 7, i % 13))
+        .collect::<String>()
+        .replace(' ', "");
+    let texts = [
+        "x".repeat(6 * window),
+        base64,
+        digits,
+        "abracadabra".repeat(window / 2),
+        "Ünïcödé".repeat(window / 3),
+        json,
+    ];
+    for t in &texts {
+        assert!(t.len() > 2 * window);
+        let (hf, fast) = (
+            tok.encode_hf(t, None).unwrap(),
+            tok.encode(t, None).unwrap(),
+        );
+        let first = hf.iter().zip(&fast).position(|(a, b)| a != b);
+        assert!(
+            hf == fast,
+            "{}…: {} ids from HF, {} from the fast path, first difference at {first:?}",
+            &t[..40],
+            hf.len(),
+            fast.len()
+        );
+    }
+}

@@ -356,17 +356,74 @@ fn profiles_and_token_files_survive_mutated_files() {
     drive("token_file", mtkit::fuzz::fuzz_token_file, &[token_file]);
 }
 
+/// A fuzz input of `fuzz_hf_folder`: mode, config.json, the rest.
+fn hf_input(mode: u8, config: &str, rest: &[u8]) -> Vec<u8> {
+    let mut v = vec![mode];
+    v.extend_from_slice(&(config.len() as u16).to_le_bytes());
+    v.extend_from_slice(config.as_bytes());
+    v.extend_from_slice(rest);
+    v
+}
+
+/// Hugging Face folders (config.json and safetensors headers) with the hostile values a review
+/// found (issue 23) among the seeds: huge shape keys, eps ≤ 0, rotary keys that disagree, a
+/// zero context, a config that is an array or overflows, a weight map out of the folder,
+/// truncated weights.
+#[test]
+fn hugging_face_folders_survive_mutated_files() {
+    let weights = mtkit::fuzz::small_safetensors();
+    let good = mtkit::fuzz::SMALL_CONFIG;
+    // The unmutated seed passes every check: the harness reads a real folder's shape.
+    {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("config.json"), good).unwrap();
+        std::fs::write(dir.path().join("model.safetensors"), &weights).unwrap();
+        let shape = mtkit::hf_config::parse_config(good, &dir.path().join("config.json")).unwrap();
+        let h = mtkit::hf_config::read_safetensors_header(&dir.path().join("model.safetensors"))
+            .unwrap();
+        mtkit::hf_config::check_shape_against(&shape, &h, &dir.path().join("config.json")).unwrap();
+    }
+    let with = |key: &str, value: &str| {
+        let mut v: serde_json::Value = serde_json::from_str(good).unwrap();
+        v[key] = serde_json::from_str(value).unwrap();
+        v.to_string()
+    };
+    let index = r#"{"weight_map": {"gpt_neox.embed_in.weight": "w.safetensors", "embed_out.weight": "w.safetensors"}}"#;
+    let seeds = vec![
+        hf_input(0, good, &weights),
+        hf_input(1, good, index.as_bytes()),
+        hf_input(0, &with("hidden_size", "1000000000"), &weights),
+        hf_input(0, &with("intermediate_size", "1000000000000000"), &weights),
+        hf_input(0, &with("vocab_size", "1099511627776"), &weights),
+        hf_input(0, &with("num_hidden_layers", "1000000000000"), &weights),
+        hf_input(0, &with("layer_norm_eps", "-1"), &weights),
+        hf_input(0, &with("rotary_pct", "0.25"), &weights),
+        hf_input(0, &with("max_position_embeddings", "0"), &weights),
+        hf_input(0, "[1, 2, 3]", &weights),
+        hf_input(
+            0,
+            r#"{"model_type": "gpt_neox", "hidden_size": 1e999}"#,
+            &weights,
+        ),
+        hf_input(1, good, br#"{"weight_map": {"x": "../../../etc/passwd"}}"#),
+        hf_input(0, good, &weights[..weights.len() / 2]),
+        hf_input(0, good, &weights[..12]),
+    ];
+    drive("hf_folder", mtkit::fuzz::fuzz_hf_folder, &seeds);
+}
+
 /// Every input a fuzzer ever crashed on, kept under tests/fuzz-regressions/TARGET/, replayed.
 #[test]
 fn inputs_that_once_crashed_stay_fixed() {
     type Target = fn(&[u8]);
-    let targets: [(&str, Target); 6] = [
+    let targets: [(&str, Target); 7] = [
         ("corpus_file", mtkit::fuzz::fuzz_corpus_file),
         ("template", mtkit::fuzz::fuzz_template),
         ("catalog", mtkit::fuzz::fuzz_catalog),
         ("run_config", mtkit::fuzz::fuzz_run_config),
         ("profile", mtkit::fuzz::fuzz_profile),
         ("token_file", mtkit::fuzz::fuzz_token_file),
+        ("hf_folder", mtkit::fuzz::fuzz_hf_folder),
     ];
     let mut n = 0;
     for (name, target) in targets {

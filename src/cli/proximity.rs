@@ -95,6 +95,9 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     for path in &a.plot {
         mtkit::plot::ImageFormat::of(path)?;
     }
+    if let Some(b) = a.bootstrap {
+        mtkit::stats::check_bootstrap(b, "--bootstrap")?;
+    }
     let opts = profile_options(&a, &metrics);
     let profiles = load_profiles(&a.corpora, &a.corpus, &opts)?;
     let refs: Vec<&Profile> = profiles.iter().collect();
@@ -119,6 +122,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
             },
         }),
         bootstrap: a.bootstrap.map(|b| (b, a.corpus.sample.seed)),
+        progress: &mtkit::cli_support::progress::Bar::new(a.corpus.quiet),
     };
     let rows = compute(&q)?;
     let csv = to_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());

@@ -76,6 +76,7 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
 }
 
 fn run_regress(a: RegressArgs) -> Result<()> {
+    mtkit::stats::check_bootstrap(a.bootstrap, "--bootstrap")?;
     for path in &a.plot {
         mtkit::plot::ImageFormat::of(path)?;
     }

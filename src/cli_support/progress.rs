@@ -9,6 +9,8 @@ use std::time::Instant;
 /// A progress bar on stderr: documents, documents/s, MB/s, tokens.
 pub struct Bar {
     bar: Mutex<Option<ProgressBar>>,
+    /// Set by `start_counting`: a plain count of these units, no bytes or tokens.
+    unit: Mutex<Option<String>>,
     quiet: bool,
     bytes: AtomicU64,
     tokens: AtomicU64,
@@ -19,6 +21,7 @@ impl Bar {
     pub fn new(quiet: bool) -> Bar {
         Bar {
             bar: Mutex::new(None),
+            unit: Mutex::new(None),
             quiet,
             bytes: AtomicU64::new(0),
             tokens: AtomicU64::new(0),
@@ -32,6 +35,7 @@ impl Progress for Bar {
         if self.quiet {
             return;
         }
+        *self.unit.lock().unwrap() = None;
         let pb = match total {
             Some(n) => ProgressBar::new(n),
             None => ProgressBar::new_spinner(),
@@ -59,6 +63,9 @@ impl Progress for Bar {
         let t = self.tokens.fetch_add(tokens, Ordering::Relaxed) + tokens;
         if let Some(pb) = self.bar.lock().unwrap().as_ref() {
             pb.inc(docs);
+            if self.unit.lock().unwrap().is_some() {
+                return;
+            }
             let secs = self
                 .started
                 .lock()
@@ -79,5 +86,23 @@ impl Progress for Bar {
         if let Some(pb) = self.bar.lock().unwrap().take() {
             pb.finish_and_clear();
         }
+    }
+
+    fn start_counting(&self, label: &str, total: u64, unit: &str) {
+        if self.quiet {
+            return;
+        }
+        let pb = ProgressBar::new(total);
+        pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        pb.set_style(
+            ProgressStyle::with_template(&format!(
+                "{{prefix:>16}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{eta}})"
+            ))
+            .expect("template")
+            .progress_chars("=> "),
+        );
+        pb.set_prefix(label.to_string());
+        *self.unit.lock().unwrap() = Some(unit.to_string());
+        *self.bar.lock().unwrap() = Some(pb);
     }
 }

@@ -300,12 +300,65 @@ impl FastPath {
     /// The BPE ids of one pre-token, appended to `out`.
     pub fn encode_piece(&self, bpe: &BPE, piece: &str, out: &mut Vec<u32>) -> Result<()> {
         let mapped: String = piece.bytes().map(|b| self.byte_char[b as usize]).collect();
-        let toks = bpe
-            .tokenize(&mapped)
-            .map_err(|e| anyhow!("tokenizer failed on {piece:?}: {e}"))?;
-        out.extend(toks.iter().map(|t| t.id));
-        Ok(())
+        let tokenize = |s: &str| {
+            bpe.tokenize(s).map_err(|e| {
+                let shown: String = piece.chars().take(40).collect();
+                anyhow!("tokenizer failed on the pre-token starting {shown:?}: {e}")
+            })
+        };
+        if mapped.len() <= 2 * LONG_PIECE_WINDOW {
+            out.extend(tokenize(&mapped)?.iter().map(|t| t.id));
+            return Ok(());
+        }
+        encode_long_piece(&mapped, &tokenize, out)
     }
+}
+
+/// Pre-tokens longer than twice this many bytes (a run of a megabyte without a space or a
+/// punctuation mark: base64, minified data, one long number) are encoded window by window,
+/// so that memory stays proportional to the window: HF's BPE holds about 50 bytes per byte of
+/// a pre-token (10 GB for a 200 MB one), and a document's size is otherwise the bound.
+pub const LONG_PIECE_WINDOW: usize = 1 << 16;
+
+/// The ids of a long mapped pre-token, window by window: the BPE of a window and of one twice
+/// as long are computed from the same start, and the tokens they agree on (ids and byte
+/// offsets), up to three quarters of the shorter window, are taken; the next windows start
+/// where those end. Where the two never agree, windows double, up to the whole rest. Checked
+/// to give HF's own ids on long runs of letters, digits, base64 and minified JSON
+/// (tokenize::tests).
+fn encode_long_piece(
+    mapped: &str,
+    tokenize: &dyn Fn(&str) -> Result<Vec<tokenizers::Token>>,
+    out: &mut Vec<u32>,
+) -> Result<()> {
+    let boundary = |mut i: usize| {
+        while i < mapped.len() && !mapped.is_char_boundary(i) {
+            i += 1;
+        }
+        i.min(mapped.len())
+    };
+    let mut start = 0;
+    let mut w = LONG_PIECE_WINDOW;
+    while mapped.len() - start > 2 * w {
+        let (e1, e2) = (boundary(start + w), boundary(start + 2 * w));
+        let a = tokenize(&mapped[start..e1])?;
+        let b = tokenize(&mapped[start..e2])?;
+        let safe = 3 * (e1 - start) / 4;
+        let keep = a
+            .iter()
+            .zip(&b)
+            .take_while(|(x, y)| x.id == y.id && x.offsets == y.offsets && x.offsets.1 <= safe)
+            .count();
+        if keep == 0 || a[keep - 1].offsets.1 < (e1 - start) / 4 {
+            w *= 2;
+            continue;
+        }
+        out.extend(a[..keep].iter().map(|t| t.id));
+        start += a[keep - 1].offsets.1;
+        w = LONG_PIECE_WINDOW;
+    }
+    out.extend(tokenize(&mapped[start..])?.iter().map(|t| t.id));
+    Ok(())
 }
 
 fn nfc_of(s: &str) -> String {

@@ -66,6 +66,11 @@ pub fn shared_catalog() -> Option<PathBuf> {
 /// The `mtkit` binary under test. The mtkit-train package's tests (which include these
 /// helpers) find it beside `mtkit-train`: one `cargo test --workspace` builds both.
 pub fn mtkit_binary() -> PathBuf {
+    // MTKIT_TEST_BIN_DIR runs the binary tests against another build (an older commit's, to
+    // see a regression test fail there).
+    if let Some(d) = std::env::var_os("MTKIT_TEST_BIN_DIR").filter(|d| !d.is_empty()) {
+        return PathBuf::from(d).join("mtkit");
+    }
     if let Some(p) = option_env!("CARGO_BIN_EXE_mtkit") {
         return PathBuf::from(p);
     }

@@ -18,19 +18,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
+use mtkit::hf_config;
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 use crate::model::ModelSpec;
 
 /// The model weights' file in an exported folder.
-pub const WEIGHTS_FILE: &str = "model.safetensors";
+pub const WEIGHTS_FILE: &str = hf_config::WEIGHTS_FILE;
 /// AdamW's moments and step count, for runs that continue from an exported folder.
 pub const OPTIMIZER_FILE: &str = "mtkit-optimizer.safetensors";
 /// The weights of checkpoints saved before safetensors (a torch.save pickle).
 pub const PICKLE_FILE: &str = "pytorch_model.bin";
 /// transformers' name prefix of the decoder's parameters.
-const DECODER_PREFIX: &str = "gpt_neox.";
+const DECODER_PREFIX: &str = hf_config::DECODER_PREFIX;
 
 /// Whether `dir` looks like a Hugging Face model folder (it has a config.json).
 pub fn is_hf_folder(dir: &Path) -> bool {
@@ -44,129 +45,21 @@ pub struct HfModel {
     pub spec: ModelSpec,
     /// End-of-text id, when the config names one.
     pub eos_token_id: Option<i64>,
+    /// max_position_embeddings, when the config gives it: the context `model generate` keeps
+    /// within.
+    pub max_positions: Option<i64>,
 }
 
-/// Reads `dir/config.json` as a GPT-NeoX shape, refusing (by key) what mtkit's model cannot
-/// represent. Shape keys must be present: transformers' defaults for them are those of
-/// GPT-NeoX-20B, so a config without them is almost certainly a broken conversion.
+/// Reads `dir/config.json` as a GPT-NeoX shape, refusing (by key) what is malformed or what
+/// mtkit's model cannot represent ([`mtkit::hf_config::parse_config`]). Shape keys must be
+/// present: transformers' defaults for them are those of GPT-NeoX-20B, so a config without
+/// them is almost certainly a broken conversion. The weights are not looked at: use
+/// [`read_model`] before building a model.
 pub fn read_config(dir: &Path) -> Result<HfModel> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let cfg: Value = serde_json::from_str(&text)
-        .with_context(|| format!("{} is not valid JSON", path.display()))?;
-    let bad = |key: &str, why: String| anyhow!("{}: `{key}` {why}", path.display());
-    let model_type = cfg.get("model_type").and_then(Value::as_str).unwrap_or("");
-    if model_type != "gpt_neox" {
-        bail!(bad(
-            "model_type",
-            format!("is {model_type:?}; mtkit's model is GPT-NeoX (`gpt_neox`, as Pythia)")
-        ));
-    }
-    let int = |key: &str| -> Result<i64> {
-        match cfg.get(key) {
-            Some(v) => v
-                .as_i64()
-                .filter(|&n| n > 0)
-                .ok_or_else(|| bad(key, format!("is {v}; it must be a positive integer"))),
-            None => Err(bad(
-                key,
-                "is missing; mtkit needs every shape key set (transformers would silently take GPT-NeoX-20B's value)".into(),
-            )),
-        }
-    };
-    let float = |v: Option<&Value>, key: &str, default: f64| -> Result<f64> {
-        match v {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_f64()
-                .filter(|x| x.is_finite())
-                .ok_or_else(|| bad(key, format!("is {v}; it must be a number"))),
-        }
-    };
-    let flag = |key: &str, default: bool| -> Result<bool> {
-        match cfg.get(key) {
-            None | Some(Value::Null) => Ok(default),
-            Some(v) => v
-                .as_bool()
-                .ok_or_else(|| bad(key, format!("is {v}; it must be true or false"))),
-        }
-    };
-    let (d_model, layers, heads, intermediate, vocab) = (
-        int("hidden_size")?,
-        int("num_hidden_layers")?,
-        int("num_attention_heads")?,
-        int("intermediate_size")?,
-        int("vocab_size")?,
-    );
-    if d_model % heads != 0 {
-        bail!(bad(
-            "num_attention_heads",
-            format!("is {heads}, which does not divide hidden_size {d_model}")
-        ));
-    }
-    // transformers 5 keeps rotary settings in `rope_parameters`; 4 in top-level keys.
-    let rope = cfg.get("rope_parameters").filter(|v| !v.is_null());
-    let rope_type = rope
-        .and_then(|r| r.get("rope_type"))
-        .and_then(Value::as_str)
-        .unwrap_or("default");
-    if rope_type != "default" {
-        bail!(bad(
-            "rope_parameters.rope_type",
-            format!("is {rope_type:?}; mtkit's rotary embedding is the default (unscaled) one")
-        ));
-    }
-    if cfg.get("rope_scaling").is_some_and(|v| !v.is_null()) {
-        bail!(bad(
-            "rope_scaling",
-            "is set; mtkit's rotary embedding is unscaled".into()
-        ));
-    }
-    let rotary_pct = match rope.and_then(|r| r.get("partial_rotary_factor")) {
-        Some(v) => float(Some(v), "rope_parameters.partial_rotary_factor", 0.25)?,
-        None => float(cfg.get("rotary_pct"), "rotary_pct", 0.25)?,
-    };
-    let rotary_base = match rope.and_then(|r| r.get("rope_theta")) {
-        Some(v) => float(Some(v), "rope_parameters.rope_theta", 10_000.0)?,
-        None => float(cfg.get("rotary_emb_base"), "rotary_emb_base", 10_000.0)?,
-    };
-    if !(rotary_pct > 0.0 && rotary_pct <= 1.0) {
-        bail!(bad(
-            "rotary_pct",
-            format!("is {rotary_pct}; it must be in (0, 1]")
-        ));
-    }
-    let layer_norm_eps = float(cfg.get("layer_norm_eps"), "layer_norm_eps", 1e-5)?;
-    let act = cfg
-        .get("hidden_act")
-        .and_then(Value::as_str)
-        .unwrap_or("gelu");
-    if act != "gelu" {
-        bail!(bad(
-            "hidden_act",
-            format!("is {act:?}; mtkit's MLP uses the exact GELU (`gelu`, as Pythia)")
-        ));
-    }
-    if !flag("use_parallel_residual", true)? {
-        bail!(bad(
-            "use_parallel_residual",
-            "is false; mtkit's blocks are parallel (x + Attn(LN1 x) + MLP(LN2 x), as Pythia)"
-                .into()
-        ));
-    }
-    if flag("tie_word_embeddings", false)? {
-        bail!(bad(
-            "tie_word_embeddings",
-            "is true; mtkit keeps the input and output embeddings separate (as Pythia)".into()
-        ));
-    }
-    if !flag("attention_bias", true)? {
-        bail!(bad(
-            "attention_bias",
-            "is false; mtkit's attention projections have biases (as Pythia)".into()
-        ));
-    }
+    let s = hf_config::parse_config(&text, &path)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -174,17 +67,58 @@ pub fn read_config(dir: &Path) -> Result<HfModel> {
     Ok(HfModel {
         spec: ModelSpec {
             preset: format!("hf:{name}"),
-            layers,
-            d_model,
-            heads,
-            vocab,
-            intermediate,
-            rotary_pct,
-            rotary_base,
-            layer_norm_eps,
+            layers: s.layers,
+            d_model: s.d_model,
+            heads: s.heads,
+            vocab: s.vocab,
+            intermediate: s.intermediate,
+            rotary_pct: s.rotary_pct,
+            rotary_base: s.rotary_base,
+            layer_norm_eps: s.layer_norm_eps,
         },
-        eos_token_id: cfg.get("eos_token_id").and_then(Value::as_i64),
+        eos_token_id: s.eos_token_id,
+        max_positions: s.max_positions,
     })
+}
+
+/// [`read_config`], with the shape checked against the weights' safetensors headers and the
+/// machine's memory before anything is allocated: a config.json whose sizes the weights do not
+/// have is refused naming the key, a truncated or damaged file naming the file.
+pub fn read_model(dir: &Path) -> Result<HfModel> {
+    let m = read_config(dir)?;
+    let files = weight_files(dir)?;
+    let mut headers = BTreeMap::new();
+    for f in &files {
+        headers.extend(hf_config::read_safetensors_header(f)?);
+    }
+    let path = dir.join("config.json");
+    let shape = hf_config::parse_config(&std::fs::read_to_string(&path)?, &path)?;
+    hf_config::check_shape_against(&shape, &headers, &path)
+        .with_context(|| format!("{} does not match its weights", dir.display()))?;
+    hf_config::check_memory(&headers, dir)?;
+    Ok(m)
+}
+
+/// The safetensors files of a folder, or the error that says what it holds instead (a pickle,
+/// nothing).
+fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
+    let files = hf_config::weight_files(dir)?;
+    if !files.is_empty() {
+        return Ok(files);
+    }
+    if dir.join(PICKLE_FILE).is_file() || dir.join("pytorch_model.bin.index.json").is_file() {
+        // Checkpoints from before safetensors hold a torch.save pickle of an OrderedDict,
+        // which LibTorch's reader does not take (it reads plain dicts only); running Python's
+        // unpickler on downloaded files is what safetensors exists to avoid.
+        bail!(
+            "{} holds pytorch_model.bin (a torch.save pickle), which mtkit does not read; convert it once to safetensors with transformers: python -c \"from transformers import AutoModelForCausalLM as M; M.from_pretrained('{0}').save_pretrained('{0}')\"",
+            dir.display()
+        );
+    }
+    bail!(
+        "{} has no {WEIGHTS_FILE}, model.safetensors.index.json or {PICKLE_FILE}",
+        dir.display()
+    )
 }
 
 /// transformers' name of an mtkit parameter.
@@ -211,44 +145,18 @@ fn mtkit_name(hf: &str) -> Option<String> {
     (!buffer).then(|| stripped.to_string())
 }
 
-/// The weights of a Hugging Face folder, by mtkit name, in fp32 on the CPU.
+/// The weights of a Hugging Face folder, by mtkit name, in fp32 on the CPU (each file's
+/// header checked first, so that a damaged one is named as such).
 pub fn read_weights(dir: &Path) -> Result<BTreeMap<String, Tensor>> {
-    let single = dir.join(WEIGHTS_FILE);
-    let index = dir.join("model.safetensors.index.json");
-    let files: Vec<PathBuf> = if single.is_file() {
-        vec![single]
-    } else if index.is_file() {
-        let text = std::fs::read_to_string(&index)
-            .with_context(|| format!("cannot read {}", index.display()))?;
-        let v: Value = serde_json::from_str(&text)
-            .with_context(|| format!("{} is not valid JSON", index.display()))?;
-        let map = v
-            .get("weight_map")
-            .and_then(Value::as_object)
-            .ok_or_else(|| anyhow!("{}: no `weight_map`", index.display()))?;
-        let mut names: Vec<&str> = map.values().filter_map(Value::as_str).collect();
-        names.sort_unstable();
-        names.dedup();
-        names.into_iter().map(|n| dir.join(n)).collect()
-    } else if dir.join(PICKLE_FILE).is_file() || dir.join("pytorch_model.bin.index.json").is_file()
-    {
-        // Checkpoints from before safetensors hold a torch.save pickle of an OrderedDict,
-        // which LibTorch's reader does not take (it reads plain dicts only); running Python's
-        // unpickler on downloaded files is what safetensors exists to avoid.
-        bail!(
-            "{} holds pytorch_model.bin (a torch.save pickle), which mtkit does not read; convert it once to safetensors with transformers: python -c \"from transformers import AutoModelForCausalLM as M; M.from_pretrained('{0}').save_pretrained('{0}')\"",
-            dir.display()
-        );
-    } else {
-        bail!(
-            "{} has no {WEIGHTS_FILE}, model.safetensors.index.json or {PICKLE_FILE}",
-            dir.display()
-        );
-    };
     let mut out = BTreeMap::new();
-    for f in files {
-        let tensors = Tensor::read_safetensors(&f)
-            .map_err(|e| anyhow!("cannot read {}: {e}", f.display()))?;
+    for f in weight_files(dir)? {
+        hf_config::read_safetensors_header(&f)?;
+        let tensors = Tensor::read_safetensors(&f).map_err(|e| {
+            anyhow!(
+                "{} is truncated or damaged (the safetensors reader says: {e})",
+                f.display()
+            )
+        })?;
         for (name, t) in tensors {
             if let Some(n) = mtkit_name(&name) {
                 if !t.is_floating_point() {
@@ -356,6 +264,20 @@ pub struct ExportSource {
     pub eos_id: Option<i64>,
     /// The longest sequence the model was trained on.
     pub max_seq_len: u64,
+    /// config.json's max_position_embeddings, for a Hugging Face folder that gives it.
+    pub max_positions: Option<i64>,
+}
+
+impl ExportSource {
+    /// The model's context in positions: config.json's max_position_embeddings where a folder
+    /// gives it, else the longest trained sequence or 2,048 (Pythia's), whichever is more.
+    /// An export writes it as max_position_embeddings; `model generate` keeps within it.
+    pub fn context(&self) -> u64 {
+        match self.max_positions {
+            Some(p) => p as u64,
+            None => self.max_seq_len.max(2048),
+        }
+    }
 }
 
 /// What an export wrote.
@@ -433,31 +355,19 @@ pub fn export(
             src.spec.vocab
         );
     }
-    if out.exists() && !force {
+    if std::fs::symlink_metadata(out).is_ok() && !force {
         bail!(
             "{} already exists; remove it, choose another -o, or pass --force to replace it",
             out.display()
         );
     }
-    let parent = match out.parent() {
-        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-        _ => PathBuf::from("."),
-    };
-    std::fs::create_dir_all(&parent)
-        .with_context(|| format!("cannot create {}", parent.display()))?;
-    let name = out
-        .file_name()
-        .ok_or_else(|| anyhow!("-o {} names no folder", out.display()))?
-        .to_string_lossy()
-        .into_owned();
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{name}.mtkit-{}.", std::process::id()))
-        .suffix(".part")
-        .tempdir_in(&parent)
-        .with_context(|| format!("cannot create a folder in {}", parent.display()))?;
+    if out.file_name().is_none() {
+        bail!("-o {} names no folder", out.display());
+    }
+    let tmp = mtkit::paths::temp_dir_for(out)?;
     let dir = tmp.path();
     let eos = mtkit::token_files::eos_id(tokenizer).ok();
-    let max_positions = src.max_seq_len.max(2048);
+    let max_positions = src.context();
     let mut files = Vec::new();
     let mut write_json = |file: &str, v: &Value| -> Result<()> {
         let mut text = serde_json::to_string_pretty(v)?;
@@ -513,22 +423,8 @@ pub fn export(
         write_safetensors(&dir.join(OPTIMIZER_FILE), &named)?;
         files.push(OPTIMIZER_FILE.into());
     }
-    let tmp_path = tmp.keep();
-    mtkit::paths::make_readable(&tmp_path);
-    if out.exists() {
-        let old = parent.join(format!(".{name}.mtkit-{}.old", std::process::id()));
-        std::fs::rename(out, &old)
-            .with_context(|| format!("cannot move {} aside", out.display()))?;
-        std::fs::rename(&tmp_path, out).with_context(|| {
-            format!("cannot rename {} to {}", tmp_path.display(), out.display())
-        })?;
-        std::fs::remove_dir_all(&old)
-            .with_context(|| format!("cannot remove {}", old.display()))?;
-    } else {
-        std::fs::rename(&tmp_path, out).with_context(|| {
-            format!("cannot rename {} to {}", tmp_path.display(), out.display())
-        })?;
-    }
+    // In place whole, replacing (with --force) whatever is there: a folder, a file, a link.
+    mtkit::paths::install_dir(tmp, out)?;
     let parameters = src.params.values().map(|t| t.numel() as i64).sum();
     Ok(Exported { files, parameters })
 }

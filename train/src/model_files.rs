@@ -35,7 +35,7 @@ pub fn newest_checkpoint(run: &Path) -> Result<PathBuf> {
 /// export needs besides the weights.
 pub fn open(path: &Path) -> Result<ExportSource> {
     if hf::is_hf_folder(path) {
-        let m = hf::read_config(path)?;
+        let m = hf::read_model(path)?;
         return Ok(ExportSource {
             params: hf::read_weights(path)?,
             optimizer: hf::read_optimizer(path)?,
@@ -43,6 +43,7 @@ pub fn open(path: &Path) -> Result<ExportSource> {
             eos_id: m.eos_token_id,
             tokenizer_sha256: None,
             max_seq_len: 0,
+            max_positions: m.max_positions,
         });
     }
     let file = if path.is_dir() {
@@ -99,6 +100,7 @@ pub fn open(path: &Path) -> Result<ExportSource> {
         tokenizer_sha256: saved.tokenizer_sha256,
         eos_id: saved.eos_id.map(i64::from),
         max_seq_len,
+        max_positions: None,
     })
 }
 

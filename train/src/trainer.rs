@@ -397,7 +397,7 @@ pub fn configure_attention(device: Device) -> Result<Vec<SdpBackend>> {
 /// The shape of a run that starts from the Hugging Face folder `dir`: its config.json's,
 /// which the run's `preset` (when given) must agree with, and which must hold the data's ids.
 fn init_spec(dir: &Path, preset: &str, data_vocab: usize) -> Result<ModelSpec> {
-    let spec = crate::hf::read_config(dir)
+    let spec = crate::hf::read_model(dir)
         .with_context(|| format!("init folder {}", dir.display()))?
         .spec;
     if !preset.is_empty() {

@@ -189,7 +189,7 @@ impl Plan {
         let p = &self.plan;
         match &p.init {
             Some(dir) => {
-                crate::hf::read_config(dir)?;
+                crate::hf::read_model(dir)?;
             }
             None if p.preset.is_empty() => {
                 bail!("[plan] needs `preset` (a model shape) or `init` (a Hugging Face folder to start from)")

@@ -1,8 +1,8 @@
 //! `mtkit model info|export|generate`: model shapes, Hugging Face folders out, greedy ids.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand, ValueEnum};
 
 use mtkit::cli_support::args::TokenizerArgs;
@@ -78,14 +78,26 @@ pub struct ExportArgs {
 
 /// Greedy decoding from a prompt of token ids; prints the new ids, comma-separated, on one
 /// line. Stops after the model's end-of-text id (as transformers' `generate` does) unless
-/// --no-eos.
+/// --no-eos, and at the end of the model's context (max_position_embeddings; for an mtkit
+/// checkpoint its longest training sequence or 2,048): a prompt that fills it is refused, and
+/// --max-new-tokens is cut to what is left, with a note.
 #[derive(Args, Debug)]
 pub struct GenerateArgs {
     /// A Hugging Face folder, a checkpoint file, or a run folder (its newest checkpoint).
     model: PathBuf,
     /// Prompt token ids, comma-separated.
-    #[arg(long, value_name = "IDS", value_delimiter = ',', required = true)]
+    #[arg(
+        long,
+        value_name = "IDS",
+        value_delimiter = ',',
+        required_unless_present = "prompt_ids_file",
+        conflicts_with = "prompt_ids_file"
+    )]
     prompt_ids: Vec<i64>,
+    /// A file of prompt token ids separated by commas, spaces or newlines (for prompts too long
+    /// for a command line).
+    #[arg(long, value_name = "FILE")]
+    prompt_ids_file: Option<PathBuf>,
     /// Most ids to generate.
     #[arg(long, default_value_t = 20)]
     max_new_tokens: usize,
@@ -112,7 +124,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
 
 fn pull(a: PullArgs) -> Result<()> {
     let p = mtkit::hub::pull_model(&a.repo, &a.revision, !a.quiet)?;
-    let shape = match hf::read_config(&p.dir) {
+    let shape = match hf::read_model(&p.dir) {
         Ok(m) => format!(
             "GPT-NeoX, {} layers, d_model {}, {} heads, vocabulary {}",
             m.spec.layers, m.spec.d_model, m.spec.heads, m.spec.vocab
@@ -169,18 +181,67 @@ fn export(a: ExportArgs) -> Result<()> {
     Ok(())
 }
 
+/// The ids of a --prompt-ids-file: separated by commas or whitespace; errors name the file and
+/// the position of the first that is not an integer.
+fn read_prompt_ids(path: &Path) -> Result<Vec<i64>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("cannot read --prompt-ids-file {}", path.display()))?;
+    text.split(|c: char| c == ',' || c.is_whitespace())
+        .filter(|t| !t.is_empty())
+        .enumerate()
+        .map(|(i, t)| {
+            t.parse::<i64>().map_err(|_| {
+                anyhow::anyhow!(
+                    "{}: `{t}` (id {} of the file) is not an integer token id",
+                    path.display(),
+                    i + 1
+                )
+            })
+        })
+        .collect()
+}
+
 fn generate(a: GenerateArgs) -> Result<()> {
+    let (prompt, from) = match &a.prompt_ids_file {
+        Some(f) => (
+            read_prompt_ids(f)?,
+            format!("--prompt-ids-file {}", f.display()),
+        ),
+        None => (a.prompt_ids.clone(), "--prompt-ids".to_string()),
+    };
+    if prompt.is_empty() {
+        bail!("{from}: the prompt holds no ids");
+    }
     let src = model_files::open(&a.model)?;
-    if let Some(&bad) = a.prompt_ids.iter().find(|&&i| i < 0 || i >= src.spec.vocab) {
+    if let Some((i, &bad)) = prompt
+        .iter()
+        .enumerate()
+        .find(|(_, &id)| id < 0 || id >= src.spec.vocab)
+    {
         bail!(
-            "--prompt-ids: {bad} is not an id of the model's vocabulary (0..{})",
+            "{from}: {bad} (id {} of the prompt) is not an id of the model's vocabulary (0..{})",
+            i + 1,
             src.spec.vocab
+        );
+    }
+    let context = src.context() as usize;
+    if prompt.len() >= context {
+        bail!(
+            "{from}: the prompt has {} ids, which fill the model's context of {context} positions (max_position_embeddings), so nothing can be generated; shorten the prompt",
+            prompt.len()
+        );
+    }
+    let room = context - prompt.len();
+    let max_new = a.max_new_tokens.min(room);
+    if max_new < a.max_new_tokens {
+        eprintln!(
+            "note: generating at most {max_new} ids: the model's context of {context} positions ends there"
         );
     }
     let eos = if a.no_eos { None } else { a.eos.or(src.eos_id) };
     let dev = device(&a.device)?;
     let (_vs, model) = model_files::build(&src, dev)?;
-    let ids = model.generate_greedy(&a.prompt_ids, a.max_new_tokens, eos, dev);
+    let ids = model.generate_greedy(&prompt, max_new, eos, dev);
     let text: Vec<String> = ids.iter().map(i64::to_string).collect();
     println!("{}", text.join(","));
     Ok(())
