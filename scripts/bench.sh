@@ -26,9 +26,10 @@ log "building mtkit and the baselines"
    --example raw_encode --example raw_encode_glibc --example count_ngrams)
 
 # The Python side, pinned: the same torch version as mtkit's libtorch, HF tokenizers (the
-# package users have), NumPy, and the peer tokenizers gigatoken and tokie.
+# package users have), NumPy, the peer tokenizers gigatoken and tokie, and megatron-core (the
+# dataset writer of Megatron's preprocessing, for the token-format row).
 venv="$cache/bench-venv"
-reqs="torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4"
+reqs="torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4 megatron-core==0.16.1"
 if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$reqs" ]; then
   log "installing $reqs into $venv (about 3 GB with torch's CUDA libraries, once)"
   rm -rf "$venv"

@@ -1,7 +1,6 @@
 //! Exports of a mixture proposal to trainer configs. Each states its units and conversion.
 
 use anyhow::{bail, Result};
-use serde::Serialize;
 
 use crate::mix::{MixProposal, SourceInfo};
 
@@ -122,68 +121,94 @@ pub fn mtkit(p: &MixProposal, o: &RunExport) -> Result<String> {
     Ok(s)
 }
 
-#[derive(Serialize)]
-struct OlmoSource {
-    source_name: String,
-    target_ratio: f64,
-    max_repetition_ratio: f64,
-    paths: Vec<String>,
+/// A source's files in a trainer format: (paths as written, tokens), or the command that makes
+/// them.
+pub type SourceFiles<'a> = &'a dyn Fn(&str) -> std::result::Result<(Vec<String>, u64), String>;
+
+/// Where a trainer format's files of each source are: `--data DIR` of `suggest-mix`, what
+/// `mtkit tokenize -o DIR --format F` wrote there.
+pub struct TokenizedData<'a> {
+    /// The folder as written in the export.
+    pub dir: &'a str,
+    /// Its files per source: (paths as written, tokens), or None with the command that makes
+    /// them.
+    pub files: SourceFiles<'a>,
 }
 
-#[derive(Serialize)]
-struct OlmoMixture {
-    seed: u64,
-    sequence_length: u64,
-    max_tokens: u64,
-    source_configs: Vec<OlmoSource>,
-}
-
-#[derive(Serialize)]
-struct OlmoDoc {
-    source_mixture: OlmoMixture,
-}
-
-/// `--emit olmo-core`: a source mixture (olmo_core.data.source_mixture) for the midtraining
-/// tokens. Units: target_ratio is a token share; max_repetition_ratio is how many times a
-/// source may be repeated; max_tokens the tokens from the start step to the end.
+/// `--emit olmo-core`: an OLMo-core `SourceMixtureDatasetConfig` (olmo_core.data.source_mixture,
+/// with `_CLASS_` keys so that `SourceMixtureDatasetConfig.from_dict` builds it) for the
+/// midtraining tokens, each source's numpy files listed with their tokens (a source not yet
+/// tokenized in that format: a glob of the files `mtkit tokenize` will write, and the command).
+/// Units: target_ratio is a token share; max_repetition_ratio how many times a source may be
+/// repeated; requested_tokens the tokens from the start step to the end; global_batch_size the
+/// tokens of one step.
 pub fn olmo_core(
     p: &MixProposal,
     max_repeat: f64,
-    seq_len: u64,
+    tokens_per_step: u64,
     mid_tokens: u64,
-    paths: &dyn Fn(&str) -> Vec<String>,
+    data: &TokenizedData<'_>,
 ) -> Result<String> {
-    let doc = OlmoDoc {
-        source_mixture: OlmoMixture {
-            seed: 42,
-            sequence_length: seq_len,
-            max_tokens: mid_tokens,
-            source_configs: rounded(&p.weights, 6)
-                .into_iter()
-                .map(|(n, w)| OlmoSource {
-                    paths: paths(&n),
-                    source_name: n,
-                    target_ratio: w,
-                    max_repetition_ratio: max_repeat,
-                })
-                .collect(),
-        },
-    };
+    let mut notes = Vec::new();
+    let mut sources = Vec::new();
+    for (n, w) in rounded(&p.weights, 6) {
+        let paths = match (data.files)(&n) {
+            Ok((paths, tokens)) => {
+                notes.push(format!("# {n}: {tokens} tokens in {} file(s)", paths.len()));
+                paths
+            }
+            Err(command) => {
+                notes.push(format!("# {n}: not tokenized as olmo-core yet: {command}"));
+                vec![format!("{}/{n}/part-*.npy", data.dir)]
+            }
+        };
+        sources.push(serde_json::json!({
+            "_CLASS_": "olmo_core.data.source_mixture.SourceMixtureConfig",
+            "source_name": n,
+            "target_ratio": w,
+            "max_repetition_ratio": max_repeat,
+            "paths": paths,
+        }));
+    }
+    let doc = serde_json::json!({
+        "source_mixture_config": {
+            "_CLASS_": "olmo_core.data.source_mixture.SourceMixtureDatasetConfig",
+            "source_list": {
+                "_CLASS_": "olmo_core.data.source_mixture.SourceMixtureList",
+                "sources": sources,
+            },
+            "requested_tokens": mid_tokens,
+            "global_batch_size": tokens_per_step,
+            "seed": 42,
+        }
+    });
     Ok(format!(
-        "# OLMo-core source mixture from `mtkit suggest-mix` (start step {}).\n# Units: target_ratio = share of tokens; max_repetition_ratio = passes over a source.\n{}",
+        "# OLMo-core source mixture from `mtkit suggest-mix` (start step {}).\n# Units: target_ratio = share of tokens; max_repetition_ratio = passes over a source;\n# requested_tokens = tokens from the start step on; global_batch_size = tokens per step.\n# Load: SourceMixtureDatasetConfig.from_dict(yaml.safe_load(f)[\"source_mixture_config\"])\n{}\n{}",
         p.start_step,
+        notes.join("\n"),
         serde_yaml::to_string(&doc)?
     ))
 }
 
 /// `--emit megatron`: the `--data-path` weight/prefix list. Megatron blends by samples
-/// (sequences of fixed length), so sample shares equal token shares.
-pub fn megatron(p: &MixProposal) -> String {
+/// (sequences of fixed length), so sample shares equal token shares. With `data`, the prefixes
+/// are the indexed datasets `mtkit tokenize --format megatron` wrote there (a source not yet
+/// tokenized is named with the command that makes it).
+pub fn megatron(p: &MixProposal, data: Option<&TokenizedData<'_>>) -> String {
+    let mut notes = Vec::new();
     let parts: Vec<String> = rounded(&p.weights, 6)
         .into_iter()
-        .map(|(n, w)| format!("{w} {n}_text_document"))
+        .map(|(n, w)| match data {
+            None => format!("{w} {n}_text_document"),
+            Some(d) => {
+                if let Err(command) = (d.files)(&n) {
+                    notes.push(format!("# {n}: not tokenized as megatron yet: {command}\n"));
+                }
+                format!("{w} {}/{n}/{n}_text_document", d.dir)
+            }
+        })
         .collect();
-    format!("# Megatron-LM blend from `mtkit suggest-mix`. Units: sample shares (fixed-length samples: = token shares).\n--data-path {}\n", parts.join(" "))
+    format!("# Megatron-LM blend from `mtkit suggest-mix`. Units: sample shares (fixed-length samples: = token shares).\n{}--data-path {}\n", notes.concat(), parts.join(" "))
 }
 
 /// `--emit hf`: probabilities for `datasets.interleave_datasets`, which samples documents:
@@ -231,13 +256,37 @@ pub fn hf(p: &MixProposal, sources: &[SourceInfo]) -> Result<String> {
 }
 
 /// `--emit litgpt`: the weight string of the authors' trainer fork, `c4:0.8,starcoder:0.2`
-/// (token shares).
-pub fn litgpt(p: &MixProposal) -> String {
-    let parts: Vec<String> = rounded(&p.weights, 6)
-        .into_iter()
-        .map(|(n, w)| format!("{n}:{w}"))
-        .collect();
-    parts.join(",") + "\n"
+/// (token shares), on its own last line. With `data`, comment lines before it name the litdata
+/// folders `mtkit tokenize --format litdata` wrote there (or the command that makes them) and
+/// the litdata mixture that streams them in these shares.
+pub fn litgpt(p: &MixProposal, data: Option<&TokenizedData<'_>>) -> String {
+    let w = rounded(&p.weights, 6);
+    let parts: Vec<String> = w.iter().map(|(n, w)| format!("{n}:{w}")).collect();
+    let mut s = String::new();
+    if let Some(d) = data {
+        s.push_str("# LitGPT (litdata) mixture from `mtkit suggest-mix`. Units: token shares.\n");
+        let mut dirs = Vec::new();
+        for (n, _) in &w {
+            let dir = format!("{}/{n}", d.dir);
+            match (d.files)(n) {
+                Ok((_, tokens)) => s.push_str(&format!("# {n}: {dir} ({tokens} tokens)\n")),
+                Err(command) => s.push_str(&format!(
+                    "# {n}: {dir}, not tokenized as litdata yet: {command}\n"
+                )),
+            }
+            dirs.push(format!(
+                "StreamingDataset({dir:?}, item_loader=TokensLoader(block_size=SEQ_LEN + 1))"
+            ));
+        }
+        s.push_str(&format!(
+            "# from litdata import CombinedStreamingDataset, StreamingDataset, TokensLoader\n# CombinedStreamingDataset([{}], weights=[{}], iterate_over_all=False)\n",
+            dirs.join(", "),
+            w.iter().map(|x| x.1.to_string()).collect::<Vec<_>>().join(", ")
+        ));
+    }
+    s.push_str(&parts.join(","));
+    s.push('\n');
+    s
 }
 
 #[cfg(test)]

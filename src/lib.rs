@@ -30,6 +30,7 @@ pub mod slurm;
 pub mod stats;
 pub mod template;
 pub mod token_files;
+pub mod token_formats;
 pub mod tokenize;
 pub mod train;
 

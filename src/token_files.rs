@@ -21,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::catalog::Card;
 use crate::corpus::{read_documents, SampleSpec};
 use crate::progress::Progress;
+use crate::token_formats::{Format, FormatMeta, FormatOptions};
 use crate::tokenize::pipeline::{read_in_batches, Batching};
 use crate::tokenize::Tokenizer;
 
@@ -54,6 +55,20 @@ pub struct TokenFilesMeta {
     pub seed: u64,
     /// Records skipped as bad, by kind.
     pub skipped: std::collections::BTreeMap<String, u64>,
+}
+
+/// Where the documents of one corpus go: mtkit's train and validation splits, or a trainer
+/// format's sink.
+enum Writers {
+    Mtkit {
+        train: Box<SplitWriter>,
+        val: Box<SplitWriter>,
+    },
+    Trainer {
+        sink: Box<dyn crate::token_formats::DocSink>,
+        docs: u64,
+        tokens: u64,
+    },
 }
 
 struct SplitWriter {
@@ -142,7 +157,57 @@ pub fn write(
     out: &Path,
     progress: &dyn Progress,
 ) -> Result<TokenFilesMeta> {
+    write_format(
+        card,
+        tok,
+        sample,
+        val_docs,
+        out,
+        Format::Mtkit,
+        &FormatOptions::default(),
+        progress,
+    )
+}
+
+/// [`write`] in any of the [`crate::token_formats`]: mtkit's token files, or a trainer's
+/// (Megatron, OLMo-core, litdata), which take no validation split (their trainers split or
+/// read validation data of their own). The summary is in [`TokenFilesMeta`]'s terms (train
+/// = everything for a trainer format); a trainer format's own metadata is written beside its
+/// files. A corpus folder holding another format's files, or files mtkit did not write, is
+/// refused with their names.
+#[allow(clippy::too_many_arguments)]
+pub fn write_format(
+    card: &Card,
+    tok: &Tokenizer,
+    sample: &SampleSpec,
+    val_docs: u64,
+    out: &Path,
+    format: Format,
+    options: &FormatOptions,
+    progress: &dyn Progress,
+) -> Result<TokenFilesMeta> {
     let eos = eos_id(tok)?;
+    if format != Format::Mtkit && val_docs > 0 {
+        bail!(
+            "--val-docs {val_docs}: the {} format has no validation split (its trainer takes validation data of its own); tokenize a validation corpus separately, or leave --val-docs out",
+            format.name()
+        );
+    }
+    crate::token_formats::dtype_for(format, tok.vocab_size)?;
+    match crate::token_formats::existing(&out.join(&card.name)) {
+        Some(Ok(f)) if f != format => bail!(
+            "{} holds {} token files; tokenizing it as {} would replace them: choose another -o, or remove the folder",
+            out.join(&card.name).display(),
+            f.name(),
+            format.name()
+        ),
+        Some(Err(files)) => bail!(
+            "{} holds files mtkit did not write ({}); choose another -o, or remove them",
+            out.join(&card.name).display(),
+            files.join(", ")
+        ),
+        _ => {}
+    }
     if let Some(n) = sample.max_docs {
         if n <= val_docs {
             bail!(
@@ -158,7 +223,17 @@ pub fn write(
     let created = !out.exists();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
     let r = crate::paths::temp_dir_for(&dir).and_then(|tmp| {
-        let meta = write_into(card, tok, sample, val_docs, tmp.path(), eos, progress)?;
+        let meta = write_into(
+            card,
+            tok,
+            sample,
+            val_docs,
+            tmp.path(),
+            eos,
+            format,
+            options,
+            progress,
+        )?;
         crate::paths::install_dir(tmp, &dir)?;
         Ok(meta)
     });
@@ -168,6 +243,7 @@ pub fn write(
     r
 }
 
+#[allow(clippy::too_many_arguments)]
 fn write_into(
     card: &Card,
     tok: &Tokenizer,
@@ -175,6 +251,8 @@ fn write_into(
     val_docs: u64,
     dir: &Path,
     eos: u32,
+    format: Format,
+    options: &FormatOptions,
     progress: &dyn Progress,
 ) -> Result<TokenFilesMeta> {
     let dir = dir.to_path_buf();
@@ -208,8 +286,17 @@ fn write_into(
         .flat_map(|(p, r)| [p.clone(), r.clone()])
         .collect();
     let wide = tok.vocab_size > 1 << 16;
-    let mut train_w = SplitWriter::new(&dir, "train", wide)?;
-    let mut val_w = SplitWriter::new(&dir, "val", wide)?;
+    let mut writers = match format {
+        Format::Mtkit => Writers::Mtkit {
+            train: Box::new(SplitWriter::new(&dir, "train", wide)?),
+            val: Box::new(SplitWriter::new(&dir, "val", wide)?),
+        },
+        f => Writers::Trainer {
+            sink: crate::token_formats::sink(f, &dir, &card.name, tok.vocab_size, options)?,
+            docs: 0,
+            tokens: 0,
+        },
+    };
     progress.start(&card.name, sample.max_docs);
     let encoders = crate::tokenize::EncoderPool::new(tok);
     // Batches are tokenized in parallel one at a time, and written in reading order.
@@ -245,10 +332,19 @@ fn write_into(
                 delivered += 1;
                 bytes += d.text.len() as u64;
                 toks += ids.len() as u64;
-                if val.borrow().contains(&d.index) {
-                    val_w.push(ids, *pl)?
-                } else {
-                    train_w.push(ids, *pl)?
+                match &mut writers {
+                    Writers::Mtkit { train, val: val_w } => {
+                        if val.borrow().contains(&d.index) {
+                            val_w.push(ids, *pl)?
+                        } else {
+                            train.push(ids, *pl)?
+                        }
+                    }
+                    Writers::Trainer { sink, docs, tokens } => {
+                        sink.push(ids)?;
+                        *docs += 1;
+                        *tokens += ids.len() as u64;
+                    }
                 }
             }
             progress.advance(batch.docs.len() as u64, bytes, toks);
@@ -256,6 +352,47 @@ fn write_into(
         Ok(())
     })?;
     progress.finish();
+    let (train_w, val_w) = match writers {
+        Writers::Mtkit { train, val } => (*train, *val),
+        Writers::Trainer { sink, docs, tokens } => {
+            let files = sink.finish()?;
+            let (dtype, _) = crate::token_formats::dtype_for(format, tok.vocab_size)?;
+            let fm = FormatMeta {
+                format,
+                corpus: card.name.clone(),
+                card_hash: card.content_hash()?,
+                tokenizer_sha256: tok.sha256.clone(),
+                vocab_size: tok.vocab_size,
+                eos_id: eos,
+                dtype: dtype.into(),
+                documents: docs,
+                tokens,
+                files,
+                max_docs: sample.max_docs,
+                seed: sample.seed,
+                skipped: summary.skipped.clone(),
+                mtkit_version: crate::VERSION.to_string(),
+            };
+            crate::paths::write_atomic_bytes(
+                &dir.join(crate::token_formats::META_FILE),
+                (serde_json::to_string_pretty(&fm)? + "\n").as_bytes(),
+            )?;
+            return Ok(TokenFilesMeta {
+                corpus: fm.corpus,
+                card_hash: fm.card_hash,
+                tokenizer_sha256: fm.tokenizer_sha256,
+                vocab_size: fm.vocab_size,
+                eos_id: eos,
+                train_docs: docs,
+                train_tokens: tokens,
+                val_docs: 0,
+                val_tokens: 0,
+                has_prompt: split.is_some(),
+                seed: sample.seed,
+                skipped: fm.skipped,
+            });
+        }
+    };
     if train_w.n_docs == 0 {
         bail!(
             "corpus `{}`: every document went to validation; lower --val-docs",

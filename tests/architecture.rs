@@ -27,6 +27,7 @@ const LAYERS: &[&str] = &[
     "corpus",
     "tokenize",
     "profile",
+    "token_formats",
     "token_files",
     "proximity",
     "mix",

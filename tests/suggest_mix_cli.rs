@@ -230,13 +230,23 @@ fn exports_parse_back_with_weights_summing_to_one() {
     // olmo-core (YAML).
     let (out, _) = emit("olmo-core");
     let y: serde_yaml::Value = serde_yaml::from_str(&out).unwrap();
-    let srcs = y["source_mixture"]["source_configs"].as_sequence().unwrap();
+    let mix = &y["source_mixture_config"];
+    let srcs = mix["source_list"]["sources"].as_sequence().unwrap();
     close(
         srcs.iter()
             .map(|s| s["target_ratio"].as_f64().unwrap())
             .sum(),
     );
-    assert_eq!(y["source_mixture"]["max_tokens"].as_u64(), Some(90 * 64));
+    assert_eq!(mix["requested_tokens"].as_u64(), Some(90 * 64));
+    assert_eq!(mix["global_batch_size"].as_u64(), Some(64));
+    // Nothing is tokenized as olmo-core yet: each source names the command that does it.
+    assert!(
+        out.contains(
+            "# p: not tokenized as olmo-core yet: mtkit tokenize p -o tokens --format olmo-core"
+        ),
+        "{out}"
+    );
+    assert_eq!(srcs[0]["paths"][0].as_str(), Some("tokens/p/part-*.npy"));
     // megatron.
     let (out, _) = emit("megatron");
     let line = out.lines().find(|l| l.starts_with("--data-path")).unwrap();

@@ -264,6 +264,47 @@ class Bench:
         self.record("d", f"peak RSS, bounded (--ngram-buckets {self.a.buckets}) 4-gram profile of 1 GB",
                     f"{rb:.0f} MiB", "≤ 2 GB", rb * 1024 * 1024 <= 2e9)
 
+    # ---- f. token files for the trainers --------------------------------------------
+    def formats(self):
+        """`tokenize --format` of the registry against `--format mtkit` (interleaved, median of 2),
+        against Megatron's own preprocessing loop on the same text and threads, and the peak RSS
+        of each format on 1 GB."""
+        walls = {f: [] for f in ["mtkit", "megatron", "olmo-core", "litdata"]}
+        for _ in range(2):
+            for f in walls:
+                out = os.path.join(self.a.work, f"fmt-{f}")
+                _, w, _ = self.mtkit("tokenize", "registry", "--catalog", self.catalog, "--val-docs", "0", "-q",
+                                     "-o", out, "--format", f)
+                walls[f].append(w)
+        med = {f: sorted(v)[0] for f, v in walls.items()}
+        for f in ["megatron", "olmo-core", "litdata"]:
+            r = med["mtkit"] / med[f]
+            self.record("f", f"tokenize --format {f} / --format mtkit, speed (registry, 210 MB)", r,
+                        "≥ 0.85× (within 15%)", r >= 0.85)
+        prefix = os.path.join(self.a.work, "megatron-ref")
+        ref, _, _ = self.python("reference_megatron_preprocess.py", self.a.tokenizer, self.path("registry"), prefix,
+                                str(THREADS))
+        ref = json.loads(ref.strip().splitlines()[-1])
+        same = all(open(prefix + ext, "rb").read() == open(os.path.join(self.a.work, "fmt-megatron", "registry",
+                                                                        "registry_text_document" + ext), "rb").read()
+                   for ext in (".bin", ".idx"))
+        r = ref["seconds"] / med["megatron"]
+        self.record("f", "Megatron preprocess_data.py loop / mtkit tokenize --format megatron (registry, 2 workers)",
+                    r, "≥ 10×", r >= 10)
+        self.record("f", "the two .bin/.idx pairs byte-identical", "yes" if same else "NO", "yes", same)
+        rss = {}
+        for f in ["megatron", "olmo-core", "litdata"]:
+            _, w, m = self.mtkit("tokenize", "mixed-1g", "--catalog", self.catalog, "--val-docs", "0", "-q",
+                                 "-o", os.path.join(self.a.work, f"fmt1g-{f}"), "--format", f)
+            rss[f] = m
+            self.record("f", f"peak RSS, tokenize --format {f} of 1 GB", f"{m:.0f} MiB", "≤ 500 MB",
+                        m * 1024 * 1024 <= 500e6)
+        self.details["formats"] = {"walls": walls, "megatron_reference": ref, "identical": same, "rss_1g": rss}
+        for f in ["fmt-mtkit", "fmt-megatron", "fmt-olmo-core", "fmt-litdata", "megatron-ref.bin", "megatron-ref.idx",
+                  "fmt1g-megatron", "fmt1g-olmo-core", "fmt1g-litdata"]:
+            p = os.path.join(self.a.work, f)
+            subprocess.run(["rm", "-rf", p])
+
     # ---- e. trainer ------------------------------------------------------------------
     def trainer(self):
         tokens = os.path.join(self.a.work, "tokens")
@@ -383,6 +424,12 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             f"{d['train']['mtkit_tok_s']:.0f} tokens/s; PyTorch {d['train']['torch']} eager "
             f"{d['train']['python_tok_s']:.0f} tokens/s; torch threads {d['train']['python_threads']}; PyTorch's loss {d['train']['losses'][0]:.3f} → "
             f"{d['train']['losses'][1]:.3f} over the {3 + d['train']['measured']} steps.",
+            f"- f. `tokenize` of the registry by format, walls of two interleaved rounds: "
+            + "; ".join(f"{k} {', '.join(f'{w:.1f}' for w in v)} s" for k, v in d["formats"]["walls"].items())
+            + f"; Megatron's preprocessing loop {d['formats']['megatron_reference']['seconds']:.1f} s for "
+            f"{d['formats']['megatron_reference']['tokens']:,} tokens (its .bin and .idx "
+            f"{'byte-identical to' if d['formats']['identical'] else 'DIFFERENT from'} mtkit's); peak RSS on 1 GB: "
+            + ", ".join(f"{k} {v:.0f} MiB" for k, v in d["formats"]["rss_1g"].items()) + ".",
             "",
             "## Commands",
             "",
@@ -408,17 +455,17 @@ def main():
     for k in ["mtkit", "examples", "tokenizer", "shared", "work", "out"]:
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--buckets", type=int, default=1 << 22)
-    ap.add_argument("--only", default="abcde", help="sections to run (for development)")
+    ap.add_argument("--only", default="abcdef", help="sections to run (for development)")
     a = ap.parse_args()
     a.work, a.out = os.path.abspath(a.work), os.path.abspath(a.out)
     b = Bench(a)
     start = time.perf_counter()
     b.write_catalog()
     for sec, fn in [("a", b.tokenizer_limit), ("b", b.authors_way), ("c", b.scaling), ("d", b.memory),
-                    ("e", b.trainer)]:
+                    ("e", b.trainer), ("f", b.formats)]:
         if sec in a.only:
             fn()
-    if a.only == "abcde":
+    if a.only == "abcdef":
         b.write(time.perf_counter() - start)
     for row in b.rows:
         print(" | ".join(row))

@@ -5,10 +5,11 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, ValueEnum};
 
-use mtkit::catalog::Catalog;
+use mtkit::export::TokenizedData;
 use mtkit::mix::{suggest_from_profiles, Budget, Request, Suggestion};
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
 use mtkit::proximity::Metric;
+use mtkit::token_formats::Format;
 
 use super::CorpusArgs;
 use mtkit::cli_support::output::{sig, table};
@@ -84,9 +85,11 @@ pub struct SuggestArgs {
     /// mtkit and olmo-core exports: sequence length (batch = tokens per step / this).
     #[arg(long, default_value_t = 2048)]
     seq_len: u64,
-    /// mtkit export: folder of tokenized corpora.
-    #[arg(long, default_value = "tokens")]
-    data: String,
+    /// Folder of tokenized corpora (`mtkit tokenize -o DIR`): the mtkit export's `data`; for
+    /// olmo-core, megatron and litgpt, the files `mtkit tokenize --format ...` wrote there, named
+    /// in the export with their tokens (or with the command that makes them) [default: tokens].
+    #[arg(long, value_name = "DIR")]
+    data: Option<String>,
     /// mtkit export: peak learning rate.
     #[arg(long, default_value_t = 3e-4)]
     lr: f64,
@@ -143,7 +146,7 @@ pub fn run(a: SuggestArgs) -> Result<()> {
     let text = human(&found, &a);
     if let Some(e) = a.emit {
         eprint!("{text}");
-        print!("{}", emit(e, &found, &a, &cat)?);
+        print!("{}", emit(e, &found, &a)?);
     } else if a.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
     } else {
@@ -153,7 +156,7 @@ pub fn run(a: SuggestArgs) -> Result<()> {
 }
 
 /// The top proposal as a config of trainer `e`.
-fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs, cat: &Catalog) -> Result<String> {
+fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs) -> Result<String> {
     let top = &found.proposals[0];
     let mid_tokens = (a.total_steps - top.start_step) * a.tokens_per_step;
     Ok(match e {
@@ -162,7 +165,7 @@ fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs, cat: &Catalog) -> Result<S
             &mtkit::export::RunExport {
                 preset: a.preset.clone(),
                 seq_len: a.seq_len,
-                data: a.data.clone(),
+                data: a.data.clone().unwrap_or_else(|| "tokens".into()),
                 lr: a.lr,
                 sft_epochs: a.sft_epochs,
                 target: a.target.clone(),
@@ -171,18 +174,50 @@ fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs, cat: &Catalog) -> Result<S
             },
         )?,
         Emit::OlmoCore => {
-            let paths = |name: &str| {
-                cat.get(name)
-                    .ok()
-                    .and_then(|c| c.local.as_ref().map(|l| l.paths.clone()))
-                    .unwrap_or_default()
+            let dir = a.data.clone().unwrap_or_else(|| "tokens".into());
+            let files = tokenized(&dir, Format::OlmoCore);
+            let data = TokenizedData {
+                dir: &dir,
+                files: &files,
             };
-            mtkit::export::olmo_core(top, a.max_repeat, a.seq_len, mid_tokens, &paths)?
+            mtkit::export::olmo_core(top, a.max_repeat, a.tokens_per_step, mid_tokens, &data)?
         }
-        Emit::Megatron => mtkit::export::megatron(top),
+        Emit::Megatron => match &a.data {
+            None => mtkit::export::megatron(top, None),
+            Some(dir) => {
+                let files = tokenized(dir, Format::Megatron);
+                mtkit::export::megatron(top, Some(&TokenizedData { dir, files: &files }))
+            }
+        },
         Emit::Hf => mtkit::export::hf(top, &found.sources)?,
-        Emit::Litgpt => mtkit::export::litgpt(top),
+        Emit::Litgpt => match &a.data {
+            None => mtkit::export::litgpt(top, None),
+            Some(dir) => {
+                let files = tokenized(dir, Format::Litdata);
+                mtkit::export::litgpt(top, Some(&TokenizedData { dir, files: &files }))
+            }
+        },
     })
+}
+
+/// A source's files in `format` under `dir` (paths as `dir/NAME/FILE`, total tokens), or the
+/// `mtkit tokenize` command that writes them.
+fn tokenized(
+    dir: &str,
+    format: Format,
+) -> impl Fn(&str) -> std::result::Result<(Vec<String>, u64), String> + '_ {
+    move |name: &str| {
+        mtkit::token_formats::files_of(std::path::Path::new(dir), name, format)
+            .map(|(_, m)| {
+                let paths = m
+                    .files
+                    .iter()
+                    .map(|f| format!("{dir}/{name}/{}", f.file))
+                    .collect();
+                (paths, m.tokens)
+            })
+            .map_err(|_| format!("mtkit tokenize {name} -o {dir} --format {}", format.name()))
+    }
 }
 
 fn human(found: &Suggestion, a: &SuggestArgs) -> String {

@@ -2,21 +2,34 @@
 
 use std::path::PathBuf;
 
-use anyhow::Result;
+use anyhow::{bail, Result};
 use clap::Args;
 
 use mtkit::cli_support::args::SampleArgs;
 use mtkit::cli_support::output::table;
 use mtkit::cli_support::progress::Bar;
+use mtkit::token_formats::{Format, FormatOptions};
 
-/// Tokenize corpora into token files for training (DIR/NAME/{train,val}.tokens and .docs,
-/// meta.json).
+/// Tokenize corpora into token files for training: mtkit's (the default), or the files
+/// Megatron-LM, OLMo-core or LitGPT (litdata) read (--format).
 ///
-/// Token files: a 32-byte header (magic MTKTOKS\0, version u32 = 1, bytes per token u32 = 2
+/// --format mtkit: DIR/NAME/{train,val}.tokens and .docs, meta.json. Token files: a 32-byte
+/// header (magic MTKTOKS\0, version u32 = 1, bytes per token u32 = 2
 /// when the vocabulary fits in 16 bits else 4, vocabulary size u32, EOS id u32, token count
 /// u64), then little-endian ids, each document followed by EOS. Doc files: per document start
 /// u64, length u32, prompt length u32 (the card's `prompt` part, masked in SFT). The
 /// validation split is a seeded uniform choice of --val-docs documents.
+///
+/// --format megatron: DIR/NAME/NAME_text_document.{bin,idx}, megatron-core's indexed dataset
+/// (one document per sequence, EOS appended as preprocess_data.py --append-eod does; uint16 ids
+/// below 65,500 ids of vocabulary, else int32); --data-path DIR/NAME/NAME_text_document.
+/// --format olmo-core: DIR/NAME/part-NNNNN.npy (flat ids, EOS after each document, uint16 or
+/// uint32 as OLMo-core's NumpyDatasetConfig picks) with part-NNNNN.csv.gz (start,end per
+/// document). --format litdata: DIR/NAME/chunk-0-K.bin and index.json, as litdata's optimize
+/// with TokensLoader writes them (int32 ids), for LitGPT and litdata.StreamingDataset.
+/// Trainer formats take no validation split and hold mtkit-tokenize.json (tokenizer SHA-256,
+/// settings, tokens per file). Every corpus folder is written whole and put in place at the
+/// end: byte-identical from run to run, never half-written.
 #[derive(Args, Debug)]
 // Training data is every document by default; the seed also splits off validation.
 #[command(
@@ -32,9 +45,20 @@ pub struct TokenizeArgs {
     /// Output folder.
     #[arg(short, long, value_name = "DIR")]
     output: PathBuf,
-    /// Documents held out for validation, per corpus.
-    #[arg(long, default_value_t = 100)]
-    val_docs: u64,
+    /// Documents held out for validation, per corpus [default: 100 for --format mtkit, 0
+    /// otherwise: the trainer formats take no validation split].
+    #[arg(long, value_name = "N")]
+    val_docs: Option<u64>,
+    /// mtkit, megatron, olmo-core or litdata.
+    #[arg(long, default_value = "mtkit", value_name = "FORMAT")]
+    format: String,
+    /// olmo-core: the most bytes of one .npy file (documents are not split; K, M, G suffixes).
+    #[arg(long, value_name = "SIZE", default_value = "1G")]
+    olmo_file_size: String,
+    /// litdata: the most tokens of one chunk (optimize's chunk_size; LitGPT's scripts use
+    /// 2049 × 8192).
+    #[arg(long, value_name = "TOKENS", default_value_t = 2049 * 8192)]
+    litdata_chunk_tokens: u64,
     #[command(flatten)]
     sample: SampleArgs,
     #[command(flatten)]
@@ -46,7 +70,43 @@ pub struct TokenizeArgs {
     quiet: bool,
 }
 
+/// A size such as 1G, 512M, 64K or a number of bytes.
+fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
+        Some((i, _)) => {
+            let unit = t[i..].to_ascii_uppercase();
+            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
+                "" => 1,
+                "K" => 1 << 10,
+                "M" => 1 << 20,
+                "G" => 1 << 30,
+                "T" => 1 << 40,
+                _ => bail!("--olmo-file-size {s:?}: the unit must be K, M, G or T"),
+            };
+            (&t[..i], m)
+        }
+        None => (t, 1),
+    };
+    let n: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow::anyhow!("--olmo-file-size {s:?} is not a size (e.g. 1G, 512M)"))?;
+    if !(n.is_finite() && n >= 1.0) {
+        bail!("--olmo-file-size {s:?} must be at least one byte");
+    }
+    Ok((n * mult as f64) as u64)
+}
+
 pub fn run(a: TokenizeArgs) -> Result<()> {
+    let format: Format = a.format.parse()?;
+    let options = FormatOptions {
+        olmo_file_bytes: parse_size(&a.olmo_file_size)?,
+        litdata_chunk_tokens: a.litdata_chunk_tokens.max(1),
+    };
+    let val_docs = a
+        .val_docs
+        .unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
     let cat = a.catalog.load()?;
     let cards = cat.get_all(&a.names)?;
     let tok = a.tokenizer.load()?;
@@ -54,7 +114,9 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let bar = Bar::new(a.quiet);
     let mut rows = Vec::new();
     for card in cards {
-        let m = mtkit::token_files::write(card, &tok, &spec, a.val_docs, &a.output, &bar)?;
+        let m = mtkit::token_files::write_format(
+            card, &tok, &spec, val_docs, &a.output, format, &options, &bar,
+        )?;
         rows.push(vec![
             m.corpus.clone(),
             m.train_docs.to_string(),
@@ -84,6 +146,10 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
             &rows
         )
     );
-    println!("written to {}", a.output.display());
+    println!(
+        "written to {} ({} format)",
+        a.output.display(),
+        format.name()
+    );
     Ok(())
 }
