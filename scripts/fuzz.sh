@@ -19,7 +19,7 @@ cd "$(dirname "$0")/.."
 mode="${1:-60}"
 shift || true
 targets=("$@")
-[ ${#targets[@]} -gt 0 ] || targets=(corpus_file template catalog run_config profile token_file hf_folder)
+[ ${#targets[@]} -gt 0 ] || targets=(corpus_file template catalog run_config profile token_file hf_folder arrow_file)
 cache="${MTKIT_CACHE:-$HOME/.cache/mtkit}"
 work="$cache/fuzz"
 mkdir -p "$work"
@@ -42,6 +42,7 @@ ci_runs() {
   case "$1" in
     corpus_file) echo 20000 ;;
     catalog) echo 30000 ;;
+    arrow_file) echo 30000 ;;
     profile) echo 100000 ;;
     *) echo 300000 ;;
   esac

@@ -489,7 +489,10 @@ pub fn expand_paths(patterns: &[String], base: Option<&Path>) -> Result<Vec<Path
         };
         let full_s = full.to_string_lossy().to_string();
         let before = out.len();
-        if full.is_dir() {
+        if let Some(files) = crate::formats::hf_dataset_files(&full)? {
+            // A Hugging Face `save_to_disk` folder: its data files, as state.json lists them.
+            out.extend(files);
+        } else if full.is_dir() {
             walk_dir(&full, &mut out)?;
         } else if full.is_file() {
             out.push(full.clone());
@@ -528,7 +531,9 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect();
     entries.sort();
     for e in entries {
-        if e.is_dir() {
+        if let Some(files) = crate::formats::hf_dataset_files(&e)? {
+            out.extend(files);
+        } else if e.is_dir() {
             walk_dir(&e, out)?;
         } else if crate::formats::Format::detect(&e).is_some() {
             out.push(e);

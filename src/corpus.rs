@@ -331,6 +331,7 @@ fn walk(source: &Resolved, fields: &[&str], visit: &mut Visit<'_>) -> Result<usi
                     Format::Jsonl => walk_jsonl(f, &mut index, visit)?,
                     Format::Parquet => walk_parquet(f, fields, &mut index, visit)?,
                     Format::Text => walk_text(f, *split, &mut index, visit)?,
+                    Format::ArrowStream => walk_arrow(f, fields, &mut index, visit)?,
                 }
             }
             Ok(files.len())
@@ -613,6 +614,91 @@ fn walk_parquet(
     Ok(())
 }
 
+/// An Arrow IPC stream file (Hugging Face `datasets`' cache and `save_to_disk` files), record
+/// batch by record batch, only the template's columns decoded.
+fn walk_arrow(path: &Path, fields: &[&str], index: &mut u64, visit: &mut Visit<'_>) -> Result<()> {
+    use polars::prelude::{Column, DataFrame, PolarsResult};
+    use polars_arrow::io::ipc::read::{read_stream_metadata, StreamReader, StreamState};
+    let mut f = BufReader::with_capacity(
+        1 << 20,
+        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
+    );
+    let head = f.fill_buf()?;
+    if head.starts_with(b"ARROW1") {
+        bail!(
+            "{}: an Arrow IPC file (Feather v2); mtkit reads the Arrow IPC stream format that Hugging Face datasets writes",
+            path.display()
+        );
+    }
+    let md = catch_polars(path, || {
+        read_stream_metadata(&mut f)
+            .with_context(|| format!("{}: not an Arrow IPC stream", path.display()))
+    })?;
+    let names: Vec<String> = md.schema.iter_names().map(|n| n.to_string()).collect();
+    if let Some(missing) = fields.iter().find(|c| !names.iter().any(|n| n == *c)) {
+        visit(Item::FileProblem(
+            Problem {
+                kind: ProblemKind::MissingField,
+                message: format!(
+                    "{}: no column `{missing}` for the text template (columns: {}); the file is skipped",
+                    path.display(),
+                    names.join(", ")
+                ),
+            },
+            1,
+        ))?;
+        return Ok(());
+    }
+    let projection: Vec<usize> = fields
+        .iter()
+        .map(|c| names.iter().position(|n| n == c).expect("checked above"))
+        .collect();
+    let mut sorted = projection.clone();
+    sorted.sort_unstable();
+    let mut reader = StreamReader::new(f, md, Some(sorted));
+    let cols: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
+    let mut pos = 0u64;
+    loop {
+        let batch = catch_polars(path, || match reader.next() {
+            None => Ok(None),
+            Some(Ok(StreamState::Waiting)) => Ok(None),
+            Some(Ok(StreamState::Some(b))) => {
+                let df = DataFrame::from(b);
+                let series: Vec<Column> = cols
+                    .iter()
+                    .map(|c| df.column(c).cloned())
+                    .collect::<PolarsResult<_>>()?;
+                let mut rows = Vec::with_capacity(df.height());
+                for row in 0..df.height() {
+                    let mut m = Map::new();
+                    for (name, s) in cols.iter().zip(&series) {
+                        m.insert(name.clone(), any_to_json(s.get(row)?));
+                    }
+                    rows.push(m);
+                }
+                Ok(Some(rows))
+            }
+            Some(Err(e)) => Err(anyhow!(
+                "{}: a damaged Arrow record batch ({e})",
+                path.display()
+            )),
+        })?;
+        let Some(rows) = batch else { break };
+        for m in &rows {
+            pos += 1;
+            visit(Item::Record(Raw {
+                index: *index,
+                file: path,
+                pos,
+                unit: "row",
+                body: Body::Object(m),
+            }))?;
+            *index += 1;
+        }
+    }
+    Ok(())
+}
+
 fn any_to_json(v: polars::prelude::AnyValue<'_>) -> Value {
     use polars::prelude::AnyValue as A;
     match v {
@@ -677,6 +763,67 @@ pub fn read_documents_with(
     on_doc: &mut dyn FnMut(Document) -> Result<()>,
 ) -> Result<ReadSummary> {
     let template = card.template()?;
+    let source = card.resolve()?;
+    read_with(
+        &card.name,
+        &template,
+        spec,
+        extra,
+        &mut |fields, visit| walk(&source, fields, visit),
+        on_doc,
+    )
+}
+
+/// Records that are not files: a function that hands each record, in order, to its callback
+/// (a binding's Python iterable, say). Each record is a JSON object a template renders.
+pub type RecordSource<'a> =
+    dyn Fn(&mut dyn FnMut(Map<String, Value>) -> Result<()>) -> Result<()> + Sync + 'a;
+
+/// [`read_documents`] of in-memory records: the same sampling (the bottom-k sample by
+/// record index), cut and bad-record rules as a file of the same records in the same order,
+/// rendered by `template` (`{text}` for plain strings wrapped as `{"text": ...}`). `name` is
+/// what messages call the source.
+pub fn read_records(
+    name: &str,
+    template: &Template,
+    records: &RecordSource<'_>,
+    spec: &SampleSpec,
+    on_doc: &mut dyn FnMut(Document) -> Result<()>,
+) -> Result<ReadSummary> {
+    let place = PathBuf::from(format!("<{name}>"));
+    read_with(
+        name,
+        template,
+        spec,
+        &[],
+        &mut |_, visit| {
+            let mut index = 0u64;
+            records(&mut |m| {
+                let raw = Raw {
+                    index,
+                    file: &place,
+                    pos: index + 1,
+                    unit: "record",
+                    body: Body::Object(&m),
+                };
+                index += 1;
+                visit(Item::Record(raw))
+            })?;
+            Ok(0)
+        },
+        on_doc,
+    )
+}
+
+/// The sampler over any walk of records.
+fn read_with(
+    name: &str,
+    template: &Template,
+    spec: &SampleSpec,
+    extra: &[Template],
+    walk_records: &mut dyn FnMut(&[&str], &mut Visit<'_>) -> Result<usize>,
+    on_doc: &mut dyn FnMut(Document) -> Result<()>,
+) -> Result<ReadSummary> {
     let mut fields = template.fields();
     for t in extra {
         for f in t.fields() {
@@ -685,7 +832,6 @@ pub fn read_documents_with(
             }
         }
     }
-    let source = card.resolve()?;
     let mut summary = ReadSummary::default();
     let mut heap: BinaryHeap<(u64, u64, String, Vec<String>)> = BinaryHeap::new();
     let strict = spec.strict;
@@ -714,7 +860,7 @@ pub fn read_documents_with(
                 }
             }
             summary.records += 1;
-            let mut text = match raw.render(&template) {
+            let mut text = match raw.render(template) {
                 Ok(t) => t,
                 Err(p) => return on_problem(&mut summary, p, 1),
             };
@@ -754,7 +900,7 @@ pub fn read_documents_with(
                 }
             }
         };
-        walk(&source, &fields, &mut visit)?
+        walk_records(&fields, &mut visit)?
     };
     summary.files = files;
     if spec.max_docs.is_some() {
@@ -778,7 +924,7 @@ pub fn read_documents_with(
             .shard
             .map(|s| format!(" in shard {s}"))
             .unwrap_or_default();
-        bail!("corpus `{}` has no documents{shard}{why}", card.name);
+        bail!("corpus `{name}` has no documents{shard}{why}");
     }
     Ok(summary)
 }

@@ -18,6 +18,9 @@ pub enum Format {
     Parquet,
     /// Plain text (`.txt`, `.md`), split into documents as the card says.
     Text,
+    /// Arrow IPC stream (`.arrow`): what Hugging Face `datasets` writes to its cache and with
+    /// `save_to_disk`, read batch by batch.
+    ArrowStream,
 }
 
 /// Compression of a corpus file, from its name.
@@ -55,6 +58,7 @@ impl Format {
             "jsonl" | "ndjson" | "json" => Format::Jsonl,
             "parquet" if comp == Compression::None => Format::Parquet,
             "txt" | "text" | "md" => Format::Text,
+            "arrow" if comp == Compression::None => Format::ArrowStream,
             _ => return None,
         };
         Some((fmt, comp))
@@ -65,6 +69,74 @@ impl Format {
     pub fn may_be_json_array(path: &Path) -> bool {
         stem_and_compression(path).is_some_and(|(stem, _)| stem.ends_with(".json"))
     }
+}
+
+/// The data files of a Hugging Face `datasets` folder written by `save_to_disk` (`state.json`
+/// names them, in order), or None when `dir` is not one. A DatasetDict folder (one folder per
+/// split) is refused naming its splits, and a dataset whose state holds an indices mapping
+/// (rows selected or shuffled but not written) is refused with the way to write them.
+pub fn hf_dataset_files(dir: &Path) -> Result<Option<Vec<std::path::PathBuf>>> {
+    let dict = dir.join("dataset_dict.json");
+    if dict.is_file() {
+        let splits: Vec<String> = std::fs::read_dir(dir)
+            .with_context(|| format!("cannot list {}", dir.display()))?
+            .filter_map(|e| e.ok())
+            .filter(|e| e.path().join("state.json").is_file())
+            .map(|e| e.file_name().to_string_lossy().into_owned())
+            .collect();
+        let mut splits = splits;
+        splits.sort();
+        bail!(
+            "{} is a Hugging Face DatasetDict (splits: {}); name one split's folder, e.g. {}",
+            dir.display(),
+            splits.join(", "),
+            dir.join(splits.first().map(String::as_str).unwrap_or("train"))
+                .display()
+        );
+    }
+    let state = dir.join("state.json");
+    if !state.is_file() {
+        return Ok(None);
+    }
+    let text = std::fs::read_to_string(&state)
+        .with_context(|| format!("cannot read {}", state.display()))?;
+    let v: serde_json::Value = serde_json::from_str(&text)
+        .with_context(|| format!("{} is not valid JSON", state.display()))?;
+    if v.get("_indices_data_files")
+        .and_then(|x| x.as_array())
+        .is_some_and(|a| !a.is_empty())
+    {
+        bail!(
+            "{}: the dataset holds an indices mapping (rows selected or shuffled, not written out), which mtkit does not apply; write the rows with `ds.flatten_indices().save_to_disk(...)`",
+            state.display()
+        );
+    }
+    let files = v
+        .get("_data_files")
+        .and_then(|x| x.as_array())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "{}: no `_data_files` list (not a `datasets` save_to_disk folder?)",
+                state.display()
+            )
+        })?;
+    let mut out = Vec::new();
+    for f in files {
+        let name = f.get("filename").and_then(|n| n.as_str()).ok_or_else(|| {
+            anyhow::anyhow!("{}: a `_data_files` entry has no filename", state.display())
+        })?;
+        let p = Path::new(name);
+        if p.components()
+            .any(|c| !matches!(c, std::path::Component::Normal(_)))
+        {
+            bail!(
+                "{}: data file {name:?} is not inside the folder",
+                state.display()
+            );
+        }
+        out.push(dir.join(p));
+    }
+    Ok(Some(out))
 }
 
 /// The UTF-8 byte-order mark some editors write at the start of a file; not part of the text.

@@ -236,6 +236,51 @@ pub fn fuzz_token_file(data: &[u8]) {
     }
 }
 
+/// An Arrow IPC stream file (Hugging Face `datasets`' format) read as a corpus, leniently and
+/// with `--strict`: no panic or abort, and the documents delivered are those counted.
+pub fn fuzz_arrow_file(data: &[u8]) {
+    let dir = scratch();
+    write(&dir, "input.arrow", data);
+    let cat_path = write(
+        &dir,
+        "catalog.toml",
+        b"[datasets.f]\nrole = \"target\"\npaths = [\"input.arrow\"]\ntext = \"{text}\"\n",
+    );
+    let mut cat = Catalog::builtin();
+    cat.add_file(&cat_path).expect("the fuzz catalog is valid");
+    let card = cat.get("f").expect("card f").clone();
+    for strict in [false, true] {
+        let spec = SampleSpec {
+            strict,
+            ..SampleSpec::default()
+        };
+        let mut n = 0u64;
+        if let Ok(summary) = read_documents_with(&card, &spec, &[], &mut |_| {
+            n += 1;
+            Ok(())
+        }) {
+            assert_eq!(summary.documents, n, "documents counted");
+        }
+    }
+}
+
+/// An Arrow IPC stream of `texts` in a `text` column (and a number column), as `datasets`
+/// writes one: a seed of [`fuzz_arrow_file`].
+pub fn arrow_stream_of(texts: &[&str]) -> Vec<u8> {
+    use polars::prelude::{Column, DataFrame, IpcStreamWriter, SerWriter};
+    let n: Vec<i64> = (0..texts.len() as i64).collect();
+    let mut df = DataFrame::new_infer_height(vec![
+        Column::new("text".into(), texts),
+        Column::new("n".into(), n),
+    ])
+    .expect("a frame");
+    let mut out = Vec::new();
+    IpcStreamWriter::new(&mut out)
+        .finish(&mut df)
+        .expect("an IPC stream");
+    out
+}
+
 /// A Hugging Face folder as the trainer checks it before building a model: the input is
 /// `[mode][config length, u16 LE][config.json][rest]`, where `rest` is `model.safetensors`, or
 /// (mode odd) `model.safetensors.index.json` beside a shard `w.safetensors` of a valid small

@@ -24,7 +24,7 @@ use crate::catalog::Card;
 use crate::corpus::{SampleSpec, Shard};
 use crate::progress::Progress;
 use crate::rng::mix64;
-use crate::tokenize::pipeline::{read_in_batches, Batch, Batching};
+use crate::tokenize::pipeline::{read_batches_of, Batch, Batching};
 use crate::tokenize::{Encoder, Engine, Tokenizer};
 
 /// Version of the profile file layout; part of the cache key.
@@ -564,6 +564,47 @@ pub fn build(
     build_with(meta_for(card, tok, opts)?, card, tok, opts, progress)
 }
 
+/// Profiles in-memory records ([`crate::corpus::read_records`]: a Python list or dataset, say)
+/// exactly as a file of the same records in the same order would be profiled (the sample,
+/// cuts and counts are the same; the metadata names `name` and the template instead of a
+/// card). Never cached: there is no file whose content could key it.
+pub fn build_from_records(
+    name: &str,
+    template: &str,
+    records: &crate::corpus::RecordSource<'_>,
+    tok: &Tokenizer,
+    opts: &ProfileOptions,
+    progress: &dyn Progress,
+) -> Result<Profile> {
+    opts.validate(tok.vocab_size)?;
+    if opts.sample.shard.is_some() {
+        anyhow::bail!("in-memory records take no --shard");
+    }
+    let t = crate::template::Template::parse(template)?;
+    let meta = ProfileMeta {
+        format: FORMAT_VERSION,
+        mtkit_version: crate::VERSION.to_string(),
+        corpus: name.to_string(),
+        card_hash: crate::digest::sha256_hex(format!("records\0{template}").as_bytes()),
+        card_origin: "in-memory records".into(),
+        tokenizer_path: tok.path.display().to_string(),
+        tokenizer_sha256: tok.sha256.clone(),
+        vocab_size: tok.vocab_size,
+        max_docs: opts.sample.max_docs,
+        seed: opts.sample.seed,
+        max_chars: opts.sample.max_chars,
+        max_tokens_per_doc: opts.max_tokens_per_doc,
+        shards: None,
+        ngram: opts.ngram,
+        ngram_mode: opts.ngram_mode,
+        encoder: tok.engine(),
+    };
+    let read = |on_doc: &mut dyn FnMut(crate::corpus::Document) -> Result<()>| {
+        crate::corpus::read_records(name, &t, records, &opts.sample, on_doc)
+    };
+    count_documents(meta, name, &read, tok, opts, progress)
+}
+
 /// One batch's documents as (token id, count) lists, with the batch's place in reading order.
 type KeptBatch = (u64, Vec<Vec<(u32, u32)>>);
 
@@ -596,6 +637,21 @@ fn build_with(
     opts: &ProfileOptions,
     progress: &dyn Progress,
 ) -> Result<Profile> {
+    let read = |on_doc: &mut dyn FnMut(crate::corpus::Document) -> Result<()>| {
+        crate::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
+    };
+    count_documents(meta, &card.name, &read, tok, opts, progress)
+}
+
+/// Reads, tokenizes and counts what `read` delivers.
+fn count_documents(
+    meta: ProfileMeta,
+    name: &str,
+    read: &crate::tokenize::pipeline::DocReader<'_>,
+    tok: &Tokenizer,
+    opts: &ProfileOptions,
+    progress: &dyn Progress,
+) -> Result<Profile> {
     let threads = rayon::current_num_threads();
     // One counter and one encoder (with its pre-token cache) per worker.
     let locals: Vec<Mutex<(Counter, Encoder)>> = (0..threads + 1)
@@ -611,12 +667,12 @@ fn build_with(
     // The first failing batch (by reading order), so the error reported does not depend on
     // thread timing.
     let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
-    progress.start(&card.name, opts.sample.max_docs);
+    progress.start(name, opts.sample.max_docs);
     let batching = Batching {
         docs: BATCH_DOCS,
         bytes: BATCH_BYTES,
     };
-    let (summary, ()) = read_in_batches(card, &opts.sample, &[], batching, |rx, stop| {
+    let (summary, ()) = read_batches_of(read, batching, |rx, stop| {
         // Workers take whole batches as they come (no barrier between batches) and count
         // into their own tables; counts are sums, so the order does not change them.
         rx.into_iter()

@@ -356,6 +356,29 @@ fn profiles_and_token_files_survive_mutated_files() {
     drive("token_file", mtkit::fuzz::fuzz_token_file, &[token_file]);
 }
 
+/// Arrow IPC streams as `datasets` writes them, mutated: no panic or abort.
+#[test]
+fn arrow_streams_survive_mutated_files() {
+    let seeds = vec![
+        mtkit::fuzz::arrow_stream_of(&["hello world", "a second document", "naïve café"]),
+        mtkit::fuzz::arrow_stream_of(&(0..50).map(|_| "word").collect::<Vec<_>>()),
+    ];
+    // The unmutated seed reads: the harness reads what polars writes.
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(dir.path().join("a.arrow"), &seeds[0]).unwrap();
+    std::fs::write(
+        dir.path().join("c.toml"),
+        "[datasets.a]\nrole = \"target\"\npaths = [\"a.arrow\"]\n",
+    )
+    .unwrap();
+    let mut cat = mtkit::catalog::Catalog::builtin();
+    cat.add_file(&dir.path().join("c.toml")).unwrap();
+    let (docs, _) =
+        mtkit::corpus::collect_documents(cat.get("a").unwrap(), &Default::default()).unwrap();
+    assert_eq!(docs.len(), 3);
+    drive("arrow_file", mtkit::fuzz::fuzz_arrow_file, &seeds);
+}
+
 /// A fuzz input of `fuzz_hf_folder`: mode, config.json, the rest.
 fn hf_input(mode: u8, config: &str, rest: &[u8]) -> Vec<u8> {
     let mut v = vec![mode];
@@ -416,7 +439,7 @@ fn hugging_face_folders_survive_mutated_files() {
 #[test]
 fn inputs_that_once_crashed_stay_fixed() {
     type Target = fn(&[u8]);
-    let targets: [(&str, Target); 7] = [
+    let targets: [(&str, Target); 8] = [
         ("corpus_file", mtkit::fuzz::fuzz_corpus_file),
         ("template", mtkit::fuzz::fuzz_template),
         ("catalog", mtkit::fuzz::fuzz_catalog),
@@ -424,6 +447,7 @@ fn inputs_that_once_crashed_stay_fixed() {
         ("profile", mtkit::fuzz::fuzz_profile),
         ("token_file", mtkit::fuzz::fuzz_token_file),
         ("hf_folder", mtkit::fuzz::fuzz_hf_folder),
+        ("arrow_file", mtkit::fuzz::fuzz_arrow_file),
     ];
     let mut n = 0;
     for (name, target) in targets {

@@ -40,6 +40,23 @@ pub fn read_in_batches<T>(
     batching: Batching,
     consume: impl FnOnce(Receiver<Batch>, &AtomicBool) -> Result<T>,
 ) -> Result<(ReadSummary, T)> {
+    read_batches_of(
+        &|on_doc| read_documents_with(card, sample, extra, on_doc),
+        batching,
+        consume,
+    )
+}
+
+/// A reader of documents: hands each to its callback in reading order.
+pub type DocReader<'a> =
+    dyn Fn(&mut dyn FnMut(Document) -> Result<()>) -> Result<ReadSummary> + Sync + 'a;
+
+/// [`read_in_batches`] of any reader of documents (in-memory records, say).
+pub fn read_batches_of<T>(
+    read: &DocReader<'_>,
+    batching: Batching,
+    consume: impl FnOnce(Receiver<Batch>, &AtomicBool) -> Result<T>,
+) -> Result<(ReadSummary, T)> {
     let threads = rayon::current_num_threads();
     let stop = AtomicBool::new(false);
     let (tx, rx) = sync_channel::<Batch>(2 * threads + 2);
@@ -49,7 +66,7 @@ pub fn read_in_batches<T>(
             let mut docs = Vec::with_capacity(batching.docs);
             let mut bytes = 0u64;
             let mut seq = 0u64;
-            let r = read_documents_with(card, sample, extra, &mut |d| {
+            let r = read(&mut |d| {
                 if stop.load(Ordering::Relaxed) {
                     bail!("reading stopped");
                 }
