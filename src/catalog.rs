@@ -141,6 +141,33 @@ pub struct Card {
     pub base_dir: Option<PathBuf>,
 }
 
+impl Card {
+    /// A card for files that no catalog names (the Python package's `profile("data/*.jsonl")`):
+    /// `paths` are files, globs or folders as a card's `paths` are (relative ones resolve
+    /// against the current folder), rendered by `text`. Its role is `midtrain`, which nothing
+    /// that profiles reads.
+    pub fn for_files(name: &str, paths: Vec<String>, text: &str) -> Card {
+        Card {
+            name: name.to_string(),
+            description: String::new(),
+            license: String::new(),
+            role: Role::Midtrain,
+            text: text.to_string(),
+            prompt: None,
+            response: None,
+            tokens: None,
+            hub: None,
+            local: Some(LocalSource {
+                paths,
+                split: TextSplit::default(),
+            }),
+            demo: None,
+            origin: "files".into(),
+            base_dir: std::env::current_dir().ok(),
+        }
+    }
+}
+
 fn default_text() -> String {
     "{text}".to_string()
 }

@@ -844,6 +844,7 @@ fn read_with(
     };
     let files = {
         let mut visit = |item: Item<'_>| -> Result<()> {
+            crate::progress::check_interrupt()?;
             let raw = match item {
                 Item::FileProblem(p, n) => return on_problem(&mut summary, p, n),
                 Item::Record(r) => r,

@@ -305,3 +305,211 @@ mod tests {
         assert_eq!(sum, 100.0);
     }
 }
+
+/// The trainer configs `suggest-mix --emit` writes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Emit {
+    /// `mtkit train`'s run config.
+    Mtkit,
+    /// OLMo-core 3.0's SourceMixtureDatasetConfig.
+    OlmoCore,
+    /// Megatron-LM's --data-path weights.
+    Megatron,
+    /// Hugging Face datasets' interleave_datasets.
+    Hf,
+    /// LitGPT's CombinedStreamingDataset.
+    Litgpt,
+}
+
+impl std::str::FromStr for Emit {
+    type Err = anyhow::Error;
+    fn from_str(s: &str) -> Result<Emit> {
+        <Emit as clap::ValueEnum>::from_str(s, true).map_err(|_| {
+            anyhow::anyhow!(
+                "unknown export `{s}` (expected mtkit, olmo-core, megatron, hf or litgpt)"
+            )
+        })
+    }
+}
+
+/// A proposal with what every export needs besides it: the sources, the target and the
+/// budget. Serialized whole into the Python package's proposals table, so that any row of it
+/// exports to the same text as `suggest-mix --emit`.
+#[derive(Clone, Debug, serde::Serialize, serde::Deserialize)]
+pub struct Exportable {
+    pub proposal: MixProposal,
+    pub sources: Vec<SourceInfo>,
+    /// The fine-tuning target (the SFT source of the mtkit export).
+    pub target: String,
+    pub total_steps: u64,
+    pub tokens_per_step: u64,
+    pub max_repeat: f64,
+}
+
+/// The settings of an export that are not the proposal's (the `suggest-mix` options of the
+/// same names).
+#[derive(Clone, Debug)]
+pub struct EmitOptions {
+    /// mtkit export: model preset.
+    pub preset: String,
+    /// mtkit and olmo-core exports: sequence length.
+    pub seq_len: u64,
+    /// Folder of tokenized corpora (see `suggest-mix --data`).
+    pub data: Option<String>,
+    /// mtkit export: peak learning rate.
+    pub lr: f64,
+    /// mtkit export: SFT epochs on the target.
+    pub sft_epochs: f64,
+}
+
+/// `x`'s proposal as a config of trainer `e`: the text `suggest-mix --emit` prints.
+pub fn emit(e: Emit, x: &Exportable, o: &EmitOptions) -> Result<String> {
+    use crate::token_formats::Format;
+    let top = &x.proposal;
+    if top.start_step > x.total_steps {
+        bail!(
+            "the proposal starts at step {} of a {}-step run",
+            top.start_step,
+            x.total_steps
+        );
+    }
+    let mid_tokens = (x.total_steps - top.start_step) * x.tokens_per_step;
+    Ok(match e {
+        Emit::Mtkit => mtkit(
+            top,
+            &RunExport {
+                preset: o.preset.clone(),
+                seq_len: o.seq_len,
+                data: o.data.clone().unwrap_or_else(|| "tokens".into()),
+                lr: o.lr,
+                sft_epochs: o.sft_epochs,
+                target: x.target.clone(),
+                total_steps: x.total_steps,
+                tokens_per_step: x.tokens_per_step,
+            },
+        )?,
+        Emit::OlmoCore => {
+            let dir = o.data.clone().unwrap_or_else(|| "tokens".into());
+            let files = tokenized(&dir, Format::OlmoCore);
+            let data = TokenizedData {
+                dir: &dir,
+                files: &files,
+            };
+            olmo_core(top, x.max_repeat, x.tokens_per_step, mid_tokens, &data)?
+        }
+        Emit::Megatron => match &o.data {
+            None => megatron(top, None),
+            Some(dir) => {
+                let files = tokenized(dir, Format::Megatron);
+                megatron(top, Some(&TokenizedData { dir, files: &files }))
+            }
+        },
+        Emit::Hf => hf(top, &x.sources)?,
+        Emit::Litgpt => match &o.data {
+            None => litgpt(top, None),
+            Some(dir) => {
+                let files = tokenized(dir, Format::Litdata);
+                litgpt(top, Some(&TokenizedData { dir, files: &files }))
+            }
+        },
+    })
+}
+
+/// A source's files in `format` under `dir` (paths as `dir/NAME/FILE`, total tokens), or the
+/// `mtkit tokenize` command that writes them.
+fn tokenized(
+    dir: &str,
+    format: crate::token_formats::Format,
+) -> impl Fn(&str) -> std::result::Result<(Vec<String>, u64), String> + '_ {
+    move |name: &str| {
+        crate::token_formats::files_of(std::path::Path::new(dir), name, format)
+            .map(|(_, m)| {
+                let paths = m
+                    .files
+                    .iter()
+                    .map(|f| format!("{dir}/{name}/{}", f.file))
+                    .collect();
+                (paths, m.tokens)
+            })
+            .map_err(|_| format!("mtkit tokenize {name} -o {dir} --format {}", format.name()))
+    }
+}
+
+/// `found`'s proposals as a table, one row each: `rank`, `start_step`, `start_fraction`, one
+/// column of token weights per source (P first, named as the sources), `sim`, `pa`,
+/// `distance_from_p`, `pareto`, `max_specialized`, with a fit `predicted_ri`, `ri_lo`,
+/// `ri_hi`, and last `proposal`: the row's [`Exportable`] as JSON, which [`emit`] takes.
+pub fn proposals_frame(
+    found: &crate::mix::Suggestion,
+    request: &crate::mix::Request,
+) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let props = &found.proposals;
+    let rank: Vec<u32> = (1..=props.len() as u32).collect();
+    let mut columns = vec![
+        Column::new("rank".into(), rank),
+        Column::new(
+            "start_step".into(),
+            props.iter().map(|p| p.start_step).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "start_fraction".into(),
+            props.iter().map(|p| p.start_fraction).collect::<Vec<f64>>(),
+        ),
+    ];
+    for (i, s) in found.sources.iter().enumerate() {
+        let w: Vec<f64> = props
+            .iter()
+            .map(|p| {
+                p.weights
+                    .iter()
+                    .find(|(n, _)| *n == s.name)
+                    .or_else(|| p.weights.get(i))
+                    .map(|x| x.1)
+                    .unwrap_or(0.0)
+            })
+            .collect();
+        columns.push(Column::new(s.name.as_str().into(), w));
+    }
+    let floats = |f: &dyn Fn(&MixProposal) -> f64| -> Vec<f64> { props.iter().map(f).collect() };
+    columns.push(Column::new("sim".into(), floats(&|p| p.sim)));
+    columns.push(Column::new("pa".into(), floats(&|p| p.pa)));
+    columns.push(Column::new(
+        "distance_from_p".into(),
+        floats(&|p| p.distance_from_p),
+    ));
+    columns.push(Column::new(
+        "pareto".into(),
+        props.iter().map(|p| p.pareto).collect::<Vec<bool>>(),
+    ));
+    columns.push(Column::new(
+        "max_specialized".into(),
+        floats(&|p| p.max_specialized),
+    ));
+    if props.iter().any(|p| p.predicted_ri.is_some()) {
+        let part = |k: usize| -> Vec<Option<f64>> {
+            props
+                .iter()
+                .map(|p| p.predicted_ri.map(|r| [r.0, r.1, r.2][k]))
+                .collect()
+        };
+        columns.push(Column::new("predicted_ri".into(), part(0)));
+        columns.push(Column::new("ri_lo".into(), part(1)));
+        columns.push(Column::new("ri_hi".into(), part(2)));
+    }
+    let json: Vec<String> = props
+        .iter()
+        .map(|p| {
+            serde_json::to_string(&Exportable {
+                proposal: p.clone(),
+                sources: found.sources.clone(),
+                target: request.target.clone(),
+                total_steps: request.budget.total_steps,
+                tokens_per_step: request.budget.tokens_per_step,
+                max_repeat: request.budget.max_repeat,
+            })
+        })
+        .collect::<std::result::Result<_, _>>()?;
+    columns.push(Column::new("proposal".into(), json));
+    Ok(DataFrame::new_infer_height(columns)?)
+}

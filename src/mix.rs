@@ -359,7 +359,7 @@ fn ascend(p: &Objective, l: &[f64], u: &[f64]) -> Vec<f64> {
 }
 
 /// A source of a mixture with what it can supply.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct SourceInfo {
     /// Corpus name.
     pub name: String,
@@ -370,7 +370,7 @@ pub struct SourceInfo {
 }
 
 /// The budget and constraints of a search.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct Budget {
     /// Optimizer steps of the whole run.
     pub total_steps: u64,
@@ -383,7 +383,7 @@ pub struct Budget {
 }
 
 /// One proposed midtraining mixture.
-#[derive(Clone, Debug, Serialize)]
+#[derive(Clone, Debug, Serialize, serde::Deserialize)]
 pub struct MixProposal {
     /// Step at which the mixture starts (pretraining on P alone before it).
     pub start_step: u64,

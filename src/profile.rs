@@ -766,6 +766,57 @@ pub fn sparse_counts(ids: &[u32]) -> Vec<(u32, u32)> {
 }
 
 impl Profile {
+    /// The counts of order `n` as a table, sorted: for n = 1 `token` (id) and `count` of every
+    /// token seen; for an exact order n ≥ 2 the ids `t1`..`tn` and `count`; for a hashed order
+    /// `bucket` and `count`. What the Python package's `Profile.unigrams` and `.ngrams(n)` are.
+    pub fn frame(&self, n: usize) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame};
+        if n == 0 || n > self.meta.ngram {
+            anyhow::bail!(
+                "profile of `{}` holds orders 1 to {} (asked for {n}); profile with ngram={n}",
+                self.meta.corpus,
+                self.meta.ngram
+            );
+        }
+        if n == 1 {
+            let (ids, counts): (Vec<u32>, Vec<u64>) = self
+                .unigram
+                .iter()
+                .enumerate()
+                .filter(|(_, c)| **c > 0)
+                .map(|(i, c)| (i as u32, *c))
+                .unzip();
+            return Ok(DataFrame::new_infer_height(vec![
+                Column::new("token".into(), ids),
+                Column::new("count".into(), counts),
+            ])?);
+        }
+        let table = &self.ngrams[n - 2];
+        let sparse = table.sparse();
+        let counts: Vec<u64> = sparse.iter().map(|x| x.1).collect();
+        let mut columns = Vec::new();
+        match table {
+            NgramCounts::Hashed(_) => {
+                let buckets: Vec<u64> = sparse.iter().map(|x| x.0).collect();
+                columns.push(Column::new("bucket".into(), buckets));
+            }
+            NgramCounts::Exact(_) => {
+                let bits = id_bits(self.meta.vocab_size);
+                let mut ids: Vec<Vec<u32>> = vec![Vec::with_capacity(sparse.len()); n];
+                for (key, _) in &sparse {
+                    for (i, id) in unpack(*key, n, bits).into_iter().enumerate() {
+                        ids[i].push(id);
+                    }
+                }
+                for (i, col) in ids.into_iter().enumerate() {
+                    columns.push(Column::new(format!("t{}", i + 1).into(), col));
+                }
+            }
+        }
+        columns.push(Column::new("count".into(), counts));
+        Ok(DataFrame::new_infer_height(columns)?)
+    }
+
     /// Unigram frequencies (counts / total).
     pub fn unigram_freqs(&self) -> Vec<f64> {
         let t = self.totals.tokens.max(1) as f64;

@@ -21,7 +21,6 @@
 //! p̃ᵢ = (cᵢ + α) / (N + α·V), V the tokenizer's vocabulary size, α = `--smoothing`.
 
 use anyhow::{bail, Result};
-use hashbrown::HashMap;
 use serde::Serialize;
 
 use crate::profile::Profile;
@@ -113,8 +112,10 @@ pub struct Dist {
     pub uni: Vec<f64>,
     /// Tokens behind the frequencies (for smoothing).
     pub tokens: f64,
-    /// Orders 2..=N: key (packed n-gram or bucket) → frequency within that order.
-    pub ngrams: Vec<HashMap<u64, f64>>,
+    /// Orders 2..=N: (key (packed n-gram or bucket), frequency within that order), sorted by
+    /// key, keys distinct. Sorted, not hashed: sums over them run in key order, so a
+    /// similarity is the same f64 in every run (a hash map's order changes per process).
+    pub ngrams: Vec<Vec<(u64, f64)>>,
 }
 
 impl Dist {
@@ -164,13 +165,7 @@ impl Dist {
             .ngrams
             .iter()
             .zip(&other.ngrams)
-            .map(|(a, b)| {
-                let mut m: HashMap<u64, f64> = a.iter().map(|(k, v)| (*k, (1.0 - w) * v)).collect();
-                for (k, v) in b {
-                    *m.entry(*k).or_insert(0.0) += w * v;
-                }
-                m
-            })
+            .map(|(a, b)| blend_sorted(a, b, w))
             .collect();
         Dist {
             uni,
@@ -260,19 +255,56 @@ pub fn kl(q: &[f64], r: &[f64]) -> f64 {
         .sum()
 }
 
-fn sparse_cosine(a: &HashMap<u64, f64>, b: &HashMap<u64, f64>) -> f64 {
-    let (small, large) = if a.len() <= b.len() { (a, b) } else { (b, a) };
-    let dot: f64 = small
-        .iter()
-        .filter_map(|(k, v)| large.get(k).map(|w| v * w))
-        .sum();
-    let na: f64 = a.values().map(|v| v * v).sum::<f64>().sqrt();
-    let nb: f64 = b.values().map(|v| v * v).sum::<f64>().sqrt();
+fn sparse_cosine(a: &[(u64, f64)], b: &[(u64, f64)]) -> f64 {
+    let (mut i, mut j, mut dot) = (0, 0, 0.0);
+    while i < a.len() && j < b.len() {
+        match a[i].0.cmp(&b[j].0) {
+            std::cmp::Ordering::Less => i += 1,
+            std::cmp::Ordering::Greater => j += 1,
+            std::cmp::Ordering::Equal => {
+                dot += a[i].1 * b[j].1;
+                i += 1;
+                j += 1;
+            }
+        }
+    }
+    let na: f64 = a.iter().map(|(_, v)| v * v).sum::<f64>().sqrt();
+    let nb: f64 = b.iter().map(|(_, v)| v * v).sum::<f64>().sqrt();
     if na == 0.0 || nb == 0.0 {
         0.0
     } else {
         dot / (na * nb)
     }
+}
+
+/// (1 − w)·a + w·b of two sorted sparse vectors, sorted.
+fn blend_sorted(a: &[(u64, f64)], b: &[(u64, f64)], w: f64) -> Vec<(u64, f64)> {
+    let mut out = Vec::with_capacity(a.len() + b.len());
+    let (mut i, mut j) = (0, 0);
+    while i < a.len() || j < b.len() {
+        let next = match (a.get(i), b.get(j)) {
+            (Some(x), Some(y)) if x.0 == y.0 => {
+                i += 1;
+                j += 1;
+                (x.0, (1.0 - w) * x.1 + w * y.1)
+            }
+            (Some(x), Some(y)) if x.0 < y.0 => {
+                i += 1;
+                (x.0, (1.0 - w) * x.1)
+            }
+            (Some(x), None) => {
+                i += 1;
+                (x.0, (1.0 - w) * x.1)
+            }
+            (_, Some(y)) => {
+                j += 1;
+                (y.0, w * y.1)
+            }
+            (None, None) => unreachable!(),
+        };
+        out.push(next);
+    }
+    out
 }
 
 /// The `paper` metric's parts.
@@ -604,6 +636,7 @@ fn bootstrap(
     let reps: Vec<Vec<Vec<f64>>> = (0..b)
         .into_par_iter()
         .map(|r| -> Result<Vec<Vec<f64>>> {
+            crate::progress::check_interrupt()?;
             let dists: Vec<Dist> = docs
                 .iter()
                 .enumerate()
@@ -656,6 +689,22 @@ fn bootstrap(
     Ok(Boot { sim_ci, pa_ci })
 }
 
+/// What profiles must hold to answer `metrics`: `base` with n-grams (order at least 2) only
+/// when a metric reads them, unigrams alone otherwise, and per-document counts when a
+/// bootstrap is asked for.
+pub fn profile_options(
+    base: crate::profile::ProfileOptions,
+    metrics: &[Metric],
+    bootstrap: bool,
+) -> crate::profile::ProfileOptions {
+    let needs_ngrams = metrics.iter().any(|m| m.needs_ngrams());
+    crate::profile::ProfileOptions {
+        ngram: if needs_ngrams { base.ngram.max(2) } else { 1 },
+        keep_docs: bootstrap,
+        ..base
+    }
+}
+
 /// The similarity matrix: entry (i, j) = sim(profile i, profile j) (j plays the target).
 pub fn matrix(profiles: &[&Profile], metric: Metric, o: &MetricOptions) -> Result<Vec<Vec<f64>>> {
     check_comparable(profiles, metric, 2)?;
@@ -664,6 +713,123 @@ pub fn matrix(profiles: &[&Profile], metric: Metric, o: &MetricOptions) -> Resul
         .iter()
         .map(|x| dists.iter().map(|t| similarity(metric, x, t, o)).collect())
         .collect()
+}
+
+fn opt(x: Option<f64>) -> String {
+    x.map(crate::numfmt::num).unwrap_or_default()
+}
+
+/// The table of `rows` as CSV, the columns of `proximity --csv`: corpus, role, metric, sim,
+/// cosine, jaccard, jsd, pa (empty where a row has none), then mix_token_weight when `mix`,
+/// and sim_lo, sim_hi, pa_lo, pa_hi when `boot`. Numbers are written so that they read back
+/// as the same f64.
+pub fn rows_csv(rows: &[Row], mix: bool, boot: bool) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec![
+        "corpus", "role", "metric", "sim", "cosine", "jaccard", "jsd", "pa",
+    ];
+    if mix {
+        header.push("mix_token_weight");
+    }
+    if boot {
+        header.extend(["sim_lo", "sim_hi", "pa_lo", "pa_hi"]);
+    }
+    w.write_record(&header).expect("in-memory CSV");
+    for r in rows {
+        let mut rec = vec![
+            r.corpus.clone(),
+            r.role.to_string(),
+            r.metric.to_string(),
+            crate::numfmt::num(r.sim),
+            opt(r.parts.map(|p| p.cosine)),
+            opt(r.parts.map(|p| p.jaccard)),
+            opt(r.parts.map(|p| p.jsd)),
+            opt(r.pa),
+        ];
+        if mix {
+            rec.push(opt(r.mix_token_weight));
+        }
+        if boot {
+            rec.extend([
+                opt(r.sim_ci.map(|c| c.0)),
+                opt(r.sim_ci.map(|c| c.1)),
+                opt(r.pa_ci.map(|c| c.0)),
+                opt(r.pa_ci.map(|c| c.1)),
+            ]);
+        }
+        w.write_record(&rec).expect("in-memory CSV");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")
+}
+
+/// The table of `rows` as a DataFrame with [`rows_csv`]'s columns (numbers as the exact f64s,
+/// nulls where the CSV is empty): what the Python package returns.
+pub fn rows_frame(rows: &[Row], mix: bool, boot: bool) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let text = |f: &dyn Fn(&Row) -> String| -> Vec<String> { rows.iter().map(f).collect() };
+    let float =
+        |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Option<f64>> { rows.iter().map(f).collect() };
+    let mut columns = vec![
+        Column::new("corpus".into(), text(&|r| r.corpus.clone())),
+        Column::new("role".into(), text(&|r| r.role.to_string())),
+        Column::new("metric".into(), text(&|r| r.metric.to_string())),
+        Column::new("sim".into(), float(&|r| Some(r.sim))),
+        Column::new("cosine".into(), float(&|r| r.parts.map(|p| p.cosine))),
+        Column::new("jaccard".into(), float(&|r| r.parts.map(|p| p.jaccard))),
+        Column::new("jsd".into(), float(&|r| r.parts.map(|p| p.jsd))),
+        Column::new("pa".into(), float(&|r| r.pa)),
+    ];
+    if mix {
+        columns.push(Column::new(
+            "mix_token_weight".into(),
+            float(&|r| r.mix_token_weight),
+        ));
+    }
+    if boot {
+        columns.push(Column::new(
+            "sim_lo".into(),
+            float(&|r| r.sim_ci.map(|c| c.0)),
+        ));
+        columns.push(Column::new(
+            "sim_hi".into(),
+            float(&|r| r.sim_ci.map(|c| c.1)),
+        ));
+        columns.push(Column::new(
+            "pa_lo".into(),
+            float(&|r| r.pa_ci.map(|c| c.0)),
+        ));
+        columns.push(Column::new(
+            "pa_hi".into(),
+            float(&|r| r.pa_ci.map(|c| c.1)),
+        ));
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// A similarity matrix as a DataFrame: a `corpus` column of names, one f64 column per name.
+pub fn matrix_frame(names: &[String], m: &[Vec<f64>]) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let mut columns = vec![Column::new("corpus".into(), names.to_vec())];
+    for (j, name) in names.iter().enumerate() {
+        let col: Vec<f64> = m.iter().map(|row| row[j]).collect();
+        columns.push(Column::new(name.as_str().into(), col));
+    }
+    Ok(DataFrame::new_infer_height(columns)?)
+}
+
+/// A similarity matrix as CSV: a `corpus` column of row names, then one column per name
+/// (entry = sim(row, column)).
+pub fn matrix_csv(names: &[String], m: &[Vec<f64>]) -> String {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    let mut header = vec!["corpus".to_string()];
+    header.extend(names.iter().cloned());
+    w.write_record(&header).expect("in-memory CSV");
+    for (i, row) in m.iter().enumerate() {
+        let mut rec = vec![names[i].clone()];
+        rec.extend(row.iter().map(|x| crate::numfmt::num(*x)));
+        w.write_record(&rec).expect("in-memory CSV");
+    }
+    String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")
 }
 
 #[cfg(test)]

@@ -251,6 +251,40 @@ pub fn regressions_csv(rows: &[(String, Regression)], x: &str, y: &str) -> Resul
     Ok(String::from_utf8(w.into_inner()?)?)
 }
 
+/// The regressions as a DataFrame with [`regressions_csv`]'s columns, numbers as the exact
+/// f64s: what the Python package returns.
+pub fn regressions_frame(
+    rows: &[(String, Regression)],
+    x: &str,
+    y: &str,
+) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let f =
+        |g: &dyn Fn(&Regression) -> f64| -> Vec<f64> { rows.iter().map(|(_, r)| g(r)).collect() };
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            "group".into(),
+            rows.iter().map(|(g, _)| g.clone()).collect::<Vec<_>>(),
+        ),
+        Column::new("x".into(), vec![x.to_string(); rows.len()]),
+        Column::new("y".into(), vec![y.to_string(); rows.len()]),
+        Column::new(
+            "n".into(),
+            rows.iter().map(|(_, r)| r.n as u64).collect::<Vec<u64>>(),
+        ),
+        Column::new("slope".into(), f(&|r| r.slope)),
+        Column::new("slope_se".into(), f(&|r| r.slope_se)),
+        Column::new("intercept".into(), f(&|r| r.intercept)),
+        Column::new("intercept_se".into(), f(&|r| r.intercept_se)),
+        Column::new("r".into(), f(&|r| r.r)),
+        Column::new("p_value".into(), f(&|r| r.p_value)),
+        Column::new("spearman".into(), f(&|r| r.spearman)),
+        Column::new("r2".into(), f(&|r| r.r2)),
+        Column::new("r_lo".into(), f(&|r| r.r_ci.0)),
+        Column::new("r_hi".into(), f(&|r| r.r_ci.1)),
+    ])?)
+}
+
 /// The scatter of `y` against `x` for every row with both, coloured by `target` and shaped by
 /// `mix` where those columns exist, with the line `fit` = (intercept, slope).
 pub fn scatter(runs: &Table, x: &str, y: &str, fit: (f64, f64)) -> Result<Scatter> {

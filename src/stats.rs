@@ -95,8 +95,14 @@ pub struct Table {
 impl Table {
     /// Reads a CSV file with a header row.
     pub fn read(path: &std::path::Path) -> Result<Table> {
-        let mut r = csv::Reader::from_path(path)
-            .with_context(|| format!("cannot read {}", path.display()))?;
+        let file =
+            std::fs::File::open(path).with_context(|| format!("cannot read {}", path.display()))?;
+        Table::from_reader(path, file)
+    }
+
+    /// Reads CSV text with a header row; messages call it `path` (a DataFrame's name, say).
+    pub fn from_reader(path: &std::path::Path, input: impl std::io::Read) -> Result<Table> {
+        let mut r = csv::Reader::from_reader(input);
         let header: Vec<String> = r
             .headers()
             .with_context(|| format!("{}: no header row", path.display()))?

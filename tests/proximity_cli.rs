@@ -572,3 +572,38 @@ fn demo_code_is_closer_to_the_docstring_target_than_web() {
     let code = rows.iter().find(|r| r["corpus"] == "demo-code").unwrap();
     assert!(code["pa"].as_f64().unwrap() > 0.05, "{code}");
 }
+
+/// ngram-cosine on real corpora is the same f64 in every run: its sums over n-grams run in
+/// key order. (They ran over hash maps, whose order changes per process, and the 13th digit
+/// of c4 → codesearchnet changed between runs.)
+#[test]
+fn ngram_cosine_of_real_corpora_is_the_same_in_every_run() {
+    let (Some(cat), Some(tok)) = (shared_catalog(), pythia_tokenizer()) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let (cat, tok) = (cat.display().to_string(), tok.display().to_string());
+    let args = [
+        "proximity",
+        "c4",
+        "starcoder",
+        "codesearchnet",
+        "--metric",
+        "ngram-cosine",
+        "--ngram",
+        "4",
+        "--json",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "-q",
+    ];
+    let first = sb.ok(&args);
+    for _ in 0..4 {
+        // --no-cache: the counts are made again too, by threads in whatever order.
+        let mut again = args.to_vec();
+        again.push("--no-cache");
+        assert_eq!(sb.ok(&again), first);
+    }
+}

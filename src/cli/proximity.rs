@@ -7,12 +7,14 @@ use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
 use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
-use mtkit::proximity::{compute, matrix, Metric, MetricOptions, MixBy, MixSpec, Query, Row};
+use mtkit::proximity::{
+    compute, matrix, matrix_csv, rows_csv, Metric, MetricOptions, MixBy, MixSpec, Query, Row,
+};
 use mtkit::tokenize::Tokenizer;
 
 use super::profile::NgramArgs;
 use super::CorpusArgs;
-use mtkit::cli_support::output::{num, sig, table};
+use mtkit::cli_support::output::{sig, table};
 use mtkit::cli_support::progress::Bar;
 
 /// Similarity of each corpus to the target, and each candidate's proximity advantage.
@@ -125,7 +127,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         progress: &mtkit::cli_support::progress::Bar::new(a.corpus.quiet),
     };
     let rows = compute(&q)?;
-    let csv = to_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
+    let csv = rows_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
     if let Some(f) = &a.csv {
         mtkit::paths::write_atomic_bytes(f, csv.as_bytes())?;
     }
@@ -141,21 +143,16 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     Ok(())
 }
 
-/// What the profiles must hold for `metrics`: n-grams only for the metrics that read them,
-/// per-document counts for --bootstrap.
+/// What the profiles must hold for `metrics` (see [`mtkit::proximity::profile_options`]).
 fn profile_options(a: &ProximityArgs, metrics: &[Metric]) -> ProfileOptions {
-    let needs_ngrams = metrics.iter().any(|m| m.needs_ngrams());
-    ProfileOptions {
+    let base = ProfileOptions {
         sample: a.corpus.sample(),
         max_tokens_per_doc: a.corpus.max_tokens(),
-        ngram: if needs_ngrams {
-            a.ngrams.ngram.max(2)
-        } else {
-            1
-        },
+        ngram: a.ngrams.ngram,
         ngram_mode: a.ngrams.mode(),
-        keep_docs: a.bootstrap.is_some(),
-    }
+        keep_docs: false,
+    };
+    mtkit::proximity::profile_options(base, metrics, a.bootstrap.is_some())
 }
 
 /// `--matrix`: the similarity matrix as CSV (stdout or --csv) and the heatmaps of --plot.
@@ -167,14 +164,7 @@ fn write_matrix(
 ) -> Result<()> {
     let m = matrix(refs, metric, mo)?;
     let names: Vec<String> = refs.iter().map(|p| p.meta.corpus.clone()).collect();
-    let mut out = format!("corpus,{}\n", names.join(","));
-    for (i, row) in m.iter().enumerate() {
-        out.push_str(&format!(
-            "{},{}\n",
-            names[i],
-            row.iter().map(|x| num(*x)).collect::<Vec<_>>().join(",")
-        ));
-    }
+    let out = matrix_csv(&names, &m);
     match &a.csv {
         Some(f) => mtkit::paths::write_atomic_bytes(f, out.as_bytes())?,
         None => print!("{out}"),
@@ -217,49 +207,6 @@ fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Re
         out.push(p);
     }
     Ok(out)
-}
-
-fn opt(x: Option<f64>) -> String {
-    x.map(num).unwrap_or_default()
-}
-
-fn to_csv(rows: &[Row], mix: bool, boot: bool) -> String {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    let mut header = vec![
-        "corpus", "role", "metric", "sim", "cosine", "jaccard", "jsd", "pa",
-    ];
-    if mix {
-        header.push("mix_token_weight");
-    }
-    if boot {
-        header.extend(["sim_lo", "sim_hi", "pa_lo", "pa_hi"]);
-    }
-    w.write_record(&header).expect("in-memory CSV");
-    for r in rows {
-        let mut rec = vec![
-            r.corpus.clone(),
-            r.role.to_string(),
-            r.metric.to_string(),
-            num(r.sim),
-            opt(r.parts.map(|p| p.cosine)),
-            opt(r.parts.map(|p| p.jaccard)),
-            opt(r.parts.map(|p| p.jsd)),
-            opt(r.pa),
-        ];
-        if mix {
-            rec.push(opt(r.mix_token_weight));
-        }
-        if boot {
-            rec.extend([
-                opt(r.sim_ci.map(|c| c.0)),
-                opt(r.sim_ci.map(|c| c.1)),
-                opt(r.pa_ci.map(|c| c.0)),
-                opt(r.pa_ci.map(|c| c.1)),
-            ]);
-        }
-        w.write_record(&rec).expect("in-memory CSV");
-    }
-    String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")
 }
 
 fn json_row(r: &Row) -> serde_json::Value {

@@ -3,13 +3,12 @@
 use std::path::PathBuf;
 
 use anyhow::Result;
-use clap::{Args, ValueEnum};
+use clap::Args;
 
-use mtkit::export::TokenizedData;
+use mtkit::export::{Emit, EmitOptions, Exportable};
 use mtkit::mix::{suggest_from_profiles, Budget, Request, Suggestion};
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
 use mtkit::proximity::Metric;
-use mtkit::token_formats::Format;
 
 use super::CorpusArgs;
 use mtkit::cli_support::output::{sig, table};
@@ -100,15 +99,6 @@ pub struct SuggestArgs {
     corpus: CorpusArgs,
 }
 
-#[derive(Clone, Copy, Debug, ValueEnum, PartialEq)]
-enum Emit {
-    Mtkit,
-    OlmoCore,
-    Megatron,
-    Hf,
-    Litgpt,
-}
-
 pub fn run(a: SuggestArgs) -> Result<()> {
     let budget = Budget {
         total_steps: a.total_steps,
@@ -157,67 +147,22 @@ pub fn run(a: SuggestArgs) -> Result<()> {
 
 /// The top proposal as a config of trainer `e`.
 fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs) -> Result<String> {
-    let top = &found.proposals[0];
-    let mid_tokens = (a.total_steps - top.start_step) * a.tokens_per_step;
-    Ok(match e {
-        Emit::Mtkit => mtkit::export::mtkit(
-            top,
-            &mtkit::export::RunExport {
-                preset: a.preset.clone(),
-                seq_len: a.seq_len,
-                data: a.data.clone().unwrap_or_else(|| "tokens".into()),
-                lr: a.lr,
-                sft_epochs: a.sft_epochs,
-                target: a.target.clone(),
-                total_steps: a.total_steps,
-                tokens_per_step: a.tokens_per_step,
-            },
-        )?,
-        Emit::OlmoCore => {
-            let dir = a.data.clone().unwrap_or_else(|| "tokens".into());
-            let files = tokenized(&dir, Format::OlmoCore);
-            let data = TokenizedData {
-                dir: &dir,
-                files: &files,
-            };
-            mtkit::export::olmo_core(top, a.max_repeat, a.tokens_per_step, mid_tokens, &data)?
-        }
-        Emit::Megatron => match &a.data {
-            None => mtkit::export::megatron(top, None),
-            Some(dir) => {
-                let files = tokenized(dir, Format::Megatron);
-                mtkit::export::megatron(top, Some(&TokenizedData { dir, files: &files }))
-            }
-        },
-        Emit::Hf => mtkit::export::hf(top, &found.sources)?,
-        Emit::Litgpt => match &a.data {
-            None => mtkit::export::litgpt(top, None),
-            Some(dir) => {
-                let files = tokenized(dir, Format::Litdata);
-                mtkit::export::litgpt(top, Some(&TokenizedData { dir, files: &files }))
-            }
-        },
-    })
-}
-
-/// A source's files in `format` under `dir` (paths as `dir/NAME/FILE`, total tokens), or the
-/// `mtkit tokenize` command that writes them.
-fn tokenized(
-    dir: &str,
-    format: Format,
-) -> impl Fn(&str) -> std::result::Result<(Vec<String>, u64), String> + '_ {
-    move |name: &str| {
-        mtkit::token_formats::files_of(std::path::Path::new(dir), name, format)
-            .map(|(_, m)| {
-                let paths = m
-                    .files
-                    .iter()
-                    .map(|f| format!("{dir}/{name}/{}", f.file))
-                    .collect();
-                (paths, m.tokens)
-            })
-            .map_err(|_| format!("mtkit tokenize {name} -o {dir} --format {}", format.name()))
-    }
+    let x = Exportable {
+        proposal: found.proposals[0].clone(),
+        sources: found.sources.clone(),
+        target: a.target.clone(),
+        total_steps: a.total_steps,
+        tokens_per_step: a.tokens_per_step,
+        max_repeat: a.max_repeat,
+    };
+    let o = EmitOptions {
+        preset: a.preset.clone(),
+        seq_len: a.seq_len,
+        data: a.data.clone(),
+        lr: a.lr,
+        sft_epochs: a.sft_epochs,
+    };
+    mtkit::export::emit(e, &x, &o)
 }
 
 fn human(found: &Suggestion, a: &SuggestArgs) -> String {
