@@ -13,12 +13,13 @@ export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
 MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
 CARGO ?= cargo
 
-.PHONY: setup hf-venv build demo test bench fmt clippy fuzz fuzz-ci
+.PHONY: setup hf-venv py-venv python build demo test bench fmt clippy fuzz fuzz-ci
 
 setup:
 	@bash scripts/setup.sh
 
-# Both packages: mtkit (data commands, no LibTorch) and mtkit-train (the LibTorch trainer).
+# Both programs: mtkit (data commands, no LibTorch) and mtkit-train (the LibTorch trainer).
+# (--workspace also compiles the Python module's crate, so that clippy and the tests see it.)
 build: setup
 	$(CARGO) build --release --locked --workspace
 
@@ -30,8 +31,23 @@ demo: build
 hf-venv:
 	@bash scripts/hf-venv.sh
 
-test: setup hf-venv
+# maturin, polars, datasets and pytest (pinned, from PyPI) for the Python package's tests.
+py-venv:
+	@bash scripts/py-venv.sh
+
+# The Python package (`import mtkit`): maturin builds the wheel over the same compiled library
+# as `make build` (same profile and features, same target folder) and installs it into the
+# py-venv; `pip install .` does the same for a user.
+PY_VENV := $(MTKIT_CACHE)/py-venv
+WHEELS := $(MTKIT_CACHE)/wheels
+python: setup py-venv
+	@rm -rf "$(WHEELS)"
+	"$(PY_VENV)/bin/maturin" build --release --locked --quiet -o "$(WHEELS)"
+	"$(PY_VENV)/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$(WHEELS)"/mtkit-*.whl
+
+test: setup hf-venv python
 	MTKIT_HF_PYTHON="$(MTKIT_CACHE)/hf-venv/bin/python" $(CARGO) test --release --locked --workspace
+	MTKIT_BIN="$(MTKIT)" MTKIT_WHEELS="$(WHEELS)" "$(PY_VENV)/bin/python" -m pytest -q python/tests
 
 bench:
 	@bash scripts/bench.sh

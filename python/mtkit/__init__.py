@@ -1,0 +1,682 @@
+"""mtkit in Python: token profiles, proximity and midtraining mixtures as polars DataFrames.
+
+Every number comes from the same Rust library as the ``mtkit`` command line (the native
+module ``mtkit._mtkit``); this layer only turns Python sources into batches and the
+library's tables (Arrow IPC bytes) into ``polars.DataFrame``s.
+
+    >>> import mtkit
+    >>> mtkit.proximity("c4", ["starcoder", "codesearchnet"], "humaneval")   # doctest: +SKIP
+
+A *source* is any of: a catalog card name (``"c4"``); corpus files (a path, glob or folder,
+or :class:`Files`); a saved profile (``*.parquet`` written by ``mtkit profile -o`` or
+:meth:`Profile.save`); a :class:`Profile`; an iterable of ``str`` or of dicts; a
+``polars.Series`` of strings or a ``polars.DataFrame``; a Hugging Face ``datasets.Dataset`` or
+``IterableDataset``. Records are rendered by ``text`` (a template such as
+``"{question}\\n{answer}"``; default ``"{text}"``), sampled and cut exactly as a JSONL file of
+the same records in the same order would be, so the numbers equal the CLI's.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import sys
+import tempfile
+import warnings
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence, Union
+
+from . import _mtkit
+from ._mtkit import MtkitError
+
+if TYPE_CHECKING:  # pragma: no cover
+    import polars as pl
+
+__version__: str = _mtkit.__version__
+
+__all__ = [
+    "Files",
+    "MtkitError",
+    "Profile",
+    "export",
+    "load_profile",
+    "metrics",
+    "profile",
+    "proximity",
+    "regress",
+    "similarity_matrix",
+    "suggest_mix",
+]
+
+#: Records pulled from a Python iterable per batch (the GIL is held only while one is read).
+BATCH_RECORDS = 2048
+
+# The CLI's defaults (the paper's measurement): 1000 documents sampled by seed 42, each cut
+# to 10,000 characters and then to 512 tokens.
+_DEFAULTS = dict(
+    ngram=1,
+    ngram_buckets=None,
+    max_docs=1000,
+    max_chars=10_000,
+    max_tokens_per_doc=512,
+    seed=42,
+    strict=False,
+    tokenizer=None,
+    encoder="auto",
+)
+
+
+def _polars():
+    import polars as pl
+
+    return pl
+
+
+def _frame(ipc: bytes) -> "pl.DataFrame":
+    return _polars().read_ipc_stream(io.BytesIO(ipc))
+
+
+@dataclass(frozen=True)
+class Files:
+    """Corpus files named explicitly: paths, globs or folders (JSONL, JSON, CSV, parquet, text,
+    Arrow and ``save_to_disk`` folders, optionally gzip/zstd compressed), as a catalog card's
+    ``paths``. Needed where a plain string would mean something else (a ``.parquet`` string is
+    read as a saved profile)."""
+
+    paths: Union[str, os.PathLike, Sequence[Union[str, os.PathLike]]]
+    text: str = "{text}"
+    name: str | None = None
+
+    def path_list(self) -> list[str]:
+        if isinstance(self.paths, (str, os.PathLike)):
+            return [os.fspath(self.paths)]
+        return [os.fspath(p) for p in self.paths]
+
+
+class Profile:
+    """A corpus's token profile: unigram (and n-gram) counts of its sampled documents.
+
+    ``unigrams`` and ``ngrams(n)`` are ``polars.DataFrame``s sorted by token ids, ``totals``
+    and ``meta`` plain dicts. Save with :meth:`save`; read back with :func:`load_profile`.
+    """
+
+    __slots__ = ("_native", "_unigrams", "_meta", "_totals")
+
+    def __init__(self, native: "_mtkit.NativeProfile"):
+        self._native = native
+        self._unigrams = None
+        self._meta = None
+        self._totals = None
+
+    @property
+    def name(self) -> str:
+        """The corpus name (a card's, a path, or the ``name=`` given)."""
+        return self._native.name
+
+    @property
+    def unigrams(self) -> "pl.DataFrame":
+        """Columns ``token`` (id, UInt32) and ``count`` (UInt64) of every token seen."""
+        if self._unigrams is None:
+            self._unigrams = _frame(self._native.frame(1))
+        return self._unigrams
+
+    def ngrams(self, n: int) -> "pl.DataFrame":
+        """Order ``n``: ids ``t1``..``tn`` and ``count`` (exact), or ``bucket`` and ``count``
+        (profiled with ``ngram_buckets``). ``ngrams(1)`` is :attr:`unigrams` with column
+        ``token``."""
+        if n == 1:
+            return self.unigrams
+        return _frame(self._native.frame(int(n)))
+
+    @property
+    def meta(self) -> dict:
+        """What was counted and how: tokenizer and its SHA-256, sample, cuts, n-gram order."""
+        if self._meta is None:
+            self._meta = json.loads(self._native.meta_json())
+        return dict(self._meta)
+
+    @property
+    def totals(self) -> dict:
+        """``documents``, ``tokens``, ``bytes`` and ``skipped`` (bad records by kind)."""
+        if self._totals is None:
+            self._totals = json.loads(self._native.totals_json())
+        return dict(self._totals)
+
+    def save(self, path: Union[str, os.PathLike]) -> None:
+        """Writes the profile as ``mtkit profile -o`` does (parquet; whole or not at all)."""
+        self._native.save(os.fspath(path))
+
+    def __repr__(self) -> str:
+        t = self.totals
+        return (
+            f"Profile({self.name!r}: {t['documents']:,} documents, {t['tokens']:,} tokens, "
+            f"{len(self.unigrams):,} distinct tokens, n-grams to order {self.meta['ngram']})"
+        )
+
+
+def load_profile(path: Union[str, os.PathLike]) -> Profile:
+    """Reads a profile saved by ``mtkit profile -o`` or :meth:`Profile.save`."""
+    return Profile(_mtkit.load_profile(os.fspath(path)))
+
+
+def metrics() -> list[str]:
+    """The names of the similarity metrics (``paper`` first)."""
+    return list(_mtkit.metric_names())
+
+
+# --- progress -------------------------------------------------------------------------------
+
+
+def _in_notebook() -> bool:
+    shell = sys.modules.get("IPython")
+    if shell is None:
+        return False
+    try:
+        ip = shell.get_ipython()  # type: ignore[attr-defined]
+    except Exception:
+        return False
+    return ip is not None and type(ip).__name__ == "ZMQInteractiveShell"
+
+
+class _Bars:
+    """Draws the library's progress (reported every 50 ms) as tqdm bars, one per stage."""
+
+    def __init__(self):
+        from tqdm.auto import tqdm
+
+        self._tqdm = tqdm
+        self._stage = None
+        self._bar = None
+
+    def __call__(self, stage, label, done, total, unit, tokens, finished):
+        if stage != self._stage:
+            self.close()
+            self._stage = stage
+            self._bar = self._tqdm(total=total, desc=label, unit=f" {unit}", leave=False)
+        bar = self._bar
+        bar.n = done
+        if unit == "docs":
+            bar.set_postfix_str(f"{tokens:,} tokens", refresh=False)
+        bar.refresh()
+        if finished:
+            self.close()
+
+    def close(self):
+        if self._bar is not None:
+            self._bar.close()
+            self._bar = None
+
+
+def _progress(progress: bool | None):
+    if progress is False:
+        return None
+    if progress is None and not (sys.stderr.isatty() or _in_notebook()):
+        return None
+    try:
+        return _Bars()
+    except ImportError:
+        if progress:
+            raise MtkitError("progress=True needs tqdm (pip install tqdm)") from None
+        return None
+
+
+def _run_with_bars(progress, call):
+    bars = _progress(progress)
+    try:
+        return call(bars)
+    finally:
+        if bars is not None:
+            bars.close()
+
+
+# --- sources --------------------------------------------------------------------------------
+
+
+def _settings(opts: Mapping[str, Any], keep_document_counts: bool = False):
+    unknown = set(opts) - set(_DEFAULTS)
+    if unknown:
+        raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
+    o = {**_DEFAULTS, **opts}
+    if o["tokenizer"] is not None:
+        o["tokenizer"] = os.fspath(o["tokenizer"])
+    return _mtkit.ProfileSettings(keep_document_counts=keep_document_counts, **o)
+
+
+def _is_hf_dataset(x) -> bool:
+    return type(x).__module__.split(".")[0] == "datasets"
+
+
+def _chunks(items: Iterable, n: int) -> Iterator[list]:
+    batch = []
+    for x in items:
+        batch.append(x)
+        if len(batch) >= n:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
+
+
+def _batches(source, fields: list[str]):
+    """``source`` as an iterator of batches the native reader takes, and its default name."""
+    pl = sys.modules.get("polars")
+    if pl is not None and isinstance(source, pl.Series):
+        if source.dtype != pl.String:
+            raise MtkitError(
+                f"a polars Series source must hold strings (Series {source.name!r} is {source.dtype})"
+            )
+        if fields != ["text"]:
+            raise MtkitError("a Series of strings is rendered as {text}: pass a DataFrame for a template")
+        n = BATCH_RECORDS
+        return (source.slice(i, n).to_list() for i in range(0, len(source), n)), source.name or "series"
+    if pl is not None and isinstance(source, pl.DataFrame):
+        missing = [f for f in fields if f not in source.columns]
+        if missing:
+            raise MtkitError(
+                f"the DataFrame has no column {', '.join(map(repr, missing))} "
+                f"(columns: {', '.join(source.columns)}); name them with text='{{column}}'"
+            )
+        n = BATCH_RECORDS
+        return (
+            ({f: source[f].slice(i, n).to_list() for f in fields} for i in range(0, len(source), n)),
+            "dataframe",
+        )
+    if _is_hf_dataset(source):
+        kind = type(source).__name__
+        if kind in ("DatasetDict", "IterableDatasetDict"):
+            raise MtkitError(
+                f"a {kind} holds splits {', '.join(source.keys())}: pass one, e.g. ds['train']"
+            )
+        columns = list(source.column_names or []) if source.column_names is not None else None
+        if columns is not None:
+            missing = [f for f in fields if f not in columns]
+            if missing:
+                raise MtkitError(
+                    f"the dataset has no column {', '.join(map(repr, missing))} "
+                    f"(columns: {', '.join(columns)}); name them with text='{{column}}'"
+                )
+            source = source.select_columns(fields)
+        name = getattr(getattr(source, "info", None), "dataset_name", None) or "dataset"
+        return source.iter(batch_size=BATCH_RECORDS), name
+    if isinstance(source, (bytes, bytearray)):
+        raise MtkitError("bytes are not a source: decode them to str first")
+    if isinstance(source, Mapping):
+        raise MtkitError(
+            "a dict is not a source: pass a list of records, or a DataFrame of columns"
+        )
+    try:
+        it = iter(source)
+    except TypeError:
+        raise MtkitError(
+            f"cannot profile a {type(source).__name__}: expected a catalog name, corpus files, "
+            "a saved profile, a Profile, an iterable of str or dict, a polars Series or "
+            "DataFrame, or a Hugging Face Dataset"
+        ) from None
+    return _chunks(it, BATCH_RECORDS), "records"
+
+
+def _looks_like_files(s: str) -> bool:
+    return os.sep in s or "/" in s or any(c in s for c in "*?[") or os.path.exists(s)
+
+
+def _profile_of(
+    source,
+    *,
+    settings,
+    text: str | None,
+    name: str | None,
+    catalog,
+    cache: bool,
+    progress: bool | None,
+) -> Profile:
+    if isinstance(source, Profile):
+        return source
+    catalogs = [os.fspath(c) for c in ([catalog] if isinstance(catalog, (str, os.PathLike)) else (catalog or []))]
+    if isinstance(source, Files):
+        return _run_with_bars(
+            progress,
+            lambda bars: Profile(
+                _mtkit.profile_corpus(
+                    name or source.name or ", ".join(source.path_list()),
+                    settings,
+                    catalogs=catalogs,
+                    files=source.path_list(),
+                    text=text or source.text,
+                    cache=cache,
+                    progress=bars,
+                )
+            ),
+        )
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if isinstance(source, str):
+        if source.endswith(".parquet") and os.path.isfile(source):
+            return load_profile(source)
+        files = [source] if _looks_like_files(source) else None
+        return _run_with_bars(
+            progress,
+            lambda bars: Profile(
+                _mtkit.profile_corpus(
+                    name or source,
+                    settings,
+                    catalogs=catalogs,
+                    files=files,
+                    text=text,
+                    cache=cache,
+                    progress=bars,
+                )
+            ),
+        )
+    template = text or "{text}"
+    fields = _mtkit.template_fields(template)
+    batches, default_name = _batches(source, fields)
+    return _run_with_bars(
+        progress,
+        lambda bars: Profile(
+            _mtkit.profile_records(
+                name or default_name, batches, template, settings, progress=bars
+            )
+        ),
+    )
+
+
+def profile(
+    source,
+    *,
+    text: str | None = None,
+    name: str | None = None,
+    ngram: int = 1,
+    ngram_buckets: int | None = None,
+    max_docs: int | None = 1000,
+    max_chars: int = 10_000,
+    max_tokens_per_doc: int = 512,
+    seed: int = 42,
+    strict: bool = False,
+    tokenizer: Union[str, os.PathLike, None] = None,
+    encoder: str = "auto",
+    catalog=None,
+    cache: bool = True,
+    keep_document_counts: bool = False,
+    progress: bool | None = None,
+) -> Profile:
+    """Profiles ``source`` (see the module's help for what a source may be).
+
+    The options are ``mtkit profile``'s: ``max_docs`` documents sampled uniformly by ``seed``
+    (``None``: all, in order), each cut to ``max_chars`` characters and ``max_tokens_per_doc``
+    tokens (0: no cut), n-grams to order ``ngram`` (exact, or summed into ``ngram_buckets``
+    hashed buckets). Bad records are skipped and counted in ``totals['skipped']``
+    (``strict=True`` raises at the first). ``tokenizer`` is a tokenizer.json (default: Pythia's,
+    installed by ``make setup``, or ``MTKIT_TOKENIZER``). Catalog cards and files go through
+    the profile cache unless ``cache=False``; in-memory sources are never cached.
+    ``keep_document_counts`` keeps per-document counts (for ``proximity(bootstrap=...)``).
+    ``progress``: bars when a terminal or notebook is attached (``None``), always, or never.
+    """
+    settings = _settings(
+        dict(
+            ngram=ngram,
+            ngram_buckets=ngram_buckets,
+            max_docs=max_docs,
+            max_chars=max_chars,
+            max_tokens_per_doc=max_tokens_per_doc,
+            seed=seed,
+            strict=strict,
+            tokenizer=tokenizer,
+            encoder=encoder,
+        ),
+        keep_document_counts=keep_document_counts,
+    )
+    return _profile_of(
+        source, settings=settings, text=text, name=name, catalog=catalog, cache=cache, progress=progress
+    )
+
+
+def _as_list(x) -> list:
+    if isinstance(x, (str, os.PathLike, Profile, Files)):
+        return [x]
+    return list(x)
+
+
+def _profiles(sources, settings, *, catalog, cache, progress, text=None) -> list[Profile]:
+    return [
+        _profile_of(s, settings=settings, text=text, name=None, catalog=catalog, cache=cache, progress=progress)
+        for s in sources
+    ]
+
+
+def proximity(
+    pretrain,
+    candidates,
+    target,
+    *,
+    metric: str = "paper",
+    all_metrics: bool = False,
+    mix: float | None = None,
+    mix_by: str = "tokens",
+    bootstrap: int = 0,
+    smoothing: float = 0.01,
+    catalog=None,
+    cache: bool = True,
+    progress: bool | None = None,
+    **profile_options,
+) -> "pl.DataFrame":
+    """``mtkit proximity P M1 [M2 ...] T`` as a DataFrame with the columns of its ``--csv``:
+    corpus, role, metric, sim, cosine, jaccard, jsd, pa (null where a row has none), then
+    mix_token_weight with ``mix``, and sim_lo, sim_hi, pa_lo, pa_hi with ``bootstrap``.
+
+    ``pretrain``, each of ``candidates`` (a list, or one source) and ``target`` are sources.
+    PA(M→T) = sim(M,T) − sim(P,T). ``profile_options`` are :func:`profile`'s sampling options
+    (``ngram`` defaults to 4 here, as in the CLI, and is read only by ``ngram-cosine``);
+    profiles given as :class:`Profile` are used as they are.
+    """
+    names = metrics() if all_metrics else [metric]
+    seed = profile_options.get("seed", _DEFAULTS["seed"])
+    # As the CLI: n-grams to order 4 for the metrics that read them, unless told otherwise.
+    profile_options.setdefault("ngram", 4)
+    settings = _settings(profile_options).for_proximity(names, bootstrap > 0)
+    sources = [pretrain, *_as_list(candidates), target]
+    profs = _profiles(sources, settings, catalog=catalog, cache=cache, progress=progress)
+    ipc = _run_with_bars(
+        progress,
+        lambda bars: _mtkit.proximity(
+            [p._native for p in profs],
+            names,
+            mix=mix,
+            mix_by=mix_by,
+            bootstrap=bootstrap or None,
+            seed=seed,
+            smoothing=smoothing,
+            progress=bars,
+        ),
+    )
+    return _frame(ipc)
+
+
+def similarity_matrix(
+    corpora,
+    *,
+    metric: str = "paper",
+    smoothing: float = 0.01,
+    catalog=None,
+    cache: bool = True,
+    progress: bool | None = None,
+    **profile_options,
+) -> "pl.DataFrame":
+    """``mtkit proximity --matrix``: a ``corpus`` column and one column per corpus, entry =
+    sim(row, column) (the column plays the target)."""
+    profile_options.setdefault("ngram", 4)
+    settings = _settings(profile_options).for_proximity([metric], False)
+    profs = _profiles(_as_list(corpora), settings, catalog=catalog, cache=cache, progress=progress)
+    return _frame(_mtkit.similarity_matrix([p._native for p in profs], metric, smoothing))
+
+
+def _name_of(source, prof: Profile) -> str:
+    if isinstance(source, str):
+        return source
+    return prof.name
+
+
+def suggest_mix(
+    *,
+    pretrain,
+    candidates,
+    target,
+    total_steps: int = 61_035,
+    tokens_per_step: int = 2_097_152,
+    available: Mapping[str, float] | None = None,
+    max_repeat: float = 4.0,
+    min_general: float = 0.2,
+    min_weight: float = 0.01,
+    start: Union[float, str] = "auto",
+    top: int = 5,
+    metric: str = "paper",
+    fit=None,
+    catalog=None,
+    cache: bool = True,
+    progress: bool | None = None,
+    **profile_options,
+) -> "pl.DataFrame":
+    """``mtkit suggest-mix``: a DataFrame of proposals, best first: ``rank``, ``start_step``,
+    ``start_fraction``, one column of token weights per source (P first), ``sim``, ``pa``,
+    ``distance_from_p``, ``pareto``, ``max_specialized`` (with ``fit``: ``predicted_ri``,
+    ``ri_lo``, ``ri_hi``), and ``proposal``, which :func:`export` reads.
+
+    ``available`` maps source names to their tokens (default: the card's size, else the
+    profile's tokens); ``fit`` is a runs table (path or DataFrame with ``pa`` and ``ri``). The
+    search's notes (estimated sizes, absent candidates) are issued as warnings.
+    """
+    settings = _settings(profile_options).unigrams_only()
+    sources = [pretrain, *_as_list(candidates), target]
+    profs = _profiles(sources, settings, catalog=catalog, cache=cache, progress=progress)
+    names = [_name_of(s, p) for s, p in zip(sources, profs)]
+    avail = [f"{k}={float(v)!r}" for k, v in (available or {}).items()]
+    with _csv_file(fit) as fit_path:
+        ipc, notes = _mtkit.suggest_mix(
+            names,
+            [p._native for p in profs],
+            total_steps=total_steps,
+            tokens_per_step=tokens_per_step,
+            max_repeat=max_repeat,
+            min_general=min_general,
+            min_weight=min_weight,
+            start=str(start),
+            available=avail,
+            metric=metric,
+            fit=fit_path,
+            top=top,
+        )
+    for note in notes:
+        warnings.warn(f"suggest_mix: {note}", stacklevel=2)
+    return _frame(ipc)
+
+
+class _csv_file:
+    """A runs table as a CSV path for the library: a path as is, a DataFrame written to a
+    temporary file (removed afterwards)."""
+
+    def __init__(self, table):
+        self.table = table
+        self.tmp = None
+
+    def __enter__(self):
+        t = self.table
+        if t is None:
+            return None
+        if isinstance(t, (str, os.PathLike)):
+            return os.fspath(t)
+        fd, self.tmp = tempfile.mkstemp(suffix=".csv", prefix="mtkit-runs-")
+        with os.fdopen(fd, "wb") as f:
+            f.write(_csv_bytes(t))
+        return self.tmp
+
+    def __exit__(self, *exc):
+        if self.tmp is not None:
+            os.unlink(self.tmp)
+
+
+def _csv_bytes(table) -> bytes:
+    pl = sys.modules.get("polars")
+    if pl is not None and isinstance(table, pl.DataFrame):
+        return table.write_csv().encode()
+    if type(table).__module__.split(".")[0] == "pandas":
+        return table.to_csv(index=False).encode()
+    raise MtkitError(f"expected a CSV path or a DataFrame, got {type(table).__name__}")
+
+
+def export(
+    proposals,
+    format: str = "mtkit",
+    *,
+    rank: int | None = None,
+    preset: str = "pythia-70m",
+    seq_len: int = 2048,
+    data: Union[str, os.PathLike, None] = None,
+    lr: float = 3e-4,
+    sft_epochs: float = 4.0,
+) -> str:
+    """A proposal as a trainer config: the text ``suggest-mix --emit FORMAT`` prints
+    (``mtkit``, ``olmo-core``, ``megatron``, ``hf`` or ``litgpt``).
+
+    ``proposals`` is :func:`suggest_mix`'s DataFrame (the row of ``rank``, default the first),
+    one row of it (``df.row(i, named=True)``), or its ``proposal`` string. ``data`` is the
+    folder of ``mtkit tokenize`` output the config names (see ``suggest-mix --data``).
+    """
+    pl = sys.modules.get("polars")
+    if isinstance(proposals, str):
+        text = proposals
+    elif isinstance(proposals, Mapping):
+        text = proposals["proposal"]
+    elif pl is not None and isinstance(proposals, pl.DataFrame):
+        if "proposal" not in proposals.columns or len(proposals) == 0:
+            raise MtkitError("export takes suggest_mix's DataFrame (with its `proposal` column)")
+        if rank is None:
+            text = proposals["proposal"][0]
+        else:
+            rows = proposals.filter(pl.col("rank") == rank)
+            if len(rows) == 0:
+                raise MtkitError(f"no proposal of rank {rank} (ranks: {proposals['rank'].to_list()})")
+            text = rows["proposal"][0]
+    else:
+        raise MtkitError(f"export takes suggest_mix's DataFrame, a row of it or its proposal, not {type(proposals).__name__}")
+    return _mtkit.export(
+        text,
+        format,
+        preset=preset,
+        seq_len=seq_len,
+        data=None if data is None else os.fspath(data),
+        lr=lr,
+        sft_epochs=sft_epochs,
+    )
+
+
+def regress(
+    runs,
+    x: str = "pa",
+    y: str = "ri",
+    *,
+    by: str | None = None,
+    bootstrap: int = 1000,
+    seed: int = 42,
+) -> "pl.DataFrame":
+    """``mtkit report regress``: OLS of ``y`` on ``x`` (slope and intercept with standard
+    errors), Pearson r with its two-sided p-value and bootstrap 95% interval, Spearman ρ, R²
+    and n; a row ``all`` and, with ``by``, one per value of that column. ``runs`` is a CSV path
+    or a DataFrame (polars or pandas). Rows with an empty x or y are left out (with a warning).
+    """
+    if isinstance(runs, (str, os.PathLike)):
+        label = os.fspath(runs)
+        try:
+            data = Path(label).read_bytes()
+        except OSError as e:
+            raise MtkitError(f"cannot read {label}: {e.strerror}") from None
+    else:
+        label = "<DataFrame>"
+        data = _csv_bytes(runs)
+    ipc, left_out = _mtkit.regress(data, label, x, y, by=by, bootstrap=bootstrap, seed=seed)
+    if left_out:
+        warnings.warn(
+            f"regress: {left_out} rows with an empty `{x}` or `{y}` were left out (base runs have no PA)",
+            stacklevel=2,
+        )
+    return _frame(ipc)

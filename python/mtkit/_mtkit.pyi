@@ -1,0 +1,110 @@
+# Type stubs of the native module (python/src/lib.rs). Internal: use the functions of `mtkit`.
+from os import PathLike
+from typing import Any, Callable, Iterator, Optional, Sequence
+
+__version__: str
+
+class MtkitError(Exception):
+    """An error of mtkit's, with the command line's message (file, line or record, field)."""
+
+Progress = Callable[[int, str, int, Optional[int], str, int, bool], None]
+
+class NativeProfile:
+    @property
+    def name(self) -> str: ...
+    @property
+    def card_tokens(self) -> Optional[int]: ...
+    @property
+    def has_document_counts(self) -> bool: ...
+    def frame(self, n: int) -> bytes: ...
+    def meta_json(self) -> str: ...
+    def totals_json(self) -> str: ...
+    def save(self, path: str | PathLike[str]) -> None: ...
+
+class ProfileSettings:
+    def __init__(
+        self,
+        *,
+        ngram: int,
+        ngram_buckets: Optional[int],
+        max_docs: Optional[int],
+        max_chars: int,
+        max_tokens_per_doc: int,
+        seed: int,
+        strict: bool,
+        keep_document_counts: bool,
+        tokenizer: Optional[str],
+        encoder: str,
+    ) -> None: ...
+    def for_proximity(self, metrics: Sequence[str], bootstrap: bool) -> ProfileSettings: ...
+    def unigrams_only(self) -> ProfileSettings: ...
+
+def profile_corpus(
+    name: str,
+    settings: ProfileSettings,
+    *,
+    catalogs: Sequence[str],
+    files: Optional[Sequence[str]],
+    text: Optional[str],
+    cache: bool,
+    progress: Optional[Progress],
+) -> NativeProfile: ...
+def profile_records(
+    name: str,
+    batches: Iterator[Any],
+    template: str,
+    settings: ProfileSettings,
+    *,
+    progress: Optional[Progress],
+) -> NativeProfile: ...
+def load_profile(path: str | PathLike[str]) -> NativeProfile: ...
+def proximity(
+    profiles: Sequence[NativeProfile],
+    metrics: Sequence[str],
+    *,
+    mix: Optional[float],
+    mix_by: str,
+    bootstrap: Optional[int],
+    seed: int,
+    smoothing: float,
+    progress: Optional[Progress],
+) -> bytes: ...
+def similarity_matrix(profiles: Sequence[NativeProfile], metric: str, smoothing: float) -> bytes: ...
+def suggest_mix(
+    names: Sequence[str],
+    profiles: Sequence[NativeProfile],
+    *,
+    total_steps: int,
+    tokens_per_step: int,
+    max_repeat: float,
+    min_general: float,
+    min_weight: float,
+    start: str,
+    available: Sequence[str],
+    metric: str,
+    fit: Optional[str],
+    top: int,
+) -> tuple[bytes, list[str]]: ...
+def export(
+    proposal: str,
+    format: str,
+    *,
+    preset: str,
+    seq_len: int,
+    data: Optional[str],
+    lr: float,
+    sft_epochs: float,
+) -> str: ...
+def regress(
+    csv: bytes,
+    label: str,
+    x: str,
+    y: str,
+    *,
+    by: Optional[str],
+    bootstrap: int,
+    seed: int,
+) -> tuple[bytes, int]: ...
+def template_fields(template: str) -> list[str]: ...
+def metric_names() -> list[str]: ...
+def default_tokenizer_path() -> str: ...

@@ -1,0 +1,81 @@
+"""Errors raise as Python exceptions with the CLI's messages (file, line or record, field);
+bad records are skipped and counted unless strict; a Python error inside a source is raised
+as itself."""
+
+import gzip
+
+import pytest
+
+import mtkit
+from conftest import run_cli
+
+
+def test_unknown_corpus_names_the_close_ones():
+    with pytest.raises(mtkit.MtkitError, match=r"unknown corpus `demo-wbe`.*did you mean `demo-web`"):
+        mtkit.profile("demo-wbe")
+
+
+def test_a_bad_line_is_named_with_its_file_and_line(tmp_path, mtkit_bin):
+    f = tmp_path / "bad.jsonl.gz"
+    with gzip.open(f, "wt") as g:
+        g.write('{"text": "fine"}\n{"text": broken\n{"text": "also fine"}\n')
+    # Lenient: skipped and counted, as the CLI does.
+    p = mtkit.profile(mtkit.Files(f), max_docs=None, cache=False)
+    assert p.totals["documents"] == 2
+    assert sum(p.totals["skipped"].values()) == 1
+    with pytest.raises(mtkit.MtkitError) as e:
+        mtkit.profile(mtkit.Files(f), strict=True, cache=False)
+    msg = str(e.value)
+    assert "bad.jsonl.gz" in msg and "line 2" in msg, msg
+    # The same message as the CLI's.
+    cat = tmp_path / "cat.toml"
+    cat.write_text(f'[datasets.bad]\nrole = "target"\npaths = ["{f}"]\n')
+    r = run_cli(mtkit_bin, "profile", "bad", "--catalog", cat, "--strict", "--no-cache", "-q", check=False)
+    assert r.returncode != 0 and msg in r.stderr, (msg, r.stderr)
+
+
+def test_records_name_their_index_and_field():
+    with pytest.raises(mtkit.MtkitError, match=r"record 3: expected a str or a dict, got int"):
+        mtkit.profile(["a", "b", 7])
+    recs = [{"question": "q1", "answer": "a1"}, {"question": "q2"}]
+    p = mtkit.profile(recs, text="{question} {answer}")
+    assert p.totals["documents"] == 1 and sum(p.totals["skipped"].values()) == 1
+    with pytest.raises(mtkit.MtkitError, match=r"record 2.*answer"):
+        mtkit.profile(recs, text="{question} {answer}", strict=True)
+    with pytest.raises(mtkit.MtkitError, match=r"record 1: field `x`.*object"):
+        mtkit.profile([{"x": object()}], text="{x}")
+    with pytest.raises(mtkit.MtkitError, match="unclosed"):
+        mtkit.profile(["a"], text="{text")
+
+
+def test_a_python_error_in_the_source_is_raised_as_itself():
+    def texts():
+        yield "one"
+        yield "two"
+        raise ValueError("the source broke at record 3")
+
+    with pytest.raises(ValueError, match="the source broke at record 3"):
+        mtkit.profile(texts(), max_docs=None)
+
+
+def test_wrong_arguments_are_refused_clearly():
+    with pytest.raises(mtkit.MtkitError, match="at least three corpora"):
+        mtkit.proximity("demo-web", [], "demo-docstring")
+    with pytest.raises(mtkit.MtkitError, match="unknown metric `cosin`"):
+        mtkit.proximity("demo-web", ["demo-code"], "demo-docstring", metric="cosin")
+    with pytest.raises(mtkit.MtkitError, match="bootstrap"):
+        mtkit.proximity("demo-web", ["demo-code"], "demo-docstring", bootstrap=10**7)
+    with pytest.raises(mtkit.MtkitError, match="unknown export `toml`"):
+        mtkit.export('{"x": 1}', "toml")
+    with pytest.raises(mtkit.MtkitError, match="not a proposal"):
+        mtkit.export('{"x": 1}', "mtkit")
+    with pytest.raises(TypeError, match="unknown option"):
+        mtkit.proximity("demo-web", ["demo-code"], "demo-docstring", max_doc=3)
+    with pytest.raises(mtkit.MtkitError, match="cannot profile a int"):
+        mtkit.profile(5)
+    with pytest.raises(mtkit.MtkitError, match="holds orders 1 to 1"):
+        mtkit.profile(["a b c"]).ngrams(2)
+    with pytest.raises(mtkit.MtkitError, match="no column 'body'"):
+        import polars as pl
+
+        mtkit.profile(pl.DataFrame({"text": ["a"]}), text="{body}")
