@@ -38,6 +38,13 @@ if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$reqs" ]; then
   echo "$reqs" > "$venv/.requirements"
 fi
 
+# Section g: the Python package's wheel (built by `make python`, over the same compiled
+# library) and polars, beside the HF tokenizers it is compared with.
+make -C "$root" --no-print-directory python
+"$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$cache"/wheels/mtkit-*.whl
+"$venv/bin/python" -c 'import polars' 2>/dev/null ||
+  "$venv/bin/pip" install -q --disable-pip-version-check polars==2.1.0
+
 "$venv/bin/python" "$root/scripts/bench/make_inputs.py" "$shared" "$work"
 "$venv/bin/python" "$root/scripts/bench/run.py" \
   --mtkit "$CARGO_TARGET_DIR/release/mtkit" \

@@ -361,6 +361,44 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
                 f"{rustc}; mtkit {commit}; Python {platform.python_version()} with tokenizers {tokenizers.__version__}, "
                 f"NumPy {numpy.__version__}, torch {torch.__version__}; {THREADS} threads everywhere")
 
+    # ---- g. the Python package ----------------------------------------------------------
+    def python_api(self):
+        """mtkit.proximity against the CLI on the same three catalog corpora (interleaved,
+        medians of 3 at 1,000 documents, one run at 200 MB), and mtkit.profile of an in-memory
+        list of the registry's texts against HF tokenizers' encode_batch from Python."""
+        g = {}
+        for set_, docs, runs in [("prox1k", "1000", 3), ("prox200m", "all", 1)]:
+            names = [f"{set_}-{c}" for c in PROX]
+            cli, inproc, whole = [], [], []
+            for _ in range(runs):
+                out, wall, _ = self.mtkit("proximity", *names, "--catalog", self.catalog, "--no-cache", "--json",
+                                          "--max-docs", docs)
+                cli.append(wall)
+                mt = {r["corpus"]: r for r in (json.loads(l) for l in out.splitlines() if l.strip())}
+                py_out, py_wall, _ = self.python("python_api.py", "proximity", self.catalog, docs, *names)
+                py = json.loads(py_out)
+                inproc.append(py["seconds"])
+                whole.append(py_wall)
+                for n in names[:-1]:
+                    if (mt[n]["sim"], mt[n]["pa"]) != (py["rows"][n]["sim"], py["rows"][n]["pa"]):
+                        sys.exit(f"bench: mtkit.proximity gave {py['rows'][n]} for {n}, the CLI {mt[n]}")
+            c, i, w = statistics.median(cli), statistics.median(inproc), statistics.median(whole)
+            g[set_] = {"cli_s": c, "call_s": i, "process_s": w}
+            label = "1,000 docs, medians of 3" if runs > 1 else "200 MB"
+            self.record("g", f"mtkit.proximity call / CLI wall, three catalog corpora ({label}; values equal)",
+                        i / c, "≤ 1.10×", i / c <= 1.10)
+            self.record("g", f"the same, the whole Python process (interpreter and imports, context; {label})",
+                        w / c)
+        out, _, rss = self.python("python_api.py", "profile", self.a.tokenizer, self.path("registry"))
+        r = json.loads(out)
+        if r["mtkit_tokens"] != r["hf_tokens"]:
+            sys.exit(f"bench: mtkit.profile counted {r['mtkit_tokens']} tokens, HF's encode_batch {r['hf_tokens']}")
+        slow = max(r["mtkit_s"])
+        g["profile"] = dict(r, rss_mib=rss)
+        self.details["g"] = g
+        self.record("g", f"mtkit.profile(list) / HF encode_batch from Python (registry's 210 MB in memory, "
+                    f"tokenizers {r['hf_version']}, same threads)", r["hf_s"] / slow, "≥ 10×", r["hf_s"] / slow >= 10)
+
     def write(self, seconds):
         d = self.details
         date = datetime.datetime.now(datetime.timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
@@ -430,6 +468,14 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             f"{d['formats']['megatron_reference']['tokens']:,} tokens (its .bin and .idx "
             f"{'byte-identical to' if d['formats']['identical'] else 'DIFFERENT from'} mtkit's); peak RSS on 1 GB: "
             + ", ".join(f"{k} {v:.0f} MiB" for k, v in d["formats"]["rss_1g"].items()) + ".",
+            f"- g. The Python package (wheel {d['g']['profile']['mtkit_version']}, RAYON_NUM_THREADS={THREADS}): "
+            + "; ".join(f"{k}: CLI {v['cli_s']:.2f} s, mtkit.proximity call {v['call_s']:.2f} s, whole Python "
+                        f"process {v['process_s']:.2f} s" for k, v in d["g"].items() if k != "profile")
+            + f". mtkit.profile of a list of the registry's {d['g']['profile']['docs']:,} texts "
+            f"({d['g']['profile']['bytes'] / MB:.0f} MB, {d['g']['profile']['mtkit_tokens']:,} tokens, equal to HF's): "
+            f"{', '.join(f'{x:.1f}' for x in d['g']['profile']['mtkit_s'])} s (before and after HF); HF "
+            f"encode_batch {d['g']['profile']['hf_s']:.1f} s; peak RSS of that process "
+            f"{d['g']['profile']['rss_mib']:.0f} MiB (HF's Encoding objects included).",
             "",
             "## Commands",
             "",
@@ -455,17 +501,17 @@ def main():
     for k in ["mtkit", "examples", "tokenizer", "shared", "work", "out"]:
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--buckets", type=int, default=1 << 22)
-    ap.add_argument("--only", default="abcdef", help="sections to run (for development)")
+    ap.add_argument("--only", default="abcdefg", help="sections to run (for development)")
     a = ap.parse_args()
     a.work, a.out = os.path.abspath(a.work), os.path.abspath(a.out)
     b = Bench(a)
     start = time.perf_counter()
     b.write_catalog()
     for sec, fn in [("a", b.tokenizer_limit), ("b", b.authors_way), ("c", b.scaling), ("d", b.memory),
-                    ("e", b.trainer), ("f", b.formats)]:
+                    ("e", b.trainer), ("f", b.formats), ("g", b.python_api)]:
         if sec in a.only:
             fn()
-    if a.only == "abcdef":
+    if a.only == "abcdefg":
         b.write(time.perf_counter() - start)
     for row in b.rows:
         print(" | ".join(row))
