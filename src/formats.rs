@@ -515,6 +515,17 @@ impl ThriftWalk<'_> {
     }
 }
 
+/// `df` as the bytes of an Arrow IPC stream (what `polars.read_ipc_stream` and pyarrow read):
+/// how tables reach the Python package without a second build of polars.
+pub fn ipc_stream_bytes(df: &mut polars::prelude::DataFrame) -> Result<Vec<u8>> {
+    use polars::prelude::{IpcStreamWriter, SerWriter};
+    let mut out = Vec::new();
+    IpcStreamWriter::new(&mut out)
+        .finish(df)
+        .context("cannot write the table as an Arrow IPC stream")?;
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -539,15 +550,4 @@ mod tests {
         );
         assert_eq!(Format::detect(Path::new("x.csv")), None);
     }
-}
-
-/// `df` as the bytes of an Arrow IPC stream (what `polars.read_ipc_stream` and pyarrow read):
-/// how tables reach the Python package without a second build of polars.
-pub fn ipc_stream_bytes(df: &mut polars::prelude::DataFrame) -> Result<Vec<u8>> {
-    use polars::prelude::{IpcStreamWriter, SerWriter};
-    let mut out = Vec::new();
-    IpcStreamWriter::new(&mut out)
-        .finish(df)
-        .context("cannot write the table as an Arrow IPC stream")?;
-    Ok(out)
 }
