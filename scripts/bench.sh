@@ -29,21 +29,16 @@ log "building mtkit and the baselines"
 # package users have), NumPy, the peer tokenizers gigatoken and tokie, and megatron-core (the
 # dataset writer of Megatron's preprocessing, for the token-format row).
 venv="$cache/bench-venv"
-reqs="torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4 megatron-core==0.16.1"
-if [ "$(cat "$venv/.requirements" 2>/dev/null)" != "$reqs" ]; then
-  log "installing $reqs into $venv (about 3 GB with torch's CUDA libraries, once)"
-  rm -rf "$venv"
-  python3 -m venv "$venv"
-  "$venv/bin/pip" install -q --disable-pip-version-check $reqs
-  echo "$reqs" > "$venv/.requirements"
-fi
+source "$root/scripts/pinned-venv.sh"
+pinned_venv bench-venv "$venv" \
+  "torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4 megatron-core==0.16.1" \
+  "about 3 GB with torch's CUDA libraries, once"
 
 # Section g: the Python package's wheel (built by `make python`, over the same compiled
 # library) and polars, beside the HF tokenizers it is compared with.
 make -C "$root" --no-print-directory python
 "$venv/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$cache"/wheels/mtkit-*.whl
-"$venv/bin/python" -c 'import polars' 2>/dev/null ||
-  "$venv/bin/pip" install -q --disable-pip-version-check polars==2.1.0
+pinned_add bench-venv "$venv" polars "polars==2.1.0"
 
 "$venv/bin/python" "$root/scripts/bench/make_inputs.py" "$shared" "$work"
 "$venv/bin/python" "$root/scripts/bench/run.py" \

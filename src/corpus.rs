@@ -19,7 +19,7 @@ use serde::Serialize;
 use serde_json::{Map, Value};
 
 use crate::catalog::{Card, Resolved, TextSplit};
-use crate::formats::{catch_polars, open_decompressed, Format, BOM};
+use crate::formats::{catch_polars, open_decompressed, read_up_to, Format, BOM};
 use crate::rng::mix64;
 use crate::template::{RenderError, Template};
 
@@ -636,13 +636,19 @@ fn check_arrow_stream(path: &Path) -> Result<()> {
     loop {
         let start = pos;
         let mut word = [0u8; 4];
-        if read_up_to(&mut f, &mut word)? < 4 {
+        if read_up_to(&mut f, &mut word)
+            .with_context(|| format!("cannot read {}", path.display()))?
+            < 4
+        {
             return Ok(()); // the end (a torn tail is polars' to report)
         }
         pos += 4;
         let mut len = u32::from_le_bytes(word);
         if len == 0xFFFF_FFFF {
-            if read_up_to(&mut f, &mut word)? < 4 {
+            if read_up_to(&mut f, &mut word)
+                .with_context(|| format!("cannot read {}", path.display()))?
+                < 4
+            {
                 return Ok(());
             }
             pos += 4;
@@ -693,17 +699,6 @@ fn check_arrow_stream(path: &Path) -> Result<()> {
         f.seek_relative(body)?;
         pos += body as u64;
     }
-}
-
-fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> Result<usize> {
-    let mut got = 0;
-    while got < buf.len() {
-        match r.read(&mut buf[got..])? {
-            0 => break,
-            n => got += n,
-        }
-    }
-    Ok(got)
 }
 
 /// bodyLength, the record batch's buffers as (offset, length), and whether it is compressed.

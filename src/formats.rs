@@ -9,6 +9,21 @@ use std::path::Path;
 
 use anyhow::{bail, Context, Result};
 
+/// Reads into `buf` until it is full or the reader ends, and says how many bytes came: a
+/// short count means the end, where one `read` may stop early on any reader.
+pub fn read_up_to(r: &mut impl Read, buf: &mut [u8]) -> std::io::Result<usize> {
+    let mut got = 0;
+    while got < buf.len() {
+        match r.read(&mut buf[got..]) {
+            Ok(0) => break,
+            Ok(n) => got += n,
+            Err(e) if e.kind() == std::io::ErrorKind::Interrupted => {}
+            Err(e) => return Err(e),
+        }
+    }
+    Ok(got)
+}
+
 /// Container format of a corpus file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Format {

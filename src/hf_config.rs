@@ -8,11 +8,12 @@
 //! failure. No LibTorch here, so the parsing is fuzzed (`mtkit::fuzz::fuzz_hf_folder`).
 
 use std::collections::BTreeMap;
-use std::io::Read;
 use std::path::{Component, Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
+
+use crate::formats::read_up_to;
 
 /// The weights file of a single-file folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";
@@ -361,7 +362,8 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, TensorInf
         .with_context(|| format!("cannot read {}", path.display()))?
         .len();
     let mut first = [0u8; 8];
-    let got = read_up_to(&mut f, &mut first)?;
+    let got = read_up_to(&mut f, &mut first)
+        .with_context(|| format!("cannot read {}", path.display()))?;
     let n = if got == 8 {
         u64::from_le_bytes(first)
             .min(MAX_HEADER)
@@ -371,20 +373,10 @@ pub fn read_safetensors_header(path: &Path) -> Result<BTreeMap<String, TensorInf
     };
     let mut head = first[..got].to_vec();
     let mut rest = vec![0u8; n as usize];
-    let more = read_up_to(&mut f, &mut rest)?;
+    let more =
+        read_up_to(&mut f, &mut rest).with_context(|| format!("cannot read {}", path.display()))?;
     head.extend_from_slice(&rest[..more]);
     parse_safetensors_header(&head, len, path)
-}
-
-fn read_up_to(f: &mut std::fs::File, buf: &mut [u8]) -> Result<usize> {
-    let mut n = 0;
-    while n < buf.len() {
-        match f.read(&mut buf[n..])? {
-            0 => break,
-            k => n += k,
-        }
-    }
-    Ok(n)
 }
 
 /// The safetensors files of a folder: `model.safetensors`, or the files the index's

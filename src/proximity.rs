@@ -474,6 +474,39 @@ pub struct Query<'a> {
     pub progress: &'a dyn crate::progress::Progress,
 }
 
+/// Refuses fewer than three corpora, before any is profiled: proximity needs P, at least one
+/// candidate and T.
+pub fn check_corpus_count(n: usize) -> Result<()> {
+    if n < 3 {
+        bail!("proximity needs at least three corpora: the pretraining corpus, one or more candidates, and the target (got {n})");
+    }
+    Ok(())
+}
+
+impl<'a> Query<'a> {
+    /// The query of corpora listed as on the command line, P first, T last and the candidates
+    /// between, with no mix and no bootstrap (set those fields after).
+    pub fn of_list(
+        profiles: &[&'a Profile],
+        metrics: Vec<Metric>,
+        options: MetricOptions,
+        progress: &'a dyn crate::progress::Progress,
+    ) -> Result<Self> {
+        check_corpus_count(profiles.len())?;
+        let n = profiles.len();
+        Ok(Query {
+            pretrain: profiles[0],
+            candidates: profiles[1..n - 1].to_vec(),
+            target: profiles[n - 1],
+            metrics,
+            options,
+            mix: None,
+            bootstrap: None,
+            progress,
+        })
+    }
+}
+
 fn token_weight(mix: &MixSpec, p: &Profile, m: &Profile) -> f64 {
     match mix.by {
         MixBy::Tokens => mix.weight,
@@ -766,42 +799,32 @@ pub fn rows_csv(rows: &[Row], mix: bool, boot: bool) -> String {
 /// nulls where the CSV is empty): what the Python package returns.
 pub fn rows_frame(rows: &[Row], mix: bool, boot: bool) -> Result<polars::prelude::DataFrame> {
     use polars::prelude::{Column, DataFrame};
-    let text = |f: &dyn Fn(&Row) -> String| -> Vec<String> { rows.iter().map(f).collect() };
-    let float =
-        |f: &dyn Fn(&Row) -> Option<f64>| -> Vec<Option<f64>> { rows.iter().map(f).collect() };
+    let text = |name: &str, f: fn(&Row) -> String| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
+    let float = |name: &str, f: fn(&Row) -> Option<f64>| {
+        Column::new(name.into(), rows.iter().map(f).collect::<Vec<_>>())
+    };
     let mut columns = vec![
-        Column::new("corpus".into(), text(&|r| r.corpus.clone())),
-        Column::new("role".into(), text(&|r| r.role.to_string())),
-        Column::new("metric".into(), text(&|r| r.metric.to_string())),
-        Column::new("sim".into(), float(&|r| Some(r.sim))),
-        Column::new("cosine".into(), float(&|r| r.parts.map(|p| p.cosine))),
-        Column::new("jaccard".into(), float(&|r| r.parts.map(|p| p.jaccard))),
-        Column::new("jsd".into(), float(&|r| r.parts.map(|p| p.jsd))),
-        Column::new("pa".into(), float(&|r| r.pa)),
+        text("corpus", |r| r.corpus.clone()),
+        text("role", |r| r.role.to_string()),
+        text("metric", |r| r.metric.to_string()),
+        float("sim", |r| Some(r.sim)),
+        float("cosine", |r| r.parts.map(|p| p.cosine)),
+        float("jaccard", |r| r.parts.map(|p| p.jaccard)),
+        float("jsd", |r| r.parts.map(|p| p.jsd)),
+        float("pa", |r| r.pa),
     ];
     if mix {
-        columns.push(Column::new(
-            "mix_token_weight".into(),
-            float(&|r| r.mix_token_weight),
-        ));
+        columns.push(float("mix_token_weight", |r| r.mix_token_weight));
     }
     if boot {
-        columns.push(Column::new(
-            "sim_lo".into(),
-            float(&|r| r.sim_ci.map(|c| c.0)),
-        ));
-        columns.push(Column::new(
-            "sim_hi".into(),
-            float(&|r| r.sim_ci.map(|c| c.1)),
-        ));
-        columns.push(Column::new(
-            "pa_lo".into(),
-            float(&|r| r.pa_ci.map(|c| c.0)),
-        ));
-        columns.push(Column::new(
-            "pa_hi".into(),
-            float(&|r| r.pa_ci.map(|c| c.1)),
-        ));
+        columns.extend([
+            float("sim_lo", |r| r.sim_ci.map(|c| c.0)),
+            float("sim_hi", |r| r.sim_ci.map(|c| c.1)),
+            float("pa_lo", |r| r.pa_ci.map(|c| c.0)),
+            float("pa_hi", |r| r.pa_ci.map(|c| c.1)),
+        ]);
     }
     Ok(DataFrame::new_infer_height(columns)?)
 }

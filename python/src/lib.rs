@@ -631,9 +631,6 @@ fn proximity<'py>(
         }
     };
     let bytes = run_released(py, progress.as_ref(), move |bar| {
-        if all.len() < 3 {
-            bail!("proximity needs at least three corpora: the pretraining corpus, one or more candidates, and the target (got {})", all.len());
-        }
         if smoothing <= 0.0 {
             bail!("smoothing must be positive (it keeps log 0 out of cross-entropy and kl)");
         }
@@ -641,16 +638,10 @@ fn proximity<'py>(
             mtkit::stats::check_bootstrap(b, "bootstrap")?;
         }
         let refs: Vec<&Profile> = all.iter().map(|p| p.as_ref()).collect();
-        let n = refs.len();
         let q = Query {
-            pretrain: refs[0],
-            candidates: refs[1..n - 1].to_vec(),
-            target: refs[n - 1],
-            metrics,
-            options: MetricOptions { smoothing },
             mix: mix.map(|weight| MixSpec { weight, by }),
             bootstrap: bootstrap.map(|b| (b, seed)),
-            progress: bar,
+            ..Query::of_list(&refs, metrics, MetricOptions { smoothing }, bar)?
         };
         let rows = mtkit::proximity::compute(&q)?;
         let mut df = mtkit::proximity::rows_frame(&rows, q.mix.is_some(), q.bootstrap.is_some())?;

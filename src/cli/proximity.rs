@@ -85,8 +85,8 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     } else {
         vec![a.metric]
     };
-    if !a.matrix && a.corpora.len() < 3 {
-        bail!("proximity needs at least three corpora: the pretraining corpus, one or more candidates, and the target (got {})", a.corpora.len());
+    if !a.matrix {
+        mtkit::proximity::check_corpus_count(a.corpora.len())?;
     }
     if a.matrix && a.corpora.len() < 2 {
         bail!("--matrix needs at least two corpora");
@@ -109,13 +109,8 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     if a.matrix {
         return write_matrix(&a, &refs, metrics[0], &mo);
     }
-    let n = refs.len();
+    let bar = mtkit::cli_support::progress::Bar::new(a.corpus.quiet);
     let q = Query {
-        pretrain: refs[0],
-        candidates: refs[1..n - 1].to_vec(),
-        target: refs[n - 1],
-        metrics,
-        options: mo,
         mix: a.mix.map(|w| MixSpec {
             weight: w,
             by: match a.mix_by {
@@ -124,7 +119,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
             },
         }),
         bootstrap: a.bootstrap.map(|b| (b, a.corpus.sample.seed)),
-        progress: &mtkit::cli_support::progress::Bar::new(a.corpus.quiet),
+        ..Query::of_list(&refs, metrics, mo, &bar)?
     };
     let rows = compute(&q)?;
     let csv = rows_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
