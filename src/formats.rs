@@ -223,7 +223,10 @@ pub fn check_parquet_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
         buf: footer,
         pos: 0,
     };
-    r.skip_struct(0)
+    // Typed, not merely well-formed: polars' footer decoder picks what it reads by field id
+    // alone, so a field of the wrong type would be read as another (an i64 read as a list
+    // header asked for 32 GB; a non-boolean read as a boolean panics).
+    r.typed_struct(&FILE_METADATA, 0)
         .map_err(|why| damaged(format!("its footer: {why}")))?;
     // Then every page header of every column chunk: polars sizes its buffers by them (a
     // negative value count became a request for 2^61 bytes).
@@ -234,6 +237,200 @@ pub fn check_parquet_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     }
     Ok(())
 }
+
+/// The Thrift type a footer field must have where polars' decoder reads it: the fields of
+/// parquet.thrift that polars 0.55's hand-written footer decoder reads by field id without
+/// looking at the declared type (any other field it skips by its declared type, as the walk
+/// does).
+#[derive(Clone, Copy)]
+enum Due {
+    Bool,
+    Byte,
+    /// i16, i32 or i64: all zig-zag varints on the wire, read alike.
+    Int,
+    Binary,
+    Struct(&'static ThriftStruct),
+    List(&'static Due),
+}
+
+/// A struct of parquet.thrift: its name (for errors) and the fields polars reads.
+struct ThriftStruct {
+    name: &'static str,
+    fields: &'static [(i16, Due)],
+}
+
+impl Due {
+    /// Whether a value declared with compact-protocol type `ty` is what is due.
+    fn accepts(self, ty: u8) -> bool {
+        match self {
+            Due::Bool => ty == 1 || ty == 2,
+            Due::Byte => ty == 3,
+            Due::Int => (4..=6).contains(&ty),
+            Due::Binary => ty == 8,
+            Due::Struct(_) => ty == 12,
+            Due::List(_) => ty == 9 || ty == 10,
+        }
+    }
+
+    fn name(self) -> &'static str {
+        match self {
+            Due::Bool => "a boolean",
+            Due::Byte => "a byte",
+            Due::Int => "an integer",
+            Due::Binary => "a string",
+            Due::Struct(s) => s.name,
+            Due::List(_) => "a list",
+        }
+    }
+}
+
+const EMPTY: ThriftStruct = ThriftStruct {
+    name: "an empty struct",
+    fields: &[],
+};
+const TIME_UNIT: ThriftStruct = ThriftStruct {
+    name: "TimeUnit",
+    fields: &[
+        (1, Due::Struct(&EMPTY)),
+        (2, Due::Struct(&EMPTY)),
+        (3, Due::Struct(&EMPTY)),
+    ],
+};
+const TIME_TYPE: ThriftStruct = ThriftStruct {
+    name: "TimeType",
+    fields: &[(1, Due::Bool), (2, Due::Struct(&TIME_UNIT))],
+};
+const LOGICAL_TYPE: ThriftStruct = ThriftStruct {
+    name: "LogicalType",
+    fields: &[
+        (1, Due::Struct(&EMPTY)),
+        (2, Due::Struct(&EMPTY)),
+        (3, Due::Struct(&EMPTY)),
+        (4, Due::Struct(&EMPTY)),
+        (
+            5,
+            Due::Struct(&ThriftStruct {
+                name: "DecimalType",
+                fields: &[(1, Due::Int), (2, Due::Int)],
+            }),
+        ),
+        (6, Due::Struct(&EMPTY)),
+        (7, Due::Struct(&TIME_TYPE)),
+        (8, Due::Struct(&TIME_TYPE)),
+        (
+            10,
+            Due::Struct(&ThriftStruct {
+                name: "IntType",
+                fields: &[(1, Due::Byte), (2, Due::Bool)],
+            }),
+        ),
+        (11, Due::Struct(&EMPTY)),
+        (12, Due::Struct(&EMPTY)),
+        (13, Due::Struct(&EMPTY)),
+        (14, Due::Struct(&EMPTY)),
+        (15, Due::Struct(&EMPTY)),
+    ],
+};
+const SCHEMA_ELEMENT: ThriftStruct = ThriftStruct {
+    name: "SchemaElement",
+    fields: &[
+        (1, Due::Int),
+        (2, Due::Int),
+        (3, Due::Int),
+        (4, Due::Binary),
+        (5, Due::Int),
+        (6, Due::Int),
+        (7, Due::Int),
+        (8, Due::Int),
+        (9, Due::Int),
+        (10, Due::Struct(&LOGICAL_TYPE)),
+    ],
+};
+const STATISTICS: ThriftStruct = ThriftStruct {
+    name: "Statistics",
+    fields: &[
+        (1, Due::Binary),
+        (2, Due::Binary),
+        (3, Due::Int),
+        (4, Due::Int),
+        (5, Due::Binary),
+        (6, Due::Binary),
+        (7, Due::Bool),
+        (8, Due::Bool),
+    ],
+};
+const COLUMN_META_DATA: ThriftStruct = ThriftStruct {
+    name: "ColumnMetaData",
+    fields: &[
+        (1, Due::Int),
+        (2, Due::List(&Due::Int)),
+        (3, Due::List(&Due::Binary)),
+        (4, Due::Int),
+        (5, Due::Int),
+        (6, Due::Int),
+        (7, Due::Int),
+        (9, Due::Int),
+        (10, Due::Int),
+        (11, Due::Int),
+        (12, Due::Struct(&STATISTICS)),
+        (14, Due::Int),
+        (15, Due::Int),
+    ],
+};
+const COLUMN_CHUNK: ThriftStruct = ThriftStruct {
+    name: "ColumnChunk",
+    fields: &[
+        (1, Due::Binary),
+        (2, Due::Int),
+        (3, Due::Struct(&COLUMN_META_DATA)),
+        (4, Due::Int),
+        (5, Due::Int),
+        (6, Due::Int),
+        (7, Due::Int),
+    ],
+};
+const ROW_GROUP: ThriftStruct = ThriftStruct {
+    name: "RowGroup",
+    fields: &[
+        (1, Due::List(&Due::Struct(&COLUMN_CHUNK))),
+        (2, Due::Int),
+        (3, Due::Int),
+        (
+            4,
+            Due::List(&Due::Struct(&ThriftStruct {
+                name: "SortingColumn",
+                fields: &[(1, Due::Int), (2, Due::Bool), (3, Due::Bool)],
+            })),
+        ),
+        (5, Due::Int),
+        (6, Due::Int),
+        (7, Due::Int),
+    ],
+};
+const FILE_METADATA: ThriftStruct = ThriftStruct {
+    name: "FileMetaData",
+    fields: &[
+        (1, Due::Int),
+        (2, Due::List(&Due::Struct(&SCHEMA_ELEMENT))),
+        (3, Due::Int),
+        (4, Due::List(&Due::Struct(&ROW_GROUP))),
+        (
+            5,
+            Due::List(&Due::Struct(&ThriftStruct {
+                name: "KeyValue",
+                fields: &[(1, Due::Binary), (2, Due::Binary)],
+            })),
+        ),
+        (6, Due::Binary),
+        (
+            7,
+            Due::List(&Due::Struct(&ThriftStruct {
+                name: "ColumnOrder",
+                fields: &[(1, Due::Struct(&EMPTY)), (2, Due::Struct(&EMPTY))],
+            })),
+        ),
+    ],
+};
 
 /// What the footer says of one column chunk.
 #[derive(Debug, Default)]
@@ -510,6 +707,58 @@ impl ThriftWalk<'_> {
             }
             12 => self.skip_struct(depth + 1),
             other => Err(format!("unknown Thrift type {other}")),
+        }
+    }
+
+    /// A struct whose fields polars reads are checked to have their due types (the others
+    /// are skipped by their declared types, as polars skips them).
+    fn typed_struct(
+        &mut self,
+        shape: &ThriftStruct,
+        depth: usize,
+    ) -> std::result::Result<(), String> {
+        if depth > Self::MAX_DEPTH {
+            return Err("nested too deeply".into());
+        }
+        let mut last = 0;
+        while let Some((id, ty)) = self.field(&mut last)? {
+            match shape.fields.iter().find(|(i, _)| *i == id) {
+                Some(&(_, due)) => {
+                    self.typed_value(due, ty, depth, &|| format!("{} field {id}", shape.name))?
+                }
+                None => self.skip_value(ty, depth + 1)?,
+            }
+        }
+        Ok(())
+    }
+
+    fn typed_value(
+        &mut self,
+        due: Due,
+        ty: u8,
+        depth: usize,
+        what: &dyn Fn() -> String,
+    ) -> std::result::Result<(), String> {
+        if !due.accepts(ty) {
+            return Err(format!(
+                "{} has Thrift type {ty} where {} is due",
+                what(),
+                due.name()
+            ));
+        }
+        match due {
+            Due::Bool => Ok(()), // carried in the field header
+            Due::Struct(shape) => self.typed_struct(shape, depth + 1),
+            Due::List(elem) => {
+                let (n, elem_ty) = self.list_header()?;
+                for k in 0..n {
+                    self.typed_value(*elem, elem_ty, depth + 1, &|| {
+                        format!("element {} of {}", k + 1, what())
+                    })?;
+                }
+                Ok(())
+            }
+            _ => self.skip_value(ty, depth + 1),
         }
     }
 

@@ -553,20 +553,62 @@ fn a_parquet_corpus_with_a_damaged_page_header_is_refused() {
 }
 
 /// A saved profile whose metadata (outside the page checksum) says n-gram order 0 made the
-/// loader index an empty list of token columns (found by libFuzzer). The sizes the metadata
-/// gives are checked before they size anything.
+/// loader index an empty list of token columns (found by libFuzzer; its input is replayed
+/// above, and is now refused earlier, by the footer's types). The sizes the metadata gives
+/// are checked before they size anything: here a real profile with only that one value
+/// changed, so the footer stays well-formed.
 #[test]
 fn a_profile_with_damaged_metadata_sizes_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("p.parquet");
-    let input =
-        std::fs::read(repo_root().join("tests/fuzz-regressions/profile/ngram-order-0-index-panic"))
-            .unwrap();
-    std::fs::write(&path, &input).unwrap();
-    let e = mtkit::profile::Profile::load(&path)
-        .expect_err("refused")
-        .to_string();
-    assert!(e.contains("damaged metadata"), "{e}");
+    let (profile, _) = made_by_the_binary();
+    let at = profile
+        .windows(10)
+        .position(|w| w == b"\"ngram\":2,")
+        .expect("the profile's metadata names its n-gram order");
+    for order in [b'0', b'9'] {
+        let mut damaged = profile.clone();
+        damaged[at + 8] = order;
+        std::fs::write(&path, &damaged).unwrap();
+        let e = mtkit::profile::Profile::load(&path)
+            .expect_err("refused")
+            .to_string();
+        assert!(e.contains("damaged metadata: n-gram order"), "{e}");
+    }
+}
+
+/// A footer field of the wrong Thrift type (an integer where polars' decoder, which picks
+/// fields by id alone, reads a list header) made polars ask for 32 GB and abort (found by
+/// libFuzzer in CI). The footer walk checks the type of every field polars reads, in a saved
+/// profile and in a user's parquet corpus alike.
+#[test]
+fn a_parquet_footer_with_a_field_of_the_wrong_type_is_refused() {
+    let sb = Sandbox::new();
+    for name in [
+        "footer-int-read-as-list-alloc-abort",
+        "footer-int-read-as-list-alloc-abort-2",
+    ] {
+        let input = std::fs::read(
+            repo_root()
+                .join("tests/fuzz-regressions/profile")
+                .join(name),
+        )
+        .unwrap();
+        let path = sb.write("p.parquet", &input);
+        let e = mtkit::profile::Profile::load(&path)
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            e.contains("not a readable parquet file") && e.contains("is due"),
+            "{name}: {e}"
+        );
+        let err = show_parquet_corpus(&sb, &input, "{bucket}");
+        assert!(
+            err.contains("bad.parquet: not a readable parquet file (its footer:")
+                && err.contains("is due"),
+            "{name}: {err}"
+        );
+    }
 }
 
 /// Token files whose document table does not fit the tokens, or whose ids are outside the
