@@ -208,6 +208,13 @@ pub fn fuzz_profile(data: &[u8]) {
     if let Ok(p) = crate::profile::Profile::load(&path) {
         let _ = crate::proximity::Dist::of(&p);
     }
+    // The streaming reader of `profile merge`: every row, then the checksum.
+    if let Ok(mut rows) = crate::profile::ProfileRows::open(&path) {
+        for order in 2..=rows.meta.ngram {
+            while let Ok(Some(_)) = rows.next_of(order) {}
+        }
+        let _ = rows.finish();
+    }
 }
 
 /// A token file (`train.tokens` + `train.docs`, split at a point the input chooses), opened

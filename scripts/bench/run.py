@@ -56,6 +56,7 @@ class Bench:
         _, status, usage = os.wait4(p.pid, 0)
         wall = time.perf_counter() - start
         err = p.stderr.read().decode("utf-8", "replace")
+        self.last_stderr = err
         p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
@@ -263,6 +264,70 @@ class Bench:
         self.record("d", "peak RSS, exact 4-gram profile of 1 GB", f"{re:.0f} MiB", "≤ 1 GB", re * 1024 * 1024 <= 1e9)
         self.record("d", f"peak RSS, bounded (--ngram-buckets {self.a.buckets}) 4-gram profile of 1 GB",
                     f"{rb:.0f} MiB", "≤ 2 GB", rb * 1024 * 1024 <= 2e9)
+
+    # ---- h. exact n-grams in bounded memory --------------------------------------------
+    def bounded_ngrams(self):
+        """Exact 4-gram profiles of the registry (210 MB that does not repeat) in memory and with
+        `--memory 256M` (spilled runs merged), interleaved; the files compared byte for byte;
+        then 64 shard profiles merged by the streaming `profile merge`."""
+        import hashlib
+
+        def sha(path):
+            h = hashlib.sha256()
+            with open(path, "rb") as f:
+                for block in iter(lambda: f.read(1 << 20), b""):
+                    h.update(block)
+            return h.hexdigest()
+
+        budget = 256
+        tmp = os.path.join(self.a.work, "runs")
+        os.makedirs(tmp, exist_ok=True)
+        out = os.path.join(self.a.work, "profile.parquet")
+        mem, spill, disk = [], [], []
+        for _ in range(2):
+            _, w, r = self.profile("registry", "--ngram", "4", "--memory", "64G")
+            mem.append((w, r, sha(out)))
+            size = os.path.getsize(out)
+            _, w, r = self.profile("registry", "--ngram", "4", "--memory", f"{budget}M", "--tmp", tmp, "-v")
+            spill.append((w, r, sha(out)))
+            line = [l for l in self.last_stderr.splitlines() if "temporary disk" in l]
+            disk.append(line[0] if line else "(did not spill)")
+        same = all(x[2] == mem[0][2] for x in mem + spill)
+        wm, ws = min(x[0] for x in mem), min(x[0] for x in spill)
+        rm, rs = max(x[1] for x in mem), max(x[1] for x in spill)
+        left = os.listdir(tmp)
+        import re
+        used = [int(m.group(1)) for m in (re.search(r"\((\d+) bytes\) of temporary disk", l) for l in disk) if m]
+        if used:
+            self.record("h", "temporary disk at most / the final profile's size", max(used) / size, "≤ 1.5×",
+                        max(used) / size <= 1.5)
+        self.record("h", f"peak RSS, exact 4-gram profile of the registry with --memory {budget}M",
+                    f"{rs:.0f} MiB", f"≤ {budget} MiB + 300 MB", rs * 1024 * 1024 <= budget * 1024 * 1024 + 300e6)
+        self.record("h", f"throughput with --memory {budget}M (spilled) / in memory (registry, faster of 2 each)",
+                    wm / ws, "≥ 0.75× (within 25%)", wm / ws >= 0.75)
+        self.record("h", "spilled and in-memory profiles byte-identical (4 runs)", "yes" if same else "NO", "yes",
+                    same)
+        self.record("h", "runs left in --tmp after the runs", str(len(left)), "0", not left)
+        # 64 shard profiles, merged by streaming; the merge must be the whole's file.
+        parts = []
+        for k in range(1, 65):
+            p = os.path.join(self.a.work, f"part-{k:02d}.parquet")
+            self.mtkit("profile", "registry", "--catalog", self.catalog, "--max-docs", "all", "--max-chars", "0",
+                       "--max-tokens-per-doc", "0", "--no-cache", "-q", "--ngram", "4", "--shard", f"{k}/64",
+                       "-o", p)
+            parts.append(p)
+        merged = os.path.join(self.a.work, "merged.parquet")
+        _, wmerge, rmerge = self.mtkit("profile", "merge", *parts, "-o", merged)
+        parts_bytes = sum(os.path.getsize(p) for p in parts)
+        merged_same = sha(merged) == mem[0][2]
+        self.record("h", f"peak RSS, profile merge of 64 shard profiles ({parts_bytes / MB:.0f} MB of parts)",
+                    f"{rmerge:.0f} MiB", "≤ 300 MB", rmerge * 1024 * 1024 <= 300e6)
+        self.record("h", "the merge of the 64 shards byte-identical to the whole's profile",
+                    "yes" if merged_same else "NO", "yes", merged_same)
+        self.details["h"] = {"budget_mib": budget, "mem": mem, "spill": spill, "disk": disk, "size": size,
+                             "parts_bytes": parts_bytes, "merge_s": wmerge, "merge_mib": rmerge}
+        for p in parts + [merged]:
+            os.remove(p)
 
     # ---- f. token files for the trainers --------------------------------------------
     def formats(self):
@@ -476,6 +541,13 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             f"{', '.join(f'{x:.1f}' for x in d['g']['profile']['mtkit_s'])} s (before and after HF); HF "
             f"encode_batch {d['g']['profile']['hf_s']:.1f} s; peak RSS of that process "
             f"{d['g']['profile']['rss_mib']:.0f} MiB (HF's Encoding objects included).",
+            f"- h. The registry's exact 4-gram profile ({d['h']['size'] / MB:.0f} MB file): in memory "
+            + ", ".join(f"{w:.1f} s / {r:.0f} MiB" for w, r, _ in d["h"]["mem"])
+            + f"; with --memory {d['h']['budget_mib']}M "
+            + ", ".join(f"{w:.1f} s / {r:.0f} MiB" for w, r, _ in d["h"]["spill"])
+            + "; what -v said: " + " | ".join(d["h"]["disk"])
+            + f". profile merge of 64 shard profiles ({d['h']['parts_bytes'] / MB:.0f} MB): {d['h']['merge_s']:.1f} s, "
+            f"{d['h']['merge_mib']:.0f} MiB.",
             "",
             "## Commands",
             "",
@@ -501,17 +573,17 @@ def main():
     for k in ["mtkit", "examples", "tokenizer", "shared", "work", "out"]:
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--buckets", type=int, default=1 << 22)
-    ap.add_argument("--only", default="abcdefg", help="sections to run (for development)")
+    ap.add_argument("--only", default="abcdefgh", help="sections to run (for development)")
     a = ap.parse_args()
     a.work, a.out = os.path.abspath(a.work), os.path.abspath(a.out)
     b = Bench(a)
     start = time.perf_counter()
     b.write_catalog()
     for sec, fn in [("a", b.tokenizer_limit), ("b", b.authors_way), ("c", b.scaling), ("d", b.memory),
-                    ("e", b.trainer), ("f", b.formats), ("g", b.python_api)]:
+                    ("e", b.trainer), ("f", b.formats), ("g", b.python_api), ("h", b.bounded_ngrams)]:
         if sec in a.only:
             fn()
-    if a.only == "abcdefg":
+    if a.only == "abcdefgh":
         b.write(time.perf_counter() - start)
     for row in b.rows:
         print(" | ".join(row))

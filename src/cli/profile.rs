@@ -2,11 +2,12 @@
 
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Result};
+use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::cli_support::args::{GlobalArgs, SbatchArgs};
-use mtkit::profile::{cached_or_build, NgramMode, Profile, ProfileOptions};
+use mtkit::profile::spill::{default_memory, human_size, parse_size, InterruptGuard};
+use mtkit::profile::{cached_or_write, NgramMode, ProfileOptions, SpillOptions, Written};
 use mtkit::slurm::{PartsSpec, ProfileArray, Submitted};
 
 use super::CorpusArgs;
@@ -15,9 +16,10 @@ use mtkit::cli_support::progress::Bar;
 
 /// Count token unigrams and n-grams of corpora.
 ///
-/// Unigram counts are always exact. N-grams of order 2..N are exact by default (memory grows
-/// with the number of distinct n-grams); with --ngram-buckets B they are summed into B hashed
-/// buckets per order: fixed memory, exact bucket sums, approximate n-gram similarities.
+/// Unigram counts are always exact. N-grams of order 2..N are exact by default, counted in
+/// the memory --memory allows (past it, sorted runs go to disk and are merged, as KenLM
+/// does); with --ngram-buckets B they are summed into B hashed buckets per order: fixed
+/// memory, exact bucket sums, approximate n-gram similarities.
 /// Profiles are parquet files (columns order, t1..tN, bucket, count; metadata in the
 /// `mtkit.profile` key) cached by everything that decides their numbers.
 #[derive(Args, Debug)]
@@ -33,6 +35,16 @@ pub struct ProfileArgs {
     /// Write the profile here (one corpus: a file; several: a folder of NAME.parquet files).
     #[arg(short, long, value_name = "PATH")]
     output: Option<PathBuf>,
+    /// Memory for counting exact n-grams (e.g. 512M, 8G). When the counts would pass it, they
+    /// are written to disk as sorted, compressed runs and merged into the profile at the end:
+    /// the same file, in bounded memory. Default: a quarter of this machine's memory, at
+    /// least 1G. The process needs about 300 MB more (tokenizer, batches in flight).
+    #[arg(long, value_name = "SIZE", value_parser = parse_size)]
+    memory: Option<u64>,
+    /// Folder for the runs of --memory (a temporary folder inside it, removed when profiling
+    /// ends, Ctrl-C included). Default: the folder of -o, else the cache folder.
+    #[arg(long, value_name = "DIR")]
+    tmp: Option<PathBuf>,
     #[command(flatten)]
     corpus: CorpusArgs,
     /// Profile on Slurm as a job array of N shards (each `--shard K/N` into OUT.parts/, marked
@@ -117,12 +129,38 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
             );
         }
     }
+    let spill = SpillOptions {
+        memory: a.memory.unwrap_or_else(default_memory),
+        dir: match (&a.tmp, &a.output) {
+            (Some(d), _) => d.clone(),
+            (None, Some(out)) if out.is_dir() => out.clone(),
+            (None, Some(out)) => match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            },
+            (None, None) => mtkit::paths::cache_dir(),
+        },
+    };
     let bar = Bar::new(a.corpus.quiet);
     let mut rows = Vec::new();
+    // Ctrl-C stops the work instead of the process, so that spilled runs are removed.
+    let _interrupt = InterruptGuard::install();
     for card in cards {
-        let (p, cached) = cached_or_build(card, &tok, &opts, !a.corpus.no_cache, &bar)?;
-        let written = save(&p, &card.name, a.output.as_deref(), a.names.len())?;
-        rows.push(summary_row(&p, cached, written));
+        let w = cached_or_write(card, &tok, &opts, !a.corpus.no_cache, &bar, &spill)?;
+        if let Some(s) = &w.spilled {
+            mtkit::cli_support::args::verbose(format_args!(
+                "{}: exact n-grams over the --memory budget of {}: spilled {} times as {} runs, {} ({} bytes) of temporary disk in {}",
+                card.name,
+                human_size(spill.memory),
+                s.spills,
+                s.runs,
+                human_size(s.bytes),
+                s.bytes,
+                spill.dir.display()
+            ));
+        }
+        let written = save(&w, &card.name, a.output.as_deref(), a.names.len())?;
+        rows.push(summary_row(&w, written));
     }
     // --quiet: no progress and no table (what a script or a Slurm task wants); errors and
     // skipped records still go to stderr.
@@ -154,12 +192,7 @@ fn merge(inputs: Vec<PathBuf>, output: &Path) -> Result<()> {
         [dir] if dir.is_dir() => PartsSpec::complete_parts(dir)?,
         _ => inputs,
     };
-    let parts: Vec<Profile> = inputs
-        .iter()
-        .map(|p| Profile::load(p))
-        .collect::<Result<_>>()?;
-    let merged = Profile::merge(&parts)?;
-    merged.save(output)?;
+    let merged = mtkit::profile::merge_files(&inputs, output)?;
     let covers = match &merged.meta.shards {
         None => "the whole corpus".to_string(),
         Some(s) => format!(
@@ -172,7 +205,7 @@ fn merge(inputs: Vec<PathBuf>, output: &Path) -> Result<()> {
     };
     println!(
         "merged {} profiles of `{}` ({covers}): {} documents, {} tokens -> {}",
-        parts.len(),
+        inputs.len(),
         merged.meta.corpus,
         merged.totals.documents,
         merged.totals.tokens,
@@ -181,41 +214,41 @@ fn merge(inputs: Vec<PathBuf>, output: &Path) -> Result<()> {
     Ok(())
 }
 
-/// Writes profile `p` of corpus `name` where -o says (a file for one corpus, else a folder of
-/// NAME.parquet files); without -o it stays in the cache. Returns where it is.
-fn save(p: &Profile, name: &str, output: Option<&Path>, corpora: usize) -> Result<String> {
-    Ok(match output {
-        Some(out) if corpora == 1 && !out.is_dir() => {
-            p.save(out)?;
-            out.display().to_string()
-        }
-        Some(dir) => {
-            let f = dir.join(format!("{name}.parquet"));
-            p.save(&f)?;
-            f.display().to_string()
-        }
-        None => mtkit::profile::cache_path(&p.meta).display().to_string(),
-    })
+/// Copies profile `w` of corpus `name` from the cache to where -o says (a file for one corpus,
+/// else a folder of NAME.parquet files); without -o it stays in the cache. Returns where it
+/// is.
+fn save(w: &Written, name: &str, output: Option<&Path>, corpora: usize) -> Result<String> {
+    let target = match output {
+        Some(out) if corpora == 1 && !out.is_dir() => out.to_path_buf(),
+        Some(dir) => dir.join(format!("{name}.parquet")),
+        None => return Ok(w.path.display().to_string()),
+    };
+    let mut from = std::fs::File::open(&w.path)
+        .with_context(|| format!("cannot read the profile cache {}", w.path.display()))?;
+    mtkit::paths::write_atomic(&target, |out| {
+        std::io::copy(&mut from, out)?;
+        Ok(())
+    })?;
+    Ok(target.display().to_string())
 }
 
 /// A corpus's row of the summary table (bad records skipped are also named on stderr).
-fn summary_row(p: &Profile, cached: bool, written: String) -> Vec<String> {
-    let distinct = p.unigram.iter().filter(|&&c| c > 0).count();
-    let skipped: u64 = p.totals.skipped.values().sum();
+fn summary_row(w: &Written, written: String) -> Vec<String> {
+    let skipped: u64 = w.totals.skipped.values().sum();
     if skipped > 0 {
         eprintln!(
             "{}: skipped bad records: {:?}",
-            p.meta.corpus, p.totals.skipped
+            w.meta.corpus, w.totals.skipped
         );
     }
     vec![
-        p.meta.corpus.clone(),
-        p.totals.documents.to_string(),
-        p.totals.tokens.to_string(),
-        p.totals.bytes.to_string(),
-        distinct.to_string(),
+        w.meta.corpus.clone(),
+        w.totals.documents.to_string(),
+        w.totals.tokens.to_string(),
+        w.totals.bytes.to_string(),
+        w.distinct_ids.to_string(),
         skipped.to_string(),
-        if cached { "cache" } else { "computed" }.into(),
+        if w.cached { "cache" } else { "computed" }.into(),
         written,
     ]
 }
@@ -230,6 +263,13 @@ fn task_args(a: &ProfileArgs, corpus: &str, global: &GlobalArgs) -> Vec<String> 
     v.extend(["--ngram".to_string(), a.ngrams.ngram.to_string()]);
     if let Some(b) = a.ngrams.ngram_buckets {
         v.extend(["--ngram-buckets".to_string(), b.to_string()]);
+    }
+    if let Some(m) = a.memory {
+        v.extend(["--memory".to_string(), m.to_string()]);
+    }
+    if let Some(t) = &a.tmp {
+        let t = std::path::absolute(t).unwrap_or_else(|_| t.clone());
+        v.extend(["--tmp".to_string(), t.display().to_string()]);
     }
     v
 }

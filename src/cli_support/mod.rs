@@ -35,6 +35,11 @@ pub fn main_with(work: impl FnOnce() -> anyhow::Result<()>) -> ! {
             if broken_pipe {
                 std::process::exit(0);
             }
+            if e.chain().any(|c| c.is::<crate::progress::Interrupted>()) {
+                // Ctrl-C, where the work stopped itself to clean up: the shell's convention.
+                eprintln!("mtkit: interrupted");
+                std::process::exit(130);
+            }
             eprintln!("mtkit: error: {e:#}");
             std::process::exit(1);
         }

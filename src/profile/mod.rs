@@ -27,6 +27,11 @@ use crate::rng::mix64;
 use crate::tokenize::pipeline::{read_batches_of, Batch, Batching};
 use crate::tokenize::{Encoder, Engine, Tokenizer};
 
+pub mod spill;
+pub mod stream;
+pub use spill::{SpillOptions, SpillStats};
+pub use stream::{merge_files, ProfileRows, ProfileWriter};
+
 /// Version of the profile file layout; part of the cache key.
 pub const FORMAT_VERSION: u32 = 2;
 
@@ -330,20 +335,6 @@ fn parquet_footer_start(bytes: &[u8]) -> Result<usize> {
     Ok(n - 8 - footer_len)
 }
 
-/// Writes the SHA-256 of the data pages over the placeholder in a freshly written footer.
-fn seal_pages(bytes: &mut [u8]) -> Result<()> {
-    let start = parquet_footer_start(bytes)?;
-    let digest = crate::digest::sha256_hex(&bytes[..start]);
-    debug_assert_eq!(digest.len(), PAGES_PLACEHOLDER.len());
-    let footer = &mut bytes[start..];
-    let at = footer
-        .windows(PAGES_PLACEHOLDER.len())
-        .position(|w| w == PAGES_PLACEHOLDER.as_bytes())
-        .ok_or_else(|| anyhow!("the page checksum's placeholder is not in the footer"))?;
-    footer[at..at + digest.len()].copy_from_slice(digest.as_bytes());
-    Ok(())
-}
-
 /// Options of one profiling run.
 #[derive(Clone, Debug)]
 pub struct ProfileOptions {
@@ -415,6 +406,8 @@ pub struct Counter {
     merged: Vec<(u64, u64)>,
     tokens: u64,
     bits: u32,
+    /// Keys buffered per order before the first merge into the sorted list.
+    flush_keys: usize,
 }
 
 /// What a [`Counter`] counted.
@@ -448,6 +441,7 @@ impl Counter {
             merged: Vec::new(),
             tokens: 0,
             bits: id_bits(vocab_size),
+            flush_keys: MIN_FLUSH_KEYS,
         }
     }
 
@@ -468,7 +462,7 @@ impl Counter {
                     let buf = &mut self.pending[o];
                     if buf.capacity() == 0 {
                         // Virtual until touched; saves the copies of doubling.
-                        buf.reserve(MIN_FLUSH_KEYS + ids.len());
+                        buf.reserve(self.flush_keys + ids.len());
                     }
                     // Rolling key: shift in one id, mask to n ids.
                     let mask = if n as u32 * bits >= 64 {
@@ -481,7 +475,7 @@ impl Counter {
                         key = ((key << bits) | id as u64) & mask;
                         key
                     }));
-                    if buf.len() >= MIN_FLUSH_KEYS.max(sorted.len() / 2) {
+                    if buf.len() >= self.flush_keys.max(sorted.len() / 2) {
                         self.flush(o);
                     }
                 }
@@ -507,6 +501,39 @@ impl Counter {
         merge_keys(sorted, buf, &mut self.merged);
         std::mem::swap(sorted, &mut self.merged);
         buf.clear();
+    }
+
+    /// Bytes this counter's tables hold (their capacities), plus what the next merge of
+    /// buffered keys may add (only one order merges at a time): what a memory budget bounds.
+    fn peak_bytes(&self) -> u64 {
+        let mut held = (self.unigram.capacity() * 8
+            + self.scratch.capacity() * 8
+            + self.merged.capacity() * 16) as u64;
+        let mut next = 0u64;
+        for (t, buf) in self.ngrams.iter().zip(&self.pending) {
+            if let NgramCounts::Exact(v) = t {
+                held += (v.capacity() * 16 + buf.capacity() * 8) as u64;
+                next = next.max(16 * self.flush_keys.max(v.len() / 2) as u64);
+            }
+        }
+        held + next
+    }
+
+    /// Writes the exact n-gram counts so far to `runs`, one run per order, and empties the
+    /// tables (the unigram counts stay).
+    fn spill(&mut self, runs: &spill::Runs) -> Result<()> {
+        for o in 0..self.ngrams.len() {
+            self.flush(o);
+            if let NgramCounts::Exact(v) = &mut self.ngrams[o] {
+                runs.write(o, v)?;
+                *v = Vec::new();
+            }
+            self.pending[o] = Vec::new();
+        }
+        self.merged = Vec::new();
+        self.scratch = Vec::new();
+        runs.note_spill();
+        Ok(())
     }
 
     /// Distinct n-grams held in exact mode so far (0 in hashed mode).
@@ -643,7 +670,7 @@ fn build_with(
     count_documents(meta, &card.name, &read, tok, opts, progress)
 }
 
-/// Reads, tokenizes and counts what `read` delivers.
+/// Reads, tokenizes and counts what `read` delivers, in memory.
 fn count_documents(
     meta: ProfileMeta,
     name: &str,
@@ -652,14 +679,54 @@ fn count_documents(
     opts: &ProfileOptions,
     progress: &dyn Progress,
 ) -> Result<Profile> {
+    match count_documents_spilling(meta, name, read, tok, opts, progress, None)? {
+        Counted::Memory(p) => Ok(p),
+        Counted::Spilled { .. } => unreachable!("nothing spills without runs"),
+    }
+}
+
+/// A memory budget per worker and where its runs go.
+struct Spill {
+    runs: spill::Runs,
+    share: u64,
+}
+
+/// What counting gave: a profile in memory, or (when the budget was reached) the unigram
+/// counts and totals with the n-grams in runs on disk.
+enum Counted {
+    Memory(Profile),
+    Spilled {
+        meta: ProfileMeta,
+        totals: Totals,
+        unigram: Vec<u64>,
+    },
+}
+
+/// [`count_documents`], spilling each worker's n-gram counts to `spill`'s runs whenever they
+/// would pass its share of the budget.
+fn count_documents_spilling(
+    meta: ProfileMeta,
+    name: &str,
+    read: &crate::tokenize::pipeline::DocReader<'_>,
+    tok: &Tokenizer,
+    opts: &ProfileOptions,
+    progress: &dyn Progress,
+    spill: Option<&Spill>,
+) -> Result<Counted> {
     let threads = rayon::current_num_threads();
+    // Orders ≥ 2 buffer keys before merging them; a small share buffers fewer.
+    let flush_keys =
+        match spill {
+            Some(s) => (s.share / (32 * opts.ngram.max(2) as u64))
+                .clamp(1 << 12, MIN_FLUSH_KEYS as u64) as usize,
+            None => MIN_FLUSH_KEYS,
+        };
     // One counter and one encoder (with its pre-token cache) per worker.
     let locals: Vec<Mutex<(Counter, Encoder)>> = (0..threads + 1)
         .map(|_| {
-            Mutex::new((
-                Counter::new(tok.vocab_size, opts.ngram, opts.ngram_mode),
-                tok.encoder(),
-            ))
+            let mut c = Counter::new(tok.vocab_size, opts.ngram, opts.ngram_mode);
+            c.flush_keys = flush_keys;
+            Mutex::new((c, tok.encoder()))
         })
         .collect();
     // Per-batch document counts (for bootstrap), put back in reading order at the end.
@@ -708,6 +775,18 @@ fn count_documents(
                         }
                     }
                 }
+                if let Some(sp) = spill {
+                    if counter.peak_bytes() > sp.share {
+                        if let Err(e) = counter.spill(&sp.runs) {
+                            stop.store(true, Ordering::Relaxed);
+                            let mut f = failure.lock().expect("failure lock");
+                            if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
+                                *f = Some((seq, e));
+                            }
+                            return;
+                        }
+                    }
+                }
                 drop(local);
                 if let Some(docs) = docs {
                     kept.lock().expect("docs lock").push((seq, docs));
@@ -730,6 +809,28 @@ fn count_documents(
         .into_iter()
         .map(|l| l.into_inner().expect("counter lock").0)
         .collect();
+    if let Some(sp) = spill.filter(|sp| sp.runs.any()) {
+        // Some counts are on disk: the rest go there too, and the profile is their merge.
+        let mut unigram = vec![0u64; tok.vocab_size];
+        let mut tokens = 0;
+        for mut c in parts {
+            c.spill(&sp.runs)?;
+            for (a, b) in unigram.iter_mut().zip(&c.unigram) {
+                *a += b;
+            }
+            tokens += c.tokens;
+        }
+        return Ok(Counted::Spilled {
+            meta,
+            totals: Totals {
+                documents: summary.documents,
+                tokens,
+                bytes: summary.bytes,
+                skipped: summary.skipped,
+            },
+            unigram,
+        });
+    }
     // Add the smaller tables into the largest, which is then never re-inserted.
     parts.sort_by_key(|c| std::cmp::Reverse(c.distinct_ngrams()));
     let mut total = parts.remove(0);
@@ -737,7 +838,7 @@ fn count_documents(
         total.merge(p);
     }
     let total = total.finish();
-    Ok(Profile {
+    Ok(Counted::Memory(Profile {
         meta,
         totals: Totals {
             documents: summary.documents,
@@ -748,7 +849,7 @@ fn count_documents(
         unigram: total.unigram,
         ngrams: total.ngrams,
         docs: docs_out,
-    })
+    }))
 }
 
 /// A document's unigram counts as sorted (id, count) pairs.
@@ -833,131 +934,39 @@ impl Profile {
     }
 
     /// Merges shard profiles of one corpus made with the same settings: counts add exactly.
+    /// (`profile merge` streams the files instead: [`merge_files`].)
     pub fn merge(parts: &[Profile]) -> Result<Profile> {
-        let first = parts.first().ok_or_else(|| anyhow!("nothing to merge"))?;
-        let mut out = first.clone();
+        let (meta, totals) = merged_meta(
+            &parts
+                .iter()
+                .map(|p| (&p.meta, &p.totals))
+                .collect::<Vec<_>>(),
+        )?;
+        let mut out = parts[0].clone();
         out.docs = None;
-        let mut shards: Vec<Shard> = first.meta.shards.clone().unwrap_or_default();
         for p in &parts[1..] {
-            let (a, b) = (&first.meta, &p.meta);
-            check_mergeable(a, b)?;
-            let theirs = b.shards.clone().ok_or_else(|| {
-                anyhow!(
-                    "cannot merge: a profile of the whole corpus `{}` is among the parts",
-                    b.corpus
-                )
-            })?;
-            if shards.is_empty() {
-                bail!(
-                    "cannot merge: a profile of the whole corpus `{}` is among the parts",
-                    a.corpus
-                );
-            }
-            for s in theirs {
-                if shards.contains(&s) {
-                    bail!("cannot merge: shard {s} appears twice");
-                }
-                if s.count != shards[0].count {
-                    bail!(
-                        "cannot merge shards of different splits ({} and {s})",
-                        shards[0]
-                    );
-                }
-                shards.push(s);
-            }
             for (x, y) in out.unigram.iter_mut().zip(&p.unigram) {
                 *x += y;
             }
             for (x, y) in out.ngrams.iter_mut().zip(&p.ngrams) {
                 x.add(y);
             }
-            let t = &mut out.totals;
-            t.documents += p.totals.documents;
-            t.tokens += p.totals.tokens;
-            t.bytes += p.totals.bytes;
-            for (k, v) in &p.totals.skipped {
-                *t.skipped.entry(k.clone()).or_default() += v;
-            }
         }
-        shards.sort_by_key(|s| s.index);
-        let complete = shards
-            .first()
-            .map(|s| shards.len() as u64 == s.count)
-            .unwrap_or(false);
-        out.meta.shards = if complete { None } else { Some(shards) };
+        out.meta = meta;
+        out.totals = totals;
         Ok(out)
     }
 
-    /// Saves as parquet (atomically).
+    /// Saves as parquet (atomically), through the same [`ProfileWriter`] a streamed profile
+    /// is written with.
     pub fn save(&self, path: &Path) -> Result<()> {
-        use polars::prelude::{
-            Column, DataFrame, KeyValueMetadata, ParquetCompression, ParquetWriter,
-        };
-        let n = self.meta.ngram;
-        let bits = id_bits(self.meta.vocab_size);
-        let mut order: Vec<u8> = Vec::new();
-        let mut tcols: Vec<Vec<Option<u32>>> = vec![Vec::new(); n];
-        let mut bucket: Vec<Option<u64>> = Vec::new();
-        let mut count: Vec<u64> = Vec::new();
-        for (id, &c) in self.unigram.iter().enumerate() {
-            if c > 0 {
-                order.push(1);
-                tcols[0].push(Some(id as u32));
-                for col in tcols.iter_mut().skip(1) {
-                    col.push(None);
-                }
-                bucket.push(None);
-                count.push(c);
-            }
-        }
+        let mut w = ProfileWriter::create(path, &self.meta, &self.totals, &self.unigram)?;
         for (o, table) in self.ngrams.iter().enumerate() {
-            let k = o + 2;
-            let hashed = matches!(table, NgramCounts::Hashed(_));
             for (key, c) in table.sparse() {
-                order.push(k as u8);
-                if hashed {
-                    for col in tcols.iter_mut() {
-                        col.push(None);
-                    }
-                    bucket.push(Some(key));
-                } else {
-                    let ids = unpack(key, k, bits);
-                    for (i, col) in tcols.iter_mut().enumerate() {
-                        col.push(ids.get(i).copied());
-                    }
-                    bucket.push(None);
-                }
-                count.push(c);
+                w.push(o + 2, key, c)?;
             }
         }
-        let mut columns: Vec<Column> = vec![Column::new("order".into(), order)];
-        for (i, col) in tcols.into_iter().enumerate() {
-            columns.push(Column::new(format!("t{}", i + 1).into(), col));
-        }
-        columns.push(Column::new("bucket".into(), bucket));
-        columns.push(Column::new("count".into(), count));
-        let mut df = DataFrame::new_infer_height(columns)?;
-        let meta_json = serde_json::to_string(&SavedMeta {
-            meta: self.meta.clone(),
-            totals: self.totals.clone(),
-            checksum: Some(content_checksum(
-                &self.meta,
-                &self.totals,
-                &self.unigram,
-                &self.ngrams,
-            )?),
-        })?;
-        // LZ4: a fifth of an exact 4-gram profile's time went to zstd at its default level.
-        let mut bytes: Vec<u8> = Vec::new();
-        ParquetWriter::new(&mut bytes)
-            .with_compression(ParquetCompression::Lz4Raw)
-            .with_key_value_metadata(Some(KeyValueMetadata::from_static(vec![
-                (META_KEY.to_string(), meta_json),
-                (PAGES_KEY.to_string(), PAGES_PLACEHOLDER.to_string()),
-            ])))
-            .finish(&mut df)?;
-        seal_pages(&mut bytes)?;
-        crate::paths::write_atomic_bytes(path, &bytes)
+        w.finish()
     }
 
     /// Loads a profile saved by [`Profile::save`].
@@ -1000,38 +1009,7 @@ impl Profile {
         })?;
         let saved: SavedMeta = serde_json::from_str(&json)
             .with_context(|| format!("{}: bad profile metadata", path.display()))?;
-        if saved.meta.format != FORMAT_VERSION {
-            bail!(
-                "{}: profile format {} is not the supported {FORMAT_VERSION}; rebuild it",
-                path.display(),
-                saved.meta.format
-            );
-        }
-        // The sizes the metadata gives decide allocations below: a damaged value must be an
-        // error, not a request for exabytes (which aborts) or an index out of range.
-        let m = &saved.meta;
-        if !(1..=8).contains(&m.ngram) {
-            bail!(
-                "{}: damaged metadata: n-gram order {} is not between 1 and 8",
-                path.display(),
-                m.ngram
-            );
-        }
-        if m.vocab_size == 0 || m.vocab_size > MAX_VOCAB {
-            bail!(
-                "{}: damaged metadata: a vocabulary of {} ids (at most {MAX_VOCAB})",
-                path.display(),
-                m.vocab_size
-            );
-        }
-        if let NgramMode::Hashed { buckets } = m.ngram_mode {
-            if buckets == 0 || buckets > MAX_BUCKETS {
-                bail!(
-                    "{}: damaged metadata: {buckets} n-gram buckets (at most {MAX_BUCKETS})",
-                    path.display()
-                );
-            }
-        }
+        stream::check_saved_meta(path, &saved.meta)?;
         // Before polars decodes a page: a damaged page can make it ask for exabytes, and a
         // failed allocation aborts the process where a panic could have been caught.
         let want = kv(PAGES_KEY).ok_or_else(|| {
@@ -1077,7 +1055,9 @@ impl Profile {
                 let id = tcols[0].get(i).ok_or_else(bad)? as usize;
                 *p.unigram.get_mut(id).ok_or_else(bad)? = c;
             } else {
-                match p.ngrams.get_mut(o - 2).ok_or_else(bad)? {
+                // Order 0 (a column chunk the footer points elsewhere) is malformed too.
+                let table = o.checked_sub(2).and_then(|k| p.ngrams.get_mut(k));
+                match table.ok_or_else(bad)? {
                     NgramCounts::Exact(m) => {
                         let ids: Vec<u32> = (0..o)
                             .map(|j| tcols[j].get(i))
@@ -1130,9 +1110,7 @@ pub fn cached_or_build(
     // damaged file is rebuilt before any parser sees it (polars can abort on some damaged
     // files), and an entry without its sum (a run killed between the two writes) is rebuilt.
     let sum_path = path.with_extension("parquet.sha256");
-    let file_sum = |p: &Path| -> Option<String> {
-        Some(crate::digest::hex(&Sha256::digest(std::fs::read(p).ok()?)))
-    };
+    let file_sum = |p: &Path| crate::digest::sha256_file(p).ok();
     if use_cache && !opts.keep_docs && !opts.sample.strict && path.exists() {
         let recorded = std::fs::read_to_string(&sum_path).ok();
         if recorded.as_deref().map(str::trim) == file_sum(&path).as_deref() {
@@ -1151,6 +1129,120 @@ pub fn cached_or_build(
         .ok_or_else(|| anyhow!("cannot read back the profile cache {}", path.display()))?;
     crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
     Ok((p, false))
+}
+
+/// What [`cached_or_write`] found in the cache or wrote there.
+#[derive(Debug)]
+pub struct Written {
+    /// The profile's metadata.
+    pub meta: ProfileMeta,
+    /// Its totals.
+    pub totals: Totals,
+    /// Distinct token ids seen.
+    pub distinct_ids: usize,
+    /// The cache entry.
+    pub path: PathBuf,
+    /// Whether it was already in the cache.
+    pub cached: bool,
+    /// What spilling to disk took, when the counts did not fit the budget.
+    pub spilled: Option<SpillStats>,
+}
+
+/// The profile for these options as a file in the cache, never whole in memory: an entry made
+/// before is checked (its sum, its pages and metadata) and kept; otherwise the corpus is
+/// counted with exact n-grams held to `spill.memory` bytes (runs spilled to a temporary folder
+/// in `spill.dir` and merged into the file when they do not fit) and the file written. The
+/// file is the same bytes whether or not it spilled. What `mtkit profile` runs.
+pub fn cached_or_write(
+    card: &Card,
+    tok: &Tokenizer,
+    opts: &ProfileOptions,
+    use_cache: bool,
+    progress: &dyn Progress,
+    spill: &SpillOptions,
+) -> Result<Written> {
+    opts.validate(tok.vocab_size)?;
+    if spill.memory < spill::MIN_MEMORY {
+        bail!(
+            "--memory must be at least {} (got {})",
+            spill::human_size(spill::MIN_MEMORY),
+            spill::human_size(spill.memory)
+        );
+    }
+    let meta = meta_for(card, tok, opts)?;
+    let path = cache_path(&meta);
+    let sum_path = path.with_extension("parquet.sha256");
+    let distinct = |u: &[u64]| u.iter().filter(|&&c| c > 0).count();
+    if use_cache && !opts.keep_docs && !opts.sample.strict && path.exists() {
+        let recorded = std::fs::read_to_string(&sum_path).ok();
+        if recorded.as_deref().map(str::trim) == crate::digest::sha256_file(&path).ok().as_deref() {
+            if let Ok(rows) = ProfileRows::open(&path) {
+                if Profile::cache_key(&rows.meta) == Profile::cache_key(&meta) {
+                    return Ok(Written {
+                        distinct_ids: distinct(&rows.unigram),
+                        meta: rows.meta,
+                        totals: rows.totals,
+                        path,
+                        cached: true,
+                        spilled: None,
+                    });
+                }
+            }
+        }
+    }
+    let exact_ngrams = opts.ngram >= 2 && opts.ngram_mode == NgramMode::Exact;
+    let sp = match exact_ngrams {
+        true => Some(Spill {
+            runs: spill::Runs::new(&spill.dir, opts.ngram)?,
+            share: spill.memory / (rayon::current_num_threads() as u64 + 1),
+        }),
+        false => None,
+    };
+    let read = |on_doc: &mut dyn FnMut(crate::corpus::Document) -> Result<()>| {
+        crate::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
+    };
+    let counted =
+        count_documents_spilling(meta, &card.name, &read, tok, opts, progress, sp.as_ref())?;
+    let cache_err = || format!("cannot write the profile cache {}", path.display());
+    let (meta, totals, distinct_ids, spilled) = match counted {
+        Counted::Memory(p) => {
+            p.save(&path).with_context(cache_err)?;
+            (p.meta, p.totals, distinct(&p.unigram), None)
+        }
+        Counted::Spilled {
+            meta,
+            totals,
+            unigram,
+        } => {
+            let sp = sp.as_ref().expect("spilled counts have runs");
+            let mut w =
+                ProfileWriter::create(&path, &meta, &totals, &unigram).with_context(cache_err)?;
+            for o in 0..opts.ngram - 1 {
+                let mut since_check = 0u32;
+                sp.runs.merge(o, |k, c| {
+                    since_check += 1;
+                    if since_check == 1 << 16 {
+                        since_check = 0;
+                        crate::progress::check_interrupt()?;
+                    }
+                    w.push(o + 2, k, c)
+                })?;
+            }
+            w.finish().with_context(cache_err)?;
+            (meta, totals, distinct(&unigram), Some(sp.runs.stats()))
+        }
+    };
+    let sum = crate::digest::sha256_file(&path)
+        .with_context(|| format!("cannot read back the profile cache {}", path.display()))?;
+    crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
+    Ok(Written {
+        meta,
+        totals,
+        distinct_ids,
+        path,
+        cached: false,
+        spilled,
+    })
 }
 
 const META_KEY: &str = "mtkit.profile";
@@ -1197,6 +1289,56 @@ pub fn cache_path(meta: &ProfileMeta) -> PathBuf {
         meta.corpus,
         Profile::cache_key(meta)
     ))
+}
+
+/// The metadata and totals of the merge of shard profiles `parts` (their counts add): the
+/// settings must agree, no shard may appear twice, all must be shards of one split; the
+/// result covers the union of their shards (`None`: the whole corpus).
+fn merged_meta(parts: &[(&ProfileMeta, &Totals)]) -> Result<(ProfileMeta, Totals)> {
+    let (first, first_totals) = *parts.first().ok_or_else(|| anyhow!("nothing to merge"))?;
+    let mut meta = first.clone();
+    let mut totals = first_totals.clone();
+    let mut shards: Vec<Shard> = first.shards.clone().unwrap_or_default();
+    for (b, t) in &parts[1..] {
+        check_mergeable(first, b)?;
+        let theirs = b.shards.clone().ok_or_else(|| {
+            anyhow!(
+                "cannot merge: a profile of the whole corpus `{}` is among the parts",
+                b.corpus
+            )
+        })?;
+        if shards.is_empty() {
+            bail!(
+                "cannot merge: a profile of the whole corpus `{}` is among the parts",
+                first.corpus
+            );
+        }
+        for s in theirs {
+            if shards.contains(&s) {
+                bail!("cannot merge: shard {s} appears twice");
+            }
+            if s.count != shards[0].count {
+                bail!(
+                    "cannot merge shards of different splits ({} and {s})",
+                    shards[0]
+                );
+            }
+            shards.push(s);
+        }
+        totals.documents += t.documents;
+        totals.tokens += t.tokens;
+        totals.bytes += t.bytes;
+        for (k, v) in &t.skipped {
+            *totals.skipped.entry(k.clone()).or_default() += v;
+        }
+    }
+    shards.sort_by_key(|s| s.index);
+    let complete = shards
+        .first()
+        .map(|s| shards.len() as u64 == s.count)
+        .unwrap_or(false);
+    meta.shards = if complete { None } else { Some(shards) };
+    Ok((meta, totals))
 }
 
 /// Refuses to merge profiles made under different settings, naming the first that differs.

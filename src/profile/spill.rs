@@ -1,0 +1,483 @@
+//! Exact n-gram counting in bounded memory, as KenLM's `lmplz` does it: each worker counts
+//! into its sorted lists until its share of the budget is full, then writes them to disk as
+//! sorted runs (keys delta-encoded as varints with their counts, zstd-compressed) and starts
+//! again; at the end every order is a k-way merge of its runs with equal keys added, streamed
+//! into the profile file ([`super::ProfileWriter`]), which is the same bytes as the profile
+//! counted in memory.
+//!
+//! Runs live in a temporary folder that is removed when counting ends, however it ends (an
+//! error, or Ctrl-C: see [`InterruptGuard`]).
+
+use std::collections::BinaryHeap;
+use std::fs::File;
+use std::io::{BufReader, BufWriter, Write};
+use std::path::{Path, PathBuf};
+use std::sync::Mutex;
+
+use anyhow::{anyhow, bail, Context, Result};
+
+/// Where and in how much memory exact n-grams are counted.
+#[derive(Clone, Debug)]
+pub struct SpillOptions {
+    /// Bytes the counters of all workers together may hold before they spill runs to disk.
+    pub memory: u64,
+    /// The folder the runs' temporary folder is made in.
+    pub dir: PathBuf,
+}
+
+/// The smallest budget accepted: below it every batch would be a run.
+pub const MIN_MEMORY: u64 = 1 << 20;
+
+/// The default budget: a quarter of this machine's memory (`MemTotal`), at least 1 GiB; 4 GiB
+/// where the machine's memory cannot be read.
+pub fn default_memory() -> u64 {
+    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
+        s.lines()
+            .find(|l| l.starts_with("MemTotal:"))
+            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+            .map(|kb| kb * 1024)
+    });
+    match total {
+        Some(t) => (t / 4).max(1 << 30),
+        None => 4 << 30,
+    }
+}
+
+/// Parses a size such as `512M`, `2G`, `1.5G`, `64K` or a number of bytes (K, M, G and T are
+/// powers of 1024; a trailing `B` or `iB` is allowed).
+pub fn parse_size(s: &str) -> Result<u64> {
+    let t = s.trim();
+    let upper = t.to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper);
+    let (num, mult) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('M') => (&body[..body.len() - 1], 1 << 20),
+        Some('G') => (&body[..body.len() - 1], 1 << 30),
+        Some('T') => (&body[..body.len() - 1], 1 << 40),
+        _ => (body, 1),
+    };
+    let x: f64 = num
+        .trim()
+        .parse()
+        .map_err(|_| anyhow!("not a size: {s:?} (use e.g. 512M, 2G or a number of bytes)"))?;
+    if !x.is_finite() || x < 0.0 || x * mult as f64 > u64::MAX as f64 {
+        bail!("not a size: {s:?} (use e.g. 512M, 2G or a number of bytes)");
+    }
+    Ok((x * mult as f64) as u64)
+}
+
+/// Sizes for people: `1.5 GiB`, `312 MiB`, `4.0 KiB`, `17 B`.
+pub fn human_size(b: u64) -> String {
+    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
+    let mut x = b as f64;
+    let mut u = 0;
+    while x >= 1024.0 && u + 1 < UNITS.len() {
+        x /= 1024.0;
+        u += 1;
+    }
+    if u == 0 {
+        format!("{b} B")
+    } else if x >= 100.0 {
+        format!("{x:.0} {}", UNITS[u])
+    } else {
+        format!("{x:.1} {}", UNITS[u])
+    }
+}
+
+/// The runs of one counting: a temporary folder (removed on drop) and the run files of each
+/// order ≥ 2.
+pub(super) struct Runs {
+    dir: tempfile::TempDir,
+    state: Mutex<RunsState>,
+}
+
+#[derive(Default)]
+struct RunsState {
+    /// `files[o]`: the runs of order o + 2.
+    files: Vec<Vec<PathBuf>>,
+    next: u64,
+    /// Bytes of the runs on disk now, and the most at once.
+    bytes: u64,
+    peak: u64,
+    spills: u64,
+}
+
+impl RunsState {
+    fn add(&mut self, bytes: u64) {
+        self.bytes += bytes;
+        self.peak = self.peak.max(self.bytes);
+    }
+}
+
+/// Removes run files, counting their bytes off.
+fn remove_runs(state: &Mutex<RunsState>, files: &[PathBuf]) {
+    let mut freed = 0;
+    for p in files {
+        freed += std::fs::metadata(p).map(|m| m.len()).unwrap_or(0);
+        let _ = std::fs::remove_file(p);
+    }
+    let mut s = state.lock().expect("runs lock");
+    s.bytes = s.bytes.saturating_sub(freed);
+}
+
+/// What the runs took, for `-v`.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct SpillStats {
+    /// Times a worker's counts were written out.
+    pub spills: u64,
+    /// Run files written (merges of runs included).
+    pub runs: u64,
+    /// The most temporary disk the runs took at once (compressed bytes).
+    pub bytes: u64,
+}
+
+impl Runs {
+    /// A fresh temporary folder in `parent` for runs of orders 2..=`ngram`.
+    pub(super) fn new(parent: &Path, ngram: usize) -> Result<Runs> {
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!(
+                "cannot create the folder for n-gram runs {} (set it with --tmp DIR)",
+                parent.display()
+            )
+        })?;
+        let dir = tempfile::Builder::new()
+            .prefix(".mtkit-runs-")
+            .tempdir_in(parent)
+            .with_context(|| {
+                format!(
+                    "cannot create a folder for n-gram runs in {} (set it with --tmp DIR)",
+                    parent.display()
+                )
+            })?;
+        Ok(Runs {
+            dir,
+            state: Mutex::new(RunsState {
+                files: vec![Vec::new(); ngram.saturating_sub(1)],
+                ..RunsState::default()
+            }),
+        })
+    }
+
+    /// Writes the sorted counts of order `o + 2` as one run.
+    pub(super) fn write(&self, o: usize, counts: &[(u64, u64)]) -> Result<()> {
+        if counts.is_empty() {
+            return Ok(());
+        }
+        let seq = {
+            let mut s = self.state.lock().expect("runs lock");
+            s.next += 1;
+            s.next
+        };
+        let path = self.dir.path().join(format!("{}gram-{seq:06}.run", o + 2));
+        let bytes = write_run(&path, counts).map_err(|e| {
+            let used = self.state.lock().map(|s| s.bytes).unwrap_or(0);
+            let full = e
+                .downcast_ref::<std::io::Error>()
+                .is_some_and(|io| io.raw_os_error() == Some(28));
+            let hint = if full {
+                format!(
+                    "; the folder's disk is full: the runs so far take {} and this one needs about {} more; free space there or pass --tmp DIR on a larger disk",
+                    human_size(used),
+                    human_size(counts.len() as u64 * 4)
+                )
+            } else {
+                String::new()
+            };
+            anyhow!(
+                "cannot write n-gram run {} in {}: {e:#}{hint}",
+                path.display(),
+                self.dir.path().display()
+            )
+        })?;
+        let mut s = self.state.lock().expect("runs lock");
+        s.files[o].push(path);
+        s.add(bytes);
+        Ok(())
+    }
+
+    /// Counts one spill (a worker's counts written out).
+    pub(super) fn note_spill(&self) {
+        self.state.lock().expect("runs lock").spills += 1;
+    }
+
+    /// Whether anything was written.
+    pub(super) fn any(&self) -> bool {
+        self.state.lock().expect("runs lock").spills > 0
+    }
+
+    pub(super) fn stats(&self) -> SpillStats {
+        let s = self.state.lock().expect("runs lock");
+        SpillStats {
+            spills: s.spills,
+            runs: s.next,
+            bytes: s.peak,
+        }
+    }
+
+    /// Streams the merge of every run of order `o + 2` (sorted, equal keys added) to `emit`,
+    /// first merging runs in groups of [`MAX_FAN_IN`] while there are more.
+    pub(super) fn merge(&self, o: usize, emit: impl FnMut(u64, u64) -> Result<()>) -> Result<()> {
+        let mut files = std::mem::take(&mut self.state.lock().expect("runs lock").files[o]);
+        while files.len() > MAX_FAN_IN {
+            let group: Vec<PathBuf> = files.drain(..MAX_FAN_IN).collect();
+            let seq = {
+                let mut s = self.state.lock().expect("runs lock");
+                s.next += 1;
+                s.next
+            };
+            let path = self
+                .dir
+                .path()
+                .join(format!("{}gram-{seq:06}.merged.run", o + 2));
+            let readers = group
+                .iter()
+                .map(|p| RunReader::open(p))
+                .collect::<Result<Vec<_>>>()?;
+            let mut w = RunWriter::create(&path).with_context(|| self.cannot_write(&path))?;
+            merge_runs(readers, |k, c| w.push(k, c)).with_context(|| self.cannot_write(&path))?;
+            let bytes = w.finish().with_context(|| self.cannot_write(&path))?;
+            self.state.lock().expect("runs lock").add(bytes);
+            remove_runs(&self.state, &group);
+            files.push(path);
+        }
+        let readers = files
+            .iter()
+            .map(|p| RunReader::open(p))
+            .collect::<Result<Vec<_>>>()?;
+        merge_runs(readers, emit)?;
+        // A run is read once: its disk is given back as soon as its order is merged.
+        remove_runs(&self.state, &files);
+        Ok(())
+    }
+
+    fn cannot_write(&self, path: &Path) -> String {
+        format!(
+            "cannot write n-gram run {} in {} (a full disk? pass --tmp DIR on a larger one)",
+            path.display(),
+            self.dir.path().display()
+        )
+    }
+}
+
+fn put_varint(w: &mut impl Write, mut x: u64) -> std::io::Result<()> {
+    let mut buf = [0u8; 10];
+    let mut n = 0;
+    loop {
+        let b = (x & 0x7f) as u8;
+        x >>= 7;
+        if x == 0 {
+            buf[n] = b;
+            n += 1;
+            break;
+        }
+        buf[n] = b | 0x80;
+        n += 1;
+    }
+    w.write_all(&buf[..n])
+}
+
+/// Run files merged at once: each open run holds a zstd window (128 KiB, see
+/// [`RUN_WINDOW_LOG`]) and a read buffer, so a merge of any number of runs holds about 10 MB;
+/// more runs are first merged in groups of this many into longer runs.
+const MAX_FAN_IN: usize = 32;
+
+/// zstd window of a run (2^17 bytes): what its reader must hold.
+const RUN_WINDOW_LOG: u32 = 17;
+
+/// A run being written: sorted distinct (key, count) pairs, each key as its difference from
+/// the last and its count, LEB128 varints, zstd level 1; the run ends where the stream does.
+struct RunWriter {
+    z: zstd::Encoder<'static, BufWriter<File>>,
+    last: u64,
+}
+
+impl RunWriter {
+    fn create(path: &Path) -> Result<RunWriter> {
+        let f = File::create(path)?;
+        let mut z = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, f), 1)?;
+        z.window_log(RUN_WINDOW_LOG)?;
+        Ok(RunWriter { z, last: 0 })
+    }
+
+    fn push(&mut self, key: u64, count: u64) -> Result<()> {
+        put_varint(&mut self.z, key - self.last)?;
+        put_varint(&mut self.z, count)?;
+        self.last = key;
+        Ok(())
+    }
+
+    /// Ends the run; returns its bytes on disk.
+    fn finish(self) -> Result<u64> {
+        let mut w = self.z.finish()?;
+        w.flush()?;
+        let f = w.into_inner().map_err(|e| e.into_error())?;
+        f.sync_all().ok();
+        Ok(f.metadata()?.len())
+    }
+}
+
+/// Writes sorted distinct (key, count) pairs as one run; returns the bytes written.
+fn write_run(path: &Path, counts: &[(u64, u64)]) -> Result<u64> {
+    let mut w = RunWriter::create(path)?;
+    for &(k, c) in counts {
+        w.push(k, c)?;
+    }
+    w.finish()
+}
+
+/// Reads a run back pair by pair.
+struct RunReader {
+    path: PathBuf,
+    r: BufReader<zstd::Decoder<'static, BufReader<File>>>,
+    last: u64,
+}
+
+impl RunReader {
+    fn open(path: &Path) -> Result<RunReader> {
+        let what = || format!("cannot read n-gram run {}", path.display());
+        let f = File::open(path).with_context(what)?;
+        let mut d = zstd::Decoder::new(f).with_context(what)?;
+        d.window_log_max(RUN_WINDOW_LOG).with_context(what)?;
+        Ok(RunReader {
+            path: path.to_path_buf(),
+            r: BufReader::with_capacity(1 << 15, d),
+            last: 0,
+        })
+    }
+
+    fn next(&mut self) -> Result<Option<(u64, u64)>> {
+        let what = || format!("cannot read n-gram run {}", self.path.display());
+        let Some(d) = get_varint(&mut self.r, true).with_context(what)? else {
+            return Ok(None);
+        };
+        let c = get_varint(&mut self.r, false)
+            .with_context(what)?
+            .ok_or_else(|| anyhow!("n-gram run {} ends inside a pair", self.path.display()))?;
+        self.last += d;
+        Ok(Some((self.last, c)))
+    }
+}
+
+/// A varint; None at the end of the stream when `end_ok` and no byte of it was read.
+fn get_varint(r: &mut impl std::io::BufRead, end_ok: bool) -> Result<Option<u64>> {
+    let mut x = 0u64;
+    let mut shift = 0;
+    loop {
+        let buf = r.fill_buf()?;
+        let Some(&b) = buf.first() else {
+            if end_ok && shift == 0 {
+                return Ok(None);
+            }
+            bail!("a run ends inside a number");
+        };
+        r.consume(1);
+        if shift >= 64 {
+            bail!("a damaged varint");
+        }
+        x |= u64::from(b & 0x7f) << shift;
+        if b & 0x80 == 0 {
+            return Ok(Some(x));
+        }
+        shift += 7;
+    }
+}
+
+/// Merges `readers` (sorted runs) into one sorted stream, adding equal keys, into `emit`.
+fn merge_runs(
+    mut readers: Vec<RunReader>,
+    mut emit: impl FnMut(u64, u64) -> Result<()>,
+) -> Result<()> {
+    let mut heap = BinaryHeap::new();
+    for (i, r) in readers.iter_mut().enumerate() {
+        if let Some((k, c)) = r.next()? {
+            heap.push(std::cmp::Reverse((k, i, c)));
+        }
+    }
+    while let Some(std::cmp::Reverse((key, i, c))) = heap.pop() {
+        let mut sum = c;
+        if let Some((k, c)) = readers[i].next()? {
+            heap.push(std::cmp::Reverse((k, i, c)));
+        }
+        while let Some(&std::cmp::Reverse((k, j, c))) = heap.peek() {
+            if k != key {
+                break;
+            }
+            heap.pop();
+            sum += c;
+            if let Some((k, c)) = readers[j].next()? {
+                heap.push(std::cmp::Reverse((k, j, c)));
+            }
+        }
+        emit(key, sum)?;
+    }
+    Ok(())
+}
+
+/// While alive, Ctrl-C (SIGINT) asks running work to stop ([`crate::progress::interrupt`])
+/// instead of killing the process, so that the runs and temporary files are removed on the
+/// way out; a second Ctrl-C kills as usual. Dropped, the default action is back.
+pub struct InterruptGuard(());
+
+extern "C" fn on_sigint(_: libc::c_int) {
+    crate::progress::interrupt();
+    // SAFETY: resetting a disposition is async-signal-safe.
+    unsafe {
+        libc::signal(libc::SIGINT, libc::SIG_DFL);
+    }
+}
+
+impl InterruptGuard {
+    /// Installs the handler.
+    pub fn install() -> InterruptGuard {
+        // SAFETY: the handler only stores to an atomic and resets the disposition.
+        unsafe {
+            libc::signal(
+                libc::SIGINT,
+                on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
+            );
+        }
+        InterruptGuard(())
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        // SAFETY: as above.
+        unsafe {
+            libc::signal(libc::SIGINT, libc::SIG_DFL);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sizes_parse_as_powers_of_1024() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("64kb").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert!(parse_size("lots").is_err());
+        assert!(parse_size("-1G").is_err());
+    }
+
+    #[test]
+    fn a_run_reads_back_as_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let p = dir.path().join("r.run");
+        let v: Vec<(u64, u64)> = vec![(0, 1), (5, 300), (1 << 40, 2), (u64::MAX, u64::MAX)];
+        write_run(&p, &v).unwrap();
+        let mut r = RunReader::open(&p).unwrap();
+        let mut back = Vec::new();
+        while let Some(x) = r.next().unwrap() {
+            back.push(x);
+        }
+        assert_eq!(back, v);
+    }
+}
