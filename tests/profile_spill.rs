@@ -332,3 +332,74 @@ fn a_run_folder_that_cannot_be_made_is_a_clear_error() {
     )));
     assert!(err.contains("not a size"), "{err}");
 }
+
+/// A 1 MiB tmpfs, unmounted again when dropped; `None` (with the reason printed) where this
+/// process may not mount one (not root, or a container without the capability).
+struct SmallDisk(PathBuf);
+
+impl SmallDisk {
+    fn mount(at: PathBuf) -> Option<SmallDisk> {
+        std::fs::create_dir_all(&at).unwrap();
+        let out = std::process::Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=1m", "tmpfs"])
+            .arg(&at)
+            .output();
+        match out {
+            Ok(o) if o.status.success() => Some(SmallDisk(at)),
+            Ok(o) => {
+                eprintln!(
+                    "skipping: cannot mount a small tmpfs here: {}",
+                    String::from_utf8_lossy(&o.stderr).trim()
+                );
+                None
+            }
+            Err(e) => {
+                eprintln!("skipping: cannot run mount: {e}");
+                None
+            }
+        }
+    }
+}
+
+impl Drop for SmallDisk {
+    fn drop(&mut self) {
+        let _ = std::process::Command::new("umount").arg(&self.0).status();
+    }
+}
+
+/// A temporary disk that fills up (a 1 MiB tmpfs; c4's 4-grams spill about 3 MiB of runs
+/// under a 1 MiB budget) is an error naming the folder, what the runs took and what was
+/// still needed; nothing is left on that disk and no profile is written.
+#[test]
+fn a_full_temporary_disk_is_a_clear_error() {
+    let (Some(cat), Some(tok)) = (shared_catalog(), pythia_tokenizer()) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let Some(disk) = SmallDisk::mount(sb.path("small")) else {
+        return;
+    };
+    let out = sb.path("c4.parquet");
+    let err = sb.fails(&strs(&profile_args(
+        &cat,
+        &tok,
+        "c4",
+        &[
+            "--memory",
+            "1M",
+            "--tmp",
+            disk.0.to_str().unwrap(),
+            "-o",
+            out.to_str().unwrap(),
+        ],
+    )));
+    assert!(err.contains(disk.0.to_str().unwrap()), "{err}");
+    assert!(err.contains("No space left on device"), "{err}");
+    assert!(
+        err.contains("the runs so far take")
+            && err.contains("more; free space there or pass --tmp"),
+        "{err}"
+    );
+    assert_eq!(entries(&disk.0), Vec::<PathBuf>::new(), "runs left behind");
+    assert!(!out.exists());
+}
