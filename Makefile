@@ -42,6 +42,10 @@ PY_VENV := $(MTKIT_CACHE)/py-venv
 WHEELS := $(MTKIT_CACHE)/wheels
 python: setup py-venv
 	@rm -rf "$(WHEELS)"
+	@# maturin repairs the wheel by patching the built library in place (its OpenBLAS name
+	@# becomes the vendored copy's), so a second build with nothing to recompile would find a
+	@# library naming a file that exists only inside the old wheel: relink it every time.
+	@rm -f "$(CARGO_TARGET_DIR)/maturin/lib_mtkit.so" "$(CARGO_TARGET_DIR)/release/deps/lib_mtkit.so"
 	"$(PY_VENV)/bin/maturin" build --release --locked --quiet -o "$(WHEELS)"
 	"$(PY_VENV)/bin/pip" install -q --disable-pip-version-check --force-reinstall --no-deps "$(WHEELS)"/mtkit-*.whl
 

@@ -103,7 +103,7 @@ class Bench:
         """`mtkit profile` of a whole corpus, uncut, uncached: (stats, wall, rss)."""
         out = os.path.join(self.a.work, "profile.parquet")
         text, wall, rss = self.mtkit("profile", corpus, "--catalog", self.catalog, "--max-docs", "all",
-                                     "--max-chars", "0", "--max-tokens-per-doc", "0", "--no-cache", "-q",
+                                     "--max-chars", "0", "--max-tokens-per-doc", "0", "--no-cache",
                                      "-o", out, *extra, env=env, threads=threads)
         row = [l.split() for l in text.splitlines() if l.startswith(corpus + " ")][0]
         return {"docs": int(row[1]), "tokens": int(row[2]), "bytes": int(row[3])}, wall, rss
