@@ -291,7 +291,7 @@ class Bench:
             _, w, r = self.profile("registry", "--ngram", "4", "--memory", f"{budget}M", "--tmp", tmp, "-v")
             spill.append((w, r, sha(out)))
             line = [l for l in self.last_stderr.splitlines() if "temporary disk" in l]
-            disk.append(line[0] if line else "(did not spill)")
+            disk.append(line[0].replace(self.a.work, "$WORK") if line else "(did not spill)")
         same = all(x[2] == mem[0][2] for x in mem + spill)
         wm, ws = min(x[0] for x in mem), min(x[0] for x in spill)
         rm, rs = max(x[1] for x in mem), max(x[1] for x in spill)
