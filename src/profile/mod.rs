@@ -1001,23 +1001,7 @@ impl Profile {
                 .and_then(|kv| kv.iter().find(|k| k.key == key))
                 .and_then(|k| k.value.clone())
         };
-        let json = kv(META_KEY).ok_or_else(|| {
-            anyhow!(
-                "{} is not an mtkit profile (no `{META_KEY}` metadata)",
-                path.display()
-            )
-        })?;
-        let saved: SavedMeta = serde_json::from_str(&json)
-            .with_context(|| format!("{}: bad profile metadata", path.display()))?;
-        stream::check_saved_meta(path, &saved.meta)?;
-        // Before polars decodes a page: a damaged page can make it ask for exabytes, and a
-        // failed allocation aborts the process where a panic could have been caught.
-        let want = kv(PAGES_KEY).ok_or_else(|| {
-            anyhow!(
-                "{}: no checksum of its data pages (`{PAGES_KEY}`); rebuild it",
-                path.display()
-            )
-        })?;
+        let (saved, want) = stream::saved_meta_and_pages(path, kv)?;
         if crate::digest::sha256_hex(&bytes[..footer_start]) != want {
             bail!(
                 "{}: its data pages do not match the checksum saved with them: the file is damaged; delete it or make it again",

@@ -363,21 +363,7 @@ impl ProfileRows {
                 .and_then(|kv| kv.iter().find(|k| k.key == key))
                 .and_then(|k| k.value.clone())
         };
-        let json = kv(META_KEY).ok_or_else(|| {
-            anyhow!(
-                "{} is not an mtkit profile (no `{META_KEY}` metadata)",
-                path.display()
-            )
-        })?;
-        let saved: SavedMeta = serde_json::from_str(&json)
-            .with_context(|| format!("{}: bad profile metadata", path.display()))?;
-        check_saved_meta(path, &saved.meta)?;
-        let want_pages = kv(PAGES_KEY).ok_or_else(|| {
-            anyhow!(
-                "{}: no checksum of its data pages (`{PAGES_KEY}`); rebuild it",
-                path.display()
-            )
-        })?;
+        let (saved, want_pages) = saved_meta_and_pages(path, kv)?;
         f.seek(SeekFrom::Start(0))?;
         if sha256_of_prefix(&mut f, footer_start)
             .with_context(|| format!("cannot read profile {}", path.display()))?
@@ -542,6 +528,31 @@ impl ProfileRows {
         }
         Ok(())
     }
+}
+
+/// The saved metadata in a profile's parquet key-value metadata (`kv` looks a key up),
+/// checked, and the SHA-256 its data pages must have: what `Profile::load` and
+/// [`ProfileRows::open`] both read before any page.
+pub(super) fn saved_meta_and_pages(
+    path: &Path,
+    kv: impl Fn(&str) -> Option<String>,
+) -> Result<(SavedMeta, String)> {
+    let json = kv(META_KEY).ok_or_else(|| {
+        anyhow!(
+            "{} is not an mtkit profile (no `{META_KEY}` metadata)",
+            path.display()
+        )
+    })?;
+    let saved: SavedMeta = serde_json::from_str(&json)
+        .with_context(|| format!("{}: bad profile metadata", path.display()))?;
+    check_saved_meta(path, &saved.meta)?;
+    let want = kv(PAGES_KEY).ok_or_else(|| {
+        anyhow!(
+            "{}: no checksum of its data pages (`{PAGES_KEY}`); rebuild it",
+            path.display()
+        )
+    })?;
+    Ok((saved, want))
 }
 
 /// The metadata checks both readers make before anything is allocated from it.
