@@ -116,11 +116,7 @@ pub enum NgramCounts {
 impl NgramCounts {
     fn add(&mut self, other: &NgramCounts) {
         match (self, other) {
-            (NgramCounts::Exact(a), NgramCounts::Exact(b)) => {
-                let mut out = Vec::with_capacity(a.len() + b.len());
-                merge_sorted(a, b, &mut out);
-                *a = out;
-            }
+            (NgramCounts::Exact(a), NgramCounts::Exact(b)) => merge_pairs_in_place(a, b),
             (NgramCounts::Hashed(a), NgramCounts::Hashed(b)) => {
                 for (x, y) in a.iter_mut().zip(b) {
                     *x += y;
@@ -163,49 +159,72 @@ impl NgramCounts {
     }
 }
 
-/// Merges two sorted count lists, adding the counts of equal keys.
-fn merge_sorted(a: &[(u64, u64)], b: &[(u64, u64)], out: &mut Vec<(u64, u64)>) {
-    out.clear();
-    let (mut i, mut j) = (0, 0);
-    while i < a.len() && j < b.len() {
-        let (ka, kb) = (a[i].0, b[j].0);
-        if ka < kb {
-            out.push(a[i]);
-            i += 1;
-        } else if kb < ka {
-            out.push(b[j]);
-            j += 1;
-        } else {
-            out.push((ka, a[i].1 + b[j].1));
-            i += 1;
-            j += 1;
+// Merges run in place, from the back: the sorted list grows by the new keys only and is
+// never copied to a second list. A fresh list would be new memory on every merge, and the
+// kernel zeroing those pages was a third of an exact 4-gram profile's time (BENCHMARKS.md).
+// The list is extended by as many slots as there are new entries at most, merged into from
+// its end, and the merged part moved down over the slots that equal keys left unused.
+
+/// Merges sorted (key, count) entries, given from the largest key down by `next_down` (keys
+/// distinct, at most `most`), into the sorted list `a`, adding the counts of equal keys.
+#[inline]
+fn merge_down_in_place(
+    a: &mut Vec<(u64, u64)>,
+    most: usize,
+    mut next_down: impl FnMut() -> Option<(u64, u64)>,
+) {
+    let old = a.len();
+    a.reserve(most);
+    let p = a.as_mut_ptr();
+    // SAFETY: slots below `old` are initialised, and `old + most` is within the capacity.
+    // Invariant: `w - i` ≥ the entries still to come, so a slot is written (at `w - 1`) only
+    // once the entry in it (at `i - 1` or above) has been read: no entry is lost. At the end
+    // the slots `[0, i)` are the untouched low part of the list and `[w, old + most)` the
+    // merged high part, all initialised; the latter is moved down to `i` and the length set.
+    unsafe {
+        let (mut i, mut w) = (old, old + most);
+        while let Some((k, c)) = next_down() {
+            while i > 0 && (*p.add(i - 1)).0 > k {
+                i -= 1;
+                w -= 1;
+                p.add(w).write(p.add(i).read());
+            }
+            w -= 1;
+            if i > 0 && (*p.add(i - 1)).0 == k {
+                i -= 1;
+                p.add(w).write((k, (*p.add(i)).1 + c));
+            } else {
+                debug_assert!(w >= i, "the write position passed the read position");
+                p.add(w).write((k, c));
+            }
         }
+        let high = old + most - w;
+        std::ptr::copy(p.add(w), p.add(i), high);
+        a.set_len(i + high);
     }
-    out.extend_from_slice(&a[i..]);
-    out.extend_from_slice(&b[j..]);
 }
 
-/// Merges sorted `keys` (repeats = counts) into the sorted count list `a`, writing `out`.
-fn merge_keys(a: &[(u64, u64)], keys: &[u64], out: &mut Vec<(u64, u64)>) {
-    out.clear();
-    out.reserve(a.len() + keys.len());
-    let (mut i, mut j) = (0, 0);
-    while j < keys.len() {
-        let k = keys[j];
-        let run = keys[j..].iter().take_while(|&&x| x == k).count();
-        j += run;
-        while i < a.len() && a[i].0 < k {
-            out.push(a[i]);
-            i += 1;
+/// Merges sorted `b` into sorted `a`, adding the counts of equal keys (keys distinct in each).
+fn merge_pairs_in_place(a: &mut Vec<(u64, u64)>, b: &[(u64, u64)]) {
+    let mut j = b.len();
+    merge_down_in_place(a, b.len(), || {
+        j = j.checked_sub(1)?;
+        Some(b[j])
+    });
+}
+
+/// Merges sorted `keys` (repeats = counts) into the sorted count list `a`, in place.
+fn merge_keys_in_place(a: &mut Vec<(u64, u64)>, keys: &[u64]) {
+    let mut j = keys.len();
+    merge_down_in_place(a, keys.len(), || {
+        let k = *keys.get(j.checked_sub(1)?)?;
+        let mut run = 0u64;
+        while j > 0 && keys[j - 1] == k {
+            j -= 1;
+            run += 1;
         }
-        if i < a.len() && a[i].0 == k {
-            out.push((k, a[i].1 + run as u64));
-            i += 1;
-        } else {
-            out.push((k, run as u64));
-        }
-    }
-    out.extend_from_slice(&a[i..]);
+        Some((k, run))
+    });
 }
 
 /// Sorts keys whose set bits all lie below `key_bits` (LSD radix sort, 16-bit digits: one
@@ -226,8 +245,11 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, key_bits: u32) {
             hist[p * RADIX + ((k >> (p as u32 * DIGIT)) as usize & (RADIX - 1))] += 1;
         }
     }
-    scratch.clear();
-    scratch.resize(n, 0);
+    // Zeroed only where it grows: every pass writes each of the first n slots before any
+    // is read, and the slots past n are never read.
+    if scratch.len() < n {
+        scratch.resize(n, 0);
+    }
     let mut offset = vec![0u32; RADIX];
     let mut in_scratch = false;
     for p in 0..passes {
@@ -241,9 +263,9 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, key_bits: u32) {
             sum += c;
         }
         let (src, dst) = if in_scratch {
-            (&scratch[..], &mut keys[..])
+            (&scratch[..n], &mut keys[..])
         } else {
-            (&keys[..], &mut scratch[..])
+            (&keys[..], &mut scratch[..n])
         };
         let shift = p as u32 * DIGIT;
         for &k in src {
@@ -255,6 +277,7 @@ fn radix_sort(keys: &mut Vec<u64>, scratch: &mut Vec<u64>, key_bits: u32) {
     }
     if in_scratch {
         std::mem::swap(keys, scratch);
+        keys.truncate(n);
     }
 }
 
@@ -394,20 +417,25 @@ impl ProfileOptions {
 /// worker thread, merged at the end. Usable alone on token ids from elsewhere.
 ///
 /// Exact n-grams are counted by sorting, not hashing: keys are appended to a buffer, which is
-/// radix-sorted and merged into a sorted (key, count) list when it holds half as many keys as
-/// the list (at least 2^20). Appends are sequential and merges stream where a hash table takes
-/// a cache miss per n-gram; memory is about the same (the list and its merge buffer: 32 bytes
-/// per distinct n-gram). BENCHMARKS.md has the figures.
+/// radix-sorted and merged, in place, into a sorted (key, count) list when it holds half as
+/// many keys as the list (at least 2^20). Appends are sequential and merges stream where a
+/// hash table takes a cache miss per n-gram; memory is about the same (the list, 16 bytes per
+/// distinct n-gram, and the buffer). BENCHMARKS.md has the figures.
 pub struct Counter {
     unigram: Vec<u64>,
     ngrams: Vec<NgramCounts>,
     pending: Vec<Vec<u64>>,
     scratch: Vec<u64>,
-    merged: Vec<(u64, u64)>,
     tokens: u64,
     bits: u32,
     /// Keys buffered per order before the first merge into the sorted list.
     flush_keys: usize,
+    /// Bytes of address space each sorted list takes when first used (0: lists grow by
+    /// doubling), its key buffer and the scratch a quarter of it: pages are touched only as
+    /// a list grows into them, and a list never outgrows it under a memory budget of that
+    /// size, so it is never copied to a larger one. The copies and the kernel zeroing the
+    /// pages of each new list were the slowest part of the merges.
+    reserve_bytes: u64,
 }
 
 /// What a [`Counter`] counted.
@@ -438,10 +466,10 @@ impl Counter {
             pending: ngrams.iter().map(|_| Vec::new()).collect(),
             ngrams,
             scratch: Vec::new(),
-            merged: Vec::new(),
             tokens: 0,
             bits: id_bits(vocab_size),
             flush_keys: MIN_FLUSH_KEYS,
+            reserve_bytes: 0,
         }
     }
 
@@ -462,7 +490,11 @@ impl Counter {
                     let buf = &mut self.pending[o];
                     if buf.capacity() == 0 {
                         // Virtual until touched; saves the copies of doubling.
-                        buf.reserve(self.flush_keys + ids.len());
+                        let want = self.flush_keys + ids.len();
+                        let room = want + (self.reserve_bytes / 32) as usize;
+                        if buf.try_reserve_exact(room).is_err() {
+                            buf.reserve(want);
+                        }
                     }
                     // Rolling key: shift in one id, mask to n ids.
                     let mask = if n as u32 * bits >= 64 {
@@ -497,41 +529,53 @@ impl Counter {
         if buf.is_empty() {
             return;
         }
+        if self.reserve_bytes > 0 {
+            if sorted.capacity() == 0 {
+                let _ = sorted.try_reserve_exact((self.reserve_bytes / 16) as usize);
+            }
+            if self.scratch.capacity() == 0 {
+                let room = self.flush_keys + (self.reserve_bytes / 32) as usize;
+                let _ = self.scratch.try_reserve_exact(room.max(buf.len()));
+            }
+        }
         radix_sort(buf, &mut self.scratch, ((o as u32 + 2) * self.bits).min(64));
-        merge_keys(sorted, buf, &mut self.merged);
-        std::mem::swap(sorted, &mut self.merged);
+        merge_keys_in_place(sorted, buf);
         buf.clear();
     }
 
-    /// Bytes this counter's tables hold (their capacities), plus what the next merge of
-    /// buffered keys may add (only one order merges at a time): what a memory budget bounds.
+    /// Bytes this counter's tables need, plus what the next merge of buffered keys may add
+    /// (only one order merges at a time): what a memory budget bounds. Lists count by length
+    /// and buffers by the keys they take before their next merge, not by capacity: a list's
+    /// address space is reserved ahead, and a page of it is memory only once touched. After
+    /// a spill the lists are emptied but kept, and grow again into the pages they had, so
+    /// the memory held is the most this ever said, and stays within the budget.
     fn peak_bytes(&self) -> u64 {
-        let mut held = (self.unigram.capacity() * 8
-            + self.scratch.capacity() * 8
-            + self.merged.capacity() * 16) as u64;
+        let mut held = (self.unigram.capacity() * 8 + self.scratch.len() * 8) as u64;
         let mut next = 0u64;
         for (t, buf) in self.ngrams.iter().zip(&self.pending) {
             if let NgramCounts::Exact(v) = t {
-                held += (v.capacity() * 16 + buf.capacity() * 8) as u64;
-                next = next.max(16 * self.flush_keys.max(v.len() / 2) as u64);
+                let add = self.flush_keys.max(v.len() / 2);
+                held += (v.len() * 16 + buf.len().max(add) * 8) as u64;
+                let grow = match v.len() + add > v.capacity() {
+                    true => v.len() + add,
+                    false => add,
+                };
+                next = next.max(16 * grow as u64);
             }
         }
         held + next
     }
 
     /// Writes the exact n-gram counts so far to `runs`, one run per order, and empties the
-    /// tables (the unigram counts stay).
+    /// tables (the unigram counts stay; the tables keep their memory for what comes next).
     fn spill(&mut self, runs: &spill::Runs) -> Result<()> {
         for o in 0..self.ngrams.len() {
             self.flush(o);
             if let NgramCounts::Exact(v) = &mut self.ngrams[o] {
                 runs.write(o, v)?;
-                *v = Vec::new();
+                v.clear();
             }
-            self.pending[o] = Vec::new();
         }
-        self.merged = Vec::new();
-        self.scratch = Vec::new();
         runs.note_spill();
         Ok(())
     }
@@ -680,7 +724,7 @@ fn count_documents(
     progress: &dyn Progress,
 ) -> Result<Profile> {
     match count_documents_spilling(meta, name, read, tok, opts, progress, None)? {
-        Counted::Memory(p) => Ok(p),
+        Counted::Memory(c) => Ok(c.into_profile()),
         Counted::Spilled { .. } => unreachable!("nothing spills without runs"),
     }
 }
@@ -694,7 +738,7 @@ struct Spill {
 /// What counting gave: a profile in memory, or (when the budget was reached) the unigram
 /// counts and totals with the n-grams in runs on disk.
 enum Counted {
-    Memory(Profile),
+    Memory(InMemory),
     Spilled {
         meta: ProfileMeta,
         totals: Totals,
@@ -726,6 +770,8 @@ fn count_documents_spilling(
         .map(|_| {
             let mut c = Counter::new(tok.vocab_size, opts.ngram, opts.ngram_mode);
             c.flush_keys = flush_keys;
+            // Address space for each list: the worker's whole share, which it never passes.
+            c.reserve_bytes = spill.map(|s| s.share.min(4 << 30)).unwrap_or(0);
             Mutex::new((c, tok.encoder()))
         })
         .collect();
@@ -805,7 +851,7 @@ fn count_documents_spilling(
     });
     progress.finish();
 
-    let mut parts: Vec<Counter> = locals
+    let parts: Vec<Counter> = locals
         .into_iter()
         .map(|l| l.into_inner().expect("counter lock").0)
         .collect();
@@ -831,25 +877,122 @@ fn count_documents_spilling(
             unigram,
         });
     }
-    // Add the smaller tables into the largest, which is then never re-inserted.
-    parts.sort_by_key(|c| std::cmp::Reverse(c.distinct_ngrams()));
-    let mut total = parts.remove(0);
-    for p in parts {
-        total.merge(p);
-    }
-    let total = total.finish();
-    Ok(Counted::Memory(Profile {
-        meta,
+    let parts: Vec<Counts> = parts
+        .into_iter()
+        .filter(|c| c.tokens > 0)
+        .map(Counter::finish)
+        .collect();
+    Ok(Counted::Memory(InMemory {
         totals: Totals {
             documents: summary.documents,
-            tokens: total.tokens,
+            tokens: parts.iter().map(|c| c.tokens).sum(),
             bytes: summary.bytes,
             skipped: summary.skipped,
         },
-        unigram: total.unigram,
-        ngrams: total.ngrams,
+        meta,
+        vocab_size: tok.vocab_size,
+        ngram: opts.ngram,
+        mode: opts.ngram_mode,
+        parts,
         docs: docs_out,
     }))
+}
+
+/// Counts that fit in memory: each worker's, not yet added together.
+struct InMemory {
+    meta: ProfileMeta,
+    totals: Totals,
+    vocab_size: usize,
+    ngram: usize,
+    mode: NgramMode,
+    parts: Vec<Counts>,
+    docs: Option<Vec<Vec<(u32, u32)>>>,
+}
+
+impl InMemory {
+    fn unigram(&self) -> Vec<u64> {
+        let mut u = vec![0u64; self.vocab_size];
+        for p in &self.parts {
+            for (a, b) in u.iter_mut().zip(&p.unigram) {
+                *a += b;
+            }
+        }
+        u
+    }
+
+    /// The profile: the workers' tables added into the largest.
+    fn into_profile(self) -> Profile {
+        let unigram = self.unigram();
+        let mut parts = self.parts;
+        parts.sort_by_key(|c| {
+            std::cmp::Reverse(c.ngrams.iter().map(NgramCounts::distinct).sum::<usize>())
+        });
+        let mut ngrams = match parts.is_empty() {
+            true => {
+                Counter::new(self.vocab_size, self.ngram, self.mode)
+                    .finish()
+                    .ngrams
+            }
+            false => parts.remove(0).ngrams,
+        };
+        for p in &parts {
+            for (a, b) in ngrams.iter_mut().zip(&p.ngrams) {
+                a.add(b);
+            }
+        }
+        Profile {
+            meta: self.meta,
+            totals: self.totals,
+            unigram,
+            ngrams,
+            docs: self.docs,
+        }
+    }
+
+    /// Writes the profile file [`Profile::save`] writes for [`InMemory::into_profile`], with
+    /// the workers' exact tables merged as the rows are written instead of into a whole list
+    /// first.
+    fn save(self, path: &Path) -> Result<()> {
+        if self.mode != NgramMode::Exact {
+            return self.into_profile().save(path);
+        }
+        let mut w = ProfileWriter::create(path, &self.meta, &self.totals, &self.unigram())?;
+        for o in 0..self.ngram.saturating_sub(1) {
+            let lists: Vec<&[(u64, u64)]> = self
+                .parts
+                .iter()
+                .map(|p| match &p.ngrams[o] {
+                    NgramCounts::Exact(v) => &v[..],
+                    NgramCounts::Hashed(_) => unreachable!("exact mode"),
+                })
+                .collect();
+            let mut at = vec![0usize; lists.len()];
+            loop {
+                let mut key = u64::MAX;
+                let mut any = false;
+                for (l, &i) in lists.iter().zip(&at) {
+                    if let Some(&(k, _)) = l.get(i) {
+                        any = true;
+                        key = key.min(k);
+                    }
+                }
+                if !any {
+                    break;
+                }
+                let mut count = 0;
+                for (l, i) in lists.iter().zip(at.iter_mut()) {
+                    if let Some(&(k, c)) = l.get(*i) {
+                        if k == key {
+                            count += c;
+                            *i += 1;
+                        }
+                    }
+                }
+                w.push(o + 2, key, count)?;
+            }
+        }
+        w.finish()
+    }
 }
 
 /// A document's unigram counts as sorted (id, count) pairs.
@@ -1189,9 +1332,10 @@ pub fn cached_or_write(
         count_documents_spilling(meta, &card.name, &read, tok, opts, progress, sp.as_ref())?;
     let cache_err = || format!("cannot write the profile cache {}", path.display());
     let (meta, totals, distinct_ids, spilled) = match counted {
-        Counted::Memory(p) => {
-            p.save(&path).with_context(cache_err)?;
-            (p.meta, p.totals, distinct(&p.unigram), None)
+        Counted::Memory(c) => {
+            let (meta, totals, ids) = (c.meta.clone(), c.totals.clone(), distinct(&c.unigram()));
+            c.save(&path).with_context(cache_err)?;
+            (meta, totals, ids, None)
         }
         Counted::Spilled {
             meta,
@@ -1201,17 +1345,54 @@ pub fn cached_or_write(
             let sp = sp.as_ref().expect("spilled counts have runs");
             let mut w =
                 ProfileWriter::create(&path, &meta, &totals, &unigram).with_context(cache_err)?;
-            for o in 0..opts.ngram - 1 {
-                let mut since_check = 0u32;
-                sp.runs.merge(o, |k, c| {
-                    since_check += 1;
-                    if since_check == 1 << 16 {
-                        since_check = 0;
-                        crate::progress::check_interrupt()?;
+            // The runs are merged on a thread of their own and the rows written on this one,
+            // in blocks through a short queue: merging (reading, decompressing, the heap) and
+            // writing (building and compressing the parquet pages) take about as long.
+            const ROWS: usize = 1 << 15;
+            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<(u64, u64)>)>(4);
+            let runs = &sp.runs;
+            let orders = opts.ngram - 1;
+            std::thread::scope(|scope| -> Result<()> {
+                let merging = scope.spawn(move || -> Result<()> {
+                    for o in 0..orders {
+                        let mut block = Vec::with_capacity(ROWS);
+                        runs.merge(o, |k, c| {
+                            block.push((k, c));
+                            if block.len() == ROWS {
+                                crate::progress::check_interrupt()?;
+                                let full = std::mem::replace(&mut block, Vec::with_capacity(ROWS));
+                                // A closed queue: the writer failed, and says why below.
+                                tx.send((o, full))
+                                    .map_err(|_| anyhow!("the profile writer stopped"))?;
+                            }
+                            Ok(())
+                        })?;
+                        if !block.is_empty() {
+                            tx.send((o, block))
+                                .map_err(|_| anyhow!("the profile writer stopped"))?;
+                        }
                     }
-                    w.push(o + 2, k, c)
-                })?;
-            }
+                    Ok(())
+                });
+                // The queue's end is dropped with this block, so that a merge still sending
+                // after the writer failed stops instead of waiting.
+                let written: Result<()> = {
+                    let rx = rx;
+                    let mut written = Ok(());
+                    'rows: for (o, block) in rx.iter() {
+                        for (k, c) in block {
+                            if let Err(e) = w.push(o + 2, k, c) {
+                                written = Err(e);
+                                break 'rows;
+                            }
+                        }
+                    }
+                    written
+                };
+                let merged = merging.join().expect("the run merge does not panic");
+                written.with_context(cache_err)?;
+                merged
+            })?;
             w.finish().with_context(cache_err)?;
             (meta, totals, distinct(&unigram), Some(sp.runs.stats()))
         }
@@ -1437,10 +1618,58 @@ mod tests {
     }
 
     #[test]
+    fn in_place_merges_agree_with_a_merge_by_hand() {
+        // Every shape: empty sides, keys all shared, none shared, new keys before, between and
+        // after the list's, and repeats in the buffered keys.
+        type Pairs = Vec<(u64, u64)>;
+        let list = vec![(3u64, 1u64), (7, 2), (9, 5)];
+        // (list, keys merged into it, the merge by hand)
+        let cases: Vec<(Pairs, Vec<u64>, Pairs)> = vec![
+            (vec![], vec![4, 4, 8], vec![(4, 2), (8, 1)]),
+            (list.clone(), vec![], list.clone()),
+            (list.clone(), vec![3, 7, 7, 9], vec![(3, 2), (7, 4), (9, 6)]),
+            (
+                list.clone(),
+                vec![1, 5, 5, 5, 12],
+                vec![(1, 1), (3, 1), (5, 3), (7, 2), (9, 5), (12, 1)],
+            ),
+            (
+                list.clone(),
+                vec![0, 3, 8, 9, 9, 10],
+                vec![(0, 1), (3, 2), (7, 2), (8, 1), (9, 7), (10, 1)],
+            ),
+            (
+                vec![(u64::MAX, 1)],
+                vec![0, u64::MAX],
+                vec![(0, 1), (u64::MAX, 2)],
+            ),
+        ];
+        for (a, keys, want) in cases {
+            let mut got = a.clone();
+            merge_keys_in_place(&mut got, &keys);
+            assert_eq!(got, want, "keys {keys:?} into {a:?}");
+            // The same merge from (key, count) pairs.
+            let mut pairs: Vec<(u64, u64)> = Vec::new();
+            for &k in &keys {
+                match pairs.last_mut() {
+                    Some((last, c)) if *last == k => *c += 1,
+                    _ => pairs.push((k, 1)),
+                }
+            }
+            let mut got = a.clone();
+            merge_pairs_in_place(&mut got, &pairs);
+            assert_eq!(got, want, "pairs {pairs:?} into {a:?}");
+        }
+    }
+
+    #[test]
     fn radix_sort_sorts() {
         let mut rng = crate::rng::Rng::new(3);
-        for bits in [16u32, 33, 64] {
-            let mut keys: Vec<u64> = (0..50_000)
+        // One scratch for every sort, as a counter reuses it: longer than the keys after the
+        // first, and swapped in (odd pass counts: 16 and 33 bits) with what it held past them.
+        let mut scratch = Vec::new();
+        for (bits, n) in [(64u32, 60_000), (16, 50_000), (33, 20_000), (64, 30_000)] {
+            let mut keys: Vec<u64> = (0..n)
                 .map(|_| {
                     let k = rng.next_u64();
                     if bits == 64 {
@@ -1452,8 +1681,8 @@ mod tests {
                 .collect();
             let mut want = keys.clone();
             want.sort_unstable();
-            radix_sort(&mut keys, &mut Vec::new(), bits);
-            assert_eq!(keys, want, "{bits} bits");
+            radix_sort(&mut keys, &mut scratch, bits);
+            assert_eq!(keys, want, "{bits} bits, {n} keys");
         }
     }
 

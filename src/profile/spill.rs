@@ -262,22 +262,17 @@ impl Runs {
     }
 }
 
-fn put_varint(w: &mut impl Write, mut x: u64) -> std::io::Result<()> {
-    let mut buf = [0u8; 10];
-    let mut n = 0;
-    loop {
-        let b = (x & 0x7f) as u8;
+fn put_varint(out: &mut Vec<u8>, mut x: u64) {
+    while x >= 0x80 {
+        out.push((x & 0x7f) as u8 | 0x80);
         x >>= 7;
-        if x == 0 {
-            buf[n] = b;
-            n += 1;
-            break;
-        }
-        buf[n] = b | 0x80;
-        n += 1;
     }
-    w.write_all(&buf[..n])
+    out.push(x as u8);
 }
+
+/// Bytes of varints encoded (or decoded) at once: the zstd stream is fed and read in blocks of
+/// this size rather than a few bytes at a time.
+const BLOCK: usize = 1 << 16;
 
 /// Run files merged at once: each open run holds a zstd window (128 KiB, see
 /// [`RUN_WINDOW_LOG`]) and a read buffer, so a merge of any number of runs holds about 10 MB;
@@ -291,6 +286,7 @@ const RUN_WINDOW_LOG: u32 = 17;
 /// the last and its count, LEB128 varints, zstd level 1; the run ends where the stream does.
 struct RunWriter {
     z: zstd::Encoder<'static, BufWriter<File>>,
+    block: Vec<u8>,
     last: u64,
 }
 
@@ -299,18 +295,27 @@ impl RunWriter {
         let f = File::create(path)?;
         let mut z = zstd::Encoder::new(BufWriter::with_capacity(1 << 16, f), 1)?;
         z.window_log(RUN_WINDOW_LOG)?;
-        Ok(RunWriter { z, last: 0 })
+        Ok(RunWriter {
+            z,
+            block: Vec::with_capacity(BLOCK + 20),
+            last: 0,
+        })
     }
 
     fn push(&mut self, key: u64, count: u64) -> Result<()> {
-        put_varint(&mut self.z, key - self.last)?;
-        put_varint(&mut self.z, count)?;
+        put_varint(&mut self.block, key - self.last);
+        put_varint(&mut self.block, count);
         self.last = key;
+        if self.block.len() >= BLOCK {
+            self.z.write_all(&self.block)?;
+            self.block.clear();
+        }
         Ok(())
     }
 
     /// Ends the run; returns its bytes on disk.
-    fn finish(self) -> Result<u64> {
+    fn finish(mut self) -> Result<u64> {
+        self.z.write_all(&self.block)?;
         let mut w = self.z.finish()?;
         w.flush()?;
         let f = w.into_inner().map_err(|e| e.into_error())?;
@@ -328,10 +333,14 @@ fn write_run(path: &Path, counts: &[(u64, u64)]) -> Result<u64> {
     w.finish()
 }
 
-/// Reads a run back pair by pair.
+/// Reads a run back pair by pair, decoding from a block of the zstd stream at a time.
 struct RunReader {
     path: PathBuf,
-    r: BufReader<zstd::Decoder<'static, BufReader<File>>>,
+    z: zstd::Decoder<'static, BufReader<File>>,
+    buf: Vec<u8>,
+    /// The undecoded bytes are `buf[at..]`; `ended` once the stream has no more.
+    at: usize,
+    ended: bool,
     last: u64,
 }
 
@@ -339,50 +348,65 @@ impl RunReader {
     fn open(path: &Path) -> Result<RunReader> {
         let what = || format!("cannot read n-gram run {}", path.display());
         let f = File::open(path).with_context(what)?;
-        let mut d = zstd::Decoder::new(f).with_context(what)?;
-        d.window_log_max(RUN_WINDOW_LOG).with_context(what)?;
+        let mut z = zstd::Decoder::new(f).with_context(what)?;
+        z.window_log_max(RUN_WINDOW_LOG).with_context(what)?;
         Ok(RunReader {
             path: path.to_path_buf(),
-            r: BufReader::with_capacity(1 << 15, d),
+            z,
+            buf: Vec::with_capacity(BLOCK),
+            at: 0,
+            ended: false,
             last: 0,
         })
     }
 
+    /// Makes sure a whole pair (two varints: at most 20 bytes) is buffered, unless the stream
+    /// ends first.
+    fn fill(&mut self) -> Result<()> {
+        while !self.ended && self.buf.len() - self.at < 20 {
+            self.buf.drain(..self.at);
+            self.at = 0;
+            let have = self.buf.len();
+            self.buf.resize(BLOCK, 0);
+            let got = crate::formats::read_up_to(&mut self.z, &mut self.buf[have..])
+                .with_context(|| format!("cannot read n-gram run {}", self.path.display()))?;
+            self.buf.truncate(have + got);
+            self.ended = got < BLOCK - have;
+        }
+        Ok(())
+    }
+
     fn next(&mut self) -> Result<Option<(u64, u64)>> {
-        let what = || format!("cannot read n-gram run {}", self.path.display());
-        let Some(d) = get_varint(&mut self.r, true).with_context(what)? else {
+        self.fill()?;
+        if self.at == self.buf.len() {
             return Ok(None);
-        };
-        let c = get_varint(&mut self.r, false)
-            .with_context(what)?
+        }
+        let bytes = &self.buf[self.at..];
+        let (d, n1) = get_varint(bytes).ok_or_else(|| {
+            anyhow!(
+                "n-gram run {} is damaged (a bad number)",
+                self.path.display()
+            )
+        })?;
+        let (c, n2) = get_varint(&bytes[n1..])
             .ok_or_else(|| anyhow!("n-gram run {} ends inside a pair", self.path.display()))?;
+        self.at += n1 + n2;
         self.last += d;
         Ok(Some((self.last, c)))
     }
 }
 
-/// A varint; None at the end of the stream when `end_ok` and no byte of it was read.
-fn get_varint(r: &mut impl std::io::BufRead, end_ok: bool) -> Result<Option<u64>> {
+/// A varint at the start of `b` and its length; None when `b` ends inside it or it is longer
+/// than a u64.
+fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
     let mut x = 0u64;
-    let mut shift = 0;
-    loop {
-        let buf = r.fill_buf()?;
-        let Some(&b) = buf.first() else {
-            if end_ok && shift == 0 {
-                return Ok(None);
-            }
-            bail!("a run ends inside a number");
-        };
-        r.consume(1);
-        if shift >= 64 {
-            bail!("a damaged varint");
+    for (i, &byte) in b.iter().enumerate().take(10) {
+        x |= u64::from(byte & 0x7f) << (7 * i);
+        if byte & 0x80 == 0 {
+            return Some((x, i + 1));
         }
-        x |= u64::from(b & 0x7f) << shift;
-        if b & 0x80 == 0 {
-            return Ok(Some(x));
-        }
-        shift += 7;
     }
+    None
 }
 
 /// Merges `readers` (sorted runs) into one sorted stream, adding equal keys, into `emit`.

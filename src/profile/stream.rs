@@ -22,8 +22,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use sha2::{Digest, Sha256};
 
 use super::{
-    id_bits, merged_meta, pack, unpack, NgramMode, ProfileMeta, SavedMeta, Totals, MAX_BUCKETS,
-    MAX_VOCAB, META_KEY, PAGES_KEY, PAGES_PLACEHOLDER,
+    id_bits, merged_meta, pack, NgramMode, ProfileMeta, SavedMeta, Totals, MAX_BUCKETS, MAX_VOCAB,
+    META_KEY, PAGES_KEY, PAGES_PLACEHOLDER,
 };
 use crate::formats::read_up_to;
 
@@ -56,24 +56,65 @@ pub struct ProfileWriter {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
     file: SharedFile,
-    writer: polars::io::parquet::write::BatchedWriter<SharedFile>,
+    /// Row groups go to a thread of its own that builds their columns and encodes,
+    /// compresses and writes the pages, while this one merges and hashes the next rows.
+    pages: Option<std::sync::mpsc::SyncSender<RowBuffer>>,
+    encoder: Option<std::thread::JoinHandle<Result<()>>>,
     ngram: usize,
     bits: u32,
     hashed: bool,
     rows: RowBuffer,
     content: Sha256,
+    /// Bytes of the content checksum not yet hashed: hashed in blocks, which is the same
+    /// digest as hashing each row's 16 bytes as it comes and a fraction of the calls.
+    unhashed: Vec<u8>,
     /// The order rows are being written for, and the last key written in it.
     order: usize,
     last_key: Option<u64>,
 }
 
-/// Columns of the row group being filled.
+/// Columns of the row group being filled. A null is a 0 here: which cells are null follows
+/// from each row's order (ids t1..t{order}, or the bucket of a hashed n-gram), and the columns
+/// are built from plain values and that validity, not cell by cell from options.
 #[derive(Default)]
 struct RowBuffer {
     order: Vec<u8>,
-    ids: Vec<Vec<Option<u32>>>,
-    bucket: Vec<Option<u64>>,
+    ids: Vec<Vec<u32>>,
+    bucket: Vec<u64>,
     count: Vec<u64>,
+}
+
+impl RowBuffer {
+    /// The row group as a frame of the profile's columns (`ngram` id columns; ids or buckets
+    /// as `hashed` says).
+    fn frame(self, ngram: usize, hashed: bool) -> Result<polars::prelude::DataFrame> {
+        use polars::prelude::{Column, DataFrame, IntoSeries, UInt32Chunked, UInt64Chunked};
+        use polars_arrow::bitmap::Bitmap;
+        let r = self;
+        // Validity from each row's order; none where every cell is set, as polars' own
+        // builder leaves it (so the pages are the bytes they were when built cell by cell).
+        let validity = |valid: &dyn Fn(u8) -> bool| -> Option<Bitmap> {
+            match r.order.iter().all(|&o| valid(o)) {
+                true => None,
+                false => Some(r.order.iter().map(|&o| valid(o)).collect()),
+            }
+        };
+        let mut columns = Vec::with_capacity(ngram + 3);
+        for (i, col) in r.ids.into_iter().enumerate() {
+            let valid = validity(&|o| (o == 1 || !hashed) && o as usize > i);
+            columns.push(Column::from(
+                UInt32Chunked::from_vec_validity(format!("t{}", i + 1).into(), col, valid)
+                    .into_series(),
+            ));
+        }
+        let valid = validity(&|o| hashed && o >= 2);
+        columns.push(Column::from(
+            UInt64Chunked::from_vec_validity("bucket".into(), r.bucket, valid).into_series(),
+        ));
+        columns.insert(0, Column::new("order".into(), r.order));
+        columns.push(Column::new("count".into(), r.count));
+        Ok(DataFrame::new_infer_height(columns)?)
+    }
 }
 
 impl ProfileWriter {
@@ -125,30 +166,49 @@ impl ProfileWriter {
             ])))
             .batched(&schema)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        let hashed = matches!(meta.ngram_mode, NgramMode::Hashed { .. });
+        let (pages, groups) = std::sync::mpsc::sync_channel::<RowBuffer>(2);
+        let shown = path.display().to_string();
+        let encoder = std::thread::Builder::new()
+            .name("profile-pages".into())
+            .spawn(move || -> Result<()> {
+                let mut writer = writer;
+                let what = || format!("cannot write {shown}");
+                for rows in groups {
+                    writer
+                        .write_batch(&rows.frame(n, hashed)?)
+                        .with_context(what)?;
+                }
+                writer.finish().with_context(what)?;
+                Ok(())
+            })
+            .context("cannot start the profile's writing thread")?;
         let mut w = ProfileWriter {
             path: path.to_path_buf(),
             tmp,
             file,
-            writer,
+            pages: Some(pages),
+            encoder: Some(encoder),
             ngram: n,
             bits: id_bits(meta.vocab_size),
-            hashed: matches!(meta.ngram_mode, NgramMode::Hashed { .. }),
+            hashed,
             rows: RowBuffer {
                 ids: vec![Vec::new(); n],
                 ..RowBuffer::default()
             },
             content,
+            unhashed: Vec::with_capacity(1 << 16),
             order: 1,
             last_key: None,
         };
         for (id, &c) in unigram.iter().enumerate() {
             if c > 0 {
                 w.rows.order.push(1);
-                w.rows.ids[0].push(Some(id as u32));
+                w.rows.ids[0].push(id as u32);
                 for col in w.rows.ids.iter_mut().skip(1) {
-                    col.push(None);
+                    col.push(0);
                 }
-                w.rows.bucket.push(None);
+                w.rows.bucket.push(0);
                 w.rows.count.push(c);
                 w.flush_if_full()?;
             }
@@ -174,21 +234,27 @@ impl ProfileWriter {
         if count == 0 {
             return Ok(());
         }
-        self.content.update(key.to_le_bytes());
-        self.content.update(count.to_le_bytes());
+        self.unhashed.extend_from_slice(&key.to_le_bytes());
+        self.unhashed.extend_from_slice(&count.to_le_bytes());
+        if self.unhashed.len() >= 1 << 16 {
+            self.hash_rows();
+        }
         let r = &mut self.rows;
         r.order.push(order as u8);
         if self.hashed {
             for col in r.ids.iter_mut() {
-                col.push(None);
+                col.push(0);
             }
-            r.bucket.push(Some(key));
+            r.bucket.push(key);
         } else {
-            let ids = unpack(key, order, self.bits);
+            let mask = (1u64 << self.bits) - 1;
             for (i, col) in r.ids.iter_mut().enumerate() {
-                col.push(ids.get(i).copied());
+                col.push(match i < order {
+                    true => ((key >> (self.bits * (order - 1 - i) as u32)) & mask) as u32,
+                    false => 0,
+                });
             }
-            r.bucket.push(None);
+            r.bucket.push(0);
         }
         r.count.push(count);
         self.flush_if_full()
@@ -196,11 +262,19 @@ impl ProfileWriter {
 
     /// Moves on to `order`, marking every order passed in the content checksum.
     fn enter(&mut self, order: usize) {
+        if self.order < order {
+            self.hash_rows();
+        }
         while self.order < order {
             self.order += 1;
             self.content.update([self.order as u8]);
             self.last_key = None;
         }
+    }
+
+    fn hash_rows(&mut self) {
+        self.content.update(&self.unhashed);
+        self.unhashed.clear();
     }
 
     fn flush_if_full(&mut self) -> Result<()> {
@@ -211,32 +285,46 @@ impl ProfileWriter {
     }
 
     fn flush(&mut self) -> Result<()> {
-        use polars::prelude::{Column, DataFrame};
         if self.rows.count.is_empty() {
             return Ok(());
         }
-        let r = std::mem::take(&mut self.rows);
-        let mut columns = vec![Column::new("order".into(), r.order)];
-        for (i, col) in r.ids.into_iter().enumerate() {
-            columns.push(Column::new(format!("t{}", i + 1).into(), col));
+        let rows = std::mem::replace(
+            &mut self.rows,
+            RowBuffer {
+                ids: vec![Vec::new(); self.ngram],
+                ..RowBuffer::default()
+            },
+        );
+        let sent = self.pages.as_ref().map(|p| p.send(rows).is_ok());
+        if sent != Some(true) {
+            // The writing thread stopped: its error says why.
+            return self.join_encoder().and(Err(anyhow!(
+                "cannot write {}: the writing thread stopped",
+                self.path.display()
+            )));
         }
-        columns.push(Column::new("bucket".into(), r.bucket));
-        columns.push(Column::new("count".into(), r.count));
-        self.rows.ids = vec![Vec::new(); self.ngram];
-        let df = DataFrame::new_infer_height(columns)?;
-        self.writer
-            .write_batch(&df)
-            .with_context(|| format!("cannot write {}", self.path.display()))?;
         Ok(())
+    }
+
+    /// Waits for the writing thread to write what it was sent and the footer.
+    fn join_encoder(&mut self) -> Result<()> {
+        self.pages = None;
+        match self.encoder.take() {
+            Some(h) => h
+                .join()
+                .unwrap_or_else(|_| bail!("the profile's writing thread panicked")),
+            None => Ok(()),
+        }
     }
 
     /// Writes the last rows and the footer, seals both checksums into it and renames the file
     /// to its path.
     pub fn finish(mut self) -> Result<()> {
         self.enter(self.ngram);
+        self.hash_rows();
         self.flush()?;
+        self.join_encoder()?;
         let what = || format!("cannot write {}", self.path.display());
-        self.writer.finish().with_context(what)?;
         self.file
             .0
             .lock()
