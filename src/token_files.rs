@@ -273,7 +273,6 @@ fn write_into(
             Ok(())
         })?;
     }
-    let mut delivered = 0u64;
     let split = match (&card.prompt, &card.response) {
         (Some(p), Some(r)) => Some((
             crate::template::Template::parse(p)?,
@@ -319,37 +318,70 @@ fn write_into(
         docs: 1024,
         bytes: u64::MAX,
     };
-    let (summary, ()) = read_in_batches(card, sample, &extra, batching, |rx, _| {
+    // Batches are tokenized in parallel one at a time, and written in reading order on a
+    // thread of their own while the next batch is tokenized: writing (the formats' layouts,
+    // a copy to the page cache) then costs no time of its own unless it is the slower part.
+    let mut val = val.into_inner();
+    let (summary, writers) = read_in_batches(card, sample, &extra, batching, |rx, _| {
         use rayon::prelude::*;
-        for batch in rx {
-            let enc: Vec<(Vec<u32>, u32)> =
-                batch.docs.par_iter().map(encode).collect::<Result<_>>()?;
-            let (mut bytes, mut toks) = (0u64, 0u64);
-            for (d, (ids, pl)) in batch.docs.iter().zip(&enc) {
-                if val_first && delivered < val_docs {
-                    val.borrow_mut().insert(d.index);
-                }
-                delivered += 1;
-                bytes += d.text.len() as u64;
-                toks += ids.len() as u64;
-                match &mut writers {
-                    Writers::Mtkit { train, val: val_w } => {
-                        if val.borrow().contains(&d.index) {
-                            val_w.push(ids, *pl)?
-                        } else {
-                            train.push(ids, *pl)?
+        type Encoded = (Vec<crate::corpus::Document>, Vec<(Vec<u32>, u32)>);
+        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Encoded>(2);
+        std::thread::scope(|scope| {
+            let writer = scope.spawn(move || -> Result<Writers> {
+                let mut delivered = 0u64;
+                for (docs, enc) in batches {
+                    let (mut bytes, mut toks) = (0u64, 0u64);
+                    for (d, (ids, pl)) in docs.iter().zip(&enc) {
+                        if val_first && delivered < val_docs {
+                            val.insert(d.index);
+                        }
+                        delivered += 1;
+                        bytes += d.text.len() as u64;
+                        toks += ids.len() as u64;
+                        match &mut writers {
+                            Writers::Mtkit { train, val: val_w } => {
+                                if val.contains(&d.index) {
+                                    val_w.push(ids, *pl)?
+                                } else {
+                                    train.push(ids, *pl)?
+                                }
+                            }
+                            Writers::Trainer { sink, docs, tokens } => {
+                                sink.push(ids)?;
+                                *docs += 1;
+                                *tokens += ids.len() as u64;
+                            }
                         }
                     }
-                    Writers::Trainer { sink, docs, tokens } => {
-                        sink.push(ids)?;
-                        *docs += 1;
-                        *tokens += ids.len() as u64;
+                    progress.advance(docs.len() as u64, bytes, toks);
+                }
+                Ok(writers)
+            });
+            let mut encoded = Ok(());
+            for batch in rx {
+                match batch
+                    .docs
+                    .par_iter()
+                    .map(encode)
+                    .collect::<Result<Vec<_>>>()
+                {
+                    // A closed queue: the writer failed, and its error is the one returned.
+                    Ok(enc) => {
+                        if to_writer.send((batch.docs, enc)).is_err() {
+                            break;
+                        }
+                    }
+                    Err(e) => {
+                        encoded = Err(e);
+                        break;
                     }
                 }
             }
-            progress.advance(batch.docs.len() as u64, bytes, toks);
-        }
-        Ok(())
+            drop(to_writer);
+            let writers = writer.join().expect("the token writer does not panic");
+            encoded?;
+            writers
+        })
     })?;
     progress.finish();
     let (train_w, val_w) = match writers {

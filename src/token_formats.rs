@@ -218,7 +218,7 @@ pub fn dtype_for(format: Format, vocab: usize) -> Result<(&'static str, usize)> 
 }
 
 /// Documents of one corpus, in reading order, into a trainer format.
-pub trait DocSink {
+pub trait DocSink: Send {
     /// Appends a document's ids (its EOS included).
     fn push(&mut self, ids: &[u32]) -> Result<()>;
     /// Finishes the files; returns them with their tokens and documents.
