@@ -43,6 +43,28 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
     Ok(())
 }
 
+/// Puts a copy of the finished file `from` at `to`, atomically: a hard link where both are on
+/// one file system (no second copy of a profile that can be gigabytes, nor a second sync of
+/// it to disk), else a copied file. A link is safe for mtkit's cache entries: the cache
+/// replaces an entry by renaming a new file over it, which leaves the linked file as it was,
+/// and checks an entry's checksum before using it, so an edit through the link is caught.
+pub fn link_or_copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    // A temporary name beside `to` (removed on every path out, and by the stale-parts sweep
+    // after a crash), taken over by the link.
+    let tmp = temp_file_for(to)?.into_temp_path();
+    let _ = std::fs::remove_file(&tmp);
+    if std::fs::hard_link(from, &tmp).is_ok() {
+        return std::fs::rename(&tmp, to).with_context(|| format!("cannot write {}", to.display()));
+    }
+    drop(tmp);
+    let mut src =
+        std::fs::File::open(from).with_context(|| format!("cannot read {}", from.display()))?;
+    write_atomic(to, |out| {
+        std::io::copy(&mut src, out)?;
+        Ok(())
+    })
+}
+
 /// Temporary files are created private (0600); outputs are ordinary files (0644).
 pub fn make_readable(path: &Path) {
     #[cfg(unix)]

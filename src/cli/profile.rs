@@ -223,12 +223,8 @@ fn save(w: &Written, name: &str, output: Option<&Path>, corpora: usize) -> Resul
         Some(dir) => dir.join(format!("{name}.parquet")),
         None => return Ok(w.path.display().to_string()),
     };
-    let mut from = std::fs::File::open(&w.path)
-        .with_context(|| format!("cannot read the profile cache {}", w.path.display()))?;
-    mtkit::paths::write_atomic(&target, |out| {
-        std::io::copy(&mut from, out)?;
-        Ok(())
-    })?;
+    mtkit::paths::link_or_copy_atomic(&w.path, &target)
+        .with_context(|| format!("cannot put the profile cache {} at -o", w.path.display()))?;
     Ok(target.display().to_string())
 }
 
