@@ -331,17 +331,18 @@ class Bench:
 
     # ---- f. token files for the trainers --------------------------------------------
     def formats(self):
-        """`tokenize --format` of the registry against `--format mtkit` (interleaved, median of 2),
+        """`tokenize --format` of the registry against `--format mtkit` (interleaved, 3 rounds,
+        the fastest of each),
         against Megatron's own preprocessing loop on the same text and threads, and the peak RSS
         of each format on 1 GB."""
         walls = {f: [] for f in ["mtkit", "megatron", "olmo-core", "litdata"]}
-        for _ in range(2):
+        for _ in range(3):
             for f in walls:
                 out = os.path.join(self.a.work, f"fmt-{f}")
                 _, w, _ = self.mtkit("tokenize", "registry", "--catalog", self.catalog, "--val-docs", "0", "-q",
                                      "-o", out, "--format", f)
                 walls[f].append(w)
-        med = {f: sorted(v)[0] for f, v in walls.items()}
+        med = {f: min(v) for f, v in walls.items()}
         for f in ["megatron", "olmo-core", "litdata"]:
             r = med["mtkit"] / med[f]
             self.record("f", f"tokenize --format {f} / --format mtkit, speed (registry, 210 MB)", r,
