@@ -41,6 +41,12 @@ make -C "$root" --no-print-directory python
 pinned_add bench-venv "$venv" polars "polars==2.1.0"
 
 "$venv/bin/python" "$root/scripts/bench/make_inputs.py" "$shared" "$work"
+# Section h's 2 GB of text that does not repeat: Debian's source packages (about 310 MB of
+# downloads, kept under $work/big), one document per distinct file.
+if [ ! -f "$work/big.jsonl" ]; then
+  log "writing the 2 GB corpus from Debian's source packages"
+  "$venv/bin/python" "$root/scripts/bench/big_corpus.py" "$work/big" "$work/big.jsonl"
+fi
 "$venv/bin/python" "$root/scripts/bench/run.py" \
   --mtkit "$CARGO_TARGET_DIR/release/mtkit" \
   --examples "$CARGO_TARGET_DIR/release/examples" \

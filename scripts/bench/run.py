@@ -89,6 +89,7 @@ class Bench:
         for size in ["1doc", "10m", "50m", "200m", "1g"]:
             cards.append((f"mixed-{size}", "pretrain", f"mixed-{size}.jsonl"))
         cards.append(("registry", "pretrain", "registry.jsonl"))
+        cards.append(("big", "pretrain", "big.jsonl"))
         for set_ in ["prox1k", "prox200m"]:
             for c, role in zip(PROX, ["pretrain", "midtrain", "target"]):
                 cards.append((f"{set_}-{c}", role, f"{set_}-{c}.jsonl"))
@@ -328,6 +329,39 @@ class Bench:
                              "parts_bytes": parts_bytes, "merge_s": wmerge, "merge_mib": rmerge}
         for p in parts + [merged]:
             os.remove(p)
+        # 2 GB of text that does not repeat (scripts/bench/big_corpus.py), exact 4-grams under a
+        # 1 GiB budget, against the same corpus profiled in memory as 8 shards and merged.
+        if not os.path.exists(self.path("big")):
+            return
+        reg_stats, _, _ = self.profile("registry", "--ngram", "1")
+        big_budget = 1024
+        st, wbig, rbig = self.profile("big", "--ngram", "4", "--memory", f"{big_budget}M", "--tmp", tmp, "-v")
+        line = [l for l in self.last_stderr.splitlines() if "temporary disk" in l]
+        big_sha, big_size = sha(out), os.path.getsize(out)
+        parts = []
+        for k in range(1, 9):
+            p = os.path.join(self.a.work, f"big-part-{k}.parquet")
+            self.mtkit("profile", "big", "--catalog", self.catalog, "--max-docs", "all", "--max-chars", "0",
+                       "--max-tokens-per-doc", "0", "--no-cache", "-q", "--ngram", "4", "--memory", "64G",
+                       "--shard", f"{k}/8", "-o", p)
+            parts.append(p)
+        self.mtkit("profile", "merge", *parts, "-o", merged)
+        big_same = sha(merged) == big_sha
+        tput_big = st["bytes"] / wbig
+        tput_reg = reg_stats["bytes"] / wm
+        self.record("h", f"peak RSS, exact 4-gram profile of {st['bytes'] / 1e9:.2f} GB that does not repeat "
+                    f"with --memory {big_budget}M", f"{rbig:.0f} MiB", f"≤ {big_budget} MiB + 300 MB",
+                    rbig * 1024 * 1024 <= big_budget * 1024 * 1024 + 300e6)
+        self.record("h", "the same, byte-identical to 8 shards profiled in memory and merged",
+                    "yes" if big_same else "NO", "yes", big_same)
+        self.record("h", f"throughput, the {st['bytes'] / 1e9:.2f} GB spilled / the registry in memory (MB/s)",
+                    tput_big / tput_reg, "≥ 0.75× (within 25%)", tput_big / tput_reg >= 0.75)
+        self.details["h_big"] = {"bytes": st["bytes"], "tokens": st["tokens"], "docs": st["docs"], "wall": wbig,
+                                 "rss_mib": rbig, "profile_bytes": big_size, "tput_mb_s": tput_big / MB,
+                                 "registry_tput_mb_s": tput_reg / MB,
+                                 "disk": line[0].replace(self.a.work, "$WORK") if line else "(did not spill)"}
+        for p in parts + [merged]:
+            os.remove(p)
 
     # ---- f. token files for the trainers --------------------------------------------
     def formats(self):
@@ -479,7 +513,9 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             "- Inputs: for the tokenizer rows (a, and the thread row of c), the registry's 210 MB of text that does "
             "not repeat (Linux and Python documentation, Python code of large PyPI projects, docstring functions); "
             "elsewhere the real C4 and code samples from shared/data (C4 en, HumanEval, HumanEval-X, MBPP, "
-            "CodeSearchNet Python), repeated to fixed sizes; both written by scripts/bench/make_inputs.py; the "
+            "CodeSearchNet Python), repeated to fixed sizes; both written by scripts/bench/make_inputs.py; for "
+            "section h's last rows, 2 GB of source files from Debian's source packages (the Linux kernel, GCC, "
+            "OpenJDK, Rust's standard library, binutils; every document distinct; scripts/bench/big_corpus.py); the "
             "GPT-NeoX-20B (Pythia) tokenizer.",
             "- Every figure is a ratio of two runs on this machine within minutes of each other. Walls are "
             "whole processes (start-up, reading, writing included) unless a row says otherwise.",
@@ -528,7 +564,7 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             f"{d['train']['mtkit_tok_s']:.0f} tokens/s; PyTorch {d['train']['torch']} eager "
             f"{d['train']['python_tok_s']:.0f} tokens/s; torch threads {d['train']['python_threads']}; PyTorch's loss {d['train']['losses'][0]:.3f} → "
             f"{d['train']['losses'][1]:.3f} over the {3 + d['train']['measured']} steps.",
-            f"- f. `tokenize` of the registry by format, walls of two interleaved rounds: "
+            f"- f. `tokenize` of the registry by format, walls of three interleaved rounds: "
             + "; ".join(f"{k} {', '.join(f'{w:.1f}' for w in v)} s" for k, v in d["formats"]["walls"].items())
             + f"; Megatron's preprocessing loop {d['formats']['megatron_reference']['seconds']:.1f} s for "
             f"{d['formats']['megatron_reference']['tokens']:,} tokens (its .bin and .idx "
@@ -548,7 +584,12 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             + ", ".join(f"{w:.1f} s / {r:.0f} MiB" for w, r, _ in d["h"]["spill"])
             + "; what -v said: " + " | ".join(d["h"]["disk"])
             + f". profile merge of 64 shard profiles ({d['h']['parts_bytes'] / MB:.0f} MB): {d['h']['merge_s']:.1f} s, "
-            f"{d['h']['merge_mib']:.0f} MiB.",
+            f"{d['h']['merge_mib']:.0f} MiB."
+            + (f" The {d['h_big']['bytes'] / 1e9:.2f} GB corpus ({d['h_big']['docs']:,} documents, "
+               f"{d['h_big']['tokens']:,} tokens; scripts/bench/big_corpus.py): {d['h_big']['wall']:.1f} s "
+               f"({d['h_big']['tput_mb_s']:.1f} MB/s against the registry's {d['h_big']['registry_tput_mb_s']:.1f} "
+               f"MB/s in memory), {d['h_big']['rss_mib']:.0f} MiB, a {d['h_big']['profile_bytes'] / MB:.0f} MB "
+               f"profile; what -v said: {d['h_big']['disk']}." if "h_big" in d else ""),
             "",
             "## Commands",
             "",
