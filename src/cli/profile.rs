@@ -110,6 +110,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     if a.sbatch.any() {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm N");
     }
+    mtkit::profile::prefer_small_pages();
     let cat = a.corpus.catalog()?;
     let cards = cat.get_all(&a.names)?;
     let tok = a.corpus.tokenizer.load()?;
