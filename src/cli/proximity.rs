@@ -80,6 +80,8 @@ enum MixByArg {
 }
 
 pub fn run(a: ProximityArgs) -> Result<()> {
+    // Profiles of corpora not yet cached are counted here too (see `profile`).
+    mtkit::profile::prefer_small_pages();
     let metrics: Vec<Metric> = if a.all_metrics {
         Metric::ALL.to_vec()
     } else {

@@ -100,6 +100,8 @@ pub struct SuggestArgs {
 }
 
 pub fn run(a: SuggestArgs) -> Result<()> {
+    // Profiles of corpora not yet cached are counted here too (see `profile`).
+    mtkit::profile::prefer_small_pages();
     let budget = Budget {
         total_steps: a.total_steps,
         tokens_per_step: a.tokens_per_step,

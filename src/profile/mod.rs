@@ -173,7 +173,9 @@ impl NgramCounts {
 /// the Intel Xeon KVM guest of 2026-12-03 the kernel's zeroing of them took 4.7-7.6 s of
 /// system time for the registry's 4-grams against 0.8-3.3 s with 4 KiB pages (wall 10.0-11.7 s
 /// against 7.9-10.3 s, interleaved; same bytes). A hint about pages only: results never
-/// depend on it, and a kernel without the call ignores it.
+/// depend on it, and a kernel without the call ignores it. Called by the commands that count
+/// (`profile`, `proximity`, `suggest-mix`), not by the library or the Python package, whose
+/// process is the user's.
 pub fn prefer_small_pages() {
     #[cfg(target_os = "linux")]
     if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
