@@ -19,8 +19,8 @@
 //!   int32, the dtype LitGPT's `torch.int` tensors have) closed when the next document would
 //!   take it past `--litdata-chunk-tokens` tokens (optimize's `chunk_size` rule), and
 //!   `index.json` with the chunks and optimize's config, keys sorted as Python's `json.dump`
-//!   writes them; `updated_at` is a digest (CRC-32 and length) of the chunks instead of the time, so the folder is
-//!   the same bytes from run to run.
+//!   writes them; `updated_at` is a digest (CRC-32 and length) of the chunks instead of the
+//!   time, so the folder is the same bytes from run to run.
 //!
 //! Every corpus folder also holds `mtkit-tokenize.json` ([`FormatMeta`]): the format, the
 //! tokenizer's SHA-256, the sampling settings, and the tokens of every file, which

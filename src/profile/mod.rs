@@ -917,6 +917,20 @@ fn count_documents_spilling(
     }))
 }
 
+/// Unigram counts of several parts (workers, shard profiles) added together.
+pub(crate) fn sum_unigrams<'a>(
+    vocab_size: usize,
+    parts: impl Iterator<Item = &'a [u64]>,
+) -> Vec<u64> {
+    let mut sum = vec![0u64; vocab_size];
+    for part in parts {
+        for (a, b) in sum.iter_mut().zip(part) {
+            *a += b;
+        }
+    }
+    sum
+}
+
 /// Counts that fit in memory: each worker's, not yet added together.
 struct InMemory {
     meta: ProfileMeta,
@@ -930,13 +944,7 @@ struct InMemory {
 
 impl InMemory {
     fn unigram(&self) -> Vec<u64> {
-        let mut u = vec![0u64; self.vocab_size];
-        for p in &self.parts {
-            for (a, b) in u.iter_mut().zip(&p.unigram) {
-                *a += b;
-            }
-        }
-        u
+        sum_unigrams(self.vocab_size, self.parts.iter().map(|p| &p.unigram[..]))
     }
 
     /// The profile: the workers' tables added into the largest.
@@ -970,12 +978,12 @@ impl InMemory {
 
     /// Writes the profile file [`Profile::save`] writes for [`InMemory::into_profile`], with
     /// the workers' exact tables merged as the rows are written instead of into a whole list
-    /// first.
-    fn save(self, path: &Path) -> Result<()> {
+    /// first. `unigram` is [`InMemory::unigram`], which the caller has already summed.
+    fn save(self, path: &Path, unigram: &[u64]) -> Result<()> {
         if self.mode != NgramMode::Exact {
             return self.into_profile().save(path);
         }
-        let mut w = ProfileWriter::create(path, &self.meta, &self.totals, &self.unigram())?;
+        let mut w = ProfileWriter::create(path, &self.meta, &self.totals, unigram)?;
         for o in 0..self.ngram.saturating_sub(1) {
             let lists: Vec<&[(u64, u64)]> = self
                 .parts
@@ -1352,8 +1360,9 @@ pub fn cached_or_write(
     let cache_err = || format!("cannot write the profile cache {}", path.display());
     let (meta, totals, distinct_ids, spilled) = match counted {
         Counted::Memory(c) => {
-            let (meta, totals, ids) = (c.meta.clone(), c.totals.clone(), distinct(&c.unigram()));
-            c.save(&path).with_context(cache_err)?;
+            let unigram = c.unigram();
+            let (meta, totals, ids) = (c.meta.clone(), c.totals.clone(), distinct(&unigram));
+            c.save(&path, &unigram).with_context(cache_err)?;
             (meta, totals, ids, None)
         }
         Counted::Spilled {

@@ -711,11 +711,8 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path) -> Result<Merged> {
             .map(|p| (&p.meta, &p.totals))
             .collect::<Vec<_>>(),
     )?;
-    let mut unigram = vec![0u64; meta.vocab_size];
+    let unigram = super::sum_unigrams(meta.vocab_size, parts.iter().map(|p| &p.unigram[..]));
     for p in &mut parts {
-        for (a, b) in unigram.iter_mut().zip(&p.unigram) {
-            *a += b;
-        }
         // Summed: a part's own vocabulary-sized table is not needed again.
         p.unigram = Vec::new();
     }
