@@ -978,10 +978,11 @@ impl InMemory {
 
     /// Writes the profile file [`Profile::save`] writes for [`InMemory::into_profile`], with
     /// the workers' exact tables merged as the rows are written instead of into a whole list
-    /// first. `unigram` is [`InMemory::unigram`], which the caller has already summed.
-    fn save(self, path: &Path, unigram: &[u64]) -> Result<()> {
+    /// first. `unigram` is [`InMemory::unigram`], which the caller has already summed. Gives
+    /// the hex SHA-256 of the file written.
+    fn save(self, path: &Path, unigram: &[u64]) -> Result<String> {
         if self.mode != NgramMode::Exact {
-            return self.into_profile().save(path);
+            return self.into_profile().save_summed(path);
         }
         let mut w = ProfileWriter::create(path, &self.meta, &self.totals, unigram)?;
         for o in 0..self.ngram.saturating_sub(1) {
@@ -1130,6 +1131,11 @@ impl Profile {
     /// Saves as parquet (atomically), through the same [`ProfileWriter`] a streamed profile
     /// is written with.
     pub fn save(&self, path: &Path) -> Result<()> {
+        self.save_summed(path).map(drop)
+    }
+
+    /// [`Profile::save`], giving the hex SHA-256 of the file written.
+    fn save_summed(&self, path: &Path) -> Result<String> {
         let mut w = ProfileWriter::create(path, &self.meta, &self.totals, &self.unigram)?;
         for (o, table) in self.ngrams.iter().enumerate() {
             for (key, c) in table.sparse() {
@@ -1277,10 +1283,9 @@ pub fn cached_or_build(
     }
     let p = build_with(meta, card, tok, opts, progress)?;
     // A strict run that passed is as good as any; the cache is shared by both.
-    p.save(&path)
+    let sum = p
+        .save_summed(&path)
         .with_context(|| format!("cannot write the profile cache {}", path.display()))?;
-    let sum = file_sum(&path)
-        .ok_or_else(|| anyhow!("cannot read back the profile cache {}", path.display()))?;
     crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
     Ok((p, false))
 }
@@ -1358,12 +1363,12 @@ pub fn cached_or_write(
     let counted =
         count_documents_spilling(meta, &card.name, &read, tok, opts, progress, sp.as_ref())?;
     let cache_err = || format!("cannot write the profile cache {}", path.display());
-    let (meta, totals, distinct_ids, spilled) = match counted {
+    let (meta, totals, distinct_ids, spilled, sum) = match counted {
         Counted::Memory(c) => {
             let unigram = c.unigram();
             let (meta, totals, ids) = (c.meta.clone(), c.totals.clone(), distinct(&unigram));
-            c.save(&path, &unigram).with_context(cache_err)?;
-            (meta, totals, ids, None)
+            let sum = c.save(&path, &unigram).with_context(cache_err)?;
+            (meta, totals, ids, None, sum)
         }
         Counted::Spilled {
             meta,
@@ -1421,12 +1426,11 @@ pub fn cached_or_write(
                 written.with_context(cache_err)?;
                 merged
             })?;
-            w.finish().with_context(cache_err)?;
-            (meta, totals, distinct(&unigram), Some(sp.runs.stats()))
+            let sum = w.finish().with_context(cache_err)?;
+            let ids = distinct(&unigram);
+            (meta, totals, ids, Some(sp.runs.stats()), sum)
         }
     };
-    let sum = crate::digest::sha256_file(&path)
-        .with_context(|| format!("cannot read back the profile cache {}", path.display()))?;
     crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
     Ok(Written {
         meta,

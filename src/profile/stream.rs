@@ -37,17 +37,40 @@ const CONTENT_PLACEHOLDER: &str =
     "mtkit-content-sha256-placeholder-0000000000000000000000000000000";
 
 /// The file handle the parquet writer writes through, kept shared so that it can be had back
-/// after the footer is written (polars' writer owns its sink).
+/// after the footer is written (polars' writer owns its sink). It hashes what goes through it
+/// until the footer: the pages checksum, without reading the file back.
 #[derive(Clone)]
-struct SharedFile(Arc<Mutex<BufWriter<File>>>);
+struct SharedFile(Arc<Mutex<Sink>>);
+
+struct Sink {
+    out: BufWriter<File>,
+    /// SHA-256 of the bytes written so far and how many, until taken before the footer.
+    pages: Option<(Sha256, u64)>,
+}
 
 impl Write for SharedFile {
     fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
-        self.0.lock().expect("file lock").write(buf)
+        let mut s = self.0.lock().expect("file lock");
+        let n = s.out.write(buf)?;
+        if let Some((h, len)) = s.pages.as_mut() {
+            h.update(&buf[..n]);
+            *len += n as u64;
+        }
+        Ok(n)
     }
     fn flush(&mut self) -> std::io::Result<()> {
-        self.0.lock().expect("file lock").flush()
+        self.0.lock().expect("file lock").out.flush()
     }
+}
+
+/// One row group encoded and compressed: its rows and each column's pages.
+type EncodedGroup = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>);
+
+/// Row groups encoded (columns built, pages encoded, statistics taken, LZ4) on this many
+/// threads, a group to each in turn, and written in that same turn: the file is the bytes one
+/// thread would write. Encoding was the slowest stage of writing an exact 4-gram profile.
+fn encoder_threads() -> usize {
+    rayon::current_num_threads().clamp(1, 4)
 }
 
 /// Writes a profile file from its unigram counts and then, order by order, its sorted n-gram
@@ -56,10 +79,12 @@ pub struct ProfileWriter {
     path: PathBuf,
     tmp: tempfile::NamedTempFile,
     file: SharedFile,
-    /// Row groups go to a thread of its own that builds their columns and encodes,
-    /// compresses and writes the pages, while this one merges and hashes the next rows.
-    pages: Option<std::sync::mpsc::SyncSender<RowBuffer>>,
-    encoder: Option<std::thread::JoinHandle<Result<()>>>,
+    /// Row groups go to encoding threads in turn ([`encoder_threads`]), and a writing thread
+    /// takes their pages in the same turn and writes them, while this one merges and hashes
+    /// the next rows. The writing thread gives back the pages checksum's hasher.
+    pages: Vec<std::sync::mpsc::SyncSender<RowBuffer>>,
+    groups_sent: usize,
+    encoder: Option<std::thread::JoinHandle<Result<(Sha256, u64)>>>,
     ngram: usize,
     bits: u32,
     hashed: bool,
@@ -146,10 +171,10 @@ impl ProfileWriter {
             .as_file()
             .try_clone()
             .with_context(|| format!("cannot write {}", path.display()))?;
-        let file = SharedFile(Arc::new(Mutex::new(BufWriter::with_capacity(
-            1 << 20,
-            handle,
-        ))));
+        let file = SharedFile(Arc::new(Mutex::new(Sink {
+            out: BufWriter::with_capacity(1 << 20, handle),
+            pages: Some((Sha256::new(), 0)),
+        })));
         let mut fields = vec![Field::new("order".into(), DataType::UInt8)];
         for i in 1..=n {
             fields.push(Field::new(format!("t{i}").into(), DataType::UInt32));
@@ -166,28 +191,76 @@ impl ProfileWriter {
             ])))
             .batched(&schema)
             .with_context(|| format!("cannot write {}", path.display()))?;
+        let writer = Arc::new(writer);
+        let encoding = Arc::new(PageEncoding::new(&schema)?);
         let hashed = matches!(meta.ngram_mode, NgramMode::Hashed { .. });
-        let (pages, groups) = std::sync::mpsc::sync_channel::<RowBuffer>(2);
         let shown = path.display().to_string();
+        let mut pages = Vec::new();
+        let mut encoded = Vec::new();
+        let mut encoders = Vec::new();
+        for i in 0..encoder_threads() {
+            let (tx, rx) = std::sync::mpsc::sync_channel::<RowBuffer>(1);
+            let (done, out) = std::sync::mpsc::sync_channel::<EncodedGroup>(1);
+            let encoding = encoding.clone();
+            let encoder = std::thread::Builder::new()
+                .name(format!("profile-pages-{i}"))
+                .spawn(move || -> Result<()> {
+                    for rows in rx {
+                        let group = encoding.encode(rows.frame(n, hashed)?)?;
+                        if done.send(group).is_err() {
+                            break; // the writing thread stopped, and says why
+                        }
+                    }
+                    Ok(())
+                })
+                .context("cannot start the profile's encoding threads")?;
+            pages.push(tx);
+            encoded.push(out);
+            encoders.push(encoder);
+        }
+        let sink = file.clone();
         let encoder = std::thread::Builder::new()
-            .name("profile-pages".into())
-            .spawn(move || -> Result<()> {
-                let mut writer = writer;
+            .name("profile-write".into())
+            .spawn(move || -> Result<(Sha256, u64)> {
                 let what = || format!("cannot write {shown}");
-                for rows in groups {
-                    writer
-                        .write_batch(&rows.frame(n, hashed)?)
+                let mut written = Ok(());
+                // In the turn the groups were sent; an encoder that ends (its queue closed
+                // after the last group, or an error) ends the file there.
+                'groups: for i in 0.. {
+                    let Ok((rows, group)) = encoded[i % encoded.len()].recv() else {
+                        break;
+                    };
+                    let mut w = writer.get_writer().lock().expect("parquet writer lock");
+                    use polars_parquet::read::fallible_streaming_iterator::convert;
+                    use polars_parquet::write::{DynIter, DynStreamingIterator};
+                    let columns = DynIter::new(group.iter().map(|pages| {
+                        Ok(DynStreamingIterator::new(convert(
+                            pages.iter().map(Ok::<_, polars::prelude::PolarsError>),
+                        )))
+                    }));
+                    if let Err(e) = w.write(rows, columns) {
+                        written = Err(anyhow::Error::from(e).context(what()));
+                        break 'groups;
+                    }
+                }
+                drop(encoded); // encoders still sending stop
+                for e in encoders {
+                    e.join()
+                        .unwrap_or_else(|_| bail!("a profile encoding thread panicked"))
                         .with_context(what)?;
                 }
+                written?;
+                let pages = sink.0.lock().expect("file lock").pages.take();
                 writer.finish().with_context(what)?;
-                Ok(())
+                pages.ok_or_else(|| anyhow!("the pages checksum was taken twice"))
             })
             .context("cannot start the profile's writing thread")?;
         let mut w = ProfileWriter {
             path: path.to_path_buf(),
             tmp,
             file,
-            pages: Some(pages),
+            pages,
+            groups_sent: 0,
             encoder: Some(encoder),
             ngram: n,
             bits: id_bits(meta.vocab_size),
@@ -295,9 +368,11 @@ impl ProfileWriter {
                 ..RowBuffer::default()
             },
         );
-        let sent = self.pages.as_ref().map(|p| p.send(rows).is_ok());
+        let turn = self.groups_sent % self.pages.len().max(1);
+        self.groups_sent += 1;
+        let sent = self.pages.get(turn).map(|p| p.send(rows).is_ok());
         if sent != Some(true) {
-            // The writing thread stopped: its error says why.
+            // A thread stopped: the writing thread's error says why.
             return self.join_encoder().and(Err(anyhow!(
                 "cannot write {}: the writing thread stopped",
                 self.path.display()
@@ -306,46 +381,112 @@ impl ProfileWriter {
         Ok(())
     }
 
-    /// Waits for the writing thread to write what it was sent and the footer.
-    fn join_encoder(&mut self) -> Result<()> {
-        self.pages = None;
+    /// Waits for the writing thread to write what it was sent and the footer; gives the
+    /// pages checksum's hasher and how many bytes it hashed.
+    fn join_encoder(&mut self) -> Result<(Sha256, u64)> {
+        self.pages.clear();
         match self.encoder.take() {
             Some(h) => h
                 .join()
                 .unwrap_or_else(|_| bail!("the profile's writing thread panicked")),
-            None => Ok(()),
+            None => bail!("the profile's writing thread was already joined"),
         }
     }
 
     /// Writes the last rows and the footer, seals both checksums into it and renames the file
-    /// to its path.
-    pub fn finish(mut self) -> Result<()> {
+    /// to its path. Gives the hex SHA-256 of the whole file (what the cache's sum files hold).
+    pub fn finish(mut self) -> Result<String> {
         self.enter(self.ngram);
         self.hash_rows();
         self.flush()?;
-        self.join_encoder()?;
+        let pages = self.join_encoder()?;
         let what = || format!("cannot write {}", self.path.display());
         self.file
             .0
             .lock()
             .expect("file lock")
+            .out
             .flush()
             .with_context(what)?;
         let content = crate::digest::hex(&self.content.clone().finalize());
-        seal(self.tmp.as_file_mut(), &content).with_context(what)?;
+        let sum = seal(self.tmp.as_file_mut(), &content, pages).with_context(what)?;
         self.tmp.as_file().sync_all().ok();
         crate::paths::make_readable(self.tmp.path());
         let ProfileWriter { tmp, path, .. } = self;
         tmp.persist(&path)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot write {}", path.display()))?;
-        Ok(())
+        Ok(sum)
+    }
+}
+
+/// What encoding a row group's pages takes: the columns' parquet types and encodings and the
+/// write options, as polars' writer derives them from the schema and the options the profile
+/// writer is built with (LZ4, default statistics, version 1 pages).
+struct PageEncoding {
+    fields: Vec<polars_parquet::write::ParquetType>,
+    encodings: Vec<Vec<polars_parquet::write::Encoding>>,
+    options: polars_parquet::write::WriteOptions,
+}
+
+impl PageEncoding {
+    fn new(schema: &polars::prelude::Schema) -> Result<PageEncoding> {
+        use polars::prelude::{CompatLevel, ParquetCompression, SchemaExt};
+        let arrow = schema.to_arrow(CompatLevel::newest());
+        Ok(PageEncoding {
+            fields: polars_parquet::write::to_parquet_schema(&arrow)?
+                .fields()
+                .to_vec(),
+            encodings: polars::io::parquet::write::get_encodings(&arrow).to_vec(),
+            options: polars_parquet::write::WriteOptions {
+                statistics: polars::io::parquet::write::StatisticsOptions::default(),
+                version: polars_parquet::write::Version::V1,
+                compression: ParquetCompression::Lz4Raw.into(),
+                data_page_size: None,
+            },
+        })
+    }
+
+    /// Encodes and compresses one row group's pages: what polars' `write_batch` does before
+    /// writing them.
+    fn encode(&self, frame: polars::prelude::DataFrame) -> Result<EncodedGroup> {
+        use polars::prelude::CompatLevel;
+        let rows = frame.height() as u64;
+        let mut columns = Vec::new();
+        for batch in frame.iter_chunks(CompatLevel::newest(), false) {
+            for ((array, type_), encoding) in batch
+                .columns()
+                .iter()
+                .zip(&self.fields)
+                .zip(&self.encodings)
+            {
+                let leaves = polars_parquet::write::array_to_columns(
+                    array,
+                    type_.clone(),
+                    self.options,
+                    encoding,
+                )?;
+                for pages in leaves {
+                    let mut out = Vec::new();
+                    for page in pages {
+                        out.push(polars_parquet::write::compress(
+                            page?,
+                            Vec::new(),
+                            self.options.compression,
+                        )?);
+                    }
+                    columns.push(out);
+                }
+            }
+        }
+        Ok((rows, columns))
     }
 }
 
 /// Patches the footer of a complete profile file: the pages checksum (SHA-256 of every byte
-/// before the footer, read back in blocks) and the content checksum over their placeholders.
-fn seal(f: &mut File, content: &str) -> Result<()> {
+/// before the footer, hashed as they were written: `pages` and how many bytes it took) and the
+/// content checksum over their placeholders. Gives the hex SHA-256 of the sealed file.
+fn seal(f: &mut File, content: &str, pages: (Sha256, u64)) -> Result<String> {
     let len = f.seek(SeekFrom::End(0))?;
     if len < 12 {
         bail!("the file is too short for a parquet footer");
@@ -357,8 +498,19 @@ fn seal(f: &mut File, content: &str) -> Result<()> {
     let start = len
         .checked_sub(8 + footer_len)
         .ok_or_else(|| anyhow!("the footer's length is past the file"))?;
-    f.seek(SeekFrom::Start(0))?;
-    let pages = sha256_of_prefix(f, start)?;
+    let (mut file_sum, hashed) = pages;
+    debug_assert_eq!(
+        hashed, start,
+        "bytes hashed on the way to the file, against the footer's start"
+    );
+    if hashed != start {
+        // Not what polars' writer is known to do (every byte before the footer through the
+        // sink before the footer); read back rather than trust it.
+        file_sum = Sha256::new();
+        f.seek(SeekFrom::Start(0))?;
+        copy_prefix_into(f, start, &mut file_sum)?;
+    }
+    let pages = crate::digest::hex(&file_sum.clone().finalize());
     let mut footer = vec![0u8; footer_len as usize];
     f.seek(SeekFrom::Start(start))?;
     f.read_exact(&mut footer)?;
@@ -376,12 +528,13 @@ fn seal(f: &mut File, content: &str) -> Result<()> {
     f.seek(SeekFrom::Start(start))?;
     f.write_all(&footer)?;
     f.flush()?;
-    Ok(())
+    file_sum.update(&footer);
+    file_sum.update(tail);
+    Ok(crate::digest::hex(&file_sum.finalize()))
 }
 
-/// Hex SHA-256 of the next `n` bytes of `r`, read in blocks.
-fn sha256_of_prefix(r: &mut impl Read, n: u64) -> Result<String> {
-    let mut h = Sha256::new();
+/// Hashes the next `n` bytes of `r` into `h`, read in blocks.
+fn copy_prefix_into(r: &mut impl Read, n: u64, h: &mut Sha256) -> Result<()> {
     let mut buf = vec![0u8; 1 << 20];
     let mut left = n;
     while left > 0 {
@@ -393,6 +546,13 @@ fn sha256_of_prefix(r: &mut impl Read, n: u64) -> Result<String> {
         h.update(&buf[..got]);
         left -= got as u64;
     }
+    Ok(())
+}
+
+/// Hex SHA-256 of the next `n` bytes of `r`, read in blocks.
+fn sha256_of_prefix(r: &mut impl Read, n: u64) -> Result<String> {
+    let mut h = Sha256::new();
+    copy_prefix_into(r, n, &mut h)?;
     Ok(crate::digest::hex(&h.finalize()))
 }
 
