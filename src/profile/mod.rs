@@ -896,8 +896,9 @@ fn count_documents_spilling(
             unigram,
         });
     }
+    // The workers' last merges, on the workers.
     let parts: Vec<Counts> = parts
-        .into_iter()
+        .into_par_iter()
         .filter(|c| c.tokens > 0)
         .map(Counter::finish)
         .collect();
@@ -994,33 +995,62 @@ impl InMemory {
                     NgramCounts::Hashed(_) => unreachable!("exact mode"),
                 })
                 .collect();
-            let mut at = vec![0usize; lists.len()];
-            loop {
-                let mut key = u64::MAX;
-                let mut any = false;
-                for (l, &i) in lists.iter().zip(&at) {
-                    if let Some(&(k, _)) = l.get(i) {
-                        any = true;
-                        key = key.min(k);
-                    }
-                }
-                if !any {
-                    break;
-                }
-                let mut count = 0;
-                for (l, i) in lists.iter().zip(at.iter_mut()) {
-                    if let Some(&(k, c)) = l.get(*i) {
-                        if k == key {
-                            count += c;
-                            *i += 1;
-                        }
-                    }
-                }
-                w.push(o + 2, key, count)?;
-            }
+            merge_sorted_lists(&lists, |k, c| w.push(o + 2, k, c))?;
         }
         w.finish()
     }
+}
+
+/// Calls `f` with the entries of sorted (key, count) lists (keys distinct in each) in key
+/// order, the counts of equal keys added: a k-way merge, two-way (the two workers of a
+/// 2-core machine) without the general loop's scans.
+fn merge_sorted_lists(
+    lists: &[&[(u64, u64)]],
+    mut f: impl FnMut(u64, u64) -> Result<()>,
+) -> Result<()> {
+    let mut lists: Vec<&[(u64, u64)]> = lists.iter().copied().filter(|l| !l.is_empty()).collect();
+    match lists.as_mut_slice() {
+        [] => {}
+        [one] => {
+            for &(k, c) in one.iter() {
+                f(k, c)?;
+            }
+        }
+        [a, b] => {
+            let (mut a, mut b) = (*a, *b);
+            while let (Some(&(ka, ca)), Some(&(kb, cb))) = (a.first(), b.first()) {
+                if ka < kb {
+                    f(ka, ca)?;
+                    a = &a[1..];
+                } else if kb < ka {
+                    f(kb, cb)?;
+                    b = &b[1..];
+                } else {
+                    f(ka, ca + cb)?;
+                    a = &a[1..];
+                    b = &b[1..];
+                }
+            }
+            for &(k, c) in a.iter().chain(b.iter()) {
+                f(k, c)?;
+            }
+        }
+        many => {
+            while let Some(key) = many.iter().filter_map(|l| l.first()).map(|e| e.0).min() {
+                let mut count = 0;
+                for l in many.iter_mut() {
+                    if let Some(&(k, c)) = l.first() {
+                        if k == key {
+                            count += c;
+                            *l = &l[1..];
+                        }
+                    }
+                }
+                f(key, count)?;
+            }
+        }
+    }
+    Ok(())
 }
 
 /// A document's unigram counts as sorted (id, count) pairs.

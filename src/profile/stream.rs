@@ -63,8 +63,12 @@ impl Write for SharedFile {
     }
 }
 
-/// One row group encoded and compressed: its rows and each column's pages.
-type EncodedGroup = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>);
+/// One row group encoded and compressed: its rows, each column's pages, and its bytes of the
+/// content checksum.
+type EncodedGroup = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>, Vec<u8>);
+
+/// One row group's rows and each column's pages.
+type EncodedPages = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>);
 
 /// Row groups encoded (columns built, pages encoded, statistics taken, LZ4) on this many
 /// threads, a group to each in turn, and written in that same turn: the file is the bytes one
@@ -80,18 +84,19 @@ pub struct ProfileWriter {
     tmp: tempfile::NamedTempFile,
     file: SharedFile,
     /// Row groups go to encoding threads in turn ([`encoder_threads`]), and a writing thread
-    /// takes their pages in the same turn and writes them, while this one merges and hashes
-    /// the next rows. The writing thread gives back the pages checksum's hasher.
+    /// takes their pages in the same turn, writes them and hashes the group's bytes of the
+    /// content checksum, while this one merges the next rows. The writing thread gives back
+    /// both hashers: the pages checksum's (with the bytes it took) and the content's.
     pages: Vec<std::sync::mpsc::SyncSender<RowBuffer>>,
     groups_sent: usize,
-    encoder: Option<std::thread::JoinHandle<Result<(Sha256, u64)>>>,
+    encoder: Option<std::thread::JoinHandle<Result<WrittenHashes>>>,
     ngram: usize,
     bits: u32,
     hashed: bool,
     rows: RowBuffer,
-    content: Sha256,
-    /// Bytes of the content checksum not yet hashed: hashed in blocks, which is the same
-    /// digest as hashing each row's 16 bytes as it comes and a fraction of the calls.
+    /// Bytes of the content checksum since the last row group (its rows' keys and counts and
+    /// the order marks): sent with the group and hashed in blocks, which is the same digest
+    /// as hashing each row's 16 bytes as it comes.
     unhashed: Vec<u8>,
     /// The order rows are being written for, and the last key written in it.
     order: usize,
@@ -107,9 +112,25 @@ struct RowBuffer {
     ids: Vec<Vec<u32>>,
     bucket: Vec<u64>,
     count: Vec<u64>,
+    /// The group's bytes of the content checksum (not part of the frame).
+    content: Vec<u8>,
 }
 
+/// What the writing thread hashed: the pages (and how many bytes) and the content so far.
+type WrittenHashes = ((Sha256, u64), Sha256);
+
 impl RowBuffer {
+    /// An empty group of `ngram` id columns, sized for a full group.
+    fn with_capacity(ngram: usize) -> RowBuffer {
+        RowBuffer {
+            order: Vec::with_capacity(ROWS_PER_GROUP),
+            ids: vec![Vec::with_capacity(ROWS_PER_GROUP); ngram],
+            bucket: Vec::with_capacity(ROWS_PER_GROUP),
+            count: Vec::with_capacity(ROWS_PER_GROUP),
+            content: Vec::new(),
+        }
+    }
+
     /// The row group as a frame of the profile's columns (`ngram` id columns; ids or buckets
     /// as `hashed` says).
     fn frame(self, ngram: usize, hashed: bool) -> Result<polars::prelude::DataFrame> {
@@ -205,9 +226,10 @@ impl ProfileWriter {
             let encoder = std::thread::Builder::new()
                 .name(format!("profile-pages-{i}"))
                 .spawn(move || -> Result<()> {
-                    for rows in rx {
-                        let group = encoding.encode(rows.frame(n, hashed)?)?;
-                        if done.send(group).is_err() {
+                    for mut rows in rx {
+                        let content = std::mem::take(&mut rows.content);
+                        let (count, pages) = encoding.encode(rows.frame(n, hashed)?)?;
+                        if done.send((count, pages, content)).is_err() {
                             break; // the writing thread stopped, and says why
                         }
                     }
@@ -221,15 +243,17 @@ impl ProfileWriter {
         let sink = file.clone();
         let encoder = std::thread::Builder::new()
             .name("profile-write".into())
-            .spawn(move || -> Result<(Sha256, u64)> {
+            .spawn(move || -> Result<WrittenHashes> {
                 let what = || format!("cannot write {shown}");
+                let mut content = content;
                 let mut written = Ok(());
                 // In the turn the groups were sent; an encoder that ends (its queue closed
                 // after the last group, or an error) ends the file there.
                 'groups: for i in 0.. {
-                    let Ok((rows, group)) = encoded[i % encoded.len()].recv() else {
+                    let Ok((rows, group, hashed_rows)) = encoded[i % encoded.len()].recv() else {
                         break;
                     };
+                    content.update(&hashed_rows);
                     let mut w = writer.get_writer().lock().expect("parquet writer lock");
                     use polars_parquet::read::fallible_streaming_iterator::convert;
                     use polars_parquet::write::{DynIter, DynStreamingIterator};
@@ -252,7 +276,8 @@ impl ProfileWriter {
                 written?;
                 let pages = sink.0.lock().expect("file lock").pages.take();
                 writer.finish().with_context(what)?;
-                pages.ok_or_else(|| anyhow!("the pages checksum was taken twice"))
+                let pages = pages.ok_or_else(|| anyhow!("the pages checksum was taken twice"))?;
+                Ok((pages, content))
             })
             .context("cannot start the profile's writing thread")?;
         let mut w = ProfileWriter {
@@ -265,12 +290,8 @@ impl ProfileWriter {
             ngram: n,
             bits: id_bits(meta.vocab_size),
             hashed,
-            rows: RowBuffer {
-                ids: vec![Vec::new(); n],
-                ..RowBuffer::default()
-            },
-            content,
-            unhashed: Vec::with_capacity(1 << 16),
+            rows: RowBuffer::with_capacity(n),
+            unhashed: Vec::with_capacity(ROWS_PER_GROUP * 16),
             order: 1,
             last_key: None,
         };
@@ -309,9 +330,6 @@ impl ProfileWriter {
         }
         self.unhashed.extend_from_slice(&key.to_le_bytes());
         self.unhashed.extend_from_slice(&count.to_le_bytes());
-        if self.unhashed.len() >= 1 << 16 {
-            self.hash_rows();
-        }
         let r = &mut self.rows;
         r.order.push(order as u8);
         if self.hashed {
@@ -334,20 +352,13 @@ impl ProfileWriter {
     }
 
     /// Moves on to `order`, marking every order passed in the content checksum.
+    #[inline]
     fn enter(&mut self, order: usize) {
-        if self.order < order {
-            self.hash_rows();
-        }
         while self.order < order {
             self.order += 1;
-            self.content.update([self.order as u8]);
+            self.unhashed.push(self.order as u8);
             self.last_key = None;
         }
-    }
-
-    fn hash_rows(&mut self) {
-        self.content.update(&self.unhashed);
-        self.unhashed.clear();
     }
 
     fn flush_if_full(&mut self) -> Result<()> {
@@ -361,12 +372,10 @@ impl ProfileWriter {
         if self.rows.count.is_empty() {
             return Ok(());
         }
-        let rows = std::mem::replace(
-            &mut self.rows,
-            RowBuffer {
-                ids: vec![Vec::new(); self.ngram],
-                ..RowBuffer::default()
-            },
+        let mut rows = std::mem::replace(&mut self.rows, RowBuffer::with_capacity(self.ngram));
+        rows.content = std::mem::replace(
+            &mut self.unhashed,
+            Vec::with_capacity(ROWS_PER_GROUP * 16),
         );
         let turn = self.groups_sent % self.pages.len().max(1);
         self.groups_sent += 1;
@@ -382,8 +391,8 @@ impl ProfileWriter {
     }
 
     /// Waits for the writing thread to write what it was sent and the footer; gives the
-    /// pages checksum's hasher and how many bytes it hashed.
-    fn join_encoder(&mut self) -> Result<(Sha256, u64)> {
+    /// pages checksum's hasher (and how many bytes it hashed) and the content checksum's.
+    fn join_encoder(&mut self) -> Result<WrittenHashes> {
         self.pages.clear();
         match self.encoder.take() {
             Some(h) => h
@@ -397,9 +406,10 @@ impl ProfileWriter {
     /// to its path. Gives the hex SHA-256 of the whole file (what the cache's sum files hold).
     pub fn finish(mut self) -> Result<String> {
         self.enter(self.ngram);
-        self.hash_rows();
         self.flush()?;
-        let pages = self.join_encoder()?;
+        let (pages, mut content) = self.join_encoder()?;
+        // Order marks after the last rows (orders with none).
+        content.update(&self.unhashed);
         let what = || format!("cannot write {}", self.path.display());
         self.file
             .0
@@ -408,7 +418,7 @@ impl ProfileWriter {
             .out
             .flush()
             .with_context(what)?;
-        let content = crate::digest::hex(&self.content.clone().finalize());
+        let content = crate::digest::hex(&content.finalize());
         let sum = seal(self.tmp.as_file_mut(), &content, pages).with_context(what)?;
         self.tmp.as_file().sync_all().ok();
         crate::paths::make_readable(self.tmp.path());
@@ -449,7 +459,7 @@ impl PageEncoding {
 
     /// Encodes and compresses one row group's pages: what polars' `write_batch` does before
     /// writing them.
-    fn encode(&self, frame: polars::prelude::DataFrame) -> Result<EncodedGroup> {
+    fn encode(&self, frame: polars::prelude::DataFrame) -> Result<EncodedPages> {
         use polars::prelude::CompatLevel;
         let rows = frame.height() as u64;
         let mut columns = Vec::new();
