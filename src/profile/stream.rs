@@ -65,7 +65,11 @@ impl Write for SharedFile {
 
 /// One row group encoded and compressed: its rows, each column's pages, and its bytes of the
 /// content checksum.
-type EncodedGroup = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>, Vec<u8>);
+type EncodedGroup = (
+    u64,
+    Vec<Vec<polars_parquet::write::CompressedPage>>,
+    Vec<u8>,
+);
 
 /// One row group's rows and each column's pages.
 type EncodedPages = (u64, Vec<Vec<polars_parquet::write::CompressedPage>>);
@@ -373,10 +377,8 @@ impl ProfileWriter {
             return Ok(());
         }
         let mut rows = std::mem::replace(&mut self.rows, RowBuffer::with_capacity(self.ngram));
-        rows.content = std::mem::replace(
-            &mut self.unhashed,
-            Vec::with_capacity(ROWS_PER_GROUP * 16),
-        );
+        rows.content =
+            std::mem::replace(&mut self.unhashed, Vec::with_capacity(ROWS_PER_GROUP * 16));
         let turn = self.groups_sent % self.pages.len().max(1);
         self.groups_sent += 1;
         let sent = self.pages.get(turn).map(|p| p.send(rows).is_ok());
