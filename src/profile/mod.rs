@@ -492,6 +492,78 @@ pub struct Counter {
     reserve_bytes: u64,
 }
 
+/// The counts of a lower order n from the top order's sorted (key, count) list and order n's
+/// tail counts, in key order. Every n-gram of a document that is not one of its tails begins
+/// exactly one top-order n-gram (the one at its position), so its count is the sum of those
+/// n-grams' counts, and the n-gram is their key's top bits (`key >> shift`). The top list's
+/// keys sorted, those sums come out sorted, grouped, by walking it once; the tails (a few per
+/// document) are merged in.
+struct LowerCounts<'a> {
+    top: &'a [(u64, u64)],
+    tails: &'a [(u64, u64)],
+    shift: u32,
+    /// The next prefix's sum, taken from `top` and not yet given.
+    group: Option<(u64, u64)>,
+}
+
+impl<'a> LowerCounts<'a> {
+    fn new(top: &'a [(u64, u64)], tails: &'a [(u64, u64)], shift: u32) -> LowerCounts<'a> {
+        LowerCounts {
+            top,
+            tails,
+            shift,
+            group: None,
+        }
+    }
+}
+
+impl Iterator for LowerCounts<'_> {
+    type Item = (u64, u64);
+
+    fn next(&mut self) -> Option<(u64, u64)> {
+        if self.group.is_none() {
+            if let Some(&(k, c)) = self.top.first() {
+                let prefix = k >> self.shift;
+                let mut sum = c;
+                let mut i = 1;
+                while let Some(&(k, c)) = self.top.get(i) {
+                    if k >> self.shift != prefix {
+                        break;
+                    }
+                    sum += c;
+                    i += 1;
+                }
+                self.top = &self.top[i..];
+                self.group = Some((prefix, sum));
+            }
+        }
+        match (self.group, self.tails.first()) {
+            (None, None) => None,
+            (Some(g), None) => {
+                self.group = None;
+                Some(g)
+            }
+            (None, Some(&t)) => {
+                self.tails = &self.tails[1..];
+                Some(t)
+            }
+            (Some((p, s)), Some(&(q, c))) => {
+                if p < q {
+                    self.group = None;
+                    Some((p, s))
+                } else if q < p {
+                    self.tails = &self.tails[1..];
+                    Some((q, c))
+                } else {
+                    self.group = None;
+                    self.tails = &self.tails[1..];
+                    Some((p, s + c))
+                }
+            }
+        }
+    }
+}
+
 /// What a [`Counter`] counted.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Counts {
@@ -547,12 +619,26 @@ impl Counter {
             self.unigram[id as usize] += 1;
         }
         let bits = self.bits;
+        let top = self.ngrams.len() + 1;
+        let derive = self.derives_lower();
         for o in 0..self.ngrams.len() {
             let n = o + 2;
             if ids.len() < n {
                 continue;
             }
             match &mut self.ngrams[o] {
+                NgramCounts::Exact(sorted) if derive && n < top => {
+                    // Only the document's tails: its n-grams that start too late to begin a
+                    // top-order n-gram (the last top − n of them, or all in a shorter one).
+                    let buf = &mut self.pending[o];
+                    let from = (ids.len() + 1).saturating_sub(top);
+                    for p in from..=ids.len() - n {
+                        buf.push(pack(&ids[p..p + n], bits));
+                    }
+                    if buf.len() >= self.flush_keys.max(sorted.len() / 2) {
+                        self.flush(o, false);
+                    }
+                }
                 NgramCounts::Exact(sorted) => {
                     let buf = &mut self.pending[o];
                     if buf.capacity() == 0 {
@@ -682,8 +768,26 @@ impl Counter {
     fn spill(&mut self, runs: &spill::Runs) -> Result<()> {
         for o in 0..self.ngrams.len() {
             self.flush(o, true);
+        }
+        if self.derives_lower() {
+            let top_o = self.ngrams.len() - 1;
+            let NgramCounts::Exact(top) = &self.ngrams[top_o] else {
+                unreachable!("derived orders are exact");
+            };
+            for o in 0..top_o {
+                let NgramCounts::Exact(tails) = &self.ngrams[o] else {
+                    unreachable!("derived orders are exact");
+                };
+                let shift = (top_o - o) as u32 * self.bits;
+                runs.write(o, LowerCounts::new(top, tails, shift), top.len())?;
+            }
+        }
+        for o in 0..self.ngrams.len() {
+            let derived = self.derives_lower() && o + 1 < self.ngrams.len();
             if let NgramCounts::Exact(v) = &mut self.ngrams[o] {
-                runs.write(o, v)?;
+                if !derived {
+                    runs.write(o, v.iter().copied(), v.len())?;
+                }
                 v.clear();
             }
         }
@@ -691,7 +795,14 @@ impl Counter {
         Ok(())
     }
 
-    /// Distinct n-grams held in exact mode so far (0 in hashed mode).
+    /// Whether orders below the top are derived from it (exact mode, 3 orders or more): the
+    /// tables of lower orders hold only the documents' tails, see [`LowerCounts`].
+    fn derives_lower(&self) -> bool {
+        self.ngrams.len() >= 2 && matches!(self.ngrams[0], NgramCounts::Exact(_))
+    }
+
+    /// Distinct n-grams held in exact mode so far (0 in hashed mode): the top order's, and
+    /// the lower orders' document tails when they are derived (see [`LowerCounts`]).
     pub fn distinct_ngrams(&self) -> usize {
         self.ngrams
             .iter()
@@ -703,10 +814,12 @@ impl Counter {
     }
 
     /// Adds another counter's counts (same vocabulary, orders and mode).
-    pub fn merge(&mut self, other: Counter) {
-        let other = other.finish();
+    pub fn merge(&mut self, mut other: Counter) {
+        // Table to table as counted (its lower orders' tails, not the orders derived from its
+        // top order: that is added to this top order and derived from it at the end).
         for o in 0..self.ngrams.len() {
             self.flush(o, true);
+            other.flush(o, true);
         }
         for (a, b) in self.unigram.iter_mut().zip(&other.unigram) {
             *a += b;
@@ -721,6 +834,25 @@ impl Counter {
     pub fn finish(mut self) -> Counts {
         for o in 0..self.ngrams.len() {
             self.flush(o, true);
+        }
+        if self.derives_lower() {
+            let top_o = self.ngrams.len() - 1;
+            let top = std::mem::replace(&mut self.ngrams[top_o], NgramCounts::Exact(Vec::new()));
+            let NgramCounts::Exact(top_list) = &top else {
+                unreachable!("derived orders are exact");
+            };
+            for o in 0..top_o {
+                let NgramCounts::Exact(tails) = &self.ngrams[o] else {
+                    unreachable!("derived orders are exact");
+                };
+                let shift = (top_o - o) as u32 * self.bits;
+                // Counted first, so that the list takes no more memory than it needs.
+                let len = LowerCounts::new(top_list, tails, shift).count();
+                let mut counts = Vec::with_capacity(len);
+                counts.extend(LowerCounts::new(top_list, tails, shift));
+                self.ngrams[o] = NgramCounts::Exact(counts);
+            }
+            self.ngrams[top_o] = top;
         }
         Counts {
             unigram: self.unigram,
@@ -1750,6 +1882,49 @@ mod tests {
         assert_eq!(tri.distinct(), 2);
         assert_eq!(tri.count(pack(&[1, 2, 1], 4)), 2);
         assert_eq!(tri.count(pack(&[2, 1, 2], 4)), 1);
+    }
+
+    #[test]
+    fn lower_orders_from_the_top_order_and_the_tails_by_hand() {
+        // Orders 2 and 3 are derived from the 4-grams plus each document's tails; documents
+        // shorter than 4 (no 4-gram at all) and of 4 exactly are the edges.
+        let mut c = Counter::new(10, 4, NgramMode::Exact);
+        c.add(&[1, 2, 3]);
+        c.add(&[1, 2]);
+        c.add(&[5]);
+        c.add(&[1, 2, 3, 4]);
+        c.add(&[1, 2, 3, 4, 1, 2]);
+        let c = c.finish();
+        let k = |ids: &[u32]| pack(ids, 4);
+        let (bi, tri, four) = (&c.ngrams[0], &c.ngrams[1], &c.ngrams[2]);
+        // 2-grams: [1,2] ×5 (one in each document of 2 or more, two in the last), [2,3] ×3,
+        // [3,4] ×2, [4,1] ×1.
+        assert_eq!(
+            bi.sparse(),
+            vec![
+                (k(&[1, 2]), 5),
+                (k(&[2, 3]), 3),
+                (k(&[3, 4]), 2),
+                (k(&[4, 1]), 1)
+            ]
+        );
+        assert_eq!(
+            tri.sparse(),
+            vec![
+                (k(&[1, 2, 3]), 3),
+                (k(&[2, 3, 4]), 2),
+                (k(&[3, 4, 1]), 1),
+                (k(&[4, 1, 2]), 1)
+            ]
+        );
+        assert_eq!(
+            four.sparse(),
+            vec![
+                (k(&[1, 2, 3, 4]), 2),
+                (k(&[2, 3, 4, 1]), 1),
+                (k(&[3, 4, 1, 2]), 1)
+            ]
+        );
     }
 
     #[test]
