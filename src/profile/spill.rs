@@ -250,11 +250,23 @@ impl Runs {
             remove_runs(&self.state, &group);
             files.push(path);
         }
-        let readers = files
+        let mut readers = files
             .iter()
             .map(|p| RunReader::open(p))
             .collect::<Result<Vec<_>>>()?;
-        merge_runs(readers, emit)?;
+        if readers.len() < 4 || rayon::current_num_threads() < 2 {
+            merge_runs(readers, emit)?;
+        } else {
+            // Two halves merged on threads of their own, their streams merged here: the heap
+            // was the slowest stage of writing a spilled profile, and this halves its depth
+            // and shares it among cores.
+            let other = readers.split_off(readers.len() / 2);
+            merge_two_streams(
+                |send| merge_runs(readers, send),
+                |send| merge_runs(other, send),
+                emit,
+            )?;
+        }
         // A run is read once: its disk is given back as soon as its order is merged.
         remove_runs(&self.state, &files);
         Ok(())
@@ -459,6 +471,95 @@ fn merge_runs(
     Ok(())
 }
 
+/// Calls `emit` with the merge (in key order, equal keys' counts added) of the two sorted
+/// streams that `a` and `b` produce, each run on a thread of its own and sent over in blocks.
+fn merge_two_streams(
+    a: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> + Send,
+    b: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()> + Send,
+    mut emit: impl FnMut(u64, u64) -> Result<()>,
+) -> Result<()> {
+    const BLOCK_ROWS: usize = 1 << 13;
+    type Block = Vec<(u64, u64)>;
+    fn produce(
+        run: impl FnOnce(&mut dyn FnMut(u64, u64) -> Result<()>) -> Result<()>,
+        tx: std::sync::mpsc::SyncSender<Block>,
+    ) -> Result<()> {
+        let mut block = Vec::with_capacity(BLOCK_ROWS);
+        run(&mut |k, c| {
+            block.push((k, c));
+            if block.len() == BLOCK_ROWS {
+                let full = std::mem::replace(&mut block, Vec::with_capacity(BLOCK_ROWS));
+                // A closed queue: the consumer stopped, and says why.
+                tx.send(full)
+                    .map_err(|_| anyhow!("the run merge stopped"))?;
+            }
+            Ok(())
+        })?;
+        if !block.is_empty() {
+            tx.send(block)
+                .map_err(|_| anyhow!("the run merge stopped"))?;
+        }
+        Ok(())
+    }
+    /// A stream's next entry, from its current block or the next one.
+    fn next(
+        rx: &std::sync::mpsc::Receiver<Block>,
+        block: &mut std::vec::IntoIter<(u64, u64)>,
+    ) -> Option<(u64, u64)> {
+        loop {
+            if let Some(e) = block.next() {
+                return Some(e);
+            }
+            *block = rx.recv().ok()?.into_iter();
+        }
+    }
+    let (ta, ra) = std::sync::mpsc::sync_channel::<Block>(4);
+    let (tb, rb) = std::sync::mpsc::sync_channel::<Block>(4);
+    std::thread::scope(|scope| -> Result<()> {
+        let ha = scope.spawn(move || produce(a, ta));
+        let hb = scope.spawn(move || produce(b, tb));
+        let merged = (|| -> Result<()> {
+            let (mut ba, mut bb) = (Vec::new().into_iter(), Vec::new().into_iter());
+            let (mut x, mut y) = (next(&ra, &mut ba), next(&rb, &mut bb));
+            loop {
+                match (x, y) {
+                    (None, None) => return Ok(()),
+                    (Some((k, c)), None) => {
+                        emit(k, c)?;
+                        x = next(&ra, &mut ba);
+                    }
+                    (None, Some((k, c))) => {
+                        emit(k, c)?;
+                        y = next(&rb, &mut bb);
+                    }
+                    (Some((ka, ca)), Some((kb, cb))) => {
+                        if ka < kb {
+                            emit(ka, ca)?;
+                            x = next(&ra, &mut ba);
+                        } else if kb < ka {
+                            emit(kb, cb)?;
+                            y = next(&rb, &mut bb);
+                        } else {
+                            emit(ka, ca + cb)?;
+                            x = next(&ra, &mut ba);
+                            y = next(&rb, &mut bb);
+                        }
+                    }
+                }
+            }
+        })();
+        // Closed queues stop producers still sending (after an error here).
+        drop((ra, rb));
+        let (ea, eb) = (ha.join(), hb.join());
+        let ea = ea.unwrap_or_else(|_| Err(anyhow!("a run merge thread panicked")));
+        let eb = eb.unwrap_or_else(|_| Err(anyhow!("a run merge thread panicked")));
+        // A producer's own error says more than the consumer's "stopped" one.
+        ea?;
+        eb?;
+        merged
+    })
+}
+
 /// While alive, Ctrl-C (SIGINT) asks running work to stop ([`crate::progress::interrupt`])
 /// instead of killing the process, so that the runs and temporary files are removed on the
 /// way out; a second Ctrl-C kills as usual. Dropped, the default action is back.
@@ -508,6 +609,33 @@ mod tests {
         assert_eq!(parse_size("1000").unwrap(), 1000);
         assert!(parse_size("lots").is_err());
         assert!(parse_size("-1G").is_err());
+    }
+
+    #[test]
+    fn runs_merge_to_the_sum_of_their_counts() {
+        // Enough runs (6) for the two halves merged on their own threads; keys shared within
+        // and across halves, and a key only one run has at either end.
+        let dir = tempfile::tempdir().unwrap();
+        let runs = Runs::new(dir.path(), 2).unwrap();
+        let mut want = std::collections::BTreeMap::new();
+        for r in 0..6u64 {
+            let run: Vec<(u64, u64)> = (0..5000u64)
+                .map(|i| i * (r + 1))
+                .chain([u64::MAX - r])
+                .map(|k| (k, r + 1))
+                .collect();
+            for &(k, c) in &run {
+                *want.entry(k).or_insert(0u64) += c;
+            }
+            runs.write(0, run.iter().copied(), run.len()).unwrap();
+        }
+        let mut got = Vec::new();
+        runs.merge(0, |k, c| {
+            got.push((k, c));
+            Ok(())
+        })
+        .unwrap();
+        assert_eq!(got, want.into_iter().collect::<Vec<_>>());
     }
 
     #[test]
