@@ -498,6 +498,7 @@ pub struct Counter {
 /// n-grams' counts, and the n-gram is their key's top bits (`key >> shift`). The top list's
 /// keys sorted, those sums come out sorted, grouped, by walking it once; the tails (a few per
 /// document) are merged in.
+#[derive(Clone)]
 struct LowerCounts<'a> {
     top: &'a [(u64, u64)],
     tails: &'a [(u64, u64)],
@@ -769,25 +770,15 @@ impl Counter {
         for o in 0..self.ngrams.len() {
             self.flush(o, true);
         }
-        if self.derives_lower() {
-            let top_o = self.ngrams.len() - 1;
-            let NgramCounts::Exact(top) = &self.ngrams[top_o] else {
-                unreachable!("derived orders are exact");
-            };
-            for o in 0..top_o {
-                let NgramCounts::Exact(tails) = &self.ngrams[o] else {
-                    unreachable!("derived orders are exact");
-                };
-                let shift = (top_o - o) as u32 * self.bits;
-                runs.write(o, LowerCounts::new(top, tails, shift), top.len())?;
+        for o in 0..self.ngrams.len() {
+            match (self.lower_counts(o), &self.ngrams[o]) {
+                (Some(lower), NgramCounts::Exact(top)) => runs.write(o, lower, top.len())?,
+                (None, NgramCounts::Exact(v)) => runs.write(o, v.iter().copied(), v.len())?,
+                (_, NgramCounts::Hashed(_)) => {}
             }
         }
-        for o in 0..self.ngrams.len() {
-            let derived = self.derives_lower() && o + 1 < self.ngrams.len();
-            if let NgramCounts::Exact(v) = &mut self.ngrams[o] {
-                if !derived {
-                    runs.write(o, v.iter().copied(), v.len())?;
-                }
+        for t in &mut self.ngrams {
+            if let NgramCounts::Exact(v) = t {
                 v.clear();
             }
         }
@@ -799,6 +790,22 @@ impl Counter {
     /// tables of lower orders hold only the documents' tails, see [`LowerCounts`].
     fn derives_lower(&self) -> bool {
         self.ngrams.len() >= 2 && matches!(self.ngrams[0], NgramCounts::Exact(_))
+    }
+
+    /// The whole counts of table `o` when it is a derived lower order (its tails with the top
+    /// order's prefix sums; buffered keys not in them); `None` for the top order, or when
+    /// nothing is derived.
+    fn lower_counts(&self, o: usize) -> Option<LowerCounts<'_>> {
+        let top_o = self.ngrams.len().checked_sub(1)?;
+        if !self.derives_lower() || o >= top_o {
+            return None;
+        }
+        let (NgramCounts::Exact(tails), NgramCounts::Exact(top)) =
+            (&self.ngrams[o], &self.ngrams[top_o])
+        else {
+            unreachable!("derived orders are exact");
+        };
+        Some(LowerCounts::new(top, tails, (top_o - o) as u32 * self.bits))
     }
 
     /// Distinct n-grams held in exact mode so far (0 in hashed mode): the top order's, and
@@ -835,24 +842,14 @@ impl Counter {
         for o in 0..self.ngrams.len() {
             self.flush(o, true);
         }
-        if self.derives_lower() {
-            let top_o = self.ngrams.len() - 1;
-            let top = std::mem::replace(&mut self.ngrams[top_o], NgramCounts::Exact(Vec::new()));
-            let NgramCounts::Exact(top_list) = &top else {
-                unreachable!("derived orders are exact");
+        for o in 0..self.ngrams.len() {
+            let Some(lower) = self.lower_counts(o) else {
+                continue;
             };
-            for o in 0..top_o {
-                let NgramCounts::Exact(tails) = &self.ngrams[o] else {
-                    unreachable!("derived orders are exact");
-                };
-                let shift = (top_o - o) as u32 * self.bits;
-                // Counted first, so that the list takes no more memory than it needs.
-                let len = LowerCounts::new(top_list, tails, shift).count();
-                let mut counts = Vec::with_capacity(len);
-                counts.extend(LowerCounts::new(top_list, tails, shift));
-                self.ngrams[o] = NgramCounts::Exact(counts);
-            }
-            self.ngrams[top_o] = top;
+            // Counted first, so that the list takes no more memory than it needs.
+            let mut counts = Vec::with_capacity(lower.clone().count());
+            counts.extend(lower);
+            self.ngrams[o] = NgramCounts::Exact(counts);
         }
         Counts {
             unigram: self.unigram,
