@@ -558,6 +558,11 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
         .collect();
     entries.sort();
     for e in entries {
+        // mtkit's own outputs written into a corpus folder (a profile, token files) are not
+        // part of the corpus.
+        if crate::formats::is_mtkit_output(&e) {
+            continue;
+        }
         if let Some(files) = crate::formats::hf_dataset_files(&e)? {
             out.extend(files);
         } else if e.is_dir() {

@@ -199,6 +199,56 @@ pub fn check_parquet_footer(path: &Path) -> Result<()> {
     check_parquet_bytes(path, &map)
 }
 
+/// Whether `path` is something mtkit wrote rather than a corpus, so that a folder corpus
+/// whose folder also holds mtkit's outputs (`-o` inside it) does not read them on the next
+/// run: a profile (a parquet file whose footer has the `mtkit.profile` metadata key), a
+/// profile's `.sha256`, or a token folder (`meta.json` beside `*.tokens`, or a trainer
+/// format's `mtkit-tokenize.json`).
+pub fn is_mtkit_output(path: &Path) -> bool {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if path.is_dir() {
+        if path.join("mtkit-tokenize.json").is_file() {
+            return true;
+        }
+        let tokens = std::fs::read_dir(path).ok().is_some_and(|d| {
+            d.flatten()
+                .any(|e| e.file_name().to_string_lossy().ends_with(".tokens"))
+        });
+        return tokens && path.join("meta.json").is_file();
+    }
+    if name.ends_with(".parquet.sha256") {
+        return true;
+    }
+    if !name.ends_with(".parquet") {
+        return false;
+    }
+    // The footer is at the end: its length, then PAR1. The key is stored as plain bytes.
+    let footer = || -> std::io::Result<Vec<u8>> {
+        use std::io::{Seek, SeekFrom};
+        let mut f = File::open(path)?;
+        let size = f.seek(SeekFrom::End(0))?;
+        if size < 12 {
+            return Ok(Vec::new());
+        }
+        let mut tail = [0u8; 8];
+        f.seek(SeekFrom::End(-8))?;
+        f.read_exact(&mut tail)?;
+        let len = u32::from_le_bytes(tail[..4].try_into().unwrap()) as u64;
+        if &tail[4..] != b"PAR1" || len + 12 > size || len > 64 << 20 {
+            return Ok(Vec::new());
+        }
+        let mut buf = vec![0u8; len as usize];
+        f.seek(SeekFrom::Start(size - 8 - len))?;
+        f.read_exact(&mut buf)?;
+        Ok(buf)
+    };
+    const KEY: &[u8] = b"mtkit.profile";
+    footer().is_ok_and(|b| b.windows(KEY.len()).any(|w| w == KEY))
+}
+
 /// [`check_parquet_footer`] on a file's bytes already in memory (`path` names it in errors).
 pub fn check_parquet_bytes(path: &Path, bytes: &[u8]) -> Result<()> {
     let damaged =

@@ -150,9 +150,8 @@ pub fn pull(card: &Card, max_docs: u64) -> Result<Pulled> {
     let dir = card.pulled_dir();
     let parent = dir.parent().expect("cache path has a parent");
     std::fs::create_dir_all(parent)?;
-    let tmp = tempfile::Builder::new()
-        .prefix(&format!(".{}.", card.name))
-        .tempdir_in(parent)?;
+    // Named by process and host, so that a pull killed outright is swept by the next one.
+    let tmp = crate::paths::temp_dir_for(&dir)?;
     let mut written = Vec::new();
     let mut records = 0u64;
     let mut from_cache = 0usize;
@@ -236,20 +235,11 @@ pub fn pull(card: &Card, max_docs: u64) -> Result<Pulled> {
             }
         }
     }
-    if dir.exists() {
-        std::fs::remove_dir_all(&dir)
-            .with_context(|| format!("cannot replace {}", dir.display()))?;
+    for f in &written {
+        crate::paths::make_readable(&tmp.path().join(f));
     }
-    let kept = tmp.keep();
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::PermissionsExt;
-        let _ = std::fs::set_permissions(&kept, std::fs::Permissions::from_mode(0o755));
-        for f in &written {
-            crate::paths::make_readable(&kept.join(f));
-        }
-    }
-    std::fs::rename(&kept, &dir)
+    // The sample folder is mtkit's own, in the cache: replaced whole, in one step.
+    crate::paths::install_dir(tmp, &dir)
         .with_context(|| format!("cannot move the sample to {}", dir.display()))?;
     Ok(Pulled {
         dir,

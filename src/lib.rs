@@ -3,7 +3,7 @@
 //! The flow, each module using only those above it:
 //! [`catalog`] (dataset cards) → [`corpus`] (readers, sampling) → [`tokenize`] →
 //! [`profile`] (token and n-gram counts) → [`proximity`] (similarities, proximity advantage).
-//! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`numfmt`], [`formats`], [`template`],
+//! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`numfmt`], [`memory`], [`formats`], [`template`],
 //! [`stats`], [`progress`], [`plot`]. `tests/architecture.rs` checks that imports follow these layers.
 //! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
 
@@ -17,6 +17,7 @@ pub mod formats;
 pub mod fuzz;
 pub mod hf_config;
 pub mod hub;
+pub mod memory;
 pub mod mix;
 pub mod numfmt;
 pub mod paths;

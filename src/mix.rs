@@ -519,8 +519,18 @@ impl Request {
                 budget.min_general
             );
         }
-        if budget.max_repeat <= 0.0 || budget.total_steps == 0 || budget.tokens_per_step == 0 {
-            bail!("--max-repeat, --total-steps and --tokens-per-step must be positive");
+        // NaN is refused too (every comparison with it is false).
+        if budget.max_repeat.is_nan()
+            || budget.max_repeat <= 0.0
+            || budget.total_steps == 0
+            || budget.tokens_per_step == 0
+        {
+            bail!(
+                "--max-repeat, --total-steps and --tokens-per-step must be positive numbers (got {}, {}, {})",
+                budget.max_repeat,
+                budget.total_steps,
+                budget.tokens_per_step
+            );
         }
         let mut request = Request {
             pretrain: pretrain.to_string(),

@@ -7,7 +7,7 @@ use std::collections::HashSet;
 use std::sync::Mutex;
 use std::time::{Duration, SystemTime};
 
-use anyhow::{Context, Result};
+use anyhow::{bail, Context, Result};
 
 /// The cache folder: `$MTKIT_CACHE`, else `$XDG_CACHE_HOME/mtkit`, else `~/.cache/mtkit`.
 pub fn cache_dir() -> PathBuf {
@@ -25,7 +25,11 @@ pub fn cache_dir() -> PathBuf {
 
 /// Writes a file atomically: the content goes to a temporary file in the same folder, which is
 /// renamed over `path` only once it is complete and flushed.
+///
+/// A link at `path` (say, to a scratch disk) is kept and the file written where it points; a
+/// folder at `path` is an error, never replaced.
 pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()>) -> Result<()> {
+    let path = &file_destination(path)?;
     let mut tmp = temp_file_for(path)?;
     {
         let mut w = std::io::BufWriter::new(tmp.as_file_mut());
@@ -49,6 +53,7 @@ pub fn write_atomic(path: &Path, write: impl FnOnce(&mut dyn Write) -> Result<()
 /// replaces an entry by renaming a new file over it, which leaves the linked file as it was,
 /// and checks an entry's checksum before using it, so an edit through the link is caught.
 pub fn link_or_copy_atomic(from: &Path, to: &Path) -> Result<()> {
+    let to = &file_destination(to)?;
     // A temporary name beside `to` (removed on every path out, and by the stale-parts sweep
     // after a crash), taken over by the link.
     let tmp = temp_file_for(to)?.into_temp_path();
@@ -63,6 +68,93 @@ pub fn link_or_copy_atomic(from: &Path, to: &Path) -> Result<()> {
         std::io::copy(&mut src, out)?;
         Ok(())
     })
+}
+
+/// Where a file written at `path` goes: `path` itself, or, where it is a link (or a chain of
+/// them), the file the link points to, so that writing keeps a user's link instead of
+/// replacing it with a file. A folder there (directly or through a link) is an error: mtkit
+/// never puts a file in place of one.
+pub fn file_destination(path: &Path) -> Result<PathBuf> {
+    let mut p = path.to_path_buf();
+    for _ in 0..40 {
+        match std::fs::symlink_metadata(&p) {
+            Ok(m) if m.file_type().is_symlink() => {
+                let to = std::fs::read_link(&p)
+                    .with_context(|| format!("cannot read the link {}", p.display()))?;
+                p = match p.parent() {
+                    Some(dir) if to.is_relative() => dir.join(to),
+                    _ => to,
+                };
+            }
+            Ok(m) if m.is_dir() => bail!(
+                "{} is a folder; mtkit writes a file there and never replaces a folder: give a file name, or move the folder",
+                if p == path { p.display().to_string() } else { format!("{} (where the link {} points)", p.display(), path.display()) }
+            ),
+            _ => return Ok(p),
+        }
+    }
+    bail!("{}: too many levels of links", path.display())
+}
+
+/// Where a folder mtkit writes whole at `target` goes ([`install_dir_over_folder`]): `target`
+/// itself when absent or a folder; where it is a link to a folder (a scratch disk, say), that
+/// folder, so the link stays. Anything else there is refused with what it is: mtkit never
+/// removes or replaces a file, a dangling link or a link to a file it did not write.
+pub fn folder_destination(target: &Path) -> Result<PathBuf> {
+    let meta = match std::fs::symlink_metadata(target) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(target.to_path_buf()),
+        Err(e) => return Err(e).with_context(|| format!("cannot look at {}", target.display())),
+        Ok(m) => m,
+    };
+    if meta.file_type().is_symlink() {
+        return match std::fs::metadata(target) {
+            Ok(m) if m.is_dir() => target
+                .canonicalize()
+                .with_context(|| format!("cannot follow the link {}", target.display())),
+            Ok(_) => bail!(
+                "{} is a link to a file ({}), not a folder: mtkit will not replace it; remove the link or choose another -o",
+                target.display(),
+                std::fs::read_link(target).unwrap_or_default().display()
+            ),
+            Err(_) => bail!(
+                "{} is a link to {}, which does not exist: create that folder (mtkit then writes there), remove the link, or choose another -o",
+                target.display(),
+                std::fs::read_link(target).unwrap_or_default().display()
+            ),
+        };
+    }
+    if meta.is_dir() {
+        return Ok(target.to_path_buf());
+    }
+    bail!(
+        "{} is a file, not a folder mtkit wrote: mtkit will not replace it; move it or choose another -o",
+        target.display()
+    )
+}
+
+/// Fails, saying why, when no file can be created in `dir` (absent folders are made first,
+/// as a write would): an unwritable output is found before the work, not after it. Creates
+/// and removes one temporary file named as mtkit's others are.
+pub fn check_writable_folder(dir: &Path) -> Result<()> {
+    std::fs::create_dir_all(dir)
+        .with_context(|| format!("cannot create folder {}", dir.display()))?;
+    let probe = temp_file_for(&dir.join("write-check"))
+        .with_context(|| format!("cannot write in {}", dir.display()))?;
+    drop(probe);
+    Ok(())
+}
+
+/// What a path is now, to notice another writer replacing it: (device, inode, size,
+/// modification time in ns), following links; `None` when absent.
+pub fn identity(path: &Path) -> Option<(u64, u64, u64, i128)> {
+    use std::os::unix::fs::MetadataExt;
+    let m = std::fs::metadata(path).ok()?;
+    Some((
+        m.dev(),
+        m.ino(),
+        m.len(),
+        m.mtime() as i128 * 1_000_000_000 + m.mtime_nsec() as i128,
+    ))
 }
 
 /// Temporary files are created private (0600); outputs are ordinary files (0644).
@@ -198,6 +290,17 @@ pub fn temp_dir_for(target: &Path) -> Result<tempfile::TempDir> {
 /// doing the same at the same time, sees the old whole or a new whole, never a mix. Gives the
 /// folder the mode a new folder gets (0777 minus the umask).
 pub fn install_dir(tmp: tempfile::TempDir, target: &Path) -> Result<()> {
+    install(tmp, target, false)
+}
+
+/// [`install_dir`] where only a folder may be replaced: a file or a link that appeared at
+/// `target` while the folder was written (checked first with [`folder_destination`]) is put
+/// back and the write refused, so that nothing of the user's is removed.
+pub fn install_dir_over_folder(tmp: tempfile::TempDir, target: &Path) -> Result<()> {
+    install(tmp, target, true)
+}
+
+fn install(tmp: tempfile::TempDir, target: &Path, folders_only: bool) -> Result<()> {
     let tmp = tmp.keep();
     make_dir_readable(&tmp);
     let fail = |e: std::io::Error, tmp: &Path| {
@@ -233,6 +336,25 @@ pub fn install_dir(tmp: tempfile::TempDir, target: &Path) -> Result<()> {
         if rc == 0 {
             // `tmp` now holds what was there.
             let old = std::fs::symlink_metadata(&tmp);
+            if folders_only && !old.as_ref().is_ok_and(|m| m.is_dir()) {
+                // Not a folder: swap back, and leave it as it was.
+                // SAFETY: as above.
+                unsafe {
+                    libc::renameat2(
+                        libc::AT_FDCWD,
+                        a.as_ptr(),
+                        libc::AT_FDCWD,
+                        b.as_ptr(),
+                        libc::RENAME_EXCHANGE,
+                    );
+                }
+                return fail(
+                    std::io::Error::other(
+                        "a file or link appeared there while mtkit wrote; it is left as it was",
+                    ),
+                    &tmp,
+                );
+            }
             let removed = match old {
                 Ok(m) if m.is_dir() => std::fs::remove_dir_all(&tmp),
                 _ => std::fs::remove_file(&tmp),
@@ -245,6 +367,14 @@ pub fn install_dir(tmp: tempfile::TempDir, target: &Path) -> Result<()> {
             Some(libc::ENOENT) => continue,
             // A file system without the exchange: move the old aside first.
             Some(libc::EINVAL) | Some(libc::ENOSYS) | Some(libc::EOPNOTSUPP) => {
+                if folders_only && !std::fs::symlink_metadata(target).is_ok_and(|m| m.is_dir()) {
+                    return fail(
+                        std::io::Error::other(
+                            "a file or link appeared there while mtkit wrote; it is left as it was",
+                        ),
+                        &tmp,
+                    );
+                }
                 let aside = tmp.with_extension("old");
                 if let Err(e) = std::fs::rename(target, &aside) {
                     return fail(e, &tmp);
@@ -308,7 +438,12 @@ fn part_writer(file_name: &str) -> Option<PartWriter> {
             host: host.to_string(),
         });
     }
-    // Older names: `.ckpt` + random, or `.NAME.` + 6 random alphanumerics.
+    // Older names: `.ckpt` + random, or `.NAME.` + 6 random alphanumerics; the runs folders
+    // of `profile --memory` were `.mtkit-runs-` + 6 random alphanumerics.
+    if let Some(r) = file_name.strip_prefix(".mtkit-runs-") {
+        return (r.len() == 6 && r.chars().all(|c| c.is_ascii_alphanumeric()))
+            .then_some(PartWriter::Unnamed);
+    }
     let random = match inner.strip_prefix("ckpt") {
         Some(r) if !r.contains('.') => r,
         _ => inner.rsplit_once('.')?.1,
@@ -380,6 +515,14 @@ mod tests {
             Some(PartWriter::Unnamed)
         );
         assert_eq!(part_writer(".ckptAb3xYz.part"), Some(PartWriter::Unnamed));
+        assert_eq!(part_writer(".mtkit-runs-Ab3xYz"), Some(PartWriter::Unnamed));
+        assert_eq!(
+            part_writer(".mtkit-runs.mtkit-17@n1.Ab3xYz.part"),
+            Some(PartWriter::Process {
+                pid: 17,
+                host: "n1".into()
+            })
+        );
         // Not ours: a user's file, a visible file, a different suffix.
         assert_eq!(part_writer(".notes.part"), None);
         assert_eq!(part_writer("data.csv.Ab3xYz.part"), None);

@@ -13,6 +13,9 @@ pub trait Progress: Sync {
     fn start_counting(&self, label: &str, total: u64, _unit: &str) {
         self.start(label, Some(total));
     }
+    /// Something the user should know that is not an error (another process replaced an
+    /// output while this one worked, say). The command line prints it; silent by default.
+    fn warn(&self, _message: &str) {}
 }
 
 /// Reports nothing.
@@ -52,4 +55,60 @@ pub fn check_interrupt() -> anyhow::Result<()> {
         return Err(Interrupted.into());
     }
     Ok(())
+}
+
+/// The signal that asked work to stop (0: none, or a host's request such as Python's Ctrl-C).
+static SIGNAL: std::sync::atomic::AtomicI32 = std::sync::atomic::AtomicI32::new(0);
+
+/// The signal behind the last [`interrupt`] from an [`InterruptGuard`] (`SIGINT`, `SIGTERM`),
+/// for the exit status (128 + the signal, as a shell reports a process it killed).
+pub fn interrupting_signal() -> Option<i32> {
+    match SIGNAL.load(std::sync::atomic::Ordering::Relaxed) {
+        0 => None,
+        s => Some(s),
+    }
+}
+
+/// While alive, Ctrl-C (SIGINT) and SIGTERM (`timeout`, `scancel`, a Slurm time limit,
+/// `docker stop`) ask running work to stop ([`interrupt`]) instead of killing the process, so
+/// that temporary files and folders are removed on the way out; a second signal of the same
+/// kind kills as usual. Dropped, the default actions are back. Install it only around work
+/// that checks [`check_interrupt`] (every corpus reader does, per record), or the first
+/// signal would go unheeded until the work ends.
+pub struct InterruptGuard(());
+
+extern "C" fn on_signal(sig: libc::c_int) {
+    SIGNAL.store(sig, std::sync::atomic::Ordering::Relaxed);
+    interrupt();
+    // SAFETY: resetting a disposition is async-signal-safe.
+    unsafe {
+        libc::signal(sig, libc::SIG_DFL);
+    }
+}
+
+impl InterruptGuard {
+    /// Installs the handler for SIGINT and SIGTERM.
+    pub fn install() -> InterruptGuard {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: the handler only stores to atomics and resets the disposition.
+            unsafe {
+                libc::signal(
+                    sig,
+                    on_signal as extern "C" fn(libc::c_int) as libc::sighandler_t,
+                );
+            }
+        }
+        InterruptGuard(())
+    }
+}
+
+impl Drop for InterruptGuard {
+    fn drop(&mut self) {
+        for sig in [libc::SIGINT, libc::SIGTERM] {
+            // SAFETY: as above.
+            unsafe {
+                libc::signal(sig, libc::SIG_DFL);
+            }
+        }
+    }
 }

@@ -194,16 +194,20 @@ pub fn write_format(
         );
     }
     crate::token_formats::dtype_for(format, tok.vocab_size)?;
-    match crate::token_formats::existing(&out.join(&card.name)) {
+    // What is at OUT/NAME decides where the corpus goes: nothing or mtkit's own folder, that
+    // place; a link to a folder (a scratch disk), the folder it points to, the link kept; a
+    // file or any other link is refused, never removed.
+    let dir = crate::paths::folder_destination(&out.join(&card.name))?;
+    match crate::token_formats::existing(&dir) {
         Some(Ok(f)) if f != format => bail!(
             "{} holds {} token files; tokenizing it as {} would replace them: choose another -o, or remove the folder",
-            out.join(&card.name).display(),
+            dir.display(),
             f.name(),
             format.name()
         ),
         Some(Err(files)) => bail!(
             "{} holds files mtkit did not write ({}); choose another -o, or remove them",
-            out.join(&card.name).display(),
+            dir.display(),
             files.join(", ")
         ),
         _ => {}
@@ -216,12 +220,12 @@ pub fn write_format(
             );
         }
     }
-    let dir = out.join(&card.name);
     // The corpus is written into a temporary folder beside DIR/NAME and put in place whole:
     // a failed run leaves nothing, and two runs into the same folder at once leave one
     // run's files, never a mix. A folder `out` this call creates is removed again on failure.
     let created = !out.exists();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
+    let before = crate::paths::identity(&dir);
     let r = crate::paths::temp_dir_for(&dir).and_then(|tmp| {
         let meta = write_into(
             card,
@@ -234,7 +238,13 @@ pub fn write_format(
             options,
             progress,
         )?;
-        crate::paths::install_dir(tmp, &dir)?;
+        if crate::paths::identity(&dir) != before {
+            progress.warn(&format!(
+                "{} was written by another process while this one tokenized; this run's files replace it",
+                dir.display()
+            ));
+        }
+        crate::paths::install_dir_over_folder(tmp, &dir)?;
         Ok(meta)
     });
     if r.is_err() && created {

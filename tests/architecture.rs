@@ -15,6 +15,7 @@ const LAYERS: &[&str] = &[
     "paths",
     "digest",
     "numfmt",
+    "memory",
     "formats",
     "template",
     "stats",

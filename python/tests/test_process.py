@@ -95,3 +95,22 @@ def test_the_wheel_installs_into_a_fresh_venv_and_imports(tmp_path, tokenizer):
     # The same tokens as this environment's build counts for the same text.
     want = mtkit.profile(["def add(a, b):\n    return a + b"]).totals["tokens"]
     assert tokens == total == want
+
+
+def test_huge_bucket_counts_raise_instead_of_killing_the_interpreter():
+    # Under a 2 GiB address-space limit, as a notebook under a container's memory cap: the
+    # tables of 2^30 buckets (8 GiB an order and worker) are refused with an exception that
+    # names the figures, and the interpreter goes on.
+    code = (
+        "import resource, mtkit\n"
+        "resource.setrlimit(resource.RLIMIT_AS, (2 << 30, 2 << 30))\n"
+        "try:\n"
+        "    mtkit.profile(['a b c', 'b c d'], ngram=2, ngram_buckets=2**30)\n"
+        "except Exception as e:\n"
+        "    print('raised:', e, flush=True)\n"
+        "print('alive', flush=True)\n"
+    )
+    p = python(code, timeout=120)
+    assert p.returncode == 0, (p.returncode, p.stderr[-2000:])
+    assert "raised:" in p.stdout and "--ngram-buckets 1073741824" in p.stdout, p.stdout
+    assert "can still allocate" in p.stdout and "alive" in p.stdout, p.stdout

@@ -6,8 +6,9 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::cli_support::args::{GlobalArgs, SbatchArgs};
-use mtkit::profile::spill::{default_memory, human_size, parse_size, InterruptGuard};
+use mtkit::profile::spill::{default_memory, human_size, parse_size};
 use mtkit::profile::{cached_or_write, NgramMode, ProfileOptions, SpillOptions, Written};
+use mtkit::progress::InterruptGuard;
 use mtkit::slurm::{PartsSpec, ProfileArray, Submitted};
 
 use super::CorpusArgs;
@@ -97,12 +98,22 @@ enum ProfileSub {
         /// Output file.
         #[arg(short, long)]
         output: PathBuf,
+        /// Write the merge even when the parts do not cover every shard of the split (by
+        /// default that is an error naming the missing shards); the profile records which
+        /// shards it covers, and `mtkit proximity` shows it.
+        #[arg(long)]
+        partial: bool,
     },
 }
 
 pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
-    if let Some(ProfileSub::Merge { inputs, output }) = a.sub {
-        return merge(inputs, &output);
+    if let Some(ProfileSub::Merge {
+        inputs,
+        output,
+        partial,
+    }) = a.sub
+    {
+        return merge(inputs, &output, partial);
     }
     if let Some(n) = a.slurm {
         return submit_to_slurm(&a, n, global);
@@ -130,8 +141,46 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
             );
         }
     }
+    let limits = mtkit::memory::Limits::read();
+    let memory = match a.memory {
+        Some(m) => {
+            if let Some(l) = limits.limit().filter(|&l| m > l) {
+                eprintln!(
+                    "mtkit: warning: --memory {} is more than this process can hold ({} at most: {}); counting may be killed before it spills: lower --memory",
+                    human_size(m),
+                    human_size(l),
+                    limits.describe()
+                );
+            }
+            m
+        }
+        None => default_memory(),
+    };
+    mtkit::cli_support::args::verbose(format_args!(
+        "memory budget for exact n-grams: {} ({}; limits: {})",
+        human_size(memory),
+        if a.memory.is_some() {
+            "--memory"
+        } else {
+            "the default, a quarter of the smallest limit"
+        },
+        limits.describe()
+    ));
+    // An output that cannot be written is found now, not after the counting.
+    if let Some(out) = &a.output {
+        let dir = if out.is_dir() {
+            out.clone()
+        } else {
+            match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
+        };
+        mtkit::paths::check_writable_folder(&dir)
+            .with_context(|| format!("-o {}", out.display()))?;
+    }
     let spill = SpillOptions {
-        memory: a.memory.unwrap_or_else(default_memory),
+        memory,
         dir: match (&a.tmp, &a.output) {
             (Some(d), _) => d.clone(),
             (None, Some(out)) if out.is_dir() => out.clone(),
@@ -144,10 +193,21 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     };
     let bar = Bar::new(a.corpus.quiet);
     let mut rows = Vec::new();
-    // Ctrl-C stops the work instead of the process, so that spilled runs are removed.
+    // Ctrl-C and SIGTERM stop the work instead of the process, so that spilled runs and
+    // temporary files are removed.
     let _interrupt = InterruptGuard::install();
     for card in cards {
+        let target = output_path(card.name.as_str(), a.output.as_deref(), a.names.len());
+        let before = target.as_deref().and_then(mtkit::paths::identity);
         let w = cached_or_write(card, &tok, &opts, !a.corpus.no_cache, &bar, &spill)?;
+        if let Some(t) = &target {
+            if mtkit::paths::identity(t) != before {
+                eprintln!(
+                    "mtkit: warning: {} was written by another process while this one counted; this run's profile replaces it",
+                    t.display()
+                );
+            }
+        }
         if let Some(s) = &w.spilled {
             mtkit::cli_support::args::verbose(format_args!(
                 "{}: exact n-grams over the --memory budget of {}: spilled {} times as {} runs, {} ({} bytes) of temporary disk in {}",
@@ -188,12 +248,12 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
 }
 
 /// `profile merge`: shard profiles (or a --slurm parts folder) into the whole's profile.
-fn merge(inputs: Vec<PathBuf>, output: &Path) -> Result<()> {
+fn merge(inputs: Vec<PathBuf>, output: &Path, partial: bool) -> Result<()> {
     let inputs = match inputs.as_slice() {
         [dir] if dir.is_dir() => PartsSpec::complete_parts(dir)?,
         _ => inputs,
     };
-    let merged = mtkit::profile::merge_files(&inputs, output)?;
+    let merged = mtkit::profile::merge_files(&inputs, output, partial)?;
     let covers = match &merged.meta.shards {
         None => "the whole corpus".to_string(),
         Some(s) => format!(
@@ -219,14 +279,22 @@ fn merge(inputs: Vec<PathBuf>, output: &Path) -> Result<()> {
 /// else a folder of NAME.parquet files); without -o it stays in the cache. Returns where it
 /// is.
 fn save(w: &Written, name: &str, output: Option<&Path>, corpora: usize) -> Result<String> {
-    let target = match output {
-        Some(out) if corpora == 1 && !out.is_dir() => out.to_path_buf(),
-        Some(dir) => dir.join(format!("{name}.parquet")),
-        None => return Ok(w.path.display().to_string()),
+    let Some(target) = output_path(name, output, corpora) else {
+        return Ok(w.path.display().to_string());
     };
     mtkit::paths::link_or_copy_atomic(&w.path, &target)
         .with_context(|| format!("cannot put the profile cache {} at -o", w.path.display()))?;
     Ok(target.display().to_string())
+}
+
+/// Where -o puts the profile of corpus `name`: the file -o names for one corpus, else
+/// NAME.parquet in the folder -o names; `None` without -o.
+fn output_path(name: &str, output: Option<&Path>, corpora: usize) -> Option<PathBuf> {
+    match output {
+        Some(out) if corpora == 1 && !out.is_dir() => Some(out.to_path_buf()),
+        Some(dir) => Some(dir.join(format!("{name}.parquet"))),
+        None => None,
+    }
 }
 
 /// A corpus's row of the summary table (bad records skipped are also named on stderr).
@@ -261,7 +329,20 @@ fn task_args(a: &ProfileArgs, corpus: &str, global: &GlobalArgs) -> Vec<String> 
     if let Some(b) = a.ngrams.ngram_buckets {
         v.extend(["--ngram-buckets".to_string(), b.to_string()]);
     }
-    if let Some(m) = a.memory {
+    // Each task's budget, explicitly: --memory as given, else the default rule applied to the
+    // job's --mem (a task's own reading of the node would see the whole node where the job
+    // is not confined by a cgroup, and be OOM-killed instead of spilling).
+    let memory = a.memory.or_else(|| {
+        let mem = mtkit::memory::parse_slurm_mem(a.sbatch.mem.as_deref()?)?;
+        Some(
+            mtkit::memory::Limits {
+                slurm: Some(mem),
+                ..Default::default()
+            }
+            .default_budget(),
+        )
+    });
+    if let Some(m) = memory {
         v.extend(["--memory".to_string(), m.to_string()]);
     }
     if let Some(t) = &a.tmp {

@@ -80,6 +80,9 @@ enum MixByArg {
 }
 
 pub fn run(a: ProximityArgs) -> Result<()> {
+    // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
+    // process, so that temporary files and folders are removed on the way out.
+    let _interrupt = mtkit::progress::InterruptGuard::install();
     // Profiles of corpora not yet cached are counted here too (see `profile`).
     mtkit::profile::prefer_small_pages();
     let metrics: Vec<Metric> = if a.all_metrics {
@@ -134,6 +137,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         for r in &rows {
             writeln!(w, "{}", serde_json::to_string(&json_row(r))?)?;
         }
+        eprint!("{}", partial_notes(&profiles));
     } else {
         print!("{}", human(&rows, &profiles));
     }
@@ -284,5 +288,26 @@ fn human(rows: &[Row], profiles: &[Profile]) -> String {
         })
         .collect();
     out.push_str(&format!("sample: {}\n", sizes.join("; ")));
+    out.push_str(&partial_notes(profiles));
+    out
+}
+
+/// A line for each profile that covers only some shards of its corpus (`profile merge
+/// --partial`), whose numbers are of that part alone.
+fn partial_notes(profiles: &[Profile]) -> String {
+    let mut out = String::new();
+    for p in profiles {
+        if let Some(shards) = &p.meta.shards {
+            out.push_str(&format!(
+                "note: the profile of `{}` covers shards {} of its corpus only, not the whole\n",
+                p.meta.corpus,
+                shards
+                    .iter()
+                    .map(|s| s.to_string())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+    }
     out
 }

@@ -100,6 +100,9 @@ pub struct SuggestArgs {
 }
 
 pub fn run(a: SuggestArgs) -> Result<()> {
+    // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
+    // process, so that temporary files and folders are removed on the way out.
+    let _interrupt = mtkit::progress::InterruptGuard::install();
     // Profiles of corpora not yet cached are counted here too (see `profile`).
     mtkit::profile::prefer_small_pages();
     let budget = Budget {

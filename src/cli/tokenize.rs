@@ -99,6 +99,9 @@ fn parse_size(s: &str) -> Result<u64> {
 }
 
 pub fn run(a: TokenizeArgs) -> Result<()> {
+    // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
+    // process, so that temporary files and folders are removed on the way out.
+    let _interrupt = mtkit::progress::InterruptGuard::install();
     let format: Format = a.format.parse()?;
     let options = FormatOptions {
         olmo_file_bytes: parse_size(&a.olmo_file_size)?,

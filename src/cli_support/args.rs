@@ -263,8 +263,11 @@ impl GlobalArgs {
     pub fn apply(&self) -> Result<()> {
         set_verbose(self.verbose);
         if let Some(n) = self.threads {
-            if n == 0 {
-                bail!("--threads must be at least 1");
+            // Each worker holds its own tables (and a thread's stack): a count far past any
+            // machine's cores is a mistake, refused before a thread or table is made.
+            const MAX_THREADS: usize = 4096;
+            if n == 0 || n > MAX_THREADS {
+                bail!("--threads must be between 1 and {MAX_THREADS}, got {n}");
             }
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n)

@@ -35,10 +35,21 @@ pub fn main_with(work: impl FnOnce() -> anyhow::Result<()>) -> ! {
             if broken_pipe {
                 std::process::exit(0);
             }
-            if e.chain().any(|c| c.is::<crate::progress::Interrupted>()) {
-                // Ctrl-C, where the work stopped itself to clean up: the shell's convention.
-                eprintln!("mtkit: interrupted");
-                std::process::exit(130);
+            // Work stopped by a signal may fail with the error of whatever part noticed first
+            // (a merge thread's "stopped", say): the signal is what the user needs to know.
+            if e.chain().any(|c| c.is::<crate::progress::Interrupted>())
+                || crate::progress::interrupting_signal().is_some()
+            {
+                // Ctrl-C or SIGTERM, where the work stopped itself to clean up: the shell's
+                // convention, 128 + the signal.
+                let sig = crate::progress::interrupting_signal().unwrap_or(libc::SIGINT);
+                let name = if sig == libc::SIGTERM {
+                    "terminated (SIGTERM)"
+                } else {
+                    "interrupted"
+                };
+                eprintln!("mtkit: {name}; temporary files removed");
+                std::process::exit(128 + sig);
             }
             eprintln!("mtkit: error: {e:#}");
             std::process::exit(1);

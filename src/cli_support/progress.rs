@@ -105,4 +105,12 @@ impl Progress for Bar {
         *self.unit.lock().unwrap() = Some(unit.to_string());
         *self.bar.lock().unwrap() = Some(pb);
     }
+
+    fn warn(&self, message: &str) {
+        // Printed even with -q: a warning is not progress.
+        match self.bar.lock().unwrap().as_ref() {
+            Some(pb) => pb.suspend(|| eprintln!("mtkit: warning: {message}")),
+            None => eprintln!("mtkit: warning: {message}"),
+        }
+    }
 }

@@ -591,15 +591,27 @@ fn combine_slot(key: u64) -> usize {
 impl Counter {
     /// An empty counter for ids below `vocab_size`, orders up to `ngram`, counted as `mode`
     /// says (see [`ProfileOptions::validate`] for the limits of exact mode).
+    ///
+    /// Panics where the tables cannot be allocated; [`Counter::try_new`] returns an error.
     pub fn new(vocab_size: usize, ngram: usize, mode: NgramMode) -> Counter {
+        Counter::try_new(vocab_size, ngram, mode).expect("counter tables")
+    }
+
+    /// [`Counter::new`], with an error instead of an abort where the system refuses the
+    /// tables (hashed buckets are sized by a flag: see [`check_counter_memory`]).
+    pub fn try_new(vocab_size: usize, ngram: usize, mode: NgramMode) -> Result<Counter> {
         let ngrams: Vec<NgramCounts> = (2..=ngram)
-            .map(|_| match mode {
-                NgramMode::Exact => NgramCounts::Exact(Vec::new()),
-                NgramMode::Hashed { buckets } => NgramCounts::Hashed(vec![0; buckets as usize]),
+            .map(|_| -> Result<NgramCounts> {
+                Ok(match mode {
+                    NgramMode::Exact => NgramCounts::Exact(Vec::new()),
+                    NgramMode::Hashed { buckets } => NgramCounts::Hashed(
+                        crate::memory::zeroed_vec(buckets as usize, &buckets_what(buckets))?,
+                    ),
+                })
             })
-            .collect();
-        Counter {
-            unigram: vec![0; vocab_size],
+            .collect::<Result<_>>()?;
+        Ok(Counter {
+            unigram: crate::memory::zeroed_vec(vocab_size, "the unigram table")?,
             pending: ngrams.iter().map(|_| Vec::new()).collect(),
             pending_pairs: ngrams.iter().map(|_| Vec::new()).collect(),
             combine: ngrams.iter().map(|_| Vec::new()).collect(),
@@ -610,7 +622,7 @@ impl Counter {
             bits: id_bits(vocab_size),
             flush_keys: MIN_FLUSH_KEYS,
             reserve_bytes: 0,
-        }
+        })
     }
 
     /// Counts one document's ids (n-grams never cross documents).
@@ -969,6 +981,38 @@ fn count_documents(
     }
 }
 
+/// What `--ngram-buckets B` is called in messages.
+fn buckets_what(buckets: u64) -> String {
+    format!("--ngram-buckets {buckets}")
+}
+
+/// Checks, before any table is allocated, that the fixed-size tables of `workers` counters
+/// fit in the memory this process can still allocate: with `--ngram-buckets B`, each worker
+/// holds B × 8 bytes per order ≥ 2, which a large B makes tens of gigabytes. The error gives
+/// the figures and the limits ([`crate::memory::Limits`]).
+pub fn check_counter_memory(
+    vocab_size: usize,
+    opts: &ProfileOptions,
+    workers: usize,
+) -> Result<()> {
+    let orders = opts.ngram.saturating_sub(1) as u64;
+    let per_worker_buckets = match opts.ngram_mode {
+        NgramMode::Hashed { buckets } => buckets.saturating_mul(orders),
+        NgramMode::Exact => 0,
+    };
+    let per_worker = per_worker_buckets
+        .saturating_add(vocab_size as u64)
+        .saturating_mul(8);
+    let total = per_worker.saturating_mul(workers as u64);
+    let what = match opts.ngram_mode {
+        NgramMode::Hashed { buckets } => format!(
+            "--ngram-buckets {buckets} ({orders} order(s) × {workers} counting worker(s) × {buckets} buckets × 8 bytes, with the unigram tables)"
+        ),
+        NgramMode::Exact => format!("the unigram tables of {workers} counting worker(s)"),
+    };
+    crate::memory::check_allocation(total, &what)
+}
+
 /// A memory budget per worker and where its runs go.
 struct Spill {
     runs: spill::Runs,
@@ -1006,15 +1050,16 @@ fn count_documents_spilling(
             None => MIN_FLUSH_KEYS,
         };
     // One counter and one encoder (with its pre-token cache) per worker.
+    check_counter_memory(tok.vocab_size, opts, threads + 1)?;
     let locals: Vec<Mutex<(Counter, Encoder)>> = (0..threads + 1)
         .map(|_| {
-            let mut c = Counter::new(tok.vocab_size, opts.ngram, opts.ngram_mode);
+            let mut c = Counter::try_new(tok.vocab_size, opts.ngram, opts.ngram_mode)?;
             c.flush_keys = flush_keys;
             // Address space for each list: the worker's whole share, which it never passes.
             c.reserve_bytes = spill.map(|s| s.share.min(4 << 30)).unwrap_or(0);
-            Mutex::new((c, tok.encoder()))
+            Ok(Mutex::new((c, tok.encoder())))
         })
-        .collect();
+        .collect::<Result<_>>()?;
     // Per-batch document counts (for bootstrap), put back in reading order at the end.
     let kept: Mutex<Vec<KeptBatch>> = Mutex::new(Vec::new());
     // The first failing batch (by reading order), so the error reported does not depend on
@@ -1447,13 +1492,27 @@ impl Profile {
             .map(|i| df.column(&format!("t{i}")).and_then(|c| c.u32().cloned()))
             .collect::<PolarsResult<_>>()?;
         let mut p = Profile {
-            unigram: vec![0; saved.meta.vocab_size],
+            unigram: crate::memory::zeroed_vec(
+                saved.meta.vocab_size,
+                &format!(
+                    "{}: its vocabulary of {} ids",
+                    path.display(),
+                    saved.meta.vocab_size
+                ),
+            )?,
             ngrams: (2..=n)
-                .map(|_| match saved.meta.ngram_mode {
-                    NgramMode::Exact => NgramCounts::Exact(Vec::new()),
-                    NgramMode::Hashed { buckets } => NgramCounts::Hashed(vec![0; buckets as usize]),
+                .map(|_| -> Result<NgramCounts> {
+                    Ok(match saved.meta.ngram_mode {
+                        NgramMode::Exact => NgramCounts::Exact(Vec::new()),
+                        NgramMode::Hashed { buckets } => {
+                            NgramCounts::Hashed(crate::memory::zeroed_vec(
+                                buckets as usize,
+                                &format!("{}: its {buckets} hashed buckets", path.display()),
+                            )?)
+                        }
+                    })
                 })
-                .collect(),
+                .collect::<Result<_>>()?,
             meta: saved.meta,
             totals: saved.totals,
             docs: None,

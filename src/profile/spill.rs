@@ -6,7 +6,9 @@
 //! counted in memory.
 //!
 //! Runs live in a temporary folder that is removed when counting ends, however it ends (an
-//! error, or Ctrl-C: see [`InterruptGuard`]).
+//! error, Ctrl-C or SIGTERM: see [`crate::progress::InterruptGuard`]); a folder left by a
+//! process that was killed outright (kill -9, an OOM kill) is removed by the next counting
+//! that makes runs in the same place ([`crate::paths::remove_stale_parts`]).
 
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -28,19 +30,11 @@ pub struct SpillOptions {
 /// The smallest budget accepted: below it every batch would be a run.
 pub const MIN_MEMORY: u64 = 1 << 20;
 
-/// The default budget: a quarter of this machine's memory (`MemTotal`), at least 1 GiB; 4 GiB
-/// where the machine's memory cannot be read.
+/// The default budget: a quarter of the smallest memory limit this process is under (the
+/// machine, its cgroup, the Slurm job, `ulimit -v`: [`crate::memory::Limits`]), at least
+/// 1 GiB where that limit allows twice as much; 4 GiB where no limit can be read.
 pub fn default_memory() -> u64 {
-    let total = std::fs::read_to_string("/proc/meminfo").ok().and_then(|s| {
-        s.lines()
-            .find(|l| l.starts_with("MemTotal:"))
-            .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
-            .map(|kb| kb * 1024)
-    });
-    match total {
-        Some(t) => (t / 4).max(1 << 30),
-        None => 4 << 30,
-    }
+    crate::memory::Limits::read().default_budget()
 }
 
 /// Parses a size such as `512M`, `2G`, `1.5G`, `64K` or a number of bytes (K, M, G and T are
@@ -69,28 +63,13 @@ pub fn parse_size(s: &str) -> Result<u64> {
     Ok((x * mult as f64) as u64)
 }
 
-/// Sizes for people: `1.5 GiB`, `312 MiB`, `4.0 KiB`, `17 B`.
-pub fn human_size(b: u64) -> String {
-    const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
-    let mut x = b as f64;
-    let mut u = 0;
-    while x >= 1024.0 && u + 1 < UNITS.len() {
-        x /= 1024.0;
-        u += 1;
-    }
-    if u == 0 {
-        format!("{b} B")
-    } else if x >= 100.0 {
-        format!("{x:.0} {}", UNITS[u])
-    } else {
-        format!("{x:.1} {}", UNITS[u])
-    }
-}
+pub use crate::memory::human_size;
 
-/// The runs of one counting: a temporary folder (removed on drop) and the run files of each
-/// order ≥ 2.
+/// The runs of one counting: a temporary folder (made at the first spill, so a counting that
+/// fits its budget touches no disk; removed on drop) and the run files of each order ≥ 2.
 pub(super) struct Runs {
-    dir: tempfile::TempDir,
+    parent: PathBuf,
+    dir: Mutex<Option<tempfile::TempDir>>,
     state: Mutex<RunsState>,
 }
 
@@ -135,30 +114,44 @@ pub struct SpillStats {
 }
 
 impl Runs {
-    /// A fresh temporary folder in `parent` for runs of orders 2..=`ngram`.
+    /// Runs of orders 2..=`ngram` in a temporary folder inside `parent`, made when the first
+    /// run is written.
     pub(super) fn new(parent: &Path, ngram: usize) -> Result<Runs> {
-        std::fs::create_dir_all(parent).with_context(|| {
-            format!(
-                "cannot create the folder for n-gram runs {} (set it with --tmp DIR)",
-                parent.display()
-            )
-        })?;
-        let dir = tempfile::Builder::new()
-            .prefix(".mtkit-runs-")
-            .tempdir_in(parent)
-            .with_context(|| {
-                format!(
-                    "cannot create a folder for n-gram runs in {} (set it with --tmp DIR)",
-                    parent.display()
-                )
-            })?;
         Ok(Runs {
-            dir,
+            parent: parent.to_path_buf(),
+            dir: Mutex::new(None),
             state: Mutex::new(RunsState {
                 files: vec![Vec::new(); ngram.saturating_sub(1)],
                 ..RunsState::default()
             }),
         })
+    }
+
+    /// The runs' folder, made on first use: `.mtkit-runs.mtkit-PID@HOST.XXXXXX.part` in the
+    /// parent, named like mtkit's other temporary files, so that the first counting to spill
+    /// there after a process was killed outright removes its folder
+    /// ([`crate::paths::remove_stale_parts`]).
+    fn dir(&self) -> Result<PathBuf> {
+        let mut dir = self.dir.lock().expect("runs folder lock");
+        if let Some(d) = dir.as_ref() {
+            return Ok(d.path().to_path_buf());
+        }
+        let parent = &self.parent;
+        std::fs::create_dir_all(parent).with_context(|| {
+            format!(
+                "cannot create the folder for n-gram runs {} (the runs go where --tmp DIR says, default the folder of -o: give one you can write)",
+                parent.display()
+            )
+        })?;
+        let made = crate::paths::temp_dir_for(&parent.join("mtkit-runs")).with_context(|| {
+            format!(
+                "cannot create a folder for n-gram runs in {} (the runs go where --tmp DIR says, default the folder of -o: give one you can write)",
+                parent.display()
+            )
+        })?;
+        let path = made.path().to_path_buf();
+        *dir = Some(made);
+        Ok(path)
     }
 
     /// Writes the sorted counts of order `o + 2` as one run (`about` of them, at most: for
@@ -178,7 +171,8 @@ impl Runs {
             s.next += 1;
             s.next
         };
-        let path = self.dir.path().join(format!("{}gram-{seq:06}.run", o + 2));
+        let dir = self.dir()?;
+        let path = dir.join(format!("{}gram-{seq:06}.run", o + 2));
         let bytes = write_run(&path, counts).map_err(|e| {
             let used = self.state.lock().map(|s| s.bytes).unwrap_or(0);
             let full = e
@@ -196,7 +190,7 @@ impl Runs {
             anyhow!(
                 "cannot write n-gram run {} in {}: {e:#}{hint}",
                 path.display(),
-                self.dir.path().display()
+                dir.display()
             )
         })?;
         let mut s = self.state.lock().expect("runs lock");
@@ -236,8 +230,7 @@ impl Runs {
                 s.next
             };
             let path = self
-                .dir
-                .path()
+                .dir()?
                 .join(format!("{}gram-{seq:06}.merged.run", o + 2));
             let readers = group
                 .iter()
@@ -276,7 +269,7 @@ impl Runs {
         format!(
             "cannot write n-gram run {} in {} (a full disk? pass --tmp DIR on a larger one)",
             path.display(),
-            self.dir.path().display()
+            self.parent.display()
         )
     }
 }
@@ -558,42 +551,6 @@ fn merge_two_streams(
         eb?;
         merged
     })
-}
-
-/// While alive, Ctrl-C (SIGINT) asks running work to stop ([`crate::progress::interrupt`])
-/// instead of killing the process, so that the runs and temporary files are removed on the
-/// way out; a second Ctrl-C kills as usual. Dropped, the default action is back.
-pub struct InterruptGuard(());
-
-extern "C" fn on_sigint(_: libc::c_int) {
-    crate::progress::interrupt();
-    // SAFETY: resetting a disposition is async-signal-safe.
-    unsafe {
-        libc::signal(libc::SIGINT, libc::SIG_DFL);
-    }
-}
-
-impl InterruptGuard {
-    /// Installs the handler.
-    pub fn install() -> InterruptGuard {
-        // SAFETY: the handler only stores to an atomic and resets the disposition.
-        unsafe {
-            libc::signal(
-                libc::SIGINT,
-                on_sigint as extern "C" fn(libc::c_int) as libc::sighandler_t,
-            );
-        }
-        InterruptGuard(())
-    }
-}
-
-impl Drop for InterruptGuard {
-    fn drop(&mut self) {
-        // SAFETY: as above.
-        unsafe {
-            libc::signal(libc::SIGINT, libc::SIG_DFL);
-        }
-    }
 }
 
 #[cfg(test)]

@@ -872,7 +872,11 @@ pub struct Merged {
 /// Merges shard profile files into the profile at `output`, streaming: every order is a k-way
 /// merge of the parts' sorted rows (equal keys add), so memory holds one row group per part.
 /// The result is the same bytes as saving [`super::Profile::merge`] of the loaded parts.
-pub fn merge_files(inputs: &[PathBuf], output: &Path) -> Result<Merged> {
+///
+/// Parts that do not cover every shard of their split are refused, naming the missing shards,
+/// unless `allow_partial` (`profile merge --partial`): the result then records the shards it
+/// covers in its metadata (`shards`), which `mtkit proximity` shows beside its numbers.
+pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Result<Merged> {
     let mut parts: Vec<ProfileRows> = inputs
         .iter()
         .map(|p| ProfileRows::open(p))
@@ -883,6 +887,19 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path) -> Result<Merged> {
             .map(|p| (&p.meta, &p.totals))
             .collect::<Vec<_>>(),
     )?;
+    if let (Some(shards), false) = (&meta.shards, allow_partial) {
+        let count = shards.first().map(|s| s.count).unwrap_or(0);
+        let missing: Vec<String> = (1..=count)
+            .filter(|i| !shards.iter().any(|s| s.index == *i))
+            .map(|i| format!("{i}/{count}"))
+            .collect();
+        bail!(
+            "the parts cover shards {} of `{}`, not shards {} (missing): add their profiles, or pass --partial to write a profile of part of the corpus (recorded in its metadata and shown by proximity)",
+            shards.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            meta.corpus,
+            missing.join(", ")
+        );
+    }
     let unigram = super::sum_unigrams(meta.vocab_size, parts.iter().map(|p| &p.unigram[..]));
     for p in &mut parts {
         // Summed: a part's own vocabulary-sized table is not needed again.
