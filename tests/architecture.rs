@@ -1,9 +1,9 @@
 //! The library's modules form layers: each uses only modules listed before it in `LAYERS`, so
 //! the imports have no cycles and point down the pipeline (catalog → corpus → tokenize →
 //! profile → proximity → mix → …), as ARCHITECTURE.md draws it. This test reads the sources
-//! (every `crate::MODULE` path outside `#[cfg(test)]` code) and names any import that points
-//! the other way. Moving a module in the list is a design decision: change ARCHITECTURE.md
-//! with it.
+//! (every `crate::MODULE` path outside `#[cfg(test)] mod` blocks, wherever they stand in the
+//! file) and names any import that points the other way. Moving a module in the list is a
+//! design decision: change ARCHITECTURE.md with it.
 
 mod common;
 use common::repo_root;
@@ -79,54 +79,16 @@ fn library_imports_point_down_the_layers() {
             continue;
         }
         modules_seen.insert(module.clone());
-        let Some(me) = rank(&module) else {
+        if rank(&module).is_none() {
             wrong.push(format!(
                 "{}: module `{module}` is not in LAYERS",
                 rel.display()
             ));
             continue;
-        };
+        }
         let text = std::fs::read_to_string(&f).unwrap();
-        let code = text.split("#[cfg(test)]").next().unwrap();
-        for (n, line) in code.lines().enumerate() {
-            let line = line.split("//").next().unwrap();
-            let mut uses: Vec<String> = Vec::new();
-            let mut rest = line;
-            while let Some(i) = rest.find("crate::") {
-                rest = &rest[i + "crate::".len()..];
-                if let Some(group) = rest.strip_prefix('{') {
-                    // use crate::{a::X, b};
-                    let inner = group.split('}').next().unwrap();
-                    for item in inner.split(',') {
-                        let name: String = item
-                            .trim()
-                            .chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect();
-                        uses.push(name);
-                    }
-                } else {
-                    uses.push(
-                        rest.chars()
-                            .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
-                            .collect(),
-                    );
-                }
-            }
-            for u in uses {
-                if u.is_empty() || u == module || u.chars().next().unwrap().is_uppercase() {
-                    continue;
-                }
-                match rank(&u) {
-                    Some(r) if r < me => {}
-                    Some(_) => wrong.push(format!(
-                        "{}:{}: `{module}` uses `{u}`, which is not below it",
-                        rel.display(),
-                        n + 1
-                    )),
-                    None => {} // an item of lib.rs itself, such as VERSION
-                }
-            }
+        for (line, msg) in violations(&module, &text) {
+            wrong.push(format!("{}:{line}: {msg}", rel.display()));
         }
     }
     for m in LAYERS {
@@ -140,4 +102,117 @@ fn library_imports_point_down_the_layers() {
         "imports against the layers:\n{}",
         wrong.join("\n")
     );
+}
+
+/// The source without its `#[cfg(test)] mod NAME { ... }` blocks, each replaced by as many
+/// empty lines, so line numbers stay right. Only test modules are skipped: code after one
+/// (a test module in the middle of a file) is still checked.
+fn without_test_modules(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(at) = rest.find("#[cfg(test)]") {
+        let after = &rest[at + "#[cfg(test)]".len()..];
+        let trimmed = after.trim_start();
+        let is_mod = trimmed.starts_with("mod ") || trimmed.starts_with("pub mod ");
+        let open = trimmed.find('{');
+        if !is_mod || open.is_none() || trimmed.find(';').is_some_and(|s| s < open.unwrap()) {
+            // Another item under cfg(test) (or `mod x;`): kept, and checked.
+            out.push_str(&rest[..at + "#[cfg(test)]".len()]);
+            rest = after;
+            continue;
+        }
+        out.push_str(&rest[..at]);
+        let body_start = at + "#[cfg(test)]".len() + (after.len() - trimmed.len()) + open.unwrap();
+        let mut depth = 0usize;
+        let mut end = rest.len();
+        for (i, c) in rest[body_start..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = body_start + i + 1;
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        out.extend(std::iter::repeat_n(
+            '\n',
+            rest[at..end].matches('\n').count(),
+        ));
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    out
+}
+
+/// The imports of library module `module` that do not point down the layers, as (line,
+/// message).
+fn violations(module: &str, text: &str) -> Vec<(usize, String)> {
+    let rank = |m: &str| LAYERS.iter().position(|x| *x == m);
+    let me = rank(module).expect("a module in LAYERS");
+    let code = without_test_modules(text);
+    let mut wrong = Vec::new();
+    for (n, line) in code.lines().enumerate() {
+        let line = line.split("//").next().unwrap();
+        let mut uses: Vec<String> = Vec::new();
+        let mut rest = line;
+        while let Some(i) = rest.find("crate::") {
+            rest = &rest[i + "crate::".len()..];
+            if let Some(group) = rest.strip_prefix('{') {
+                // use crate::{a::X, b};
+                let inner = group.split('}').next().unwrap();
+                for item in inner.split(',') {
+                    let name: String = item
+                        .trim()
+                        .chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect();
+                    uses.push(name);
+                }
+            } else {
+                uses.push(
+                    rest.chars()
+                        .take_while(|c| c.is_ascii_alphanumeric() || *c == '_')
+                        .collect(),
+                );
+            }
+        }
+        for u in uses {
+            if u.is_empty() || u == module || u.chars().next().unwrap().is_uppercase() {
+                continue;
+            }
+            match rank(&u) {
+                Some(r) if r < me => {}
+                Some(_) => wrong.push((
+                    n + 1,
+                    format!("`{module}` uses `{u}`, which is not below it"),
+                )),
+                None => {} // an item of lib.rs itself, such as VERSION
+            }
+        }
+    }
+    wrong
+}
+
+/// The checker's blind spot is closed: an import after a test module in the middle of a file
+/// is still caught, while the test module's own imports are not checked.
+#[test]
+fn an_import_after_a_mid_file_test_module_is_caught() {
+    let src = "use crate::paths;\n\
+               #[cfg(test)]\n\
+               mod tests {\n    use crate::cli_support::args;\n    fn f() { let _ = format!(\"{}\", 1); }\n}\n\
+               fn later() {\n    crate::cli_support::output::table(&[], &[]);\n}\n";
+    let v = violations("profile", src);
+    assert_eq!(v.len(), 1, "{v:?}");
+    assert_eq!(v[0].0, 8, "{v:?}");
+    assert!(v[0].1.contains("`cli_support`"), "{v:?}");
+    // A cfg(test) item that is not a module is checked too.
+    let v = violations(
+        "profile",
+        "#[cfg(test)]\nfn helper() { crate::fuzz::x(); }\n",
+    );
+    assert_eq!(v.len(), 1, "{v:?}");
 }
