@@ -279,6 +279,35 @@ pub fn zeroed_vec<T: Zeroed>(n: usize, what: &str) -> Result<Vec<T>> {
     }
 }
 
+/// Parses a size, the one grammar of every size flag (`--memory`, `--olmo-file-size`):
+/// a number of bytes, or a number (decimals allowed) with a unit K, M, G or T (powers of
+/// 1024), case-insensitive, optionally followed by `B` or `iB` and separated by spaces:
+/// `512M`, `2G`, `1.5GiB`, `64 kb`, `1000`.
+pub fn parse_size(s: &str) -> Result<u64> {
+    let bad = || anyhow::anyhow!("not a size: {s:?} (use e.g. 512M, 2G or a number of bytes)");
+    let upper = s.trim().to_ascii_uppercase();
+    let body = upper
+        .strip_suffix("IB")
+        .or_else(|| upper.strip_suffix('B'))
+        .unwrap_or(&upper)
+        .trim_end();
+    let (num, mult) = match body.chars().last() {
+        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
+        Some('M') => (&body[..body.len() - 1], 1 << 20),
+        Some('G') => (&body[..body.len() - 1], 1 << 30),
+        Some('T') => (&body[..body.len() - 1], 1 << 40),
+        Some(c) if c.is_ascii_alphabetic() => {
+            bail!("not a size: {s:?} (the unit must be K, M, G or T, e.g. 512M or 2G)")
+        }
+        _ => (body, 1),
+    };
+    let x: f64 = num.trim().parse().map_err(|_| bad())?;
+    if !x.is_finite() || x < 0.0 || x * mult as f64 > u64::MAX as f64 {
+        return Err(bad());
+    }
+    Ok((x * mult as f64) as u64)
+}
+
 /// Sizes for people: `1.5 GiB`, `312 MiB`, `4.0 KiB`, `17 B`.
 pub fn human_size(b: u64) -> String {
     const UNITS: [&str; 5] = ["B", "KiB", "MiB", "GiB", "TiB"];
@@ -380,6 +409,20 @@ mod tests {
         assert_eq!(parse_slurm_mem("512m"), Some(512 << 20));
         assert_eq!(parse_slurm_mem("0"), None);
         assert_eq!(parse_slurm_mem("lots"), None);
+    }
+
+    #[test]
+    fn sizes_parse_as_powers_of_1024() {
+        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
+        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
+        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
+        assert_eq!(parse_size("64kb").unwrap(), 64 << 10);
+        assert_eq!(parse_size("64 K").unwrap(), 64 << 10);
+        assert_eq!(parse_size("1000").unwrap(), 1000);
+        assert_eq!(parse_size("1000B").unwrap(), 1000);
+        for bad in ["lots", "-1G", "1X", "NaN", "inf", "", "G", "1e30T"] {
+            assert!(parse_size(bad).is_err(), "{bad}");
+        }
     }
 
     #[test]

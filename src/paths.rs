@@ -425,6 +425,12 @@ enum PartWriter {
 
 /// Parses the name of one of our temporary files; `None` for any other file.
 fn part_writer(file_name: &str) -> Option<PartWriter> {
+    // The runs folders of `profile --memory` before they were named by process were
+    // `.mtkit-runs-` + 6 random alphanumerics (no `.part`).
+    if let Some(r) = file_name.strip_prefix(".mtkit-runs-") {
+        return (r.len() == 6 && r.chars().all(|c| c.is_ascii_alphanumeric()))
+            .then_some(PartWriter::Unnamed);
+    }
     let inner = file_name.strip_prefix('.')?.strip_suffix(".part")?;
     if let Some(at) = inner.rfind(TEMP_MARK) {
         let rest = &inner[at + TEMP_MARK.len()..];
@@ -438,12 +444,7 @@ fn part_writer(file_name: &str) -> Option<PartWriter> {
             host: host.to_string(),
         });
     }
-    // Older names: `.ckpt` + random, or `.NAME.` + 6 random alphanumerics; the runs folders
-    // of `profile --memory` were `.mtkit-runs-` + 6 random alphanumerics.
-    if let Some(r) = file_name.strip_prefix(".mtkit-runs-") {
-        return (r.len() == 6 && r.chars().all(|c| c.is_ascii_alphanumeric()))
-            .then_some(PartWriter::Unnamed);
-    }
+    // Older names: `.ckpt` + random, or `.NAME.` + 6 random alphanumerics.
     let random = match inner.strip_prefix("ckpt") {
         Some(r) if !r.contains('.') => r,
         _ => inner.rsplit_once('.')?.1,

@@ -1137,3 +1137,86 @@ fn sigterm_sigint_and_kill_9_during_tokenize_leave_nothing_after_a_rerun() {
         "the rerun left the killed run's folder"
     );
 }
+
+/// One size grammar for every size flag: `--memory` and `--olmo-file-size` take and refuse the
+/// same strings; a count that must be positive is refused at 0, never silently raised.
+#[test]
+fn every_size_flag_reads_sizes_alike() {
+    let sb = Sandbox::new();
+    let (cat, tok) = fields_corpus(&sb);
+    let out = sb.path("out").display().to_string();
+    let memory = |v: &str| {
+        sb.run(&[
+            "profile",
+            "fields",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "--ngram",
+            "2",
+            "--max-docs",
+            "5",
+            "-q",
+            &format!("--memory={v}"),
+        ])
+    };
+    let olmo = |v: &str| {
+        sb.run(&[
+            "tokenize",
+            "fields",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "-o",
+            &out,
+            "--max-docs",
+            "5",
+            "-q",
+            "--format",
+            "olmo-core",
+            &format!("--olmo-file-size={v}"),
+        ])
+    };
+    for good in ["64M", "64m", "64MiB", "64 MB", "1.5G", "67108864"] {
+        assert!(
+            memory(good).status.success(),
+            "--memory {good}: {}",
+            stderr(&memory(good))
+        );
+        assert!(
+            olmo(good).status.success(),
+            "--olmo-file-size {good}: {}",
+            stderr(&olmo(good))
+        );
+    }
+    for bad in ["64X", "lots", "-1G", "NaN", ""] {
+        for (flag, o) in [("--memory", memory(bad)), ("--olmo-file-size", olmo(bad))] {
+            let err = stderr(&o);
+            assert_eq!(o.status.code(), Some(2), "{flag} {bad:?}: {err}");
+            assert!(err.contains("not a size"), "{flag} {bad:?}: {err}");
+        }
+    }
+    let o = sb.run(&[
+        "tokenize",
+        "fields",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "-o",
+        &out,
+        "-q",
+        "--format",
+        "litdata",
+        "--litdata-chunk-tokens",
+        "0",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", stderr(&o));
+    assert!(
+        stderr(&o).contains("--litdata-chunk-tokens"),
+        "{}",
+        stderr(&o)
+    );
+}

@@ -53,11 +53,12 @@ pub struct TokenizeArgs {
     #[arg(long, default_value = "mtkit", value_name = "FORMAT")]
     format: String,
     /// olmo-core: the most bytes of one .npy file (documents are not split; K, M, G suffixes).
-    #[arg(long, value_name = "SIZE", default_value = "1G")]
-    olmo_file_size: String,
+    #[arg(long, value_name = "SIZE", default_value = "1G", value_parser = file_size)]
+    olmo_file_size: u64,
     /// litdata: the most tokens of one chunk (optimize's chunk_size; LitGPT's scripts use
     /// 2049 × 8192).
-    #[arg(long, value_name = "TOKENS", default_value_t = 2049 * 8192)]
+    #[arg(long, value_name = "TOKENS", default_value_t = 2049 * 8192,
+          value_parser = clap::value_parser!(u64).range(1..))]
     litdata_chunk_tokens: u64,
     #[command(flatten)]
     sample: SampleArgs,
@@ -70,32 +71,13 @@ pub struct TokenizeArgs {
     quiet: bool,
 }
 
-/// A size such as 1G, 512M, 64K or a number of bytes.
-fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let (num, mult) = match t.char_indices().find(|(_, c)| c.is_ascii_alphabetic()) {
-        Some((i, _)) => {
-            let unit = t[i..].to_ascii_uppercase();
-            let m: u64 = match unit.trim_end_matches("IB").trim_end_matches('B') {
-                "" => 1,
-                "K" => 1 << 10,
-                "M" => 1 << 20,
-                "G" => 1 << 30,
-                "T" => 1 << 40,
-                _ => bail!("--olmo-file-size {s:?}: the unit must be K, M, G or T"),
-            };
-            (&t[..i], m)
-        }
-        None => (t, 1),
-    };
-    let n: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| anyhow::anyhow!("--olmo-file-size {s:?} is not a size (e.g. 1G, 512M)"))?;
-    if !(n.is_finite() && n >= 1.0) {
-        bail!("--olmo-file-size {s:?} must be at least one byte");
+/// `--olmo-file-size`: a size in the one size grammar ([`mtkit::memory::parse_size`]), at
+/// least one byte.
+fn file_size(s: &str) -> Result<u64> {
+    match mtkit::memory::parse_size(s)? {
+        0 => bail!("must be at least one byte"),
+        n => Ok(n),
     }
-    Ok((n * mult as f64) as u64)
 }
 
 pub fn run(a: TokenizeArgs) -> Result<()> {
@@ -104,8 +86,8 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let _interrupt = mtkit::progress::InterruptGuard::install();
     let format: Format = a.format.parse()?;
     let options = FormatOptions {
-        olmo_file_bytes: parse_size(&a.olmo_file_size)?,
-        litdata_chunk_tokens: a.litdata_chunk_tokens.max(1),
+        olmo_file_bytes: a.olmo_file_size,
+        litdata_chunk_tokens: a.litdata_chunk_tokens,
     };
     let val_docs = a
         .val_docs

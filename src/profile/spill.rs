@@ -37,33 +37,7 @@ pub fn default_memory() -> u64 {
     crate::memory::Limits::read().default_budget()
 }
 
-/// Parses a size such as `512M`, `2G`, `1.5G`, `64K` or a number of bytes (K, M, G and T are
-/// powers of 1024; a trailing `B` or `iB` is allowed).
-pub fn parse_size(s: &str) -> Result<u64> {
-    let t = s.trim();
-    let upper = t.to_ascii_uppercase();
-    let body = upper
-        .strip_suffix("IB")
-        .or_else(|| upper.strip_suffix('B'))
-        .unwrap_or(&upper);
-    let (num, mult) = match body.chars().last() {
-        Some('K') => (&body[..body.len() - 1], 1u64 << 10),
-        Some('M') => (&body[..body.len() - 1], 1 << 20),
-        Some('G') => (&body[..body.len() - 1], 1 << 30),
-        Some('T') => (&body[..body.len() - 1], 1 << 40),
-        _ => (body, 1),
-    };
-    let x: f64 = num
-        .trim()
-        .parse()
-        .map_err(|_| anyhow!("not a size: {s:?} (use e.g. 512M, 2G or a number of bytes)"))?;
-    if !x.is_finite() || x < 0.0 || x * mult as f64 > u64::MAX as f64 {
-        bail!("not a size: {s:?} (use e.g. 512M, 2G or a number of bytes)");
-    }
-    Ok((x * mult as f64) as u64)
-}
-
-pub use crate::memory::human_size;
+pub use crate::memory::{human_size, parse_size};
 
 /// The runs of one counting: a temporary folder (made at the first spill, so a counting that
 /// fits its budget touches no disk; removed on drop) and the run files of each order ≥ 2.
@@ -556,17 +530,6 @@ fn merge_two_streams(
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn sizes_parse_as_powers_of_1024() {
-        assert_eq!(parse_size("512M").unwrap(), 512 << 20);
-        assert_eq!(parse_size("2G").unwrap(), 2 << 30);
-        assert_eq!(parse_size("1.5GiB").unwrap(), 3 << 29);
-        assert_eq!(parse_size("64kb").unwrap(), 64 << 10);
-        assert_eq!(parse_size("1000").unwrap(), 1000);
-        assert!(parse_size("lots").is_err());
-        assert!(parse_size("-1G").is_err());
-    }
 
     #[test]
     fn runs_merge_to_the_sum_of_their_counts() {
