@@ -362,6 +362,23 @@ impl Catalog {
         names.iter().map(|n| self.get(n.as_ref())).collect()
     }
 
+    /// Corpora given as paths: each of `names` that no card has but that is a file, a folder
+    /// or a glob matching files becomes a card for them ([`Card::for_files`], records
+    /// rendered by `text`), looked up by the name as given and called after the file
+    /// ([`path_corpus_name`]: `data/fields.jsonl.gz` is `fields`). A card of that name wins.
+    pub fn add_paths<S: AsRef<str>>(&mut self, names: &[S], text: &str) {
+        for n in names {
+            let n = n.as_ref();
+            if self.cards.contains_key(n) {
+                continue;
+            }
+            let card = Card::for_files(&path_corpus_name(n), vec![n.to_string()], text);
+            if card.resolve().is_ok() {
+                self.cards.insert(n.to_string(), card);
+            }
+        }
+    }
+
     pub fn get(&self, name: &str) -> Result<&Card> {
         if let Some(c) = self.cards.get(name) {
             return Ok(c);
@@ -381,9 +398,42 @@ impl Catalog {
             )
         };
         bail!(
-            "unknown corpus `{name}`{hint} (known: {}; add corpora with --catalog FILE)",
+            "unknown corpus `{name}`: no card has that name{hint} (known: {}; add cards with --catalog FILE), and no file, folder or glob matches it as a path (give a path to jsonl, json, parquet, arrow or text files, e.g. ./{name}.jsonl)",
             names.join(", ")
         )
+    }
+}
+
+/// The name of a corpus given as a path: the file's name without its format and compression
+/// extensions (`data/fields.jsonl.gz` → `fields`), a folder's name, or for a glob the name of
+/// the folder it looks in (`data/*.jsonl` → `data`).
+pub fn path_corpus_name(path: &str) -> String {
+    let p = std::path::Path::new(path.trim_end_matches('/'));
+    let last = p
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_default();
+    if last.contains(['*', '?', '[']) {
+        return p
+            .parent()
+            .and_then(|d| d.file_name())
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_else(|| "files".into());
+    }
+    let mut name = last.as_str();
+    for ext in [".gz", ".zst", ".zstd"] {
+        name = name.strip_suffix(ext).unwrap_or(name);
+    }
+    for ext in [
+        ".jsonl", ".ndjson", ".json", ".parquet", ".arrow", ".ipc", ".feather", ".txt", ".text",
+        ".md",
+    ] {
+        name = name.strip_suffix(ext).unwrap_or(name);
+    }
+    if name.is_empty() {
+        "files".into()
+    } else {
+        name.to_string()
     }
 }
 
@@ -609,6 +659,30 @@ mod tests {
                 Resolved::Demo(_)
             ));
         }
+    }
+
+    #[test]
+    fn corpora_given_as_paths_are_named_after_their_files() {
+        assert_eq!(path_corpus_name("data/fields.jsonl.gz"), "fields");
+        assert_eq!(path_corpus_name("./fields.jsonl"), "fields");
+        assert_eq!(path_corpus_name("shards/part-0.parquet"), "part-0");
+        assert_eq!(path_corpus_name("corpus/"), "corpus");
+        assert_eq!(path_corpus_name("data/*.jsonl"), "data");
+        assert_eq!(path_corpus_name("*.jsonl"), "files");
+        let dir = tempfile::tempdir().unwrap();
+        let f = dir.path().join("notes.jsonl");
+        std::fs::write(&f, "{\"text\":\"a\"}\n").unwrap();
+        let f = f.display().to_string();
+        let missing = dir.path().join("nope.jsonl").display().to_string();
+        let mut cat = Catalog::builtin();
+        cat.add_paths(&[f.as_str(), "demo-web", missing.as_str()], "{text}");
+        assert_eq!(cat.get(&f).unwrap().name, "notes");
+        assert_eq!(cat.get("demo-web").unwrap().origin, "built-in");
+        let e = cat.get(&missing).unwrap_err().to_string();
+        assert!(
+            e.contains("no card") && e.contains("no file, folder or glob"),
+            "{e}"
+        );
     }
 
     #[test]

@@ -1070,6 +1070,24 @@ fn sigterm_and_kill_9_while_spilling_leave_nothing_after_a_rerun() {
     assert!(err.contains("SIGTERM"), "{err}");
     assert_eq!(tree(&tmp), Vec::<String>::new(), "runs left after SIGTERM");
     assert!(!out.exists());
+    // SIGTERM later, while the runs are merged into the profile being written (the whole
+    // corpus, so that phase lasts): the same.
+    let whole: Vec<&str> = args
+        .iter()
+        .map(|a| if *a == "3000" { "all" } else { *a })
+        .collect();
+    let mut child = sb.cmd(&whole).stderr(Stdio::piped()).spawn().unwrap();
+    let cache = sb.path("cache");
+    wait_for("the profile being written", &mut child, || {
+        leftovers(&cache).iter().any(|f| f.contains(".parquet"))
+    });
+    signal(&child, libc::SIGTERM);
+    let o = child.wait_with_output().unwrap();
+    let err = stderr(&o);
+    assert_eq!(o.status.code(), Some(143), "{err}");
+    assert_eq!(tree(&tmp), Vec::<String>::new(), "runs left after SIGTERM");
+    assert_eq!(leftovers(sb.dir.path()), Vec::<String>::new());
+    assert!(!out.exists());
     // kill -9: the runs stay until the next run that spills there removes them.
     let mut child = sb.cmd(&args).stderr(Stdio::null()).spawn().unwrap();
     wait_for("a run on disk", &mut child, runs_on_disk);

@@ -28,7 +28,7 @@ pub struct CheckEncoderArgs {
 }
 
 pub fn run(mut a: CheckEncoderArgs) -> Result<()> {
-    let cat = a.corpus.catalog()?;
+    let cat = a.corpus.catalog_for(&a.names)?;
     let cards = cat.get_all(&a.names)?;
     if a.corpus.tokenizer.encoder == EngineChoice::Hf {
         bail!("check-encoder compares the fast path with HF's pipeline: drop --encoder hf");

@@ -53,7 +53,12 @@ pub struct PullArgs {
 pub fn run(cmd: DataCommand) -> Result<()> {
     match cmd {
         DataCommand::List(a) => list(&a.load()?),
-        DataCommand::Show(a) => show(&a.catalog.load()?, &a.name, a.n, a.strict),
+        DataCommand::Show(a) => show(
+            &a.catalog.load_for(std::slice::from_ref(&a.name))?,
+            &a.name,
+            a.n,
+            a.strict,
+        ),
         DataCommand::Pull(a) => {
             let cat = a.catalog.load()?;
             let card = cat.get(&a.name)?;

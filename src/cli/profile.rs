@@ -122,7 +122,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm N");
     }
     mtkit::profile::prefer_small_pages();
-    let cat = a.corpus.catalog()?;
+    let cat = a.corpus.catalog_for(&a.names)?;
     let cards = cat.get_all(&a.names)?;
     let tok = a.corpus.tokenizer.load()?;
     let opts = ProfileOptions {
@@ -364,7 +364,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
         bail!("--slurm N makes the shards itself; leave out --shard");
     }
     // The card must exist before anything is submitted, and every shard must get records.
-    let cat = a.corpus.catalog()?;
+    let cat = a.corpus.catalog_for(std::slice::from_ref(corpus))?;
     let card = cat.get(corpus)?;
     if let Some(records) = mtkit::corpus::cheap_count(&card.resolve()?) {
         if u64::from(n) > records {

@@ -183,13 +183,23 @@ fn write_matrix(
 }
 
 fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Result<Vec<Profile>> {
-    let cat = ca.catalog()?;
+    // Saved profiles are loaded (a damaged one is an error, as before); every other name is a
+    // card or a corpus given as a path, a parquet corpus file among them.
+    let is_profile = |n: &String| {
+        let p = Path::new(n);
+        n.ends_with(".parquet")
+            && p.is_file()
+            && (mtkit::formats::is_mtkit_output(p)
+                || mtkit::formats::check_parquet_footer(p).is_err())
+    };
+    let corpora: Vec<&String> = names.iter().filter(|n| !is_profile(n)).collect();
+    let cat = ca.catalog_for(&corpora)?;
     let mut tok: Option<Tokenizer> = None;
     let bar = Bar::new(ca.quiet);
     let mut out = Vec::new();
     for name in names {
         let path = Path::new(name);
-        if name.ends_with(".parquet") && path.is_file() {
+        if is_profile(name) {
             let p = Profile::load(path)?;
             if opts.keep_docs {
                 bail!("--bootstrap needs per-document counts, which saved profile {} does not hold: name the corpus instead", path.display());

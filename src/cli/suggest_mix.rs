@@ -121,7 +121,7 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         &a.start,
         &a.available,
     )?;
-    let cat = a.corpus.catalog()?;
+    let cat = a.corpus.catalog_for(&request.corpora())?;
     let cards = cat.get_all(&request.corpora())?;
     let tok = a.corpus.tokenizer.load()?;
     let opts = ProfileOptions {

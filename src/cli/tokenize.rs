@@ -92,7 +92,7 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let val_docs = a
         .val_docs
         .unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
-    let cat = a.catalog.load()?;
+    let cat = a.catalog.load_for(&a.names)?;
     let cards = cat.get_all(&a.names)?;
     let tok = a.tokenizer.load()?;
     let spec = a.sample.spec();

@@ -117,16 +117,34 @@ pub struct CatalogArgs {
     /// Also read from MTKIT_CATALOG (a ':'-separated list), before these.
     #[arg(long = "catalog", value_name = "FILE")]
     pub catalogs: Vec<PathBuf>,
+    /// How a record of a corpus given as a path (a file, folder or glob instead of a card
+    /// name; named after the file) becomes text: a template of its fields, e.g.
+    /// "{question}\n{answer}", for every such corpus of the command (cards keep their own).
+    #[arg(long, value_name = "TEMPLATE", default_value = "{text}")]
+    pub text: String,
 }
 
 impl CatalogArgs {
     /// `--catalog FILE` for each file, made absolute (MTKIT_CATALOG is left to the job's
     /// environment, which sbatch passes on).
     pub fn to_args(&self) -> Vec<String> {
-        self.catalogs
+        let mut v: Vec<String> = self
+            .catalogs
             .iter()
             .flat_map(|c| ["--catalog".to_string(), absolute(c)])
-            .collect()
+            .collect();
+        if self.text != "{text}" {
+            v.extend(["--text".to_string(), self.text.clone()]);
+        }
+        v
+    }
+
+    /// [`CatalogArgs::load`], with each of `names` that is no card but a path (a file, a
+    /// folder, a glob) added as a corpus of its own ([`Catalog::add_paths`], `--text`).
+    pub fn load_for<S: AsRef<str>>(&self, names: &[S]) -> Result<Catalog> {
+        let mut cat = self.load()?;
+        cat.add_paths(names, &self.text);
+        Ok(cat)
     }
 
     /// The catalog: built-in cards, MTKIT_CATALOG, then --catalog files.
@@ -231,6 +249,11 @@ impl CorpusArgs {
         self.catalog.load()
     }
 
+    /// The catalog with `names` that are paths added as corpora ([`CatalogArgs::load_for`]).
+    pub fn catalog_for<S: AsRef<str>>(&self, names: &[S]) -> Result<Catalog> {
+        self.catalog.load_for(names)
+    }
+
     /// The sample spec these options describe.
     pub fn sample(&self) -> SampleSpec {
         SampleSpec {
@@ -267,7 +290,7 @@ impl GlobalArgs {
             // machine's cores is a mistake, refused before a thread or table is made.
             const MAX_THREADS: usize = 4096;
             if n == 0 || n > MAX_THREADS {
-                bail!("--threads must be between 1 and {MAX_THREADS}, got {n}");
+                bail!("--threads must be at least 1 and at most {MAX_THREADS}, got {n}");
             }
             rayon::ThreadPoolBuilder::new()
                 .num_threads(n)

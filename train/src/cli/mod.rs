@@ -29,7 +29,7 @@ pub struct Cli {
 #[derive(Subcommand, Debug)]
 enum Command {
     Train(train::TrainArgs),
-    Verify(verify::VerifyArgs),
+    Verify(Box<verify::VerifyArgs>),
     /// Model presets, Hugging Face export, greedy generation.
     #[command(subcommand)]
     Model(model::ModelCommand),
@@ -95,7 +95,7 @@ pub fn run(cli: Cli) -> Result<()> {
     match cli.command {
         Command::Train(a) => train::run(a),
         Command::Model(c) => model::run(c),
-        Command::Verify(a) => verify::run(a, &cli.global),
+        Command::Verify(a) => verify::run(*a, &cli.global),
         Command::Doctor => doctor::run(),
     }
 }

@@ -1,0 +1,112 @@
+//! A researcher's first hour (issue 39): corpora given as paths wherever a corpus name is
+//! accepted, as polars and Hugging Face datasets take files directly.
+
+mod common;
+
+use common::Sandbox;
+
+/// A word-level tokenizer over w0..w9 and an EOS; token counts are word counts.
+fn tokenizer(sb: &Sandbox) -> String {
+    let mut vocab: Vec<String> = (0..10).map(|i| format!("w{i}")).collect();
+    vocab.push("<|endoftext|>".into());
+    let refs: Vec<&str> = vocab.iter().map(|s| s.as_str()).collect();
+    sb.word_tokenizer("tok.json", &refs).display().to_string()
+}
+
+/// The row of `name` in a printed table, split on whitespace.
+fn row(table: &str, name: &str) -> Vec<String> {
+    table
+        .lines()
+        .find(|l| l.split_whitespace().next() == Some(name))
+        .unwrap_or_else(|| panic!("no row `{name}` in:\n{table}"))
+        .split_whitespace()
+        .map(String::from)
+        .collect()
+}
+
+#[test]
+fn a_path_is_a_corpus_named_after_its_file() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    // 3 documents of 2 + 3 + 4 = 9 words; a blank line is not a record.
+    sb.jsonl("data/fields.jsonl", &["w1 w2", "w3 w4 w5", "w1 w1 w1 w9"]);
+    let out = sb.ok(&[
+        "profile",
+        "./data/fields.jsonl",
+        "--tokenizer",
+        &tok,
+        "--ngram",
+        "1",
+        "--max-docs",
+        "all",
+    ]);
+    let r = row(&out, "fields");
+    assert_eq!((r[1].as_str(), r[2].as_str()), ("3", "9"), "{out}");
+    // A glob, named after its folder; --text renders other fields.
+    sb.write(
+        "qa/part-1.jsonl",
+        "{\"q\": \"w1 w2\", \"a\": \"w3\"}\n{\"q\": \"w4\", \"a\": \"w5 w6\"}\n",
+    );
+    sb.write("qa/part-2.jsonl", "{\"q\": \"w7\", \"a\": \"w8\"}\n");
+    let out = sb.ok(&[
+        "profile",
+        "qa/*.jsonl",
+        "--text",
+        "{q} {a}",
+        "--tokenizer",
+        &tok,
+        "--ngram",
+        "1",
+        "--max-docs",
+        "all",
+    ]);
+    let r = row(&out, "qa");
+    assert_eq!((r[1].as_str(), r[2].as_str()), ("3", "8"), "{out}");
+    // proximity and tokenize take paths too (one --text for every corpus given as a path).
+    sb.jsonl("data/other.jsonl", &["w1 w2 w3", "w8 w9"]);
+    let out = sb.ok(&[
+        "proximity",
+        "data/fields.jsonl",
+        "data/other.jsonl",
+        "data/fields.jsonl",
+        "--tokenizer",
+        &tok,
+        "--ngram",
+        "1",
+        "--max-docs",
+        "all",
+    ]);
+    assert!(out.contains("fields") && out.contains("other"), "{out}");
+    sb.ok(&[
+        "tokenize",
+        "data/fields.jsonl",
+        "--tokenizer",
+        &tok,
+        "-o",
+        "tokens",
+        "--max-docs",
+        "all",
+        "--val-docs",
+        "1",
+        "-q",
+    ]);
+    let meta: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("tokens/fields/meta.json")).unwrap())
+            .unwrap();
+    // 9 words + one EOS per document.
+    assert_eq!(
+        meta["train_tokens"].as_u64().unwrap() + meta["val_tokens"].as_u64().unwrap(),
+        12
+    );
+}
+
+#[test]
+fn a_name_that_is_neither_a_card_nor_a_path_gets_both_hints() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    let err = sb.fails(&["profile", "./fields.jsonl", "--tokenizer", &tok]);
+    assert!(err.contains("no card has that name"), "{err}");
+    assert!(err.contains("no file, folder or glob matches"), "{err}");
+    let err = sb.fails(&["profile", "demo-wbe", "--tokenizer", &tok]);
+    assert!(err.contains("did you mean `demo-web`"), "{err}");
+}
