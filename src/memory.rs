@@ -296,7 +296,10 @@ pub fn parse_size(s: &str) -> Result<u64> {
         Some('M') => (&body[..body.len() - 1], 1 << 20),
         Some('G') => (&body[..body.len() - 1], 1 << 30),
         Some('T') => (&body[..body.len() - 1], 1 << 40),
-        Some(c) if c.is_ascii_alphabetic() => {
+        // A number with another unit ("64X"): say which units there are.
+        Some(c)
+            if c.is_ascii_alphabetic() && body[..body.len() - 1].trim().parse::<f64>().is_ok() =>
+        {
             bail!("not a size: {s:?} (the unit must be K, M, G or T, e.g. 512M or 2G)")
         }
         _ => (body, 1),

@@ -324,7 +324,7 @@ fn install(tmp: tempfile::TempDir, target: &Path, folders_only: bool) -> Result<
         };
         let (a, b) = (c(&tmp), c(target));
         // SAFETY: two NUL-terminated paths; renameat2 only reads them.
-        let rc = unsafe {
+        let exchange = || unsafe {
             libc::renameat2(
                 libc::AT_FDCWD,
                 a.as_ptr(),
@@ -333,21 +333,13 @@ fn install(tmp: tempfile::TempDir, target: &Path, folders_only: bool) -> Result<
                 libc::RENAME_EXCHANGE,
             )
         };
+        let rc = exchange();
         if rc == 0 {
             // `tmp` now holds what was there.
             let old = std::fs::symlink_metadata(&tmp);
             if folders_only && !old.as_ref().is_ok_and(|m| m.is_dir()) {
                 // Not a folder: swap back, and leave it as it was.
-                // SAFETY: as above.
-                unsafe {
-                    libc::renameat2(
-                        libc::AT_FDCWD,
-                        a.as_ptr(),
-                        libc::AT_FDCWD,
-                        b.as_ptr(),
-                        libc::RENAME_EXCHANGE,
-                    );
-                }
+                exchange();
                 return fail(
                     std::io::Error::other(
                         "a file or link appeared there while mtkit wrote; it is left as it was",

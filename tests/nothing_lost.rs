@@ -833,47 +833,30 @@ fn the_memory_budget_follows_the_slurm_job_and_is_stated() {
     );
     assert!(err.contains("Slurm job 2.0 GiB"), "{err}");
     let out = sb.path("p.parquet");
-    let script = sb.ok(&[
-        "profile",
-        "fields",
-        "--catalog",
-        &cat,
-        "--tokenizer",
-        &tok,
-        "-o",
-        out.to_str().unwrap(),
-        "--slurm",
-        "4",
-        "--mem",
-        "32G",
-        "--dry-run",
-    ]);
-    assert!(
-        script.contains(&format!("--memory {}", 8u64 << 30)),
-        "{script}"
-    );
+    let script = |extra: &[&str]| {
+        let mut args = vec![
+            "profile",
+            "fields",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "-o",
+            out.to_str().unwrap(),
+            "--slurm",
+            "4",
+            "--mem",
+            "32G",
+            "--dry-run",
+        ];
+        args.extend_from_slice(extra);
+        sb.ok(&args)
+    };
+    let s = script(&[]);
+    assert!(s.contains(&format!("--memory {}", 8u64 << 30)), "{s}");
     // --memory given: passed as given.
-    let script = sb.ok(&[
-        "profile",
-        "fields",
-        "--catalog",
-        &cat,
-        "--tokenizer",
-        &tok,
-        "-o",
-        out.to_str().unwrap(),
-        "--slurm",
-        "4",
-        "--mem",
-        "32G",
-        "--memory",
-        "3G",
-        "--dry-run",
-    ]);
-    assert!(
-        script.contains(&format!("--memory {}", 3u64 << 30)),
-        "{script}"
-    );
+    let s = script(&["--memory", "3G"]);
+    assert!(s.contains(&format!("--memory {}", 3u64 << 30)), "{s}");
 }
 
 /// A copy of the binary that an unprivileged user can run, the sandbox opened to them, and a
