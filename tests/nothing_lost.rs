@@ -1221,3 +1221,108 @@ fn every_size_flag_reads_sizes_alike() {
         stderr(&o)
     );
 }
+
+/// Two runs writing the same output at once: the one that finishes last replaces the other's
+/// output, and says so (it used to, silently). A slow whole-corpus run and a quick 10-document
+/// run of the same corpus into the same place, for `tokenize` and for `profile -o`.
+#[test]
+fn the_writer_that_replaces_another_says_so() {
+    let Some((cat, tok)) = registry() else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let (cat, tok) = (cat.display().to_string(), tok.display().to_string());
+    let out = sb.path("tokens").display().to_string();
+    let prof = sb.path("pycode.parquet").display().to_string();
+    for (slow, quick) in [
+        (
+            vec![
+                "tokenize",
+                "pycode",
+                "--catalog",
+                &cat,
+                "--tokenizer",
+                &tok,
+                "-o",
+                &out,
+                "--format",
+                "megatron",
+                "-q",
+                "--max-docs",
+                "all",
+            ],
+            vec![
+                "tokenize",
+                "pycode",
+                "--catalog",
+                &cat,
+                "--tokenizer",
+                &tok,
+                "-o",
+                &out,
+                "--format",
+                "megatron",
+                "-q",
+                "--max-docs",
+                "10",
+            ],
+        ),
+        (
+            vec![
+                "profile",
+                "pycode",
+                "--catalog",
+                &cat,
+                "--tokenizer",
+                &tok,
+                "-o",
+                &prof,
+                "--ngram",
+                "2",
+                "-q",
+                "--max-docs",
+                "all",
+                "--no-cache",
+            ],
+            vec![
+                "profile",
+                "pycode",
+                "--catalog",
+                &cat,
+                "--tokenizer",
+                &tok,
+                "-o",
+                &prof,
+                "--ngram",
+                "2",
+                "-q",
+                "--max-docs",
+                "10",
+                "--no-cache",
+            ],
+        ),
+    ] {
+        let mut child = sb.cmd(&slow).stderr(Stdio::piped()).spawn().unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "the slow run ended too soon"
+        );
+        let quick_run = sb.run(&quick);
+        assert!(quick_run.status.success(), "{}", stderr(&quick_run));
+        assert!(
+            !stderr(&quick_run).contains("warning"),
+            "{}",
+            stderr(&quick_run)
+        );
+        let o = child.wait_with_output().unwrap();
+        let err = stderr(&o);
+        assert!(o.status.success(), "{err}");
+        assert!(
+            err.contains("was written by another process while this one"),
+            "{}: {err}",
+            slow[0]
+        );
+    }
+    assert_eq!(leftovers(sb.dir.path()), Vec::<String>::new());
+}
