@@ -1223,8 +1223,9 @@ fn every_size_flag_reads_sizes_alike() {
 }
 
 /// Two runs writing the same output at once: the one that finishes last replaces the other's
-/// output, and says so (it used to, silently). A slow whole-corpus run and a quick 10-document
-/// run of the same corpus into the same place, for `tokenize` and for `profile -o`.
+/// output, and says so (it used to, silently); the other says nothing. A slow whole-corpus run
+/// and a quick 10-document run of the same corpus into the same place, started while the
+/// slow one runs, for `tokenize` and for `profile -o`.
 #[test]
 fn the_writer_that_replaces_another_says_so() {
     let Some((cat, tok)) = registry() else {
@@ -1310,18 +1311,22 @@ fn the_writer_that_replaces_another_says_so() {
         );
         let quick_run = sb.run(&quick);
         assert!(quick_run.status.success(), "{}", stderr(&quick_run));
-        assert!(
-            !stderr(&quick_run).contains("warning"),
-            "{}",
-            stderr(&quick_run)
-        );
         let o = child.wait_with_output().unwrap();
-        let err = stderr(&o);
-        assert!(o.status.success(), "{err}");
-        assert!(
-            err.contains("was written by another process while this one"),
-            "{}: {err}",
-            slow[0]
+        assert!(o.status.success(), "{}", stderr(&o));
+        // Whichever finished second replaced the other's output, and only it says so (the
+        // quick one, too, can finish second on a loaded machine: it reads the whole corpus
+        // to sample its 10 documents).
+        let said = [stderr(&quick_run), stderr(&o)]
+            .iter()
+            .filter(|e| e.contains("was written by another process while this one"))
+            .count();
+        assert_eq!(
+            said,
+            1,
+            "{}: quick: {}\nslow: {}",
+            slow[0],
+            stderr(&quick_run),
+            stderr(&o)
         );
     }
     assert_eq!(leftovers(sb.dir.path()), Vec::<String>::new());
