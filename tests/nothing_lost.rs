@@ -1303,20 +1303,53 @@ fn the_writer_that_replaces_another_says_so() {
             ],
         ),
     ] {
+        // The quick run starts once the slow one has looked at its output (a fixed sleep was
+        // not enough under CI load): tokenize's temporary folder beside the corpus folder,
+        // profile's -v line about the memory budget, each printed or made after that look.
+        let mut slow = slow.clone();
+        slow.push("-v");
         let mut child = sb.cmd(&slow).stderr(Stdio::piped()).spawn().unwrap();
-        std::thread::sleep(Duration::from_millis(500));
-        assert!(
-            child.try_wait().unwrap().is_none(),
-            "the slow run ended too soon"
-        );
+        let mut pipe = std::io::BufReader::new(child.stderr.take().unwrap());
+        let mut slow_err = String::new();
+        let started = Instant::now();
+        loop {
+            let ready = if slow[0] == "tokenize" {
+                std::fs::read_dir(&out)
+                    .map(|d| {
+                        d.flatten()
+                            .any(|e| e.file_name().to_string_lossy().ends_with(".part"))
+                    })
+                    .unwrap_or(false)
+            } else {
+                use std::io::BufRead;
+                let mut line = String::new();
+                let n = pipe.read_line(&mut line).unwrap();
+                slow_err.push_str(&line);
+                assert!(n > 0, "the slow run ended before counting: {slow_err}");
+                line.contains("memory budget")
+            };
+            if ready {
+                break;
+            }
+            assert!(
+                child.try_wait().unwrap().is_none(),
+                "the slow run ended too soon"
+            );
+            assert!(
+                started.elapsed() < Duration::from_secs(120),
+                "the slow run never started"
+            );
+            std::thread::sleep(Duration::from_millis(5));
+        }
         let quick_run = sb.run(&quick);
         assert!(quick_run.status.success(), "{}", stderr(&quick_run));
-        let o = child.wait_with_output().unwrap();
-        assert!(o.status.success(), "{}", stderr(&o));
+        std::io::Read::read_to_string(&mut pipe, &mut slow_err).unwrap();
+        let status = child.wait().unwrap();
+        assert!(status.success(), "{slow_err}");
         // Whichever finished second replaced the other's output, and only it says so (the
         // quick one, too, can finish second on a loaded machine: it reads the whole corpus
         // to sample its 10 documents).
-        let said = [stderr(&quick_run), stderr(&o)]
+        let said = [stderr(&quick_run), slow_err.clone()]
             .iter()
             .filter(|e| e.contains("was written by another process while this one"))
             .count();
@@ -1326,7 +1359,7 @@ fn the_writer_that_replaces_another_says_so() {
             "{}: quick: {}\nslow: {}",
             slow[0],
             stderr(&quick_run),
-            stderr(&o)
+            slow_err
         );
     }
     assert_eq!(leftovers(sb.dir.path()), Vec::<String>::new());

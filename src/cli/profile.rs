@@ -156,6 +156,16 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
         }
         None => default_memory(),
     };
+    // What each output is before any counting starts: an output that differs when this run is
+    // about to write it was written by another run meanwhile (said, not silently replaced).
+    let targets: Vec<Option<PathBuf>> = cards
+        .iter()
+        .map(|c| output_path(c.name.as_str(), a.output.as_deref(), a.names.len()))
+        .collect();
+    let befores: Vec<_> = targets
+        .iter()
+        .map(|t| t.as_deref().and_then(mtkit::paths::identity))
+        .collect();
     mtkit::cli_support::args::verbose(format_args!(
         "memory budget for exact n-grams: {} ({}; limits: {})",
         human_size(memory),
@@ -196,12 +206,10 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     // Ctrl-C and SIGTERM stop the work instead of the process, so that spilled runs and
     // temporary files are removed.
     let _interrupt = InterruptGuard::install();
-    for card in cards {
-        let target = output_path(card.name.as_str(), a.output.as_deref(), a.names.len());
-        let before = target.as_deref().and_then(mtkit::paths::identity);
+    for ((card, target), before) in cards.into_iter().zip(&targets).zip(&befores) {
         let w = cached_or_write(card, &tok, &opts, !a.corpus.no_cache, &bar, &spill)?;
-        if let Some(t) = &target {
-            if mtkit::paths::identity(t) != before {
+        if let Some(t) = target {
+            if mtkit::paths::identity(t) != *before {
                 eprintln!(
                     "mtkit: warning: {} was written by another process while this one counted; this run's profile replaces it",
                     t.display()
