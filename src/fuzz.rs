@@ -18,9 +18,9 @@ use std::cell::RefCell;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use crate::catalog::Catalog;
-use crate::corpus::{read_documents_with, SampleSpec};
-use crate::template::Template;
+use crate::data::catalog::Catalog;
+use crate::data::corpus::{read_documents_with, SampleSpec};
+use crate::data::template::Template;
 
 thread_local! {
     static SCRATCH: RefCell<Option<tempfile::TempDir>> = const { RefCell::new(None) };
@@ -195,7 +195,7 @@ pub fn fuzz_catalog(data: &[u8]) {
 pub fn fuzz_run_config(data: &[u8]) {
     let dir = scratch();
     let path = write(&dir, "run.toml", data);
-    if let Ok((cfg, _)) = crate::train::config::RunConfig::load(&path) {
+    if let Ok((cfg, _)) = crate::export::run_config::RunConfig::load(&path) {
         let _ = cfg.resolve(&|_, _| Ok(10));
     }
 }
@@ -206,7 +206,7 @@ pub fn fuzz_profile(data: &[u8]) {
     let dir = scratch();
     let path = write(&dir, "profile.parquet", data);
     if let Ok(p) = crate::profile::Profile::load(&path) {
-        let _ = crate::proximity::Dist::of(&p);
+        let _ = crate::analysis::proximity::Dist::of(&p);
     }
     // The streaming reader of `profile merge`: every row, then the checksum.
     if let Ok(mut rows) = crate::profile::ProfileRows::open(&path) {
@@ -229,7 +229,7 @@ pub fn fuzz_token_file(data: &[u8]) {
     let dir = scratch();
     write(&dir, "train.tokens", tokens);
     write(&dir, "train.docs", docs);
-    if let Ok(split) = crate::token_files::Split::open(&dir, "train") {
+    if let Ok(split) = crate::export::tokens::Split::open(&dir, "train") {
         for k in 0..split.n_docs() {
             let (start, len, prompt) = split.doc(k);
             assert!(prompt <= len, "a document's prompt is within it");
@@ -307,18 +307,18 @@ pub fn fuzz_hf_folder(data: &[u8]) {
     std::fs::create_dir_all(&dir).expect("a folder for the input");
     write(&dir, "config.json", config);
     if mode % 2 == 1 {
-        write(&dir, crate::hf_config::INDEX_FILE, rest);
+        write(&dir, crate::hf::checkpoint::INDEX_FILE, rest);
         write(&dir, "w.safetensors", &small_safetensors());
     } else {
-        write(&dir, crate::hf_config::WEIGHTS_FILE, rest);
+        write(&dir, crate::hf::checkpoint::WEIGHTS_FILE, rest);
     }
     let Ok(text) = std::str::from_utf8(config) else {
         return;
     };
-    let Ok(shape) = crate::hf_config::parse_config(text, &dir.join("config.json")) else {
+    let Ok(shape) = crate::hf::checkpoint::parse_config(text, &dir.join("config.json")) else {
         return;
     };
-    let Ok(files) = crate::hf_config::weight_files(&dir) else {
+    let Ok(files) = crate::hf::checkpoint::weight_files(&dir) else {
         return;
     };
     let root = dir.canonicalize().expect("the folder exists");
@@ -329,12 +329,14 @@ pub fn fuzz_hf_folder(data: &[u8]) {
             "a weight file outside the folder was accepted: {}",
             f.display()
         );
-        match crate::hf_config::read_safetensors_header(f) {
+        match crate::hf::checkpoint::read_safetensors_header(f) {
             Ok(h) => headers.extend(h),
             Err(_) => return,
         }
     }
-    if crate::hf_config::check_shape_against(&shape, &headers, &dir.join("config.json")).is_ok() {
+    if crate::hf::checkpoint::check_shape_against(&shape, &headers, &dir.join("config.json"))
+        .is_ok()
+    {
         let on_disk: u64 = files
             .iter()
             .map(|f| std::fs::metadata(f).map(|m| m.len()).unwrap_or(0))
@@ -400,7 +402,7 @@ pub const SMALL_CONFIG: &str = r#"{"model_type":"gpt_neox","hidden_size":4,"num_
 
 /// For the libFuzzer targets: every panic is a crash (an abort libFuzzer reports), except a
 /// panic raised inside polars' own code, which mtkit catches around each polars call on a
-/// user's file and reports as a damaged file ([`crate::formats::catch_polars`]). A polars panic
+/// user's file and reports as a damaged file ([`crate::util::polars_io::catch_polars`]). A polars panic
 /// that escapes those guards still reaches libFuzzer's own handler and counts as a crash.
 pub fn abort_on_panics_outside_polars() {
     let default = std::panic::take_hook();

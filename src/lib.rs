@@ -1,39 +1,39 @@
 //! mtkit: the data side of language-model midtraining.
 //!
-//! The flow, each module using only those above it:
-//! [`catalog`] (dataset cards) → [`corpus`] (readers, sampling) → [`tokenize`] →
-//! [`profile`] (token and n-gram counts) → [`proximity`] (similarities, proximity advantage).
-//! Leaves that anything may use: [`rng`], [`paths`], [`digest`], [`numfmt`], [`memory`], [`formats`], [`template`],
-//! [`stats`], [`progress`], [`plot`]. `tests/architecture.rs` checks that imports follow these layers.
-//! The binary in `src/main.rs` and `src/cli/` is a thin layer over this library.
+//! The folders are the pipeline's stages, in the order data flows; each uses only the folders
+//! listed above it (`tests/architecture.rs` checks it, ARCHITECTURE.md draws it):
+//!
+//! 0. [`util`]: leaves any stage may use (seeded rng, atomic writes, digests, number format,
+//!    memory limits and sizes, progress and interrupts, polars made safe).
+//! 1. [`data`]: dataset cards and catalogs, templates, corpus files and readers, demo corpora.
+//! 2. [`tokenize`]: the tokenizer (HF-identical ids, the fast path) and read → tokenize.
+//! 3. [`profile`]: token and exact n-gram counts of a corpus, spilled to disk over a budget.
+//! 4. [`analysis`]: proximity and its advantage, mixture proposals, regressions, tables, plots.
+//! 5. [`export`]: token files for the trainers, proposals as trainer configs, run configs.
+//!
+//! Beside the stages: [`hf`] (the Hugging Face Hub and checkpoint folders), [`cluster`]
+//! (Slurm), [`cli_support`] (what the two command lines share) and [`fuzz`] (entry points of
+//! the fuzzers). The binary in `src/main.rs` and `src/cli/` (one file per subcommand) is a thin
+//! layer over this library; the trainer is the `mtkit-train` crate in `train/`, the Python
+//! package the crate in `python/`.
 
-pub mod catalog;
-pub mod cli_support;
-pub mod corpus;
-pub mod demo;
-pub mod digest;
-pub mod export;
-pub mod formats;
-pub mod fuzz;
-pub mod hf_config;
-pub mod hub;
-pub mod memory;
-pub mod mix;
-pub mod numfmt;
-pub mod paths;
-pub mod plot;
-pub mod profile;
-pub mod progress;
-pub mod proximity;
-pub mod report;
-pub mod rng;
-pub mod slurm;
-pub mod stats;
-pub mod template;
-pub mod token_files;
-pub mod token_formats;
+pub mod util;
+
+pub mod data;
+
 pub mod tokenize;
-pub mod train;
+
+pub mod profile;
+
+pub mod analysis;
+
+pub mod export;
+
+pub mod cluster;
+pub mod hf;
+
+pub mod cli_support;
+pub mod fuzz;
 
 /// mtkit's version, recorded in every profile and output.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");

@@ -1,6 +1,6 @@
-//! The library's modules form layers: each uses only modules listed before it in `LAYERS`, so
-//! the imports have no cycles and point down the pipeline (catalog → corpus → tokenize →
-//! profile → proximity → mix → …), as ARCHITECTURE.md draws it. This test reads the sources
+//! The library's folders form layers: each uses only folders listed before it in `LAYERS`, so
+//! the imports have no cycles and point down the pipeline (data → tokenize → profile →
+//! analysis → export), as ARCHITECTURE.md and lib.rs draw it. This test reads the sources
 //! (every `crate::MODULE` path outside `#[cfg(test)] mod` blocks, wherever they stand in the
 //! file) and names any import that points the other way. Moving a module in the list is a
 //! design decision: change ARCHITECTURE.md with it.
@@ -8,35 +8,19 @@
 mod common;
 use common::repo_root;
 
-/// Bottom first. Leaves (no mtkit imports) come before everything.
+/// Bottom first: the folders of `src/` (a file directly in `src/` counts as a folder of one).
 const LAYERS: &[&str] = &[
-    // leaves
-    "rng",
-    "paths",
-    "digest",
-    "numfmt",
-    "memory",
-    "formats",
-    "template",
-    "stats",
-    "progress",
-    "plot",
-    "hf_config",
-    // the pipeline
-    "catalog",
-    "demo",
-    "corpus",
+    // leaves: import nothing of mtkit's outside util/ (checked below)
+    "util",
+    // the pipeline's stages, in the order data flows
+    "data",
     "tokenize",
     "profile",
-    "token_formats",
-    "token_files",
-    "proximity",
-    "mix",
-    "report",
+    "analysis",
     "export",
-    "train",
-    "hub",
-    "slurm",
+    // beside the stages
+    "hf",
+    "cluster",
     // what the command lines and fuzzers share
     "cli_support",
     "fuzz",
@@ -201,7 +185,7 @@ fn violations(module: &str, text: &str) -> Vec<(usize, String)> {
 /// is still caught, while the test module's own imports are not checked.
 #[test]
 fn an_import_after_a_mid_file_test_module_is_caught() {
-    let src = "use crate::paths;\n\
+    let src = "use crate::util::paths;\n\
                #[cfg(test)]\n\
                mod tests {\n    use crate::cli_support::args;\n    fn f() { let _ = format!(\"{}\", 1); }\n}\n\
                fn later() {\n    crate::cli_support::output::table(&[], &[]);\n}\n";
@@ -215,4 +199,51 @@ fn an_import_after_a_mid_file_test_module_is_caught() {
         "#[cfg(test)]\nfn helper() { crate::fuzz::x(); }\n",
     );
     assert_eq!(v.len(), 1, "{v:?}");
+}
+
+/// `lib.rs` declares every folder of the layers, and ARCHITECTURE.md's tree names every file
+/// of `src/` (a folder's `mod.rs` by the folder), so the drawing cannot fall behind the code.
+#[test]
+fn lib_and_architecture_name_every_folder_and_file() {
+    let root = repo_root();
+    let lib = std::fs::read_to_string(root.join("src/lib.rs")).unwrap();
+    for m in LAYERS {
+        assert!(
+            lib.contains(&format!("pub mod {m};")) && lib.contains(&format!("[`{m}`]")),
+            "src/lib.rs must declare and name `{m}`"
+        );
+    }
+    let arch = std::fs::read_to_string(root.join("ARCHITECTURE.md")).unwrap();
+    let mut missing = Vec::new();
+    let mut stack = vec![root.join("src")];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap().flatten() {
+            let p = e.path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            if p.extension().is_none_or(|x| x != "rs") {
+                continue;
+            }
+            let name = p.file_name().unwrap().to_string_lossy().to_string();
+            let shown = if name == "mod.rs" {
+                format!(
+                    "{}/",
+                    p.parent().unwrap().file_name().unwrap().to_string_lossy()
+                )
+            } else {
+                name
+            };
+            if !arch.contains(&shown) {
+                missing.push(p.strip_prefix(&root).unwrap().display().to_string());
+            }
+        }
+    }
+    missing.sort();
+    assert!(
+        missing.is_empty(),
+        "ARCHITECTURE.md does not name: {}",
+        missing.join(", ")
+    );
 }

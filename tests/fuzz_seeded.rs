@@ -15,7 +15,7 @@ use common::*;
 use std::io::Read;
 use std::path::PathBuf;
 
-use mtkit::rng::Rng;
+use mtkit::util::rng::Rng;
 
 fn iterations() -> u64 {
     std::env::var("MTKIT_FUZZ_ITERS")
@@ -120,7 +120,7 @@ fn drive(name: &str, target: fn(&[u8]), seeds: &[Vec<u8>]) {
             std::fs::write(dir.join(format!("seed-{k:03}")), seed).unwrap();
         }
     }
-    let mut rng = Rng::new(mtkit::rng::mix64(name.len() as u64 ^ 0x6675_7a7a));
+    let mut rng = Rng::new(mtkit::util::rng::mix64(name.len() as u64 ^ 0x6675_7a7a));
     let mut runs = 0u64;
     let run_one = |input: &[u8]| {
         let r = std::panic::catch_unwind(|| target(input));
@@ -129,7 +129,7 @@ fn drive(name: &str, target: fn(&[u8]), seeds: &[Vec<u8>]) {
             std::fs::create_dir_all(&dir).unwrap();
             let path = dir.join(format!(
                 "{name}-{:016x}",
-                mtkit::rng::mix64(input.len() as u64)
+                mtkit::util::rng::mix64(input.len() as u64)
             ));
             std::fs::write(&path, input).unwrap();
             let msg = e
@@ -371,10 +371,10 @@ fn arrow_streams_survive_mutated_files() {
         "[datasets.a]\nrole = \"target\"\npaths = [\"a.arrow\"]\n",
     )
     .unwrap();
-    let mut cat = mtkit::catalog::Catalog::builtin();
+    let mut cat = mtkit::data::catalog::Catalog::builtin();
     cat.add_file(&dir.path().join("c.toml")).unwrap();
     let (docs, _) =
-        mtkit::corpus::collect_documents(cat.get("a").unwrap(), &Default::default()).unwrap();
+        mtkit::data::corpus::collect_documents(cat.get("a").unwrap(), &Default::default()).unwrap();
     assert_eq!(docs.len(), 3);
     drive("arrow_file", mtkit::fuzz::fuzz_arrow_file, &seeds);
 }
@@ -401,10 +401,13 @@ fn hugging_face_folders_survive_mutated_files() {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(dir.path().join("config.json"), good).unwrap();
         std::fs::write(dir.path().join("model.safetensors"), &weights).unwrap();
-        let shape = mtkit::hf_config::parse_config(good, &dir.path().join("config.json")).unwrap();
-        let h = mtkit::hf_config::read_safetensors_header(&dir.path().join("model.safetensors"))
+        let shape =
+            mtkit::hf::checkpoint::parse_config(good, &dir.path().join("config.json")).unwrap();
+        let h =
+            mtkit::hf::checkpoint::read_safetensors_header(&dir.path().join("model.safetensors"))
+                .unwrap();
+        mtkit::hf::checkpoint::check_shape_against(&shape, &h, &dir.path().join("config.json"))
             .unwrap();
-        mtkit::hf_config::check_shape_against(&shape, &h, &dir.path().join("config.json")).unwrap();
     }
     let with = |key: &str, value: &str| {
         let mut v: serde_json::Value = serde_json::from_str(good).unwrap();
@@ -529,9 +532,9 @@ fn a_parquet_footer_claiming_more_than_the_file_is_refused() {
     // Well-formed files pass the walk: the binary's own profile and a polars-written corpus.
     let (profile, _) = made_by_the_binary();
     sb.write("p.parquet", &profile);
-    mtkit::formats::check_parquet_footer(&sb.path("p.parquet")).unwrap();
+    mtkit::util::polars_io::check_parquet_footer(&sb.path("p.parquet")).unwrap();
     sb.write("c.parquet", parquet_bytes());
-    mtkit::formats::check_parquet_footer(&sb.path("c.parquet")).unwrap();
+    mtkit::util::polars_io::check_parquet_footer(&sb.path("c.parquet")).unwrap();
 }
 
 /// The same damaged page (a negative value count in a page header, which made polars ask for
@@ -634,7 +637,7 @@ fn a_token_file_with_documents_past_its_end_is_refused() {
     let open = |docs: Vec<u8>, tokens: &[u8]| {
         std::fs::write(dir.path().join("train.tokens"), tokens).unwrap();
         std::fs::write(dir.path().join("train.docs"), docs).unwrap();
-        mtkit::token_files::Split::open(dir.path(), "train")
+        mtkit::export::tokens::Split::open(dir.path(), "train")
             .map(|_| ())
             .map_err(|e| e.to_string())
     };

@@ -306,7 +306,7 @@ fn two_writers_of_one_output_leave_one_whole_result() {
         let val = meta["val_docs"].as_u64().unwrap();
         assert!(val == 10 || val == 700, "round {round}: {meta}");
         for split in ["train", "val"] {
-            let s = mtkit::token_files::Split::open(&sb.path("tok/d"), split).unwrap();
+            let s = mtkit::export::tokens::Split::open(&sb.path("tok/d"), split).unwrap();
             assert_eq!(
                 s.n_tokens,
                 meta[format!("{split}_tokens")].as_u64().unwrap(),

@@ -16,7 +16,7 @@ use mtkit::profile::Profile;
 fn wait_for_jobs(name: &str) {
     let start = Instant::now();
     loop {
-        let jobs = mtkit::slurm::queued(name).unwrap();
+        let jobs = mtkit::cluster::slurm::queued(name).unwrap();
         if jobs.is_empty() {
             return;
         }
@@ -30,7 +30,7 @@ fn wait_for_jobs(name: &str) {
 
 /// The job name mtkit gives the jobs of a profile written to `out` (an absolute path).
 fn job_name(corpus: &str, out: &Path) -> String {
-    let digest = mtkit::digest::sha256_hex(out.to_string_lossy().as_bytes());
+    let digest = mtkit::util::digest::sha256_hex(out.to_string_lossy().as_bytes());
     format!("mtkit-profile-{corpus}-{}", &digest[..8])
 }
 
@@ -290,12 +290,12 @@ fn slurm_mistakes_fail_clearly() {
         "{err}"
     );
     let name = job_name("d", &sb.path("z.parquet"));
-    let ids: Vec<String> = mtkit::slurm::queued(&name)
+    let ids: Vec<String> = mtkit::cluster::slurm::queued(&name)
         .unwrap()
         .into_iter()
         .map(|j| j.job)
         .collect();
-    mtkit::slurm::scancel(&ids).unwrap();
+    mtkit::cluster::slurm::scancel(&ids).unwrap();
     wait_for_jobs(&name);
 }
 

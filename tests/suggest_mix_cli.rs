@@ -220,7 +220,7 @@ fn exports_parse_back_with_weights_summing_to_one() {
         err.contains("rank") && !out.contains("rank"),
         "the table goes to stderr"
     );
-    let cfg: mtkit::train::config::RunConfig = toml::from_str(&out).unwrap();
+    let cfg: mtkit::export::run_config::RunConfig = toml::from_str(&out).unwrap();
     let phases = cfg.resolve(&|_, _| Ok(10)).unwrap();
     assert_eq!(phases.iter().map(|p| p.kind).collect::<Vec<_>>().len(), 3);
     assert_eq!(phases[0].steps, 10, "pretrain until the start step");

@@ -23,12 +23,12 @@ use pyo3::prelude::*;
 use pyo3::types::{PyBool, PyBytes, PyDict, PyFloat, PyInt, PyList, PyString, PyTuple};
 use serde_json::{Map, Value};
 
-use mtkit::catalog::{Card, Catalog};
-use mtkit::corpus::SampleSpec;
+use mtkit::analysis::proximity::{Metric, MetricOptions, MixBy, MixSpec, Query};
+use mtkit::data::catalog::{Card, Catalog};
+use mtkit::data::corpus::SampleSpec;
 use mtkit::profile::{NgramMode, Profile, ProfileOptions};
-use mtkit::progress::Progress;
-use mtkit::proximity::{Metric, MetricOptions, MixBy, MixSpec, Query};
 use mtkit::tokenize::{EngineChoice, Tokenizer};
+use mtkit::util::progress::Progress;
 
 // The same allocator as the command line (the tokenizer's small vectors; see BENCHMARKS.md).
 #[global_allocator]
@@ -57,7 +57,9 @@ impl std::error::Error for FromPython {}
 /// The library's error as a Python exception: Ctrl-C as KeyboardInterrupt, a Python error
 /// from a callback as itself, anything else as MtkitError with the CLI's message.
 fn to_py(e: anyhow::Error) -> PyErr {
-    if e.downcast_ref::<mtkit::progress::Interrupted>().is_some() {
+    if e.downcast_ref::<mtkit::util::progress::Interrupted>()
+        .is_some()
+    {
         return PyKeyboardInterrupt::new_err("interrupted");
     }
     match e.downcast::<FromPython>() {
@@ -109,7 +111,7 @@ fn run_released<T: Send>(
     callback: Option<&Py<PyAny>>,
     work: impl FnOnce(&Shared) -> Result<T> + Send,
 ) -> PyResult<T> {
-    mtkit::progress::clear_interrupt();
+    mtkit::util::progress::clear_interrupt();
     let shared = Shared::default();
     let mut pending: Option<PyErr> = None;
     let result = py.detach(|| {
@@ -130,7 +132,7 @@ fn run_released<T: Send>(
                 Python::attach(|py| {
                     if pending.is_none() {
                         if let Err(e) = py.check_signals() {
-                            mtkit::progress::interrupt();
+                            mtkit::util::progress::interrupt();
                             pending = Some(e);
                         }
                     }
@@ -221,7 +223,7 @@ impl NativeProfile {
     fn frame<'py>(&self, py: Python<'py>, n: usize) -> PyResult<Bound<'py, PyBytes>> {
         let p = self.inner.clone();
         let bytes = py
-            .detach(move || mtkit::formats::ipc_stream_bytes(&mut p.frame(n)?))
+            .detach(move || mtkit::util::polars_io::ipc_stream_bytes(&mut p.frame(n)?))
             .map_err(to_py)?;
         Ok(PyBytes::new(py, &bytes))
     }
@@ -327,11 +329,15 @@ impl Settings {
     }
 
     /// These settings as a proximity question with `metrics` needs them
-    /// ([`mtkit::proximity::profile_options`]).
+    /// ([`mtkit::analysis::proximity::profile_options`]).
     fn for_proximity(&self, metrics: Vec<String>, bootstrap: bool) -> PyResult<Settings> {
         let metrics = parse_metrics(&metrics)?;
         Ok(Settings {
-            options: mtkit::proximity::profile_options(self.options.clone(), &metrics, bootstrap),
+            options: mtkit::analysis::proximity::profile_options(
+                self.options.clone(),
+                &metrics,
+                bootstrap,
+            ),
             ..self.clone()
         })
     }
@@ -407,7 +413,7 @@ fn profile_records(
     settings: Settings,
     progress: Option<Py<PyAny>>,
 ) -> PyResult<NativeProfile> {
-    let fields: Vec<String> = mtkit::template::Template::parse(&template)
+    let fields: Vec<String> = mtkit::data::template::Template::parse(&template)
         .map_err(to_py)?
         .fields()
         .into_iter()
@@ -635,7 +641,7 @@ fn proximity<'py>(
             bail!("smoothing must be positive (it keeps log 0 out of cross-entropy and kl)");
         }
         if let Some(b) = bootstrap {
-            mtkit::stats::check_bootstrap(b, "bootstrap")?;
+            mtkit::analysis::stats::check_bootstrap(b, "bootstrap")?;
         }
         let refs: Vec<&Profile> = all.iter().map(|p| p.as_ref()).collect();
         let q = Query {
@@ -643,9 +649,10 @@ fn proximity<'py>(
             bootstrap: bootstrap.map(|b| (b, seed)),
             ..Query::of_list(&refs, metrics, MetricOptions { smoothing }, bar)?
         };
-        let rows = mtkit::proximity::compute(&q)?;
-        let mut df = mtkit::proximity::rows_frame(&rows, q.mix.is_some(), q.bootstrap.is_some())?;
-        mtkit::formats::ipc_stream_bytes(&mut df)
+        let rows = mtkit::analysis::proximity::compute(&q)?;
+        let mut df =
+            mtkit::analysis::proximity::rows_frame(&rows, q.mix.is_some(), q.bootstrap.is_some())?;
+        mtkit::util::polars_io::ipc_stream_bytes(&mut df)
     })?;
     Ok(PyBytes::new(py, &bytes))
 }
@@ -668,9 +675,11 @@ fn similarity_matrix<'py>(
             bail!("smoothing must be positive");
         }
         let refs: Vec<&Profile> = all.iter().map(|p| p.as_ref()).collect();
-        let m = mtkit::proximity::matrix(&refs, metric, &MetricOptions { smoothing })?;
+        let m = mtkit::analysis::proximity::matrix(&refs, metric, &MetricOptions { smoothing })?;
         let names: Vec<String> = refs.iter().map(|p| p.meta.corpus.clone()).collect();
-        mtkit::formats::ipc_stream_bytes(&mut mtkit::proximity::matrix_frame(&names, &m)?)
+        mtkit::util::polars_io::ipc_stream_bytes(&mut mtkit::analysis::proximity::matrix_frame(
+            &names, &m,
+        )?)
     })?;
     Ok(PyBytes::new(py, &bytes))
 }
@@ -703,13 +712,13 @@ fn suggest_mix<'py>(
             bail!("suggest_mix needs P, at least one candidate and T");
         }
         let n = names.len();
-        let budget = mtkit::mix::Budget {
+        let budget = mtkit::analysis::mix::Budget {
             total_steps,
             tokens_per_step,
             max_repeat,
             min_general,
         };
-        let request = mtkit::mix::Request::new(
+        let request = mtkit::analysis::mix::Request::new(
             &names[0],
             &names[1..n - 1],
             &names[n - 1],
@@ -720,10 +729,18 @@ fn suggest_mix<'py>(
             &available,
         )?;
         let owned: Vec<Profile> = all.iter().map(|p| p.as_ref().clone()).collect();
-        let found =
-            mtkit::mix::suggest_from_profiles(&request, &owned, &card_tokens, fit.as_deref(), top)?;
-        let mut df = mtkit::export::proposals_frame(&found, &request)?;
-        Ok((mtkit::formats::ipc_stream_bytes(&mut df)?, found.notes))
+        let found = mtkit::analysis::mix::suggest_from_profiles(
+            &request,
+            &owned,
+            &card_tokens,
+            fit.as_deref(),
+            top,
+        )?;
+        let mut df = mtkit::export::emit::proposals_frame(&found, &request)?;
+        Ok((
+            mtkit::util::polars_io::ipc_stream_bytes(&mut df)?,
+            found.notes,
+        ))
     })?;
     Ok((PyBytes::new(py, &bytes), notes))
 }
@@ -741,17 +758,17 @@ fn export(
     lr: f64,
     sft_epochs: f64,
 ) -> PyResult<String> {
-    let e: mtkit::export::Emit = format.parse().map_err(to_py)?;
-    let x: mtkit::export::Exportable = serde_json::from_str(proposal)
+    let e: mtkit::export::emit::Emit = format.parse().map_err(to_py)?;
+    let x: mtkit::export::emit::Exportable = serde_json::from_str(proposal)
         .map_err(|err| MtkitError::new_err(format!("not a proposal of suggest_mix: {err}")))?;
-    let o = mtkit::export::EmitOptions {
+    let o = mtkit::export::emit::EmitOptions {
         preset,
         seq_len,
         data,
         lr,
         sft_epochs,
     };
-    mtkit::export::emit(e, &x, &o).map_err(to_py)
+    mtkit::export::emit::emit(e, &x, &o).map_err(to_py)
 }
 
 /// Regressions of `report regress` on CSV text (`label` names it in messages): the results
@@ -770,15 +787,18 @@ fn regress<'py>(
     seed: u64,
 ) -> PyResult<(Bound<'py, PyBytes>, usize)> {
     let (bytes, left_out) = run_released(py, None, move |_| {
-        mtkit::stats::check_bootstrap(bootstrap, "bootstrap")?;
-        let runs = mtkit::stats::Table::from_reader(Path::new(&label), csv.as_slice())?;
-        let groups = mtkit::report::Groups::of(&runs, &x, &y, by.as_deref())?;
+        mtkit::analysis::stats::check_bootstrap(bootstrap, "bootstrap")?;
+        let runs = mtkit::analysis::stats::Table::from_reader(Path::new(&label), csv.as_slice())?;
+        let groups = mtkit::analysis::report::Groups::of(&runs, &x, &y, by.as_deref())?;
         if groups.pairs.is_empty() {
             bail!("{label}: no rows with both `{x}` and `{y}`");
         }
         let fits = groups.regress(bootstrap, seed)?;
-        let mut df = mtkit::report::regressions_frame(&fits, &x, &y)?;
-        Ok((mtkit::formats::ipc_stream_bytes(&mut df)?, groups.left_out))
+        let mut df = mtkit::analysis::report::regressions_frame(&fits, &x, &y)?;
+        Ok((
+            mtkit::util::polars_io::ipc_stream_bytes(&mut df)?,
+            groups.left_out,
+        ))
     })?;
     Ok((PyBytes::new(py, &bytes), left_out))
 }
@@ -786,7 +806,7 @@ fn regress<'py>(
 /// The fields a text template reads, in order.
 #[pyfunction]
 fn template_fields(template: &str) -> PyResult<Vec<String>> {
-    Ok(mtkit::template::Template::parse(template)
+    Ok(mtkit::data::template::Template::parse(template)
         .map_err(to_py)?
         .fields()
         .into_iter()

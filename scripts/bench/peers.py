@@ -1,7 +1,7 @@
 """Peer tokenizers for `make bench`: encodes every `text` of a JSONL file (texts already in
 memory) with one peer and prints, as JSON, the seconds of the encode alone, bytes, tokens and a
 digest of the ids (SHA-256 over each document's id count as u64 and ids as u32, little-endian,
-in order), which must equal HF tokenizers' (examples/raw_encode.rs prints the same digest).
+in order), which must equal HF tokenizers' (scripts/bench/baselines/raw_encode.rs prints the same digest).
 
     python peers.py PEER TOKENIZER.json INPUT.jsonl
 

@@ -4,7 +4,7 @@
 
 Counts orders 1..N of every document of a token file written by `mtkit tokenize` (the
 closing EOS left out) and prints the time and a digest of the counts (distinct, total, and
-sum of count * sum_i (i+1)*id_i mod 2^61-1 per order), which examples/count_ngrams.rs must
+sum of count * sum_i (i+1)*id_i mod 2^61-1 per order), which scripts/bench/baselines/count_ngrams.rs must
 match.
 """
 

@@ -7,8 +7,8 @@ use mtkit::tokenize::check::compare_engines;
 use mtkit::tokenize::EngineChoice;
 
 use super::CorpusArgs;
+use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::table;
-use mtkit::cli_support::progress::Bar;
 
 /// Check that the fast encoder gives HF tokenizers' ids on your corpora.
 ///

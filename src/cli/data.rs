@@ -5,9 +5,9 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::{Args, Subcommand};
 
-use mtkit::catalog::{Catalog, Resolved};
 use mtkit::cli_support::args::CatalogArgs;
-use mtkit::corpus::{cheap_count, read_documents, SampleSpec};
+use mtkit::data::catalog::{Catalog, Resolved};
+use mtkit::data::corpus::{cheap_count, read_documents, SampleSpec};
 
 use mtkit::cli_support::output::table;
 
@@ -62,7 +62,7 @@ pub fn run(cmd: DataCommand) -> Result<()> {
         DataCommand::Pull(a) => {
             let cat = a.catalog.load()?;
             let card = cat.get(&a.name)?;
-            let p = mtkit::hub::pull(card, a.max_docs)?;
+            let p = mtkit::hf::hub::pull(card, a.max_docs)?;
             let cached = match p.from_cache {
                 0 => String::new(),
                 n => format!("; {n} read from Hugging Face's cache"),

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 /// Reports the cache, the tokenizer and its encoder, then has `mtkit-train` check LibTorch.
 pub fn run(trainer_args: Vec<OsString>) -> Result<()> {
     println!("mtkit {}", mtkit::VERSION);
-    println!("cache: {}", mtkit::paths::cache_dir().display());
+    println!("cache: {}", mtkit::util::paths::cache_dir().display());
     match mtkit::tokenize::Tokenizer::load(None) {
         Ok(t) => println!(
             "tokenizer: {} ({} ids, sha256 {})\n{}",
@@ -18,7 +18,7 @@ pub fn run(trainer_args: Vec<OsString>) -> Result<()> {
         ),
         Err(e) => println!("tokenizer: MISSING: {e:#}"),
     }
-    let bin = match super::trainer::trainer_binary() {
+    let bin = match super::exec_trainer::trainer_binary() {
         Ok(b) => b,
         Err(e) => {
             println!("mtkit-train: MISSING: {e:#}");

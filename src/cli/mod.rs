@@ -13,12 +13,12 @@ use mtkit::cli_support::args::GlobalArgs;
 mod check_encoder;
 mod data;
 mod doctor;
+mod exec_trainer;
 mod profile;
 mod proximity;
 mod report;
 mod suggest_mix;
 mod tokenize;
-mod trainer;
 
 /// mtkit: decide what data to mix in between pretraining and fine-tuning.
 ///
@@ -56,14 +56,14 @@ enum Command {
     /// Train a model through the phases of a run config (runs `mtkit-train train`; see
     /// `mtkit train --help`).
     #[command(disable_help_flag = true)]
-    Train(trainer::Passthrough),
+    Train(exec_trainer::Passthrough),
     /// Verify mixture proposals by training a plan's grid of runs (runs `mtkit-train verify`;
     /// see `mtkit verify --help`).
     #[command(disable_help_flag = true)]
-    Verify(trainer::Passthrough),
+    Verify(exec_trainer::Passthrough),
     /// Model presets (runs `mtkit-train model`; see `mtkit model --help`).
     #[command(disable_help_flag = true)]
-    Model(trainer::Passthrough),
+    Model(exec_trainer::Passthrough),
     /// Check the installation: tokenizer, cache, libtorch.
     Doctor,
 }
@@ -85,9 +85,9 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::SuggestMix(a) => suggest_mix::run(a),
         Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
-        Command::Train(a) => trainer::exec(handed("train", a.args)),
-        Command::Verify(a) => trainer::exec(handed("verify", a.args)),
-        Command::Model(a) => trainer::exec(handed("model", a.args)),
+        Command::Train(a) => exec_trainer::exec(handed("train", a.args)),
+        Command::Verify(a) => exec_trainer::exec(handed("verify", a.args)),
+        Command::Model(a) => exec_trainer::exec(handed("model", a.args)),
         Command::Doctor => doctor::run(handed("doctor", Vec::new())),
     }
 }

@@ -6,14 +6,14 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::cli_support::args::{GlobalArgs, SbatchArgs};
+use mtkit::cluster::slurm::{PartsSpec, ProfileArray, Submitted};
 use mtkit::profile::spill::{default_memory, human_size, parse_size};
 use mtkit::profile::{cached_or_write, NgramMode, ProfileOptions, SpillOptions, Written};
-use mtkit::progress::InterruptGuard;
-use mtkit::slurm::{PartsSpec, ProfileArray, Submitted};
+use mtkit::util::progress::InterruptGuard;
 
 use super::CorpusArgs;
+use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::table;
-use mtkit::cli_support::progress::Bar;
 
 /// Count token unigrams and n-grams of corpora.
 ///
@@ -121,7 +121,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     if a.sbatch.any() {
         bail!("--partition, --account, --time, --cpus-per-task, --mem, --gres and --sbatch-arg go with --slurm N");
     }
-    mtkit::profile::prefer_small_pages();
+    mtkit::util::memory::prefer_small_pages();
     let cat = a.corpus.catalog_for(&a.names)?;
     let cards = cat.get_all(&a.names)?;
     let tok = a.corpus.tokenizer.load()?;
@@ -141,7 +141,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
             );
         }
     }
-    let limits = mtkit::memory::Limits::read();
+    let limits = mtkit::util::memory::Limits::read();
     let memory = match a.memory {
         Some(m) => {
             if let Some(l) = limits.limit().filter(|&l| m > l) {
@@ -164,7 +164,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
         .collect();
     let befores: Vec<_> = targets
         .iter()
-        .map(|t| t.as_deref().and_then(mtkit::paths::identity))
+        .map(|t| t.as_deref().and_then(mtkit::util::paths::identity))
         .collect();
     mtkit::cli_support::args::verbose(format_args!(
         "memory budget for exact n-grams: {} ({}; limits: {})",
@@ -186,7 +186,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
                 _ => PathBuf::from("."),
             }
         };
-        mtkit::paths::check_writable_folder(&dir)
+        mtkit::util::paths::check_writable_folder(&dir)
             .with_context(|| format!("-o {}", out.display()))?;
     }
     let spill = SpillOptions {
@@ -198,7 +198,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
                 Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
                 _ => PathBuf::from("."),
             },
-            (None, None) => mtkit::paths::cache_dir(),
+            (None, None) => mtkit::util::paths::cache_dir(),
         },
     };
     let bar = Bar::new(a.corpus.quiet);
@@ -209,7 +209,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     for ((card, target), before) in cards.into_iter().zip(&targets).zip(&befores) {
         let w = cached_or_write(card, &tok, &opts, !a.corpus.no_cache, &bar, &spill)?;
         if let Some(t) = target {
-            if mtkit::paths::identity(t) != *before {
+            if mtkit::util::paths::identity(t) != *before {
                 eprintln!(
                     "mtkit: warning: {} was written by another process while this one counted; this run's profile replaces it",
                     t.display()
@@ -290,7 +290,7 @@ fn save(w: &Written, name: &str, output: Option<&Path>, corpora: usize) -> Resul
     let Some(target) = output_path(name, output, corpora) else {
         return Ok(w.path.display().to_string());
     };
-    mtkit::paths::link_or_copy_atomic(&w.path, &target)
+    mtkit::util::paths::link_or_copy_atomic(&w.path, &target)
         .with_context(|| format!("cannot put the profile cache {} at -o", w.path.display()))?;
     Ok(target.display().to_string())
 }
@@ -341,9 +341,9 @@ fn task_args(a: &ProfileArgs, corpus: &str, global: &GlobalArgs) -> Vec<String> 
     // job's --mem (a task's own reading of the node would see the whole node where the job
     // is not confined by a cgroup, and be OOM-killed instead of spilling).
     let memory = a.memory.or_else(|| {
-        let mem = mtkit::memory::parse_slurm_mem(a.sbatch.mem.as_deref()?)?;
+        let mem = mtkit::util::memory::parse_slurm_mem(a.sbatch.mem.as_deref()?)?;
         Some(
-            mtkit::memory::Limits {
+            mtkit::util::memory::Limits {
                 slurm: Some(mem),
                 ..Default::default()
             }
@@ -374,7 +374,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
     // The card must exist before anything is submitted, and every shard must get records.
     let cat = a.corpus.catalog_for(std::slice::from_ref(corpus))?;
     let card = cat.get(corpus)?;
-    if let Some(records) = mtkit::corpus::cheap_count(&card.resolve()?) {
+    if let Some(records) = mtkit::data::corpus::cheap_count(&card.resolve()?) {
         if u64::from(n) > records {
             bail!(
                 "--slurm {n}: corpus `{corpus}` has {records} records, so {} of the {n} shards would be empty; use at most --slurm {records}",
@@ -382,7 +382,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
             );
         }
     }
-    if let Some(max) = mtkit::slurm::max_array_size() {
+    if let Some(max) = mtkit::cluster::slurm::max_array_size() {
         if u64::from(n) > max {
             bail!(
                 "--slurm {n}: this Slurm's MaxArraySize is {max} (`scontrol show config`), so array tasks 0-{} cannot be submitted; use at most --slurm {max}, or ask your admins to raise MaxArraySize",
@@ -441,7 +441,7 @@ fn print_submitted(job: &ProfileArray, s: &Submitted, n: u32) {
         );
         return;
     }
-    let list = |v: &[u32]| mtkit::slurm::ranges(v);
+    let list = |v: &[u32]| mtkit::cluster::slurm::ranges(v);
     for f in &s.failed {
         eprintln!("{f}");
     }

@@ -6,16 +6,16 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
-use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
-use mtkit::proximity::{
+use mtkit::analysis::proximity::{
     compute, matrix, matrix_csv, rows_csv, Metric, MetricOptions, MixBy, MixSpec, Query, Row,
 };
+use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
 use mtkit::tokenize::Tokenizer;
 
 use super::profile::NgramArgs;
 use super::CorpusArgs;
+use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::{sig, table};
-use mtkit::cli_support::progress::Bar;
 
 /// Similarity of each corpus to the target, and each candidate's proximity advantage.
 ///
@@ -82,16 +82,16 @@ enum MixByArg {
 pub fn run(a: ProximityArgs) -> Result<()> {
     // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
     // process, so that temporary files and folders are removed on the way out.
-    let _interrupt = mtkit::progress::InterruptGuard::install();
+    let _interrupt = mtkit::util::progress::InterruptGuard::install();
     // Profiles of corpora not yet cached are counted here too (see `profile`).
-    mtkit::profile::prefer_small_pages();
+    mtkit::util::memory::prefer_small_pages();
     let metrics: Vec<Metric> = if a.all_metrics {
         Metric::ALL.to_vec()
     } else {
         vec![a.metric]
     };
     if !a.matrix {
-        mtkit::proximity::check_corpus_count(a.corpora.len())?;
+        mtkit::analysis::proximity::check_corpus_count(a.corpora.len())?;
     }
     if a.matrix && a.corpora.len() < 2 {
         bail!("--matrix needs at least two corpora");
@@ -100,10 +100,10 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         bail!("--smoothing must be positive (it keeps log 0 out of cross-entropy and kl)");
     }
     for path in &a.plot {
-        mtkit::plot::ImageFormat::of(path)?;
+        mtkit::analysis::plot::ImageFormat::of(path)?;
     }
     if let Some(b) = a.bootstrap {
-        mtkit::stats::check_bootstrap(b, "--bootstrap")?;
+        mtkit::analysis::stats::check_bootstrap(b, "--bootstrap")?;
     }
     let opts = profile_options(&a, &metrics);
     let profiles = load_profiles(&a.corpora, &a.corpus, &opts)?;
@@ -114,7 +114,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     if a.matrix {
         return write_matrix(&a, &refs, metrics[0], &mo);
     }
-    let bar = mtkit::cli_support::progress::Bar::new(a.corpus.quiet);
+    let bar = mtkit::cli_support::bar::Bar::new(a.corpus.quiet);
     let q = Query {
         mix: a.mix.map(|w| MixSpec {
             weight: w,
@@ -129,7 +129,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     let rows = compute(&q)?;
     let csv = rows_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
     if let Some(f) = &a.csv {
-        mtkit::paths::write_atomic_bytes(f, csv.as_bytes())?;
+        mtkit::util::paths::write_atomic_bytes(f, csv.as_bytes())?;
     }
     if a.json {
         let stdout = std::io::stdout();
@@ -144,7 +144,7 @@ pub fn run(a: ProximityArgs) -> Result<()> {
     Ok(())
 }
 
-/// What the profiles must hold for `metrics` (see [`mtkit::proximity::profile_options`]).
+/// What the profiles must hold for `metrics` (see [`mtkit::analysis::proximity::profile_options`]).
 fn profile_options(a: &ProximityArgs, metrics: &[Metric]) -> ProfileOptions {
     let base = ProfileOptions {
         sample: a.corpus.sample(),
@@ -153,7 +153,7 @@ fn profile_options(a: &ProximityArgs, metrics: &[Metric]) -> ProfileOptions {
         ngram_mode: a.ngrams.mode(),
         keep_docs: false,
     };
-    mtkit::proximity::profile_options(base, metrics, a.bootstrap.is_some())
+    mtkit::analysis::proximity::profile_options(base, metrics, a.bootstrap.is_some())
 }
 
 /// `--matrix`: the similarity matrix as CSV (stdout or --csv) and the heatmaps of --plot.
@@ -167,16 +167,16 @@ fn write_matrix(
     let names: Vec<String> = refs.iter().map(|p| p.meta.corpus.clone()).collect();
     let out = matrix_csv(&names, &m);
     match &a.csv {
-        Some(f) => mtkit::paths::write_atomic_bytes(f, out.as_bytes())?,
+        Some(f) => mtkit::util::paths::write_atomic_bytes(f, out.as_bytes())?,
         None => print!("{out}"),
     }
-    let figure = mtkit::plot::Heatmap {
+    let figure = mtkit::analysis::plot::Heatmap {
         title: format!("{metric} similarity: row scored against column"),
         labels: &names,
         values: &m,
     };
     for path in &a.plot {
-        mtkit::plot::save(&figure, path)?;
+        mtkit::analysis::plot::save(&figure, path)?;
         eprintln!("heatmap written to {}", path.display());
     }
     Ok(())
@@ -189,8 +189,8 @@ fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Re
         let p = Path::new(n);
         n.ends_with(".parquet")
             && p.is_file()
-            && (mtkit::formats::is_mtkit_output(p)
-                || mtkit::formats::check_parquet_footer(p).is_err())
+            && (mtkit::data::files::is_mtkit_output(p)
+                || mtkit::util::polars_io::check_parquet_footer(p).is_err())
     };
     let corpora: Vec<&String> = names.iter().filter(|n| !is_profile(n)).collect();
     let cat = ca.catalog_for(&corpora)?;

@@ -5,11 +5,11 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::{Args, Subcommand};
 
-use mtkit::report::{
+use mtkit::analysis::report::{
     paper_table, paper_table_csv, paper_table_latex, regressions_csv, scatter, shown_p, Groups,
     Regression,
 };
-use mtkit::stats::Table;
+use mtkit::analysis::stats::Table;
 
 use mtkit::cli_support::output::{sig, table};
 
@@ -76,9 +76,9 @@ pub fn run(cmd: ReportCommand) -> Result<()> {
 }
 
 fn run_regress(a: RegressArgs) -> Result<()> {
-    mtkit::stats::check_bootstrap(a.bootstrap, "--bootstrap")?;
+    mtkit::analysis::stats::check_bootstrap(a.bootstrap, "--bootstrap")?;
     for path in &a.plot {
-        mtkit::plot::ImageFormat::of(path)?;
+        mtkit::analysis::plot::ImageFormat::of(path)?;
     }
     let runs = Table::read(&a.runs)?;
     let groups = Groups::of(&runs, &a.x, &a.y, a.by.as_deref())?;
@@ -109,7 +109,7 @@ fn run_regress(a: RegressArgs) -> Result<()> {
     print!("{}", regression_table(&fits));
     if let Some(o) = &a.output {
         let csv = regressions_csv(&fits, &a.x, &a.y)?;
-        mtkit::paths::write_atomic_bytes(o, csv.as_bytes())?;
+        mtkit::util::paths::write_atomic_bytes(o, csv.as_bytes())?;
     }
     if !a.plot.is_empty() {
         let all = &fits
@@ -119,7 +119,7 @@ fn run_regress(a: RegressArgs) -> Result<()> {
             .1;
         let figure = scatter(&runs, &a.x, &a.y, (all.intercept, all.slope))?;
         for path in &a.plot {
-            mtkit::plot::save(&figure, path)?;
+            mtkit::analysis::plot::save(&figure, path)?;
         }
     }
     Ok(())
@@ -193,10 +193,10 @@ fn run_table(a: TableArgs) -> Result<()> {
         )
     );
     if let Some(o) = &a.output {
-        mtkit::paths::write_atomic_bytes(o, &paper_table_csv(&rows)?)?;
+        mtkit::util::paths::write_atomic_bytes(o, &paper_table_csv(&rows)?)?;
     }
     if let Some(o) = &a.latex {
-        mtkit::paths::write_atomic_bytes(o, paper_table_latex(&rows).as_bytes())?;
+        mtkit::util::paths::write_atomic_bytes(o, paper_table_latex(&rows).as_bytes())?;
     }
     Ok(())
 }

@@ -5,14 +5,14 @@ use std::path::PathBuf;
 use anyhow::Result;
 use clap::Args;
 
-use mtkit::export::{Emit, EmitOptions, Exportable};
-use mtkit::mix::{suggest_from_profiles, Budget, Request, Suggestion};
+use mtkit::analysis::mix::{suggest_from_profiles, Budget, Request, Suggestion};
+use mtkit::analysis::proximity::Metric;
+use mtkit::export::emit::{Emit, EmitOptions, Exportable};
 use mtkit::profile::{cached_or_build, NgramMode, ProfileOptions};
-use mtkit::proximity::Metric;
 
 use super::CorpusArgs;
+use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::{sig, table};
-use mtkit::cli_support::progress::Bar;
 
 /// Propose midtraining mixtures: which data, what weight, from which step.
 ///
@@ -102,9 +102,9 @@ pub struct SuggestArgs {
 pub fn run(a: SuggestArgs) -> Result<()> {
     // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
     // process, so that temporary files and folders are removed on the way out.
-    let _interrupt = mtkit::progress::InterruptGuard::install();
+    let _interrupt = mtkit::util::progress::InterruptGuard::install();
     // Profiles of corpora not yet cached are counted here too (see `profile`).
-    mtkit::profile::prefer_small_pages();
+    mtkit::util::memory::prefer_small_pages();
     let budget = Budget {
         total_steps: a.total_steps,
         tokens_per_step: a.tokens_per_step,
@@ -167,7 +167,7 @@ fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs) -> Result<String> {
         lr: a.lr,
         sft_epochs: a.sft_epochs,
     };
-    mtkit::export::emit(e, &x, &o)
+    mtkit::export::emit::emit(e, &x, &o)
 }
 
 fn human(found: &Suggestion, a: &SuggestArgs) -> String {

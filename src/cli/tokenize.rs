@@ -6,9 +6,9 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use mtkit::cli_support::args::SampleArgs;
+use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::table;
-use mtkit::cli_support::progress::Bar;
-use mtkit::token_formats::{Format, FormatOptions};
+use mtkit::export::tokens::trainer_formats::{Format, FormatOptions};
 
 /// Tokenize corpora into token files for training: mtkit's (the default), or the files
 /// Megatron-LM, OLMo-core or LitGPT (litdata) read (--format).
@@ -71,10 +71,10 @@ pub struct TokenizeArgs {
     quiet: bool,
 }
 
-/// `--olmo-file-size`: a size in the one size grammar ([`mtkit::memory::parse_size`]), at
+/// `--olmo-file-size`: a size in the one size grammar ([`mtkit::util::memory::parse_size`]), at
 /// least one byte.
 fn file_size(s: &str) -> Result<u64> {
-    match mtkit::memory::parse_size(s)? {
+    match mtkit::util::memory::parse_size(s)? {
         0 => bail!("must be at least one byte"),
         n => Ok(n),
     }
@@ -83,7 +83,7 @@ fn file_size(s: &str) -> Result<u64> {
 pub fn run(a: TokenizeArgs) -> Result<()> {
     // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
     // process, so that temporary files and folders are removed on the way out.
-    let _interrupt = mtkit::progress::InterruptGuard::install();
+    let _interrupt = mtkit::util::progress::InterruptGuard::install();
     let format: Format = a.format.parse()?;
     let options = FormatOptions {
         olmo_file_bytes: a.olmo_file_size,
@@ -99,7 +99,7 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let bar = Bar::new(a.quiet);
     let mut rows = Vec::new();
     for card in cards {
-        let m = mtkit::token_files::write_format(
+        let m = mtkit::export::tokens::write_format(
             card, &tok, &spec, val_docs, &a.output, format, &options, &bar,
         )?;
         rows.push(vec![

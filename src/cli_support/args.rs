@@ -5,8 +5,8 @@ use std::path::PathBuf;
 use anyhow::{bail, Result};
 use clap::Args;
 
-use crate::catalog::Catalog;
-use crate::corpus::{SampleSpec, Shard};
+use crate::data::catalog::Catalog;
+use crate::data::corpus::{SampleSpec, Shard};
 use crate::profile::{PAPER_MAX_CHARS, PAPER_MAX_DOCS, PAPER_MAX_TOKENS_PER_DOC};
 use crate::tokenize::{EngineChoice, Tokenizer};
 
@@ -342,8 +342,8 @@ pub struct SbatchArgs {
 
 impl SbatchArgs {
     /// The options as the slurm module takes them.
-    pub fn options(&self) -> crate::slurm::SlurmOptions {
-        crate::slurm::SlurmOptions {
+    pub fn options(&self) -> crate::cluster::slurm::SlurmOptions {
+        crate::cluster::slurm::SlurmOptions {
             partition: self.partition.clone(),
             account: self.account.clone(),
             time: self.time.clone(),

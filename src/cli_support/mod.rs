@@ -1,10 +1,10 @@
 //! What the two command-line programs (`mtkit` and `mtkit-train`) share: options parsed the
 //! same way everywhere, number formatting and tables, progress bars. The library's work
-//! functions never call these; they report through [`crate::progress::Progress`].
+//! functions never call these; they report through [`crate::util::progress::Progress`].
 
 pub mod args;
+pub mod bar;
 pub mod output;
-pub mod progress;
 
 /// Runs a command line's work and exits: status 0 on success, 1 with `mtkit: error: …` on an
 /// error. Output into a pipe whose reader has gone (`mtkit data show c4 | head -1`) ends the
@@ -37,12 +37,13 @@ pub fn main_with(work: impl FnOnce() -> anyhow::Result<()>) -> ! {
             }
             // Work stopped by a signal may fail with the error of whatever part noticed first
             // (a merge thread's "stopped", say): the signal is what the user needs to know.
-            if e.chain().any(|c| c.is::<crate::progress::Interrupted>())
-                || crate::progress::interrupting_signal().is_some()
+            if e.chain()
+                .any(|c| c.is::<crate::util::progress::Interrupted>())
+                || crate::util::progress::interrupting_signal().is_some()
             {
                 // Ctrl-C or SIGTERM, where the work stopped itself to clean up: the shell's
                 // convention, 128 + the signal.
-                let sig = crate::progress::interrupting_signal().unwrap_or(libc::SIGINT);
+                let sig = crate::util::progress::interrupting_signal().unwrap_or(libc::SIGINT);
                 let name = if sig == libc::SIGTERM {
                     "terminated (SIGTERM)"
                 } else {

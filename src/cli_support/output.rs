@@ -1,6 +1,6 @@
 //! Output helpers: numbers with fixed significant digits, aligned tables.
 
-pub use crate::numfmt::{num, sig};
+pub use crate::util::numfmt::{num, sig};
 
 /// Renders rows as a left/right aligned text table (numbers right-aligned).
 pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {

@@ -20,12 +20,12 @@ use rayon::prelude::*;
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::catalog::Card;
-use crate::corpus::{SampleSpec, Shard};
-use crate::progress::Progress;
-use crate::rng::mix64;
+use crate::data::catalog::Card;
+use crate::data::corpus::{SampleSpec, Shard};
 use crate::tokenize::pipeline::{read_batches_of, Batch, Batching};
 use crate::tokenize::{Encoder, Engine, Tokenizer};
+use crate::util::progress::Progress;
+use crate::util::rng::mix64;
 
 pub mod spill;
 pub mod stream;
@@ -167,25 +167,6 @@ impl NgramCounts {
 
 /// Merges sorted (key, count) entries, given from the largest key down by `next_down` (keys
 /// distinct, at most `most`), into the sorted list `a`, adding the counts of equal keys.
-/// Turns transparent huge pages off for this process (`prctl(PR_SET_THP_DISABLE)`), unless
-/// the user set mimalloc's own `MIMALLOC_ALLOW_THP`, which then decides. Exact counting first
-/// touches gigabytes of list pages; mimalloc asks for huge pages for its large regions, and on
-/// the Intel Xeon KVM guest of 2026-12-03 the kernel's zeroing of them took 4.7-7.6 s of
-/// system time for the registry's 4-grams against 0.8-3.3 s with 4 KiB pages (wall 10.0-11.7 s
-/// against 7.9-10.3 s, interleaved; same bytes). A hint about pages only: results never
-/// depend on it, and a kernel without the call ignores it. Called by the commands that count
-/// (`profile`, `proximity`, `suggest-mix`), not by the library or the Python package, whose
-/// process is the user's.
-pub fn prefer_small_pages() {
-    #[cfg(target_os = "linux")]
-    if std::env::var_os("MIMALLOC_ALLOW_THP").is_none() {
-        // SAFETY: PR_SET_THP_DISABLE takes plain integers and touches no memory of ours.
-        unsafe {
-            libc::prctl(libc::PR_SET_THP_DISABLE, 1, 0, 0, 0);
-        }
-    }
-}
-
 #[inline]
 fn merge_down_in_place(
     a: &mut Vec<(u64, u64)>,
@@ -605,13 +586,13 @@ impl Counter {
                 Ok(match mode {
                     NgramMode::Exact => NgramCounts::Exact(Vec::new()),
                     NgramMode::Hashed { buckets } => NgramCounts::Hashed(
-                        crate::memory::zeroed_vec(buckets as usize, &buckets_what(buckets))?,
+                        crate::util::memory::zeroed_vec(buckets as usize, &buckets_what(buckets))?,
                     ),
                 })
             })
             .collect::<Result<_>>()?;
         Ok(Counter {
-            unigram: crate::memory::zeroed_vec(vocab_size, "the unigram table")?,
+            unigram: crate::util::memory::zeroed_vec(vocab_size, "the unigram table")?,
             pending: ngrams.iter().map(|_| Vec::new()).collect(),
             pending_pairs: ngrams.iter().map(|_| Vec::new()).collect(),
             combine: ngrams.iter().map(|_| Vec::new()).collect(),
@@ -887,14 +868,14 @@ pub fn build(
     build_with(meta_for(card, tok, opts)?, card, tok, opts, progress)
 }
 
-/// Profiles in-memory records ([`crate::corpus::read_records`]: a Python list or dataset, say)
+/// Profiles in-memory records ([`crate::data::corpus::read_records`]: a Python list or dataset, say)
 /// exactly as a file of the same records in the same order would be profiled (the sample,
 /// cuts and counts are the same; the metadata names `name` and the template instead of a
 /// card). Never cached: there is no file whose content could key it.
 pub fn build_from_records(
     name: &str,
     template: &str,
-    records: &crate::corpus::RecordSource<'_>,
+    records: &crate::data::corpus::RecordSource<'_>,
     tok: &Tokenizer,
     opts: &ProfileOptions,
     progress: &dyn Progress,
@@ -903,27 +884,16 @@ pub fn build_from_records(
     if opts.sample.shard.is_some() {
         anyhow::bail!("in-memory records take no --shard");
     }
-    let t = crate::template::Template::parse(template)?;
-    let meta = ProfileMeta {
-        format: FORMAT_VERSION,
-        mtkit_version: crate::VERSION.to_string(),
-        corpus: name.to_string(),
-        card_hash: crate::digest::sha256_hex(format!("records\0{template}").as_bytes()),
-        card_origin: "in-memory records".into(),
-        tokenizer_path: tok.path.display().to_string(),
-        tokenizer_sha256: tok.sha256.clone(),
-        vocab_size: tok.vocab_size,
-        max_docs: opts.sample.max_docs,
-        seed: opts.sample.seed,
-        max_chars: opts.sample.max_chars,
-        max_tokens_per_doc: opts.max_tokens_per_doc,
-        shards: None,
-        ngram: opts.ngram,
-        ngram_mode: opts.ngram_mode,
-        encoder: tok.engine(),
-    };
-    let read = |on_doc: &mut dyn FnMut(crate::corpus::Document) -> Result<()>| {
-        crate::corpus::read_records(name, &t, records, &opts.sample, on_doc)
+    let t = crate::data::template::Template::parse(template)?;
+    let meta = ProfileMeta::new(
+        name,
+        crate::util::digest::sha256_hex(format!("records\0{template}").as_bytes()),
+        "in-memory records".into(),
+        tok,
+        opts,
+    );
+    let read = |on_doc: &mut dyn FnMut(crate::data::corpus::Document) -> Result<()>| {
+        crate::data::corpus::read_records(name, &t, records, &opts.sample, on_doc)
     };
     count_documents(meta, name, &read, tok, opts, progress)
 }
@@ -933,24 +903,45 @@ type KeptBatch = (u64, Vec<Vec<(u32, u32)>>);
 
 /// The metadata a profile of `card` under `opts` will carry (and its cache key).
 pub fn meta_for(card: &Card, tok: &Tokenizer, opts: &ProfileOptions) -> Result<ProfileMeta> {
-    Ok(ProfileMeta {
-        format: FORMAT_VERSION,
-        mtkit_version: crate::VERSION.to_string(),
-        corpus: card.name.clone(),
-        card_hash: card.content_hash()?,
-        card_origin: card.origin.clone(),
-        tokenizer_path: tok.path.display().to_string(),
-        tokenizer_sha256: tok.sha256.clone(),
-        vocab_size: tok.vocab_size,
-        max_docs: opts.sample.max_docs,
-        seed: opts.sample.seed,
-        max_chars: opts.sample.max_chars,
-        max_tokens_per_doc: opts.max_tokens_per_doc,
-        shards: opts.sample.shard.map(|s| vec![s]),
-        ngram: opts.ngram,
-        ngram_mode: opts.ngram_mode,
-        encoder: tok.engine(),
-    })
+    Ok(ProfileMeta::new(
+        &card.name,
+        card.content_hash()?,
+        card.origin.clone(),
+        tok,
+        opts,
+    ))
+}
+
+impl ProfileMeta {
+    /// The metadata of a profile counted now, by this mtkit, of corpus `corpus` (whose card,
+    /// or template for in-memory records, hashes to `card_hash`), under `opts`: the one place
+    /// a profile's settings are recorded, so a cache key cannot miss one.
+    pub fn new(
+        corpus: &str,
+        card_hash: String,
+        card_origin: String,
+        tok: &Tokenizer,
+        opts: &ProfileOptions,
+    ) -> ProfileMeta {
+        ProfileMeta {
+            format: FORMAT_VERSION,
+            mtkit_version: crate::VERSION.to_string(),
+            corpus: corpus.to_string(),
+            card_hash,
+            card_origin,
+            tokenizer_path: tok.path.display().to_string(),
+            tokenizer_sha256: tok.sha256.clone(),
+            vocab_size: tok.vocab_size,
+            max_docs: opts.sample.max_docs,
+            seed: opts.sample.seed,
+            max_chars: opts.sample.max_chars,
+            max_tokens_per_doc: opts.max_tokens_per_doc,
+            shards: opts.sample.shard.map(|s| vec![s]),
+            ngram: opts.ngram,
+            ngram_mode: opts.ngram_mode,
+            encoder: tok.engine(),
+        }
+    }
 }
 
 fn build_with(
@@ -960,8 +951,8 @@ fn build_with(
     opts: &ProfileOptions,
     progress: &dyn Progress,
 ) -> Result<Profile> {
-    let read = |on_doc: &mut dyn FnMut(crate::corpus::Document) -> Result<()>| {
-        crate::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
+    let read = |on_doc: &mut dyn FnMut(crate::data::corpus::Document) -> Result<()>| {
+        crate::data::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
     };
     count_documents(meta, &card.name, &read, tok, opts, progress)
 }
@@ -989,7 +980,7 @@ fn buckets_what(buckets: u64) -> String {
 /// Checks, before any table is allocated, that the fixed-size tables of `workers` counters
 /// fit in the memory this process can still allocate: with `--ngram-buckets B`, each worker
 /// holds B × 8 bytes per order ≥ 2, which a large B makes tens of gigabytes. The error gives
-/// the figures and the limits ([`crate::memory::Limits`]).
+/// the figures and the limits ([`crate::util::memory::Limits`]).
 pub fn check_counter_memory(
     vocab_size: usize,
     opts: &ProfileOptions,
@@ -1010,7 +1001,7 @@ pub fn check_counter_memory(
         ),
         NgramMode::Exact => format!("the unigram tables of {workers} counting worker(s)"),
     };
-    crate::memory::check_allocation(total, &what)
+    crate::util::memory::check_allocation(total, &what)
 }
 
 /// A memory budget per worker and where its runs go.
@@ -1397,7 +1388,7 @@ impl Profile {
         m.card_origin.clear();
         m.tokenizer_path.clear();
         let bytes = serde_json::to_vec(&m).expect("meta serialises");
-        crate::digest::hex(&Sha256::digest(bytes))[..32].to_string()
+        crate::util::digest::hex(&Sha256::digest(bytes))[..32].to_string()
     }
 
     /// Merges shard profiles of one corpus made with the same settings: counts add exactly.
@@ -1461,7 +1452,7 @@ impl Profile {
             .with_context(|| format!("cannot read profile {}", path.display()))?;
         let footer_start = parquet_footer_start(&bytes)
             .with_context(|| format!("{} is not a parquet file", path.display()))?;
-        crate::formats::check_parquet_bytes(path, &bytes)?;
+        crate::util::polars_io::check_parquet_bytes(path, &bytes)?;
         let open = || std::io::Cursor::new(bytes.as_slice());
         let mut reader = ParquetReader::new(open());
         let md = reader
@@ -1474,7 +1465,7 @@ impl Profile {
                 .and_then(|k| k.value.clone())
         };
         let (saved, want) = stream::saved_meta_and_pages(path, kv)?;
-        if crate::digest::sha256_hex(&bytes[..footer_start]) != want {
+        if crate::util::digest::sha256_hex(&bytes[..footer_start]) != want {
             bail!(
                 "{}: its data pages do not match the checksum saved with them: the file is damaged; delete it or make it again",
                 path.display()
@@ -1492,7 +1483,7 @@ impl Profile {
             .map(|i| df.column(&format!("t{i}")).and_then(|c| c.u32().cloned()))
             .collect::<PolarsResult<_>>()?;
         let mut p = Profile {
-            unigram: crate::memory::zeroed_vec(
+            unigram: crate::util::memory::zeroed_vec(
                 saved.meta.vocab_size,
                 &format!(
                     "{}: its vocabulary of {} ids",
@@ -1505,7 +1496,7 @@ impl Profile {
                     Ok(match saved.meta.ngram_mode {
                         NgramMode::Exact => NgramCounts::Exact(Vec::new()),
                         NgramMode::Hashed { buckets } => {
-                            NgramCounts::Hashed(crate::memory::zeroed_vec(
+                            NgramCounts::Hashed(crate::util::memory::zeroed_vec(
                                 buckets as usize,
                                 &format!("{}: its {buckets} hashed buckets", path.display()),
                             )?)
@@ -1576,19 +1567,10 @@ pub fn cached_or_build(
     opts.validate(tok.vocab_size)?;
     let meta = meta_for(card, tok, opts)?;
     let path = cache_path(&meta);
-    // Beside each entry, the SHA-256 of its bytes: an entry is read only when they match, so a
-    // damaged file is rebuilt before any parser sees it (polars can abort on some damaged
-    // files), and an entry without its sum (a run killed between the two writes) is rebuilt.
     let sum_path = path.with_extension("parquet.sha256");
-    let file_sum = |p: &Path| crate::digest::sha256_file(p).ok();
-    if use_cache && !opts.keep_docs && !opts.sample.strict && path.exists() {
-        let recorded = std::fs::read_to_string(&sum_path).ok();
-        if recorded.as_deref().map(str::trim) == file_sum(&path).as_deref() {
-            if let Ok(p) = Profile::load(&path) {
-                if Profile::cache_key(&p.meta) == Profile::cache_key(&meta) {
-                    return Ok((p, true));
-                }
-            }
+    if may_use_cache(use_cache, opts) {
+        if let Some(p) = cache_hit(&path, &meta, Profile::load, profile_meta) {
+            return Ok((p, true));
         }
     }
     let p = build_with(meta, card, tok, opts, progress)?;
@@ -1596,8 +1578,43 @@ pub fn cached_or_build(
     let sum = p
         .save_summed(&path)
         .with_context(|| format!("cannot write the profile cache {}", path.display()))?;
-    crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
+    crate::util::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
     Ok((p, false))
+}
+
+/// Whether a cached profile may stand in for counting: not when asked not to, not when the
+/// per-document counts are wanted (the cache holds none), not under --strict (a cached entry
+/// would not show the bad records a strict run must fail on).
+fn may_use_cache(use_cache: bool, opts: &ProfileOptions) -> bool {
+    use_cache && !opts.keep_docs && !opts.sample.strict
+}
+
+/// The cache entry at `path`, opened by `open`, when it can be used for `wanted`: beside each
+/// entry is the SHA-256 of its bytes, and an entry is read only when they match, so a damaged
+/// file is rebuilt before any parser sees it (polars can abort on some damaged files) and an
+/// entry without its sum (a run killed between the two writes) is rebuilt; then its recorded
+/// settings must give the same cache key. The one check of both `cached_or_build` (a whole
+/// profile) and `cached_or_write` (rows read back a group at a time).
+fn cache_hit<T>(
+    path: &Path,
+    wanted: &ProfileMeta,
+    open: impl FnOnce(&Path) -> Result<T>,
+    meta_of: fn(&T) -> &ProfileMeta,
+) -> Option<T> {
+    let recorded = std::fs::read_to_string(path.with_extension("parquet.sha256")).ok()?;
+    if recorded.trim() != crate::util::digest::sha256_file(path).ok()? {
+        return None;
+    }
+    let found = open(path).ok()?;
+    (Profile::cache_key(meta_of(&found)) == Profile::cache_key(wanted)).then_some(found)
+}
+
+fn profile_meta(p: &Profile) -> &ProfileMeta {
+    &p.meta
+}
+
+fn rows_meta(r: &ProfileRows) -> &ProfileMeta {
+    &r.meta
 }
 
 /// What [`cached_or_write`] found in the cache or wrote there.
@@ -1642,21 +1659,16 @@ pub fn cached_or_write(
     let path = cache_path(&meta);
     let sum_path = path.with_extension("parquet.sha256");
     let distinct = |u: &[u64]| u.iter().filter(|&&c| c > 0).count();
-    if use_cache && !opts.keep_docs && !opts.sample.strict && path.exists() {
-        let recorded = std::fs::read_to_string(&sum_path).ok();
-        if recorded.as_deref().map(str::trim) == crate::digest::sha256_file(&path).ok().as_deref() {
-            if let Ok(rows) = ProfileRows::open(&path) {
-                if Profile::cache_key(&rows.meta) == Profile::cache_key(&meta) {
-                    return Ok(Written {
-                        distinct_ids: distinct(&rows.unigram),
-                        meta: rows.meta,
-                        totals: rows.totals,
-                        path,
-                        cached: true,
-                        spilled: None,
-                    });
-                }
-            }
+    if may_use_cache(use_cache, opts) {
+        if let Some(rows) = cache_hit(&path, &meta, ProfileRows::open, rows_meta) {
+            return Ok(Written {
+                distinct_ids: distinct(&rows.unigram),
+                meta: rows.meta,
+                totals: rows.totals,
+                path,
+                cached: true,
+                spilled: None,
+            });
         }
     }
     let exact_ngrams = opts.ngram >= 2 && opts.ngram_mode == NgramMode::Exact;
@@ -1667,8 +1679,8 @@ pub fn cached_or_write(
         }),
         false => None,
     };
-    let read = |on_doc: &mut dyn FnMut(crate::corpus::Document) -> Result<()>| {
-        crate::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
+    let read = |on_doc: &mut dyn FnMut(crate::data::corpus::Document) -> Result<()>| {
+        crate::data::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
     };
     let counted =
         count_documents_spilling(meta, &card.name, &read, tok, opts, progress, sp.as_ref())?;
@@ -1702,7 +1714,7 @@ pub fn cached_or_write(
                         runs.merge(o, |k, c| {
                             block.push((k, c));
                             if block.len() == ROWS {
-                                crate::progress::check_interrupt()?;
+                                crate::util::progress::check_interrupt()?;
                                 let full = std::mem::replace(&mut block, Vec::with_capacity(ROWS));
                                 // A closed queue: the writer failed, and says why below.
                                 tx.send((o, full))
@@ -1741,7 +1753,7 @@ pub fn cached_or_write(
             (meta, totals, ids, Some(sp.runs.stats()), sum)
         }
     };
-    crate::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
+    crate::util::paths::write_atomic_bytes(&sum_path, format!("{sum}\n").as_bytes())?;
     Ok(Written {
         meta,
         totals,
@@ -1786,16 +1798,18 @@ fn content_checksum(
             h.update(c.to_le_bytes());
         }
     }
-    Ok(crate::digest::hex(&h.finalize()))
+    Ok(crate::util::digest::hex(&h.finalize()))
 }
 
 /// Where a cached profile with this metadata lives.
 pub fn cache_path(meta: &ProfileMeta) -> PathBuf {
-    crate::paths::cache_dir().join("profiles").join(format!(
-        "{}-{}.parquet",
-        meta.corpus,
-        Profile::cache_key(meta)
-    ))
+    crate::util::paths::cache_dir()
+        .join("profiles")
+        .join(format!(
+            "{}-{}.parquet",
+            meta.corpus,
+            Profile::cache_key(meta)
+        ))
 }
 
 /// The metadata and totals of the merge of shard profiles `parts` (their counts add): the
@@ -1894,7 +1908,7 @@ mod tests {
         if std::env::var_os("MIMALLOC_ALLOW_THP").is_some() {
             return; // the user's choice then, which the function leaves alone
         }
-        super::prefer_small_pages();
+        crate::util::memory::prefer_small_pages();
         // SAFETY: PR_GET_THP_DISABLE reads a flag of this process.
         assert_eq!(
             unsafe { libc::prctl(libc::PR_GET_THP_DISABLE, 0, 0, 0, 0) },
@@ -1987,7 +2001,7 @@ mod tests {
     fn sorted_counting_agrees_with_a_hash_map() {
         // Enough keys for several buffer merges, from a skewed id distribution so that keys
         // repeat both within and across merges; checked against a plain hash map.
-        let mut rng = crate::rng::Rng::new(9);
+        let mut rng = crate::util::rng::Rng::new(9);
         let vocab = 50_277;
         let docs: Vec<Vec<u32>> = (0..6000)
             .map(|_| {
@@ -2102,7 +2116,7 @@ mod tests {
 
     #[test]
     fn radix_sort_sorts() {
-        let mut rng = crate::rng::Rng::new(3);
+        let mut rng = crate::util::rng::Rng::new(3);
         // One scratch for every sort, as a counter reuses it: longer than the keys after the
         // first, and swapped in (odd pass counts: 16 and 33 bits) with what it held past them.
         let mut scratch = Vec::new();

@@ -6,9 +6,9 @@
 //! counted in memory.
 //!
 //! Runs live in a temporary folder that is removed when counting ends, however it ends (an
-//! error, Ctrl-C or SIGTERM: see [`crate::progress::InterruptGuard`]); a folder left by a
+//! error, Ctrl-C or SIGTERM: see [`crate::util::progress::InterruptGuard`]); a folder left by a
 //! process that was killed outright (kill -9, an OOM kill) is removed by the next counting
-//! that makes runs in the same place ([`crate::paths::remove_stale_parts`]).
+//! that makes runs in the same place ([`crate::util::paths::remove_stale_parts`]).
 
 use std::collections::BinaryHeap;
 use std::fs::File;
@@ -31,13 +31,13 @@ pub struct SpillOptions {
 pub const MIN_MEMORY: u64 = 1 << 20;
 
 /// The default budget: a quarter of the smallest memory limit this process is under (the
-/// machine, its cgroup, the Slurm job, `ulimit -v`: [`crate::memory::Limits`]), at least
+/// machine, its cgroup, the Slurm job, `ulimit -v`: [`crate::util::memory::Limits`]), at least
 /// 1 GiB where that limit allows twice as much; 4 GiB where no limit can be read.
 pub fn default_memory() -> u64 {
-    crate::memory::Limits::read().default_budget()
+    crate::util::memory::Limits::read().default_budget()
 }
 
-pub use crate::memory::{human_size, parse_size};
+pub use crate::util::memory::{human_size, parse_size};
 
 /// The runs of one counting: a temporary folder (made at the first spill, so a counting that
 /// fits its budget touches no disk; removed on drop) and the run files of each order ≥ 2.
@@ -104,7 +104,7 @@ impl Runs {
     /// The runs' folder, made on first use: `.mtkit-runs.mtkit-PID@HOST.XXXXXX.part` in the
     /// parent, named like mtkit's other temporary files, so that the first counting to spill
     /// there after a process was killed outright removes its folder
-    /// ([`crate::paths::remove_stale_parts`]).
+    /// ([`crate::util::paths::remove_stale_parts`]).
     fn dir(&self) -> Result<PathBuf> {
         let mut dir = self.dir.lock().expect("runs folder lock");
         if let Some(d) = dir.as_ref() {
@@ -117,7 +117,7 @@ impl Runs {
                 parent.display()
             )
         })?;
-        let made = crate::paths::temp_dir_for(&parent.join("mtkit-runs")).with_context(|| {
+        let made = crate::util::paths::temp_dir_for(&parent.join("mtkit-runs")).with_context(|| {
             format!(
                 "cannot create a folder for n-gram runs in {} (the runs go where --tmp DIR says, default the folder of -o: give one you can write)",
                 parent.display()
@@ -354,7 +354,7 @@ impl RunReader {
             self.at = 0;
             let have = self.buf.len();
             self.buf.resize(BLOCK, 0);
-            let got = crate::formats::read_up_to(&mut self.z, &mut self.buf[have..])
+            let got = crate::data::files::read_up_to(&mut self.z, &mut self.buf[have..])
                 .with_context(|| format!("cannot read n-gram run {}", self.path.display()))?;
             self.buf.truncate(have + got);
             self.ended = got < BLOCK - have;

@@ -25,7 +25,7 @@ use super::{
     id_bits, merged_meta, pack, NgramMode, ProfileMeta, SavedMeta, Totals, MAX_BUCKETS, MAX_VOCAB,
     META_KEY, PAGES_KEY, PAGES_PLACEHOLDER,
 };
-use crate::formats::read_up_to;
+use crate::data::files::read_up_to;
 
 /// Rows per row group. Small enough that a merge of many parts holds one group of each in
 /// little memory (64 parts: about 64 MB), large enough that LZ4 and the page headers cost
@@ -191,7 +191,7 @@ impl ProfileWriter {
             totals: totals.clone(),
             checksum: Some(CONTENT_PLACEHOLDER.to_string()),
         })?;
-        let tmp = crate::paths::temp_file_for(path)?;
+        let tmp = crate::util::paths::temp_file_for(path)?;
         let handle = tmp
             .as_file()
             .try_clone()
@@ -420,10 +420,10 @@ impl ProfileWriter {
             .out
             .flush()
             .with_context(what)?;
-        let content = crate::digest::hex(&content.finalize());
+        let content = crate::util::digest::hex(&content.finalize());
         let sum = seal(self.tmp.as_file_mut(), &content, pages).with_context(what)?;
         self.tmp.as_file().sync_all().ok();
-        crate::paths::make_readable(self.tmp.path());
+        crate::util::paths::make_readable(self.tmp.path());
         let ProfileWriter { tmp, path, .. } = self;
         tmp.persist(&path)
             .map_err(|e| e.error)
@@ -522,7 +522,7 @@ fn seal(f: &mut File, content: &str, pages: (Sha256, u64)) -> Result<String> {
         f.seek(SeekFrom::Start(0))?;
         copy_prefix_into(f, start, &mut file_sum)?;
     }
-    let pages = crate::digest::hex(&file_sum.clone().finalize());
+    let pages = crate::util::digest::hex(&file_sum.clone().finalize());
     let mut footer = vec![0u8; footer_len as usize];
     f.seek(SeekFrom::Start(start))?;
     f.read_exact(&mut footer)?;
@@ -542,7 +542,7 @@ fn seal(f: &mut File, content: &str, pages: (Sha256, u64)) -> Result<String> {
     f.flush()?;
     file_sum.update(&footer);
     file_sum.update(tail);
-    Ok(crate::digest::hex(&file_sum.finalize()))
+    Ok(crate::util::digest::hex(&file_sum.finalize()))
 }
 
 /// Hashes the next `n` bytes of `r` into `h`, read in blocks.
@@ -565,7 +565,7 @@ fn copy_prefix_into(r: &mut impl Read, n: u64, h: &mut Sha256) -> Result<()> {
 fn sha256_of_prefix(r: &mut impl Read, n: u64) -> Result<String> {
     let mut h = Sha256::new();
     copy_prefix_into(r, n, &mut h)?;
-    Ok(crate::digest::hex(&h.finalize()))
+    Ok(crate::util::digest::hex(&h.finalize()))
 }
 
 /// A profile file read row group by row group: its metadata and unigram counts at once, then
@@ -600,7 +600,7 @@ impl ProfileRows {
     /// its unigram rows.
     pub fn open(path: &Path) -> Result<ProfileRows> {
         use polars::prelude::{ParquetReader, SerReader};
-        crate::formats::check_parquet_footer(path)?;
+        crate::util::polars_io::check_parquet_footer(path)?;
         let mut f =
             File::open(path).with_context(|| format!("cannot open profile {}", path.display()))?;
         let len = f
@@ -612,7 +612,7 @@ impl ProfileRows {
         read_up_to(&mut f, &mut tail)?;
         let footer_len = u32::from_le_bytes(tail[..4].try_into().expect("4 bytes")) as u64;
         let footer_start = len.saturating_sub(8 + footer_len);
-        let (md, n_rows) = crate::formats::catch_polars(path, || {
+        let (md, n_rows) = crate::util::polars_io::catch_polars(path, || {
             let mut reader = ParquetReader::new(File::open(path)?);
             let md = reader
                 .get_metadata()
@@ -695,7 +695,7 @@ impl ProfileRows {
         let mut rows = std::mem::take(&mut self.group_rows);
         orders.clear();
         rows.clear();
-        crate::formats::catch_polars(&path, || {
+        crate::util::polars_io::catch_polars(&path, || {
             let df = ParquetReader::new(File::open(&path)?)
                 .with_slice(Some((offset, len)))
                 .finish()
@@ -789,7 +789,7 @@ impl ProfileRows {
             self.content.update([self.order as u8]);
         }
         if let Some(want) = &self.want_content {
-            if crate::digest::hex(&self.content.finalize()) != *want {
+            if crate::util::digest::hex(&self.content.finalize()) != *want {
                 bail!(
                     "{}: the profile's counts do not match its checksum: the file is damaged; delete it or make it again",
                     self.path.display()

@@ -5,9 +5,9 @@ use anyhow::{bail, Result};
 use rayon::prelude::*;
 
 use super::{EncoderPool, Engine, Tokenizer};
-use crate::catalog::Card;
-use crate::corpus::{read_documents, Document, SampleSpec};
-use crate::progress::Progress;
+use crate::data::catalog::Card;
+use crate::data::corpus::{read_documents, Document, SampleSpec};
+use crate::util::progress::Progress;
 
 /// Where the two engines first disagree in a document.
 #[derive(Clone, Debug)]

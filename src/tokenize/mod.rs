@@ -29,7 +29,7 @@ pub const DEFAULT_TOKENIZER_FILE: &str = "gpt-neox-20b.json";
 
 /// The default tokenizer's path in the cache.
 pub fn default_tokenizer_path() -> PathBuf {
-    crate::paths::cache_dir()
+    crate::util::paths::cache_dir()
         .join("tokenizers")
         .join(DEFAULT_TOKENIZER_FILE)
 }
@@ -135,7 +135,7 @@ impl Tokenizer {
         })?;
         inner.with_truncation(None).map_err(|e| anyhow!("{e}"))?;
         inner.with_padding(None);
-        let sha256 = crate::digest::hex(&Sha256::digest(&bytes));
+        let sha256 = crate::util::digest::hex(&Sha256::digest(&bytes));
         let vocab_size = inner.get_vocab_size(true);
         let (fast, fast_path_declined) = match engine {
             EngineChoice::Hf => (None, Some("--encoder hf was asked for".to_string())),

@@ -9,9 +9,9 @@ use std::sync::mpsc::{sync_channel, Receiver};
 
 use anyhow::{anyhow, bail, Result};
 
-use crate::catalog::Card;
-use crate::corpus::{read_documents_with, Document, ReadSummary, SampleSpec};
-use crate::template::Template;
+use crate::data::catalog::Card;
+use crate::data::corpus::{read_documents_with, Document, ReadSummary, SampleSpec};
+use crate::data::template::Template;
 
 /// Documents in reading order, numbered from 0.
 pub struct Batch {

@@ -18,20 +18,20 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
-use mtkit::hf_config;
+use mtkit::hf::checkpoint;
 use serde_json::{json, Value};
 use tch::{Device, Kind, Tensor};
 
 use crate::model::ModelSpec;
 
 /// The model weights' file in an exported folder.
-pub const WEIGHTS_FILE: &str = hf_config::WEIGHTS_FILE;
+pub const WEIGHTS_FILE: &str = checkpoint::WEIGHTS_FILE;
 /// AdamW's moments and step count, for runs that continue from an exported folder.
 pub const OPTIMIZER_FILE: &str = "mtkit-optimizer.safetensors";
 /// The weights of checkpoints saved before safetensors (a torch.save pickle).
 pub const PICKLE_FILE: &str = "pytorch_model.bin";
 /// transformers' name prefix of the decoder's parameters.
-const DECODER_PREFIX: &str = hf_config::DECODER_PREFIX;
+const DECODER_PREFIX: &str = checkpoint::DECODER_PREFIX;
 
 /// Whether `dir` looks like a Hugging Face model folder (it has a config.json).
 pub fn is_hf_folder(dir: &Path) -> bool {
@@ -51,7 +51,7 @@ pub struct HfModel {
 }
 
 /// Reads `dir/config.json` as a GPT-NeoX shape, refusing (by key) what is malformed or what
-/// mtkit's model cannot represent ([`mtkit::hf_config::parse_config`]). Shape keys must be
+/// mtkit's model cannot represent ([`mtkit::hf::checkpoint::parse_config`]). Shape keys must be
 /// present: transformers' defaults for them are those of GPT-NeoX-20B, so a config without
 /// them is almost certainly a broken conversion. The weights are not looked at: use
 /// [`read_model`] before building a model.
@@ -59,7 +59,7 @@ pub fn read_config(dir: &Path) -> Result<HfModel> {
     let path = dir.join("config.json");
     let text = std::fs::read_to_string(&path)
         .with_context(|| format!("cannot read {}", path.display()))?;
-    let s = hf_config::parse_config(&text, &path)?;
+    let s = checkpoint::parse_config(&text, &path)?;
     let name = dir
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
@@ -89,20 +89,20 @@ pub fn read_model(dir: &Path) -> Result<HfModel> {
     let files = weight_files(dir)?;
     let mut headers = BTreeMap::new();
     for f in &files {
-        headers.extend(hf_config::read_safetensors_header(f)?);
+        headers.extend(checkpoint::read_safetensors_header(f)?);
     }
     let path = dir.join("config.json");
-    let shape = hf_config::parse_config(&std::fs::read_to_string(&path)?, &path)?;
-    hf_config::check_shape_against(&shape, &headers, &path)
+    let shape = checkpoint::parse_config(&std::fs::read_to_string(&path)?, &path)?;
+    checkpoint::check_shape_against(&shape, &headers, &path)
         .with_context(|| format!("{} does not match its weights", dir.display()))?;
-    hf_config::check_memory(&headers, dir)?;
+    checkpoint::check_memory(&headers, dir)?;
     Ok(m)
 }
 
 /// The safetensors files of a folder, or the error that says what it holds instead (a pickle,
 /// nothing).
 fn weight_files(dir: &Path) -> Result<Vec<PathBuf>> {
-    let files = hf_config::weight_files(dir)?;
+    let files = checkpoint::weight_files(dir)?;
     if !files.is_empty() {
         return Ok(files);
     }
@@ -150,7 +150,7 @@ fn mtkit_name(hf: &str) -> Option<String> {
 pub fn read_weights(dir: &Path) -> Result<BTreeMap<String, Tensor>> {
     let mut out = BTreeMap::new();
     for f in weight_files(dir)? {
-        hf_config::read_safetensors_header(&f)?;
+        checkpoint::read_safetensors_header(&f)?;
         let tensors = Tensor::read_safetensors(&f).map_err(|e| {
             anyhow!(
                 "{} is truncated or damaged (the safetensors reader says: {e})",
@@ -364,9 +364,9 @@ pub fn export(
     if out.file_name().is_none() {
         bail!("-o {} names no folder", out.display());
     }
-    let tmp = mtkit::paths::temp_dir_for(out)?;
+    let tmp = mtkit::util::paths::temp_dir_for(out)?;
     let dir = tmp.path();
-    let eos = mtkit::token_files::eos_id(tokenizer).ok();
+    let eos = mtkit::export::tokens::eos_id(tokenizer).ok();
     let max_positions = src.context();
     let mut files = Vec::new();
     let mut write_json = |file: &str, v: &Value| -> Result<()> {
@@ -424,7 +424,7 @@ pub fn export(
         files.push(OPTIMIZER_FILE.into());
     }
     // In place whole, replacing (with --force) whatever is there: a folder, a file, a link.
-    mtkit::paths::install_dir(tmp, out)?;
+    mtkit::util::paths::install_dir(tmp, out)?;
     let parameters = src.params.values().map(|t| t.numel() as i64).sum();
     Ok(Exported { files, parameters })
 }

@@ -9,7 +9,7 @@
 //! A package of its own so that the `mtkit` binary, which runs the data commands, never loads
 //! LibTorch; `mtkit train|verify|model` hand over to the `mtkit-train` binary built from here.
 
-pub use mtkit::train::config;
+pub use mtkit::export::run_config;
 pub mod hf;
 pub mod model;
 pub mod model_files;

@@ -11,7 +11,7 @@
 use anyhow::Result;
 use tch::{Device, Kind, Tensor};
 
-use crate::config::Optimizer;
+use crate::run_config::Optimizer;
 use crate::shim;
 
 /// AdamW's state for a list of parameters.

@@ -31,13 +31,13 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use tch::{nn, Device, Kind, Tensor};
 
-use crate::config::{Phase, PhaseKind, RunConfig};
 use crate::model::{ChunkedLoss, GptNeox, LossReduction, ModelSpec};
 use crate::optim::AdamW;
+use crate::run_config::{Phase, PhaseKind, RunConfig};
 use crate::shim::{self, SdpBackend};
 use crate::throughput::{flops_per_token, PhaseThroughput, StepClock};
-use mtkit::rng::{mix64, Rng};
-use mtkit::token_files::{read_meta, Split};
+use mtkit::export::tokens::{read_meta, Split};
+use mtkit::util::rng::{mix64, Rng};
 
 /// Reports training progress.
 pub trait Observer {
@@ -889,7 +889,7 @@ impl Trainer {
         let final_losses = final_losses?;
         self.state.seconds = seconds_before + start.elapsed().as_secs_f64();
         let summary = self.summary(final_losses, &clock);
-        mtkit::paths::write_atomic_bytes(
+        mtkit::util::paths::write_atomic_bytes(
             &self.out.join("summary.json"),
             serde_json::to_string_pretty(&summary)?.as_bytes(),
         )?;
@@ -1044,7 +1044,7 @@ impl Trainer {
             s.push_str(r);
             s.push('\n');
         }
-        mtkit::paths::write_atomic_bytes(&self.out.join("metrics.csv"), s.as_bytes())
+        mtkit::util::paths::write_atomic_bytes(&self.out.join("metrics.csv"), s.as_bytes())
     }
 
     /// The run's checkpoints, oldest first.
@@ -1151,10 +1151,10 @@ impl Trainer {
             named.push((format!("adam_v.{n}"), v.to_device(Device::Cpu)));
         }
         named.push(("state.json".into(), json_t));
-        let tmp = mtkit::paths::temp_file_for(&path)?;
+        let tmp = mtkit::util::paths::temp_file_for(&path)?;
         Tensor::write_safetensors(&named, tmp.path())
             .map_err(|e| anyhow!("cannot write checkpoint: {e}"))?;
-        mtkit::paths::make_readable(tmp.path());
+        mtkit::util::paths::make_readable(tmp.path());
         tmp.persist(&path)
             .map_err(|e| e.error)
             .with_context(|| format!("cannot write {}", path.display()))?;

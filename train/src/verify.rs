@@ -15,7 +15,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::config::{
+use crate::run_config::{
     Optimizer, PhaseConfig, PhaseKind, RunConfig, RunSection, Schedule, ScheduleSpec,
 };
 use crate::trainer::{Compute, Observer, Summary, Trainer};
@@ -78,7 +78,7 @@ pub struct PlanSection {
     /// `[plan.slurm]`: what every job of the grid asks Slurm for under `verify --slurm`
     /// (GPUs above all); flags override it.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub slurm: Option<mtkit::slurm::SlurmOptions>,
+    pub slurm: Option<mtkit::cluster::slurm::SlurmOptions>,
 }
 
 fn eval_tokens() -> u64 {
@@ -399,7 +399,7 @@ pub fn prefix_key(cfg: &RunConfig, done: usize) -> String {
     let mut run = cfg.run.clone();
     run.name.clear();
     let bytes = serde_json::to_vec(&(&run, &cfg.phases[..done])).expect("config serialises");
-    mtkit::digest::hex(&Sha256::digest(bytes))[..24].to_string()
+    mtkit::util::digest::hex(&Sha256::digest(bytes))[..24].to_string()
 }
 
 /// Steps before the end of phase `j` (exclusive of later phases).
@@ -477,7 +477,7 @@ pub struct RunRow {
 
 /// Floats in runs.csv carry fifteen significant digits (empty for NaN), as every mtkit CSV.
 fn fifteen_digits<S: serde::Serializer>(x: &f64, s: S) -> std::result::Result<S::Ok, S::Error> {
-    s.serialize_str(&mtkit::numfmt::num(*x))
+    s.serialize_str(&mtkit::util::numfmt::num(*x))
 }
 
 /// The rows of runs.csv: each run's target and general losses after SFT, the proximity
@@ -488,9 +488,9 @@ pub fn runs_table(
     plan: &Plan,
     runs: &[PlannedRun],
     summaries: &BTreeMap<String, Summary>,
-    dists: &BTreeMap<String, mtkit::proximity::Dist>,
+    dists: &BTreeMap<String, mtkit::analysis::proximity::Dist>,
 ) -> Result<Vec<RunRow>> {
-    use mtkit::proximity::{similarity, Metric, MetricOptions};
+    use mtkit::analysis::proximity::{similarity, Metric, MetricOptions};
     let mo = MetricOptions::default();
     let general = &plan.plan.pretrain;
     let mut rows: Vec<RunRow> = Vec::new();
@@ -549,26 +549,26 @@ pub fn write_runs_csv(path: &Path, rows: &[RunRow]) -> Result<()> {
     for r in rows {
         w.serialize(r)?;
     }
-    mtkit::paths::write_atomic_bytes(path, &w.into_inner()?)
+    mtkit::util::paths::write_atomic_bytes(path, &w.into_inner()?)
 }
 
 /// Tokenizes, into `data`, the plan's corpora that have no token files there yet (all
 /// documents, the plan's validation documents held out); returns the names tokenized.
 pub fn tokenize_missing(
     plan: &Plan,
-    cards: &[mtkit::catalog::Card],
+    cards: &[mtkit::data::catalog::Card],
     tok: &mtkit::tokenize::Tokenizer,
     data: &Path,
-    progress: &dyn mtkit::progress::Progress,
+    progress: &dyn mtkit::util::progress::Progress,
 ) -> Result<Vec<String>> {
     let mut done = Vec::new();
     for card in cards {
         if !data.join(&card.name).join("meta.json").exists() {
-            let spec = mtkit::corpus::SampleSpec {
+            let spec = mtkit::data::corpus::SampleSpec {
                 max_docs: None,
                 ..Default::default()
             };
-            mtkit::token_files::write(card, tok, &spec, plan.plan.val_docs, data, progress)?;
+            mtkit::export::tokens::write(card, tok, &spec, plan.plan.val_docs, data, progress)?;
             done.push(card.name.clone());
         }
     }
@@ -578,15 +578,15 @@ pub fn tokenize_missing(
 /// The unigram distributions PA is computed from: each corpus profiled with the paper's
 /// sampling (cached like any profile).
 pub fn pa_distributions(
-    cards: &[mtkit::catalog::Card],
+    cards: &[mtkit::data::catalog::Card],
     tok: &mtkit::tokenize::Tokenizer,
-) -> Result<BTreeMap<String, mtkit::proximity::Dist>> {
+) -> Result<BTreeMap<String, mtkit::analysis::proximity::Dist>> {
     let opts = mtkit::profile::ProfileOptions::paper_unigrams();
     let mut dists = BTreeMap::new();
     for c in cards {
         let (p, _) =
-            mtkit::profile::cached_or_build(c, tok, &opts, true, &mtkit::progress::Silent)?;
-        dists.insert(c.name.clone(), mtkit::proximity::Dist::of(&p));
+            mtkit::profile::cached_or_build(c, tok, &opts, true, &mtkit::util::progress::Silent)?;
+        dists.insert(c.name.clone(), mtkit::analysis::proximity::Dist::of(&p));
     }
     Ok(dists)
 }

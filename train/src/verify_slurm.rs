@@ -5,7 +5,7 @@
 //! run is one job that trains its last phase from its prefix and writes its summary. Every job
 //! waits (`afterok`) for the job that produces its starting checkpoint, so shared prefixes
 //! train once. Jobs are ordinary sbatch scripts in `OUT/slurm/`, logs in `OUT/slurm/logs/`;
-//! the sbatch and squeue side is `mtkit::slurm`.
+//! the sbatch and squeue side is `mtkit::cluster::slurm`.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -14,7 +14,7 @@ use anyhow::{anyhow, bail, Result};
 
 use crate::trainer::{Compute, Observer, Trainer};
 use crate::verify::{execute, prefix_key, PlannedRun};
-use mtkit::slurm::{queued_by_prefix, sbatch, shell_quote, SlurmOptions};
+use mtkit::cluster::slurm::{queued_by_prefix, sbatch, shell_quote, SlurmOptions};
 
 /// One job of a grid.
 #[derive(Clone, Debug, PartialEq)]
@@ -176,7 +176,7 @@ pub struct GridSubmit<'a> {
 impl GridSubmit<'_> {
     /// The prefix of every job name of this grid (a digest of the output folder).
     pub fn name_prefix(&self) -> String {
-        let digest = mtkit::digest::sha256_hex(self.out.to_string_lossy().as_bytes());
+        let digest = mtkit::util::digest::sha256_hex(self.out.to_string_lossy().as_bytes());
         format!("mtkit-verify-{}-", &digest[..8])
     }
 
@@ -228,7 +228,7 @@ impl GridSubmit<'_> {
     /// Submits every job that is neither done nor queued, each waiting for the job that makes
     /// its starting checkpoint when that one is queued or submitted now.
     pub fn submit(&self, runs: &[PlannedRun]) -> Result<GridSubmission> {
-        mtkit::slurm::client("sbatch")?;
+        mtkit::cluster::slurm::client("sbatch")?;
         let dir = self.out.join("slurm");
         std::fs::create_dir_all(dir.join("logs"))?;
         let prefix = self.name_prefix();
@@ -247,7 +247,7 @@ impl GridSubmit<'_> {
             }
             let after = job.after.as_ref().and_then(|a| slurm_id.get(a)).cloned();
             let script = dir.join(format!("{}.sbatch", job.id));
-            mtkit::paths::write_atomic_bytes(
+            mtkit::util::paths::write_atomic_bytes(
                 &script,
                 self.script(&job, after.as_deref()).as_bytes(),
             )?;

@@ -69,7 +69,7 @@ fn an_export_is_readable_by_other_users() {
     let sb = Sandbox::new();
     let (hf, _) = exported(&sb);
     use std::os::unix::fs::PermissionsExt;
-    let umask = mtkit::paths::umask();
+    let umask = mtkit::util::paths::umask();
     let mode = |p: &Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
     assert_eq!(mode(&hf), 0o777 & !umask, "the folder");
     for f in ["config.json", "model.safetensors", "tokenizer.json"] {

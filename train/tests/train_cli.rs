@@ -6,7 +6,7 @@ mod common;
 use common::*;
 use std::path::Path;
 
-use mtkit::train::config::RunConfig;
+use mtkit::export::run_config::RunConfig;
 use mtkit_train::model::{pad_vocab, ModelSpec, PRESETS};
 use mtkit_train::trainer::{sft_tensors, Trainer};
 use tch::{nn, Device, Tensor};
@@ -235,7 +235,7 @@ fn sft_masks_prompt_tokens_and_padding() {
         "0",
         "--quiet",
     ]);
-    let split = mtkit::token_files::Split::open(&sb.path("tokens/q"), "train").unwrap();
+    let split = mtkit::export::tokens::Split::open(&sb.path("tokens/q"), "train").unwrap();
     // By hand: ids p1=1 p2=2 r1=3 r2=4 r3=5 EOS=6; the example is [1 2 3 4 5 6], prompt 2.
     assert_eq!(split.doc(0), (0, 6, 2));
     let (x, y, scored) = sft_tensors(&split, &[split.doc(0)], 8);
@@ -492,9 +492,10 @@ fn sft_skips_and_counts_examples_whose_prompt_fills_the_window() {
         "20",
         "--quiet",
     ]);
-    let train = mtkit::token_files::Split::open(&sb.path("tokens/v"), "train").unwrap();
-    let val = mtkit::token_files::Split::open(&sb.path("tokens/v"), "val").unwrap();
-    let long = |s: &mtkit::token_files::Split| (0..s.n_docs()).filter(|&k| s.doc(k).2 >= 6).count();
+    let train = mtkit::export::tokens::Split::open(&sb.path("tokens/v"), "train").unwrap();
+    let val = mtkit::export::tokens::Split::open(&sb.path("tokens/v"), "val").unwrap();
+    let long =
+        |s: &mtkit::export::tokens::Split| (0..s.n_docs()).filter(|&k| s.doc(k).2 >= 6).count();
     assert_eq!(long(&train) + long(&val), 45, "prompt lengths as written");
     let run = RUN
         .replace(
@@ -673,7 +674,7 @@ fn kill_9_during_a_checkpoint_write_then_resume_is_bit_identical() {
         .spawn()
         .unwrap();
     let pid = child.id();
-    let ours = format!(".mtkit-{pid}@{}.", mtkit::paths::host_name());
+    let ours = format!(".mtkit-{pid}@{}.", mtkit::util::paths::host_name());
     let deadline = Instant::now() + Duration::from_secs(120);
     let mut caught = None;
     while caught.is_none() && Instant::now() < deadline {

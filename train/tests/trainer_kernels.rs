@@ -10,7 +10,7 @@ use common::*;
 
 use std::collections::HashMap;
 
-use mtkit::train::config::{Optimizer, RunConfig};
+use mtkit::export::run_config::{Optimizer, RunConfig};
 use mtkit_train::model::{GptNeox, LossReduction, ModelSpec};
 use mtkit_train::optim::AdamW;
 use mtkit_train::shim::{self, SdpBackend};

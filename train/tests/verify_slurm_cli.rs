@@ -123,7 +123,7 @@ fn the_demo_grid_on_slurm_gives_the_local_runs_table() {
         "{err}"
     );
     let start = Instant::now();
-    while !mtkit::slurm::queued_by_prefix("mtkit-verify-")
+    while !mtkit::cluster::slurm::queued_by_prefix("mtkit-verify-")
         .unwrap()
         .is_empty()
     {

@@ -123,7 +123,7 @@ pub fn run(cmd: ModelCommand) -> Result<()> {
 }
 
 fn pull(a: PullArgs) -> Result<()> {
-    let p = mtkit::hub::pull_model(&a.repo, &a.revision, !a.quiet)?;
+    let p = mtkit::hf::hub::pull_model(&a.repo, &a.revision, !a.quiet)?;
     let shape = match hf::read_model(&p.dir) {
         Ok(m) => format!(
             "GPT-NeoX, {} layers, d_model {}, {} heads, vocabulary {}",

@@ -7,7 +7,7 @@ use anyhow::Result;
 use clap::Args;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 
-use mtkit::train::config::RunConfig;
+use mtkit::export::run_config::RunConfig;
 use mtkit_train::trainer::{Observer, Summary, Trainer};
 
 use super::ComputeArgs;
@@ -108,7 +108,7 @@ pub fn run(a: TrainArgs) -> Result<()> {
         .unwrap_or_else(|| PathBuf::from("runs").join(&cfg.run.name));
     let compute = a.compute.resolve()?;
     let mut t = Trainer::new(cfg.clone(), &data, &out, compute, a.resume)?;
-    mtkit::paths::write_atomic_bytes(
+    mtkit::util::paths::write_atomic_bytes(
         &out.join("config.toml"),
         toml::to_string_pretty(&cfg)?.as_bytes(),
     )?;

@@ -6,7 +6,7 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::Args;
 
-use mtkit::proximity::Dist;
+use mtkit::analysis::proximity::Dist;
 use mtkit_train::trainer::Quiet;
 
 use super::ComputeArgs;
@@ -16,8 +16,8 @@ use mtkit_train::verify::{
 };
 use mtkit_train::verify_slurm::{grid_jobs, run_job, GridSubmit};
 
+use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::table;
-use mtkit::cli_support::progress::Bar;
 
 /// Train a plan's grid: a base run, midtraining and continued-pretraining variants, each
 /// fine-tuned on every target, for every seed. Runs sharing their first phases reuse one
@@ -157,7 +157,7 @@ fn say(quiet: bool) -> impl Fn(&str) {
 /// `--slurm`: the grid's jobs (printed with --dry-run, else submitted).
 fn submit_grid(
     a: &VerifyArgs,
-    plan_slurm: &mtkit::slurm::SlurmOptions,
+    plan_slurm: &mtkit::cluster::slurm::SlurmOptions,
     runs: &[PlannedRun],
     out: &std::path::Path,
     global: &[String],

@@ -12,7 +12,7 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
 
-use crate::template::Template;
+use crate::data::template::Template;
 
 /// What a corpus is used for in a midtraining study.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize, PartialOrd, Ord)]
@@ -174,27 +174,30 @@ fn default_text() -> String {
 
 /// The built-in cards, compiled in from `datasets/`.
 const BUILTIN: &[(&str, &str)] = &[
-    ("c4", include_str!("../datasets/c4.toml")),
-    ("dclm", include_str!("../datasets/dclm.toml")),
-    ("starcoder", include_str!("../datasets/starcoder.toml")),
-    ("math", include_str!("../datasets/math.toml")),
-    ("flan", include_str!("../datasets/flan.toml")),
-    ("knowledgeqa", include_str!("../datasets/knowledgeqa.toml")),
+    ("c4", include_str!("../../datasets/c4.toml")),
+    ("dclm", include_str!("../../datasets/dclm.toml")),
+    ("starcoder", include_str!("../../datasets/starcoder.toml")),
+    ("math", include_str!("../../datasets/math.toml")),
+    ("flan", include_str!("../../datasets/flan.toml")),
+    (
+        "knowledgeqa",
+        include_str!("../../datasets/knowledgeqa.toml"),
+    ),
     (
         "codesearchnet",
-        include_str!("../datasets/codesearchnet.toml"),
+        include_str!("../../datasets/codesearchnet.toml"),
     ),
-    ("gsm8k", include_str!("../datasets/gsm8k.toml")),
-    ("sciq", include_str!("../datasets/sciq.toml")),
-    ("lima", include_str!("../datasets/lima.toml")),
-    ("demo-web", include_str!("../datasets/demo-web.toml")),
-    ("demo-code", include_str!("../datasets/demo-code.toml")),
+    ("gsm8k", include_str!("../../datasets/gsm8k.toml")),
+    ("sciq", include_str!("../../datasets/sciq.toml")),
+    ("lima", include_str!("../../datasets/lima.toml")),
+    ("demo-web", include_str!("../../datasets/demo-web.toml")),
+    ("demo-code", include_str!("../../datasets/demo-code.toml")),
     (
         "demo-docstring",
-        include_str!("../datasets/demo-docstring.toml"),
+        include_str!("../../datasets/demo-docstring.toml"),
     ),
-    ("demo-math", include_str!("../datasets/demo-math.toml")),
-    ("demo-qa", include_str!("../datasets/demo-qa.toml")),
+    ("demo-math", include_str!("../../datasets/demo-math.toml")),
+    ("demo-qa", include_str!("../../datasets/demo-qa.toml")),
 ];
 
 /// Fields a user catalog may set on a card; all optional so that an entry can override a few.
@@ -486,7 +489,7 @@ impl Card {
 
     /// The folder `mtkit data pull` writes this corpus's sample to.
     pub fn pulled_dir(&self) -> PathBuf {
-        crate::paths::cache_dir().join("hub").join(&self.name)
+        crate::util::paths::cache_dir().join("hub").join(&self.name)
     }
 
     /// Resolves the card to its documents' source: local paths, a generator, or a pulled sample.
@@ -550,7 +553,7 @@ impl Card {
                 h.update(format!("{}\0{}\0{}\n", f.display(), m.len(), mtime));
             }
         }
-        Ok(crate::digest::hex(&h.finalize()))
+        Ok(crate::util::digest::hex(&h.finalize()))
     }
 }
 
@@ -566,7 +569,7 @@ pub fn expand_paths(patterns: &[String], base: Option<&Path>) -> Result<Vec<Path
         };
         let full_s = full.to_string_lossy().to_string();
         let before = out.len();
-        if let Some(files) = crate::formats::hf_dataset_files(&full)? {
+        if let Some(files) = crate::data::files::hf_dataset_files(&full)? {
             // A Hugging Face `save_to_disk` folder: its data files, as state.json lists them.
             out.extend(files);
         } else if full.is_dir() {
@@ -610,14 +613,14 @@ fn walk_dir(dir: &Path, out: &mut Vec<PathBuf>) -> Result<()> {
     for e in entries {
         // mtkit's own outputs written into a corpus folder (a profile, token files) are not
         // part of the corpus.
-        if crate::formats::is_mtkit_output(&e) {
+        if crate::data::files::is_mtkit_output(&e) {
             continue;
         }
-        if let Some(files) = crate::formats::hf_dataset_files(&e)? {
+        if let Some(files) = crate::data::files::hf_dataset_files(&e)? {
             out.extend(files);
         } else if e.is_dir() {
             walk_dir(&e, out)?;
-        } else if crate::formats::Format::detect(&e).is_some() {
+        } else if crate::data::files::Format::detect(&e).is_some() {
             out.push(e);
         }
     }

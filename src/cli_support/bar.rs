@@ -1,6 +1,6 @@
 //! Progress bars for the library's [`Progress`] callbacks.
 
-use crate::progress::Progress;
+use crate::util::progress::Progress;
 use indicatif::{ProgressBar, ProgressDrawTarget, ProgressStyle};
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::Mutex;

@@ -1,7 +1,7 @@
 //! Figures for papers and notebooks: the similarity heatmap of `proximity --matrix` and the
 //! gain-against-proximity scatter of `report regress`, drawn with plotters as SVG or PNG.
 //!
-//! Text is set in DejaVu Sans, embedded in the binary (src/plot/DejaVuSans.ttf, licence beside
+//! Text is set in DejaVu Sans, embedded in the binary (src/analysis/plot/DejaVuSans.ttf, licence beside
 //! it): the layout (label widths, cell sizes) and every PNG pixel are the same on every
 //! machine, with or without system fonts, so a figure reproduces byte for byte.
 
@@ -14,7 +14,7 @@ use plotters::element::DashedPathElement;
 use plotters::prelude::*;
 use plotters::style::text_anchor::{HPos, Pos, VPos};
 
-use crate::numfmt::sig;
+use crate::util::numfmt::sig;
 
 const FONT: &[u8] = include_bytes!("DejaVuSans.ttf");
 const FAMILY: &str = "sans-serif";
@@ -67,7 +67,7 @@ pub fn save(figure: &impl Figure, path: &Path) -> Result<()> {
         ImageFormat::Svg => String::into_bytes(svg(figure)?),
         ImageFormat::Png => png(figure)?,
     };
-    crate::paths::write_atomic_bytes(path, &bytes)
+    crate::util::paths::write_atomic_bytes(path, &bytes)
 }
 
 /// The figure as an SVG document.

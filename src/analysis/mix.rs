@@ -21,8 +21,8 @@ use std::collections::BTreeMap;
 
 use serde::Serialize;
 
+use crate::analysis::proximity::{cosine, jsd, Dist, Metric, PaperParts, PAPER_COSINE, PAPER_JS};
 use crate::profile::Profile;
-use crate::proximity::{cosine, jsd, Dist, Metric, PaperParts, PAPER_COSINE, PAPER_JS};
 
 /// Metrics suggest-mix can optimise.
 pub const SUPPORTED: [Metric; 4] = [Metric::Paper, Metric::Cosine, Metric::Jsd, Metric::JsSim];
@@ -53,7 +53,7 @@ impl TimingRule {
     /// The rule a runs table implies (`suggest-mix --fit`): per start fraction, the largest
     /// weight whose runs gained on average (mean RI > 0), or 0 where none did. `None` when the
     /// table has no `start_frac`, `weight` and `ri` columns.
-    pub fn from_runs(runs: &crate::stats::Table) -> Result<Option<TimingRule>> {
+    pub fn from_runs(runs: &crate::analysis::stats::Table) -> Result<Option<TimingRule>> {
         let (Some(fi), Some(wi), Some(ri)) = (
             runs.find("start_frac"),
             runs.find("weight"),
@@ -650,9 +650,9 @@ pub fn suggest_from_profiles(
     let mut rule = TimingRule::default();
     let mut line = None;
     if let Some(path) = fit {
-        let runs = crate::stats::Table::read(path)?;
+        let runs = crate::analysis::stats::Table::read(path)?;
         let (x, y, _) = runs.xy("pa", "ri")?;
-        line = Some(crate::stats::Fit::ols(&x, &y)?);
+        line = Some(crate::analysis::stats::Fit::ols(&x, &y)?);
         match TimingRule::from_runs(&runs)? {
             Some(r) => rule = r,
             None => notes.push(format!(

@@ -13,7 +13,7 @@ use std::path::{Component, Path, PathBuf};
 use anyhow::{anyhow, bail, Context, Result};
 use serde_json::Value;
 
-use crate::formats::read_up_to;
+use crate::data::files::read_up_to;
 
 /// The weights file of a single-file folder.
 pub const WEIGHTS_FILE: &str = "model.safetensors";

@@ -437,7 +437,7 @@ pub struct Row {
     /// Corpus name.
     pub corpus: String,
     /// pretrain, midtrain or target.
-    pub role: crate::catalog::Role,
+    pub role: crate::data::catalog::Role,
     /// Metric name.
     pub metric: Metric,
     /// sim(corpus, target).
@@ -471,7 +471,7 @@ pub struct Query<'a> {
     /// Bootstrap replicates and seed (needs profiles with per-document counts).
     pub bootstrap: Option<(usize, u64)>,
     /// Where the bootstrap reports its replicates.
-    pub progress: &'a dyn crate::progress::Progress,
+    pub progress: &'a dyn crate::util::progress::Progress,
 }
 
 /// Refuses fewer than three corpora, before any is profiled: proximity needs P, at least one
@@ -490,7 +490,7 @@ impl<'a> Query<'a> {
         profiles: &[&'a Profile],
         metrics: Vec<Metric>,
         options: MetricOptions,
-        progress: &'a dyn crate::progress::Progress,
+        progress: &'a dyn crate::util::progress::Progress,
     ) -> Result<Self> {
         check_corpus_count(profiles.len())?;
         let n = profiles.len();
@@ -588,17 +588,17 @@ pub fn compute(q: &Query<'_>) -> Result<Vec<Row>> {
         let mut block: Vec<Row> = Vec::new();
         for (i, p) in all.iter().enumerate() {
             let role = if i == 0 {
-                crate::catalog::Role::Pretrain
+                crate::data::catalog::Role::Pretrain
             } else if i == last {
-                crate::catalog::Role::Target
+                crate::data::catalog::Role::Target
             } else {
-                crate::catalog::Role::Midtrain
+                crate::data::catalog::Role::Midtrain
             };
             let parts = (metric == Metric::Paper).then(|| match weights[i] {
                 Some(w) => PaperParts::of(&dists[0].blend(&dists[i], w).uni, &dists[last].uni),
                 None => PaperParts::of(&dists[i].uni, &dists[last].uni),
             });
-            let is_cand = role == crate::catalog::Role::Midtrain;
+            let is_cand = role == crate::data::catalog::Role::Midtrain;
             let (sim_ci, pa_ci) = match &boot {
                 Some(b) => (Some(b.sim_ci[mi][i]), is_cand.then(|| b.pa_ci[mi][i])),
                 None => (None, None),
@@ -647,7 +647,7 @@ fn bootstrap(
     if b < 2 {
         bail!("--bootstrap needs at least 2 replicates");
     }
-    crate::stats::check_bootstrap(b, "--bootstrap")?;
+    crate::analysis::stats::check_bootstrap(b, "--bootstrap")?;
     if q.metrics.iter().any(|m| m.needs_ngrams()) {
         bail!("--bootstrap supports the unigram metrics only (not ngram-cosine)");
     }
@@ -669,13 +669,13 @@ fn bootstrap(
     let reps: Vec<Vec<Vec<f64>>> = (0..b)
         .into_par_iter()
         .map(|r| -> Result<Vec<Vec<f64>>> {
-            crate::progress::check_interrupt()?;
+            crate::util::progress::check_interrupt()?;
             let dists: Vec<Dist> = docs
                 .iter()
                 .enumerate()
                 .map(|(j, d)| {
-                    let mut rng = crate::rng::Rng::new(crate::rng::mix64(
-                        seed ^ crate::rng::mix64(((r as u64) << 16) | j as u64),
+                    let mut rng = crate::util::rng::Rng::new(crate::util::rng::mix64(
+                        seed ^ crate::util::rng::mix64(((r as u64) << 16) | j as u64),
                     ));
                     let mut counts = vec![0.0f64; vocab];
                     for _ in 0..d.len() {
@@ -708,12 +708,12 @@ fn bootstrap(
             s.sort_by(|a, b| a.total_cmp(b));
             pa.sort_by(|a, b| a.total_cmp(b));
             s_row.push((
-                crate::stats::percentile(&s, 0.025),
-                crate::stats::percentile(&s, 0.975),
+                crate::analysis::stats::percentile(&s, 0.025),
+                crate::analysis::stats::percentile(&s, 0.975),
             ));
             p_row.push((
-                crate::stats::percentile(&pa, 0.025),
-                crate::stats::percentile(&pa, 0.975),
+                crate::analysis::stats::percentile(&pa, 0.025),
+                crate::analysis::stats::percentile(&pa, 0.975),
             ));
         }
         sim_ci.push(s_row);
@@ -749,7 +749,7 @@ pub fn matrix(profiles: &[&Profile], metric: Metric, o: &MetricOptions) -> Resul
 }
 
 fn opt(x: Option<f64>) -> String {
-    x.map(crate::numfmt::num).unwrap_or_default()
+    x.map(crate::util::numfmt::num).unwrap_or_default()
 }
 
 /// The table of `rows` as CSV, the columns of `proximity --csv`: corpus, role, metric, sim,
@@ -773,7 +773,7 @@ pub fn rows_csv(rows: &[Row], mix: bool, boot: bool) -> String {
             r.corpus.clone(),
             r.role.to_string(),
             r.metric.to_string(),
-            crate::numfmt::num(r.sim),
+            crate::util::numfmt::num(r.sim),
             opt(r.parts.map(|p| p.cosine)),
             opt(r.parts.map(|p| p.jaccard)),
             opt(r.parts.map(|p| p.jsd)),
@@ -849,7 +849,7 @@ pub fn matrix_csv(names: &[String], m: &[Vec<f64>]) -> String {
     w.write_record(&header).expect("in-memory CSV");
     for (i, row) in m.iter().enumerate() {
         let mut rec = vec![names[i].clone()];
-        rec.extend(row.iter().map(|x| crate::numfmt::num(*x)));
+        rec.extend(row.iter().map(|x| crate::util::numfmt::num(*x)));
         w.write_record(&rec).expect("in-memory CSV");
     }
     String::from_utf8(w.into_inner().expect("in-memory CSV")).expect("UTF-8")

@@ -10,8 +10,8 @@
 use std::path::Path;
 use std::time::Instant;
 
+use mtkit::export::tokens::Split;
 use mtkit::profile::{unpack, Counter, NgramCounts, NgramMode};
-use mtkit::token_files::Split;
 
 #[global_allocator]
 static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
@@ -24,7 +24,7 @@ fn main() {
     );
     let n: usize = args.get(2).map(|a| a.parse().expect("N")).unwrap_or(4);
     let split = Split::open(dir, "train").expect("open the token file");
-    let vocab = mtkit::token_files::read_meta(dir)
+    let vocab = mtkit::export::tokens::read_meta(dir)
         .expect("meta.json")
         .vocab_size;
     // The documents' ids, read before the clock starts (the Python side does the same).

@@ -12,18 +12,20 @@
 //! Each document is followed by EOS. The validation split is a seeded, uniform choice of
 //! `--val-docs` documents (the same bottom-k rule as `--max-docs`); the rest is train.
 
+pub mod trainer_formats;
+
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use serde::{Deserialize, Serialize};
 
-use crate::catalog::Card;
-use crate::corpus::{read_documents, SampleSpec};
-use crate::progress::Progress;
-use crate::token_formats::{Format, FormatMeta, FormatOptions};
+use crate::data::catalog::Card;
+use crate::data::corpus::{read_documents, SampleSpec};
+use crate::export::tokens::trainer_formats::{Format, FormatMeta, FormatOptions};
 use crate::tokenize::pipeline::{read_in_batches, Batching};
 use crate::tokenize::Tokenizer;
+use crate::util::progress::Progress;
 
 const MAGIC: &[u8; 8] = b"MTKTOKS\0";
 const HEADER: usize = 32;
@@ -65,7 +67,7 @@ enum Writers {
         val: Box<SplitWriter>,
     },
     Trainer {
-        sink: Box<dyn crate::token_formats::DocSink>,
+        sink: Box<dyn crate::export::tokens::trainer_formats::DocSink>,
         docs: u64,
         tokens: u64,
     },
@@ -81,7 +83,8 @@ struct SplitWriter {
 
 impl SplitWriter {
     fn new(dir: &Path, split: &str, wide: bool) -> Result<SplitWriter> {
-        let temp = |ext: &str| crate::paths::temp_file_for(&dir.join(format!("{split}.{ext}")));
+        let temp =
+            |ext: &str| crate::util::paths::temp_file_for(&dir.join(format!("{split}.{ext}")));
         let mut tokens = std::io::BufWriter::new(temp("tokens")?);
         tokens.write_all(&[0u8; HEADER])?;
         let docs = std::io::BufWriter::new(temp("docs")?);
@@ -123,12 +126,12 @@ impl SplitWriter {
         h.extend_from_slice(&self.n_tokens.to_le_bytes());
         f.as_file_mut().write_all(&h)?;
         f.as_file().sync_all()?;
-        crate::paths::make_readable(f.path());
+        crate::util::paths::make_readable(f.path());
         f.persist(dir.join(format!("{split}.tokens")))
             .map_err(|e| e.error)?;
         let d = self.docs.into_inner().map_err(|e| anyhow!("{e}"))?;
         d.as_file().sync_all()?;
-        crate::paths::make_readable(d.path());
+        crate::util::paths::make_readable(d.path());
         d.persist(dir.join(format!("{split}.docs")))
             .map_err(|e| e.error)?;
         Ok(())
@@ -169,7 +172,7 @@ pub fn write(
     )
 }
 
-/// [`write`] in any of the [`crate::token_formats`]: mtkit's token files, or a trainer's
+/// [`write`] in any of the [`crate::export::tokens::trainer_formats`]: mtkit's token files, or a trainer's
 /// (Megatron, OLMo-core, litdata), which take no validation split (their trainers split or
 /// read validation data of their own). The summary is in [`TokenFilesMeta`]'s terms (train
 /// = everything for a trainer format); a trainer format's own metadata is written beside its
@@ -193,12 +196,12 @@ pub fn write_format(
             format.name()
         );
     }
-    crate::token_formats::dtype_for(format, tok.vocab_size)?;
+    crate::export::tokens::trainer_formats::dtype_for(format, tok.vocab_size)?;
     // What is at OUT/NAME decides where the corpus goes: nothing or mtkit's own folder, that
     // place; a link to a folder (a scratch disk), the folder it points to, the link kept; a
     // file or any other link is refused, never removed.
-    let dir = crate::paths::folder_destination(&out.join(&card.name))?;
-    match crate::token_formats::existing(&dir) {
+    let dir = crate::util::paths::folder_destination(&out.join(&card.name))?;
+    match crate::export::tokens::trainer_formats::existing(&dir) {
         Some(Ok(f)) if f != format => bail!(
             "{} holds {} token files; tokenizing it as {} would replace them: choose another -o, or remove the folder",
             dir.display(),
@@ -225,8 +228,8 @@ pub fn write_format(
     // run's files, never a mix. A folder `out` this call creates is removed again on failure.
     let created = !out.exists();
     std::fs::create_dir_all(out).with_context(|| format!("cannot create {}", out.display()))?;
-    let before = crate::paths::identity(&dir);
-    let r = crate::paths::temp_dir_for(&dir).and_then(|tmp| {
+    let before = crate::util::paths::identity(&dir);
+    let r = crate::util::paths::temp_dir_for(&dir).and_then(|tmp| {
         let meta = write_into(
             card,
             tok,
@@ -238,13 +241,13 @@ pub fn write_format(
             options,
             progress,
         )?;
-        if crate::paths::identity(&dir) != before {
+        if crate::util::paths::identity(&dir) != before {
             progress.warn(&format!(
                 "{} was written by another process while this one tokenized; this run's files replace it",
                 dir.display()
             ));
         }
-        crate::paths::install_dir_over_folder(tmp, &dir)?;
+        crate::util::paths::install_dir_over_folder(tmp, &dir)?;
         Ok(meta)
     });
     if r.is_err() && created {
@@ -285,8 +288,8 @@ fn write_into(
     }
     let split = match (&card.prompt, &card.response) {
         (Some(p), Some(r)) => Some((
-            crate::template::Template::parse(p)?,
-            crate::template::Template::parse(r)?,
+            crate::data::template::Template::parse(p)?,
+            crate::data::template::Template::parse(r)?,
         )),
         _ => None,
     };
@@ -301,7 +304,13 @@ fn write_into(
             val: Box::new(SplitWriter::new(&dir, "val", wide)?),
         },
         f => Writers::Trainer {
-            sink: crate::token_formats::sink(f, &dir, &card.name, tok.vocab_size, options)?,
+            sink: crate::export::tokens::trainer_formats::sink(
+                f,
+                &dir,
+                &card.name,
+                tok.vocab_size,
+                options,
+            )?,
             docs: 0,
             tokens: 0,
         },
@@ -309,7 +318,7 @@ fn write_into(
     progress.start(&card.name, sample.max_docs);
     let encoders = crate::tokenize::EncoderPool::new(tok);
     // Batches are tokenized in parallel one at a time, and written in reading order.
-    let encode = |d: &crate::corpus::Document| -> Result<(Vec<u32>, u32)> {
+    let encode = |d: &crate::data::corpus::Document| -> Result<(Vec<u32>, u32)> {
         encoders.with(|e| {
             let mut ids = Vec::new();
             let mut pl = 0;
@@ -334,7 +343,7 @@ fn write_into(
     let mut val = val.into_inner();
     let (summary, writers) = read_in_batches(card, sample, &extra, batching, |rx, _| {
         use rayon::prelude::*;
-        type Encoded = (Vec<crate::corpus::Document>, Vec<(Vec<u32>, u32)>);
+        type Encoded = (Vec<crate::data::corpus::Document>, Vec<(Vec<u32>, u32)>);
         let (to_writer, batches) = std::sync::mpsc::sync_channel::<Encoded>(2);
         std::thread::scope(|scope| {
             let writer = scope.spawn(move || -> Result<Writers> {
@@ -398,7 +407,8 @@ fn write_into(
         Writers::Mtkit { train, val } => (*train, *val),
         Writers::Trainer { sink, docs, tokens } => {
             let files = sink.finish()?;
-            let (dtype, _) = crate::token_formats::dtype_for(format, tok.vocab_size)?;
+            let (dtype, _) =
+                crate::export::tokens::trainer_formats::dtype_for(format, tok.vocab_size)?;
             let fm = FormatMeta {
                 format,
                 corpus: card.name.clone(),
@@ -415,8 +425,8 @@ fn write_into(
                 skipped: summary.skipped.clone(),
                 mtkit_version: crate::VERSION.to_string(),
             };
-            crate::paths::write_atomic_bytes(
-                &dir.join(crate::token_formats::META_FILE),
+            crate::util::paths::write_atomic_bytes(
+                &dir.join(crate::export::tokens::trainer_formats::META_FILE),
                 (serde_json::to_string_pretty(&fm)? + "\n").as_bytes(),
             )?;
             return Ok(TokenFilesMeta {
@@ -457,7 +467,7 @@ fn write_into(
     };
     train_w.finish(&dir, "train", tok.vocab_size as u32, eos)?;
     val_w.finish(&dir, "val", tok.vocab_size as u32, eos)?;
-    crate::paths::write_atomic_bytes(
+    crate::util::paths::write_atomic_bytes(
         &dir.join("meta.json"),
         serde_json::to_string_pretty(&meta)?.as_bytes(),
     )?;

@@ -2,7 +2,7 @@
 
 use anyhow::{bail, Result};
 
-use crate::mix::{MixProposal, SourceInfo};
+use crate::analysis::mix::{MixProposal, SourceInfo};
 
 /// Settings of the `mtkit` run-config export.
 #[derive(Clone, Debug)]
@@ -364,7 +364,7 @@ pub struct EmitOptions {
 
 /// `x`'s proposal as a config of trainer `e`: the text `suggest-mix --emit` prints.
 pub fn emit(e: Emit, x: &Exportable, o: &EmitOptions) -> Result<String> {
-    use crate::token_formats::Format;
+    use crate::export::tokens::trainer_formats::Format;
     let top = &x.proposal;
     if top.start_step > x.total_steps {
         bail!(
@@ -419,10 +419,10 @@ pub fn emit(e: Emit, x: &Exportable, o: &EmitOptions) -> Result<String> {
 /// `mtkit tokenize` command that writes them.
 fn tokenized(
     dir: &str,
-    format: crate::token_formats::Format,
+    format: crate::export::tokens::trainer_formats::Format,
 ) -> impl Fn(&str) -> std::result::Result<(Vec<String>, u64), String> + '_ {
     move |name: &str| {
-        crate::token_formats::files_of(std::path::Path::new(dir), name, format)
+        crate::export::tokens::trainer_formats::files_of(std::path::Path::new(dir), name, format)
             .map(|(_, m)| {
                 let paths = m
                     .files
@@ -440,8 +440,8 @@ fn tokenized(
 /// `distance_from_p`, `pareto`, `max_specialized`, with a fit `predicted_ri`, `ri_lo`,
 /// `ri_hi`, and last `proposal`: the row's [`Exportable`] as JSON, which [`emit`] takes.
 pub fn proposals_frame(
-    found: &crate::mix::Suggestion,
-    request: &crate::mix::Request,
+    found: &crate::analysis::mix::Suggestion,
+    request: &crate::analysis::mix::Request,
 ) -> Result<polars::prelude::DataFrame> {
     use polars::prelude::{Column, DataFrame};
     let props = &found.proposals;

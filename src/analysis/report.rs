@@ -1,6 +1,6 @@
 //! Reports: the regression of gain on proximity and the paper's tables.
 //!
-//! `regress`: ordinary least squares y = a + b·x ([`crate::stats::Fit`], with standard
+//! `regress`: ordinary least squares y = a + b·x ([`crate::analysis::stats::Fit`], with standard
 //! errors), Pearson r with a two-sided p-value (t = r√(n−2)/√(1−r²),
 //! Student t with n − 2 degrees of freedom), Spearman ρ (Pearson on average ranks), R², and a
 //! percentile bootstrap interval for r over resampled pairs. `ttest`: Student's two-sample
@@ -13,10 +13,10 @@ use anyhow::{bail, Context, Result};
 use serde::Serialize;
 use statrs::distribution::{ContinuousCDF, StudentsT};
 
-use crate::numfmt::{num, sig};
-use crate::plot::{Scatter, ScatterPoint};
-use crate::rng::{mix64, Rng};
-use crate::stats::Table;
+use crate::analysis::plot::{Scatter, ScatterPoint};
+use crate::analysis::stats::Table;
+use crate::util::numfmt::{num, sig};
+use crate::util::rng::{mix64, Rng};
 
 /// One regression of y on x.
 #[derive(Clone, Debug, PartialEq, Serialize)]
@@ -89,7 +89,7 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
     if n < 3 {
         bail!("a regression needs at least 3 points, got {n}");
     }
-    crate::stats::check_bootstrap(bootstrap, "--bootstrap")?;
+    crate::analysis::stats::check_bootstrap(bootstrap, "--bootstrap")?;
     let var = |v: &[f64]| {
         let m = v.iter().sum::<f64>() / v.len() as f64;
         v.iter().map(|a| (a - m).powi(2)).sum::<f64>()
@@ -100,7 +100,7 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
     if var(y) == 0.0 {
         bail!("y has zero variance (all {n} values are {})", y[0]);
     }
-    let fit = crate::stats::Fit::ols(x, y)?;
+    let fit = crate::analysis::stats::Fit::ols(x, y)?;
     let r = pearson(x, y);
     let t = r * ((n - 2) as f64).sqrt() / (1.0 - r * r).max(0.0).sqrt();
     let p_value = if t.is_finite() {
@@ -123,8 +123,8 @@ pub fn regress(x: &[f64], y: &[f64], bootstrap: usize, seed: u64) -> Result<Regr
         (f64::NAN, f64::NAN)
     } else {
         (
-            crate::stats::percentile(&rs, 0.025),
-            crate::stats::percentile(&rs, 0.975),
+            crate::analysis::stats::percentile(&rs, 0.025),
+            crate::analysis::stats::percentile(&rs, 0.975),
         )
     };
     Ok(Regression {

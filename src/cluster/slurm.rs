@@ -545,7 +545,7 @@ impl ProfileArray {
     /// The job name of the array and the merge: the corpus and a digest of the output path,
     /// so that two profiles in flight never see each other's jobs.
     pub fn job_name(&self) -> String {
-        let digest = crate::digest::sha256_hex(self.output.to_string_lossy().as_bytes());
+        let digest = crate::util::digest::sha256_hex(self.output.to_string_lossy().as_bytes());
         format!("mtkit-profile-{}-{}", self.corpus, &digest[..8])
     }
 
@@ -621,15 +621,15 @@ impl ProfileArray {
             .with_context(|| format!("cannot create {}", dir.display()))?;
         match PartsSpec::read(&dir) {
             Ok(there) => self.spec.check_same(&there, &dir)?,
-            Err(_) => crate::paths::write_atomic_bytes(
+            Err(_) => crate::util::paths::write_atomic_bytes(
                 &dir.join(SPEC_FILE),
                 serde_json::to_string_pretty(&self.spec)?.as_bytes(),
             )?,
         }
         let shards_script = dir.join("shards.sbatch");
         let merge_script = dir.join("merge.sbatch");
-        crate::paths::write_atomic_bytes(&shards_script, self.array_script().as_bytes())?;
-        crate::paths::write_atomic_bytes(&merge_script, self.merge_script().as_bytes())?;
+        crate::util::paths::write_atomic_bytes(&shards_script, self.array_script().as_bytes())?;
+        crate::util::paths::write_atomic_bytes(&merge_script, self.merge_script().as_bytes())?;
         let missing = self.spec.missing(&dir);
         let mut result = Submitted::default();
         if missing.is_empty() && self.output.exists() {

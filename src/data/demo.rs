@@ -8,8 +8,8 @@
 use anyhow::{bail, Result};
 use serde_json::{Map, Value};
 
-use crate::catalog::DemoSource;
-use crate::rng::{mix64, Rng};
+use crate::data::catalog::DemoSource;
+use crate::util::rng::{mix64, Rng};
 
 const NOUNS: &[&str] = &[
     "city", "river", "market", "garden", "school", "family", "company", "museum", "kitchen",

@@ -1,5 +1,6 @@
-//! Reading corpora: jsonl (plain, .gz, .zst), JSON arrays, parquet and plain text, streamed
-//! record by record; deterministic sampling and sharding; the bad-record policy.
+//! Reading corpora: jsonl (plain, .gz, .zst), JSON arrays, parquet, Arrow and plain text,
+//! streamed record by record (one reader per file of this folder); deterministic sampling and
+//! sharding; the bad-record policy.
 //!
 //! Every record has an *index*: its position in the corpus, counting records across the
 //! card's files in order. Sampling and sharding are functions of that index and the seed
@@ -18,10 +19,25 @@ use anyhow::{anyhow, bail, Context, Result};
 use serde::Serialize;
 use serde_json::{Map, Value};
 
-use crate::catalog::{Card, Resolved, TextSplit};
-use crate::formats::{catch_polars, open_decompressed, read_up_to, Format, BOM};
-use crate::rng::mix64;
-use crate::template::{RenderError, Template};
+use crate::data::catalog::{Card, Resolved, TextSplit};
+use crate::data::files::{open_decompressed, read_up_to, Format, BOM};
+use crate::data::template::{RenderError, Template};
+use crate::util::polars_io::catch_polars;
+use crate::util::rng::mix64;
+
+mod arrow;
+mod count;
+mod jsonl;
+mod parquet;
+mod records;
+mod text;
+
+use arrow::walk_arrow;
+pub use count::{cheap_count, COUNT_MAX_BYTES};
+use jsonl::walk_jsonl;
+use parquet::walk_parquet;
+pub use records::{read_records, RecordSource};
+use text::walk_text;
 
 /// Why a record was skipped.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize)]
@@ -301,7 +317,7 @@ fn walk(source: &Resolved, fields: &[&str], visit: &mut Visit<'_>) -> Result<usi
         Resolved::Demo(d) => {
             let demo_path = PathBuf::from(format!("<demo:{}>", d.kind));
             let mut err = None;
-            crate::demo::generate(d, &mut |i, rec| {
+            crate::data::demo::generate(d, &mut |i, rec| {
                 if err.is_some() {
                     return;
                 }
@@ -347,519 +363,6 @@ fn stream_problem(path: &Path, line: u64, e: &std::io::Error) -> Problem {
             path.display()
         ),
     }
-}
-
-fn walk_jsonl(path: &Path, index: &mut u64, visit: &mut Visit<'_>) -> Result<()> {
-    let mut r = BufReader::with_capacity(1 << 20, open_decompressed(path)?);
-    match r.fill_buf() {
-        Ok(b) if b.starts_with(BOM) => r.consume(BOM.len()),
-        _ => {}
-    }
-    // A `.json` file may hold one array of records instead of lines.
-    let first = loop {
-        let buf = match r.fill_buf() {
-            Ok(b) => b,
-            Err(e) => {
-                visit(Item::FileProblem(stream_problem(path, 0, &e), 1))?;
-                return Ok(());
-            }
-        };
-        match buf.iter().position(|b| !b.is_ascii_whitespace()) {
-            Some(p) => break Some(buf[p]),
-            None if buf.is_empty() => break None,
-            None => {
-                let n = buf.len();
-                r.consume(n);
-            }
-        }
-    };
-    if first == Some(b'[') && Format::may_be_json_array(path) {
-        let mut all = Vec::new();
-        if let Err(e) = r.read_to_end(&mut all) {
-            visit(Item::FileProblem(stream_problem(path, 0, &e), 1))?;
-            return Ok(());
-        }
-        let v: Vec<Value> = serde_json::from_slice(&all)
-            .with_context(|| format!("{}: not a JSON array of records", path.display()))?;
-        for (i, rec) in v.iter().enumerate() {
-            match rec {
-                Value::Object(m) => visit(Item::Record(Raw {
-                    index: *index,
-                    file: path,
-                    pos: i as u64 + 1,
-                    unit: "element",
-                    body: Body::Object(m),
-                }))?,
-                other => visit(Item::FileProblem(
-                    Problem {
-                        kind: ProblemKind::NotAnObject,
-                        message: format!(
-                            "{}: element {}: expected a JSON object, found {}",
-                            path.display(),
-                            i + 1,
-                            json_kind(other)
-                        ),
-                    },
-                    1,
-                ))?,
-            }
-            *index += 1;
-        }
-        return Ok(());
-    }
-    let mut line = Vec::with_capacity(8192);
-    let mut lineno = 0u64;
-    loop {
-        line.clear();
-        match r.read_until(b'\n', &mut line) {
-            Ok(0) => break,
-            Ok(_) => {}
-            Err(e) => {
-                visit(Item::FileProblem(stream_problem(path, lineno, &e), 1))?;
-                break;
-            }
-        }
-        lineno += 1;
-        let trimmed = trim_ascii(&line);
-        if trimmed.is_empty() {
-            continue;
-        }
-        visit(Item::Record(Raw {
-            index: *index,
-            file: path,
-            pos: lineno,
-            unit: "line",
-            body: Body::JsonLine(trimmed),
-        }))?;
-        *index += 1;
-    }
-    Ok(())
-}
-
-fn trim_ascii(mut b: &[u8]) -> &[u8] {
-    while let [first, rest @ ..] = b {
-        if first.is_ascii_whitespace() {
-            b = rest
-        } else {
-            break;
-        }
-    }
-    while let [rest @ .., last] = b {
-        if last.is_ascii_whitespace() {
-            b = rest
-        } else {
-            break;
-        }
-    }
-    b
-}
-
-fn walk_text(path: &Path, split: TextSplit, index: &mut u64, visit: &mut Visit<'_>) -> Result<()> {
-    let mut bytes = Vec::new();
-    if let Err(e) = open_decompressed(path)?.read_to_end(&mut bytes) {
-        visit(Item::FileProblem(stream_problem(path, 0, &e), 1))?;
-        return Ok(());
-    }
-    if bytes.starts_with(BOM) {
-        bytes.drain(..BOM.len());
-    }
-    let text = match String::from_utf8(bytes) {
-        Ok(t) => t,
-        Err(e) => {
-            let off = e.utf8_error().valid_up_to();
-            let line = e.as_bytes()[..off].iter().filter(|&&b| b == b'\n').count() + 1;
-            visit(Item::FileProblem(
-                Problem {
-                    kind: ProblemKind::InvalidUtf8,
-                    message: format!("{}: line {line}: invalid UTF-8 at byte {off} of the file; the file is skipped", path.display()),
-                },
-                1,
-            ))?;
-            return Ok(());
-        }
-    };
-    let docs: Vec<&str> = match split {
-        TextSplit::File => vec![text.as_str()],
-        TextSplit::Line => text.lines().filter(|l| !l.trim().is_empty()).collect(),
-        TextSplit::Paragraph => split_paragraphs(&text),
-    };
-    for (i, d) in docs.into_iter().enumerate() {
-        let mut m = Map::new();
-        m.insert("text".into(), Value::String(d.to_string()));
-        visit(Item::Record(Raw {
-            index: *index,
-            file: path,
-            pos: i as u64 + 1,
-            unit: "document",
-            body: Body::Object(&m),
-        }))?;
-        *index += 1;
-    }
-    Ok(())
-}
-
-/// Splits text at runs of blank lines, dropping empty pieces.
-fn split_paragraphs(text: &str) -> Vec<&str> {
-    let mut out = Vec::new();
-    let mut start: Option<usize> = None;
-    let mut end = 0;
-    let mut pos = 0;
-    for line in text.split_inclusive('\n') {
-        if line.trim().is_empty() {
-            if let Some(s) = start.take() {
-                out.push(&text[s..end]);
-            }
-        } else {
-            if start.is_none() {
-                start = Some(pos);
-            }
-            end = pos + line.trim_end_matches(['\n', '\r']).len();
-        }
-        pos += line.len();
-    }
-    if let Some(s) = start {
-        out.push(&text[s..end]);
-    }
-    out
-}
-
-const PARQUET_SLICE: usize = 8192;
-
-fn walk_parquet(
-    path: &Path,
-    fields: &[&str],
-    index: &mut u64,
-    visit: &mut Visit<'_>,
-) -> Result<()> {
-    use polars::prelude::{Column, ParquetReader, PolarsResult, SerReader};
-    let open = || File::open(path).with_context(|| format!("cannot open {}", path.display()));
-    crate::formats::check_parquet_footer(path)?;
-    let (schema, n_rows) = catch_polars(path, || {
-        let mut reader = ParquetReader::new(open()?);
-        let schema = reader
-            .schema()
-            .with_context(|| format!("{}: not a readable parquet file", path.display()))?;
-        let n_rows = reader
-            .num_rows()
-            .with_context(|| format!("{}: not a readable parquet file", path.display()))?;
-        Ok((schema, n_rows))
-    })?;
-    let names: Vec<String> = schema.iter_names().map(|n| n.to_string()).collect();
-    let missing: Vec<&str> = fields
-        .iter()
-        .copied()
-        .filter(|f| !names.iter().any(|n| n == f))
-        .collect();
-    if let Some(f) = missing.first() {
-        visit(Item::FileProblem(
-            Problem {
-                kind: ProblemKind::MissingField,
-                message: format!(
-                    "{}: no column `{f}` for the text template (columns: {}); its {n_rows} rows are skipped",
-                    path.display(),
-                    names.join(", ")
-                ),
-            },
-            n_rows as u64,
-        ))?;
-        *index += n_rows as u64;
-        return Ok(());
-    }
-    let cols: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
-    let mut offset = 0usize;
-    while offset < n_rows {
-        let len = PARQUET_SLICE.min(n_rows - offset);
-        // polars may panic on a damaged file instead of failing: only its calls are guarded,
-        // not the visitor's.
-        let rows: Vec<Map<String, Value>> = catch_polars(path, || {
-            let df = ParquetReader::new(open()?)
-                .with_columns(Some(cols.clone()))
-                .with_slice(Some((offset, len)))
-                .finish()
-                .with_context(|| {
-                    format!(
-                        "{}: cannot read rows {}..{}",
-                        path.display(),
-                        offset + 1,
-                        offset + len
-                    )
-                })?;
-            let series: Vec<Column> = cols
-                .iter()
-                .map(|c| df.column(c).cloned())
-                .collect::<PolarsResult<_>>()?;
-            let mut rows = Vec::with_capacity(df.height());
-            for row in 0..df.height() {
-                let mut m = Map::new();
-                for (name, s) in cols.iter().zip(&series) {
-                    m.insert(name.clone(), any_to_json(s.get(row)?));
-                }
-                rows.push(m);
-            }
-            Ok(rows)
-        })?;
-        for (row, m) in rows.iter().enumerate() {
-            let pos = (offset + row) as u64 + 1;
-            visit(Item::Record(Raw {
-                index: *index,
-                file: path,
-                pos,
-                unit: "row",
-                body: Body::Object(m),
-            }))?;
-            *index += 1;
-        }
-        offset += len;
-    }
-    Ok(())
-}
-
-/// Checks an Arrow IPC stream's framing against the file before polars reads it: polars'
-/// reader allocates each buffer at the length its message declares before reading it, so a
-/// damaged length (terabytes; found by the arrow_file fuzz target) aborted the process. Every
-/// message's body must lie inside the file and every buffer inside its body; compressed bodies
-/// (whose declared sizes would need the same care; `datasets` never writes them) are refused.
-fn check_arrow_stream(path: &Path) -> Result<()> {
-    let size = std::fs::metadata(path)
-        .with_context(|| format!("cannot read {}", path.display()))?
-        .len();
-    let mut f = BufReader::new(
-        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-    );
-    let damaged = |at: u64, what: &str| {
-        anyhow!(
-            "{}: damaged Arrow IPC stream: the message at byte {at} {what}",
-            path.display()
-        )
-    };
-    let mut pos = 0u64;
-    loop {
-        let start = pos;
-        let mut word = [0u8; 4];
-        if read_up_to(&mut f, &mut word)
-            .with_context(|| format!("cannot read {}", path.display()))?
-            < 4
-        {
-            return Ok(()); // the end (a torn tail is polars' to report)
-        }
-        pos += 4;
-        let mut len = u32::from_le_bytes(word);
-        if len == 0xFFFF_FFFF {
-            if read_up_to(&mut f, &mut word)
-                .with_context(|| format!("cannot read {}", path.display()))?
-                < 4
-            {
-                return Ok(());
-            }
-            pos += 4;
-            len = u32::from_le_bytes(word);
-        }
-        if len == 0 {
-            return Ok(()); // end-of-stream marker
-        }
-        let len = u64::from(len);
-        if len > size - pos {
-            return Err(damaged(
-                start,
-                &format!(
-                    "declares {len} bytes of metadata, past the end of the file ({size} bytes)"
-                ),
-            ));
-        }
-        let mut meta = vec![0u8; len as usize];
-        f.read_exact(&mut meta)?;
-        pos += len;
-        let Some((body, buffers, compressed)) = arrow_message_bounds(&meta) else {
-            return Err(damaged(
-                start,
-                "has metadata that is not a valid Arrow message",
-            ));
-        };
-        if body < 0 || body as u64 > size - pos {
-            return Err(damaged(
-                start,
-                &format!(
-                    "declares a body of {body} bytes, past the end of the file ({size} bytes)"
-                ),
-            ));
-        }
-        if compressed {
-            bail!("{}: the Arrow IPC stream's record batches are compressed (LZ4/zstd bodies); mtkit reads uncompressed streams, as Hugging Face datasets writes them", path.display());
-        }
-        for (off, blen) in buffers {
-            if off < 0 || blen < 0 || off.checked_add(blen).is_none_or(|end| end > body) {
-                return Err(damaged(
-                    start,
-                    &format!(
-                        "has a buffer at {off} of {blen} bytes outside its body of {body} bytes"
-                    ),
-                ));
-            }
-        }
-        f.seek_relative(body)?;
-        pos += body as u64;
-    }
-}
-
-/// bodyLength, the record batch's buffers as (offset, length), and whether it is compressed.
-type ArrowMessageBounds = (i64, Vec<(i64, i64)>, bool);
-
-/// [`ArrowMessageBounds`] of
-/// an Arrow IPC `Message` flatbuffer, every read bounds-checked; None if it is malformed.
-fn arrow_message_bounds(m: &[u8]) -> Option<ArrowMessageBounds> {
-    let u16_at = |at: usize| {
-        Some(u16::from_le_bytes(
-            m.get(at..at.checked_add(2)?)?.try_into().ok()?,
-        ))
-    };
-    let u32_at = |at: usize| {
-        Some(u32::from_le_bytes(
-            m.get(at..at.checked_add(4)?)?.try_into().ok()?,
-        ))
-    };
-    let i64_at = |at: usize| {
-        Some(i64::from_le_bytes(
-            m.get(at..at.checked_add(8)?)?.try_into().ok()?,
-        ))
-    };
-    let deref = |at: usize| at.checked_add(u32_at(at)? as usize);
-    // The position of field `i` of the table at `t`, or Some(None) when it is absent.
-    let field = |t: usize, i: usize| -> Option<Option<usize>> {
-        let vt = (t as i64).checked_sub(i64::from(u32_at(t)? as i32))?;
-        let vt = usize::try_from(vt).ok()?;
-        let vlen = u16_at(vt)? as usize;
-        let slot = 4 + 2 * i;
-        if slot + 2 > vlen {
-            return Some(None);
-        }
-        match u16_at(vt + slot)? {
-            0 => Some(None),
-            o => Some(Some(t.checked_add(o as usize)?)),
-        }
-    };
-    let root = deref(0)?;
-    let header_type = match field(root, 1)? {
-        Some(at) => *m.get(at)?,
-        None => 0,
-    };
-    let body = match field(root, 3)? {
-        Some(at) => i64_at(at)?,
-        None => 0,
-    };
-    let batch = match (header_type, field(root, 2)?) {
-        (3, Some(at)) => Some(deref(at)?),
-        (2, Some(at)) => {
-            let dict = deref(at)?;
-            match field(dict, 1)? {
-                Some(d) => Some(deref(d)?),
-                None => None,
-            }
-        }
-        _ => None,
-    };
-    let mut buffers = Vec::new();
-    let mut compressed = false;
-    if let Some(rb) = batch {
-        if let Some(at) = field(rb, 2)? {
-            let v = deref(at)?;
-            let n = u32_at(v)? as usize;
-            if n > m.len() / 16 {
-                return None;
-            }
-            for k in 0..n {
-                let b = v + 4 + 16 * k;
-                buffers.push((i64_at(b)?, i64_at(b + 8)?));
-            }
-        }
-        compressed = field(rb, 3)?.is_some();
-    }
-    Some((body, buffers, compressed))
-}
-
-/// An Arrow IPC stream file (Hugging Face `datasets`' cache and `save_to_disk` files), record
-/// batch by record batch, only the template's columns decoded.
-fn walk_arrow(path: &Path, fields: &[&str], index: &mut u64, visit: &mut Visit<'_>) -> Result<()> {
-    use polars::prelude::{Column, DataFrame, PolarsResult};
-    use polars_arrow::io::ipc::read::{read_stream_metadata, StreamReader, StreamState};
-    let mut f = BufReader::with_capacity(
-        1 << 20,
-        File::open(path).with_context(|| format!("cannot open {}", path.display()))?,
-    );
-    let head = f.fill_buf()?;
-    if head.starts_with(b"ARROW1") {
-        bail!(
-            "{}: an Arrow IPC file (Feather v2); mtkit reads the Arrow IPC stream format that Hugging Face datasets writes",
-            path.display()
-        );
-    }
-    check_arrow_stream(path)?;
-    let md = catch_polars(path, || {
-        read_stream_metadata(&mut f)
-            .with_context(|| format!("{}: not an Arrow IPC stream", path.display()))
-    })?;
-    let names: Vec<String> = md.schema.iter_names().map(|n| n.to_string()).collect();
-    if let Some(missing) = fields.iter().find(|c| !names.iter().any(|n| n == *c)) {
-        visit(Item::FileProblem(
-            Problem {
-                kind: ProblemKind::MissingField,
-                message: format!(
-                    "{}: no column `{missing}` for the text template (columns: {}); the file is skipped",
-                    path.display(),
-                    names.join(", ")
-                ),
-            },
-            1,
-        ))?;
-        return Ok(());
-    }
-    let projection: Vec<usize> = fields
-        .iter()
-        .map(|c| names.iter().position(|n| n == c).expect("checked above"))
-        .collect();
-    let mut sorted = projection.clone();
-    sorted.sort_unstable();
-    let mut reader = StreamReader::new(f, md, Some(sorted));
-    let cols: Vec<String> = fields.iter().map(|s| s.to_string()).collect();
-    let mut pos = 0u64;
-    loop {
-        let batch = catch_polars(path, || match reader.next() {
-            None => Ok(None),
-            Some(Ok(StreamState::Waiting)) => Ok(None),
-            Some(Ok(StreamState::Some(b))) => {
-                let df = DataFrame::from(b);
-                let series: Vec<Column> = cols
-                    .iter()
-                    .map(|c| df.column(c).cloned())
-                    .collect::<PolarsResult<_>>()?;
-                let mut rows = Vec::with_capacity(df.height());
-                for row in 0..df.height() {
-                    let mut m = Map::new();
-                    for (name, s) in cols.iter().zip(&series) {
-                        m.insert(name.clone(), any_to_json(s.get(row)?));
-                    }
-                    rows.push(m);
-                }
-                Ok(Some(rows))
-            }
-            Some(Err(e)) => Err(anyhow!(
-                "{}: a damaged Arrow record batch ({e})",
-                path.display()
-            )),
-        })?;
-        let Some(rows) = batch else { break };
-        for m in &rows {
-            pos += 1;
-            visit(Item::Record(Raw {
-                index: *index,
-                file: path,
-                pos,
-                unit: "row",
-                body: Body::Object(m),
-            }))?;
-            *index += 1;
-        }
-    }
-    Ok(())
 }
 
 fn any_to_json(v: polars::prelude::AnyValue<'_>) -> Value {
@@ -937,47 +440,6 @@ pub fn read_documents_with(
     )
 }
 
-/// Records that are not files: a function that hands each record, in order, to its callback
-/// (a binding's Python iterable, say). Each record is a JSON object a template renders.
-pub type RecordSource<'a> =
-    dyn Fn(&mut dyn FnMut(Map<String, Value>) -> Result<()>) -> Result<()> + Sync + 'a;
-
-/// [`read_documents`] of in-memory records: the same sampling (the bottom-k sample by
-/// record index), cut and bad-record rules as a file of the same records in the same order,
-/// rendered by `template` (`{text}` for plain strings wrapped as `{"text": ...}`). `name` is
-/// what messages call the source.
-pub fn read_records(
-    name: &str,
-    template: &Template,
-    records: &RecordSource<'_>,
-    spec: &SampleSpec,
-    on_doc: &mut dyn FnMut(Document) -> Result<()>,
-) -> Result<ReadSummary> {
-    let place = PathBuf::from(format!("<{name}>"));
-    read_with(
-        name,
-        template,
-        spec,
-        &[],
-        &mut |_, visit| {
-            let mut index = 0u64;
-            records(&mut |m| {
-                let raw = Raw {
-                    index,
-                    file: &place,
-                    pos: index + 1,
-                    unit: "record",
-                    body: Body::Object(&m),
-                };
-                index += 1;
-                visit(Item::Record(raw))
-            })?;
-            Ok(0)
-        },
-        on_doc,
-    )
-}
-
 /// The sampler over any walk of records.
 fn read_with(
     name: &str,
@@ -1007,7 +469,7 @@ fn read_with(
     };
     let files = {
         let mut visit = |item: Item<'_>| -> Result<()> {
-            crate::progress::check_interrupt()?;
+            crate::util::progress::check_interrupt()?;
             let raw = match item {
                 Item::FileProblem(p, n) => return on_problem(&mut summary, p, n),
                 Item::Record(r) => r,
@@ -1103,178 +565,10 @@ pub fn collect_documents(card: &Card, spec: &SampleSpec) -> Result<(Vec<Document
     Ok((docs, summary))
 }
 
-/// The number of records of a source where it is cheap to know: demo corpora, parquet row
-/// counts (from the footer), and jsonl line counts; `None` for anything else (text files,
-/// JSON arrays) or past [`COUNT_MAX_BYTES`] of decompressed text, where counting would take
-/// longer than it is worth. Files are read as a stream (a small compressed file that expands
-/// to gigabytes costs a bounded time and no memory), and each file's count is cached by its
-/// identity (path, size, modification time, inode: [`count_cache`]), so a second `data list`
-/// or `profile --slurm` reads nothing.
-pub fn cheap_count(source: &Resolved) -> Option<u64> {
-    match source {
-        Resolved::Demo(d) => Some(d.docs),
-        Resolved::Files { files, .. } => {
-            let mut n = 0u64;
-            let mut budget = COUNT_MAX_BYTES;
-            let mut cache = count_cache::Cache::load();
-            let mut result = Some(0u64);
-            for f in files {
-                let counted = match cache.get(f) {
-                    Some(c) => c,
-                    None => {
-                        let c = count_records(f, &mut budget);
-                        // "Too large" is cached too, as a second look would find the same.
-                        cache.put(f, c);
-                        c
-                    }
-                };
-                match counted {
-                    Some(c) => n += c,
-                    None => {
-                        result = None;
-                        break;
-                    }
-                }
-            }
-            cache.save();
-            result.map(|_| n)
-        }
-    }
-}
-
-/// Decompressed bytes [`cheap_count`] reads at most in one call before it gives up.
-pub const COUNT_MAX_BYTES: u64 = 512 << 20;
-
-/// The records of one corpus file, reading at most `budget` decompressed bytes (taken off
-/// it); `None` where the count is not cheap.
-fn count_records(f: &Path, budget: &mut u64) -> Option<u64> {
-    match Format::detect(f)? {
-        (Format::Parquet, _) => {
-            crate::formats::check_parquet_footer(f).ok()?;
-            catch_polars(f, || {
-                let mut r = <polars::prelude::ParquetReader<File> as polars::prelude::SerReader<
-                    File,
-                >>::new(File::open(f)?);
-                Ok(r.num_rows()? as u64)
-            })
-            .ok()
-        }
-        (Format::Jsonl, _) => {
-            let mut r = BufReader::with_capacity(1 << 16, open_decompressed(f).ok()?);
-            let mut lines = 0u64;
-            // Whether the line so far has a non-blank byte; whether anything did yet.
-            let (mut line_has_text, mut first) = (false, true);
-            loop {
-                let buf = r.fill_buf().ok()?;
-                if buf.is_empty() {
-                    break;
-                }
-                let mut chunk = buf;
-                if first {
-                    let body = chunk.strip_prefix(BOM).unwrap_or(chunk);
-                    if let Some(b) = body.iter().find(|b| !b.is_ascii_whitespace()) {
-                        if *b == b'[' && Format::may_be_json_array(f) {
-                            return None;
-                        }
-                        first = false;
-                    }
-                    chunk = body;
-                }
-                for &b in chunk {
-                    if b == b'\n' {
-                        lines += line_has_text as u64;
-                        line_has_text = false;
-                    } else if !b.is_ascii_whitespace() {
-                        line_has_text = true;
-                    }
-                }
-                let len = buf.len();
-                *budget = budget.checked_sub(len as u64)?;
-                r.consume(len);
-            }
-            Some(lines + line_has_text as u64)
-        }
-        _ => None,
-    }
-}
-
-/// Record counts of corpus files kept between runs in the cache folder (`counts.json`),
-/// each under its file's identity, so that a changed file is counted again.
-mod count_cache {
-    use std::collections::BTreeMap;
-    use std::path::Path;
-
-    /// The counts read from disk and those added since.
-    pub struct Cache {
-        entries: BTreeMap<String, Option<u64>>,
-        changed: bool,
-    }
-
-    /// A file's identity: its absolute path, size, modification time (ns) and inode.
-    fn key(f: &Path) -> Option<String> {
-        use std::os::unix::fs::MetadataExt;
-        let m = std::fs::metadata(f).ok()?;
-        let abs = std::path::absolute(f).ok()?;
-        Some(format!(
-            "{}\t{}\t{}.{}\t{}",
-            abs.display(),
-            m.len(),
-            m.mtime(),
-            m.mtime_nsec(),
-            m.ino()
-        ))
-    }
-
-    fn path() -> std::path::PathBuf {
-        crate::paths::cache_dir().join("counts.json")
-    }
-
-    impl Cache {
-        /// The cache as on disk (empty where absent or unreadable).
-        pub fn load() -> Cache {
-            let entries = std::fs::read(path())
-                .ok()
-                .and_then(|b| serde_json::from_slice(&b).ok())
-                .unwrap_or_default();
-            Cache {
-                entries,
-                changed: false,
-            }
-        }
-
-        /// The count recorded for this file as it is now: `Some(count)`, where `count` is
-        /// `None` for a file found too large to count.
-        pub fn get(&self, f: &Path) -> Option<Option<u64>> {
-            self.entries.get(&key(f)?).copied()
-        }
-
-        /// Records a count.
-        pub fn put(&mut self, f: &Path, count: Option<u64>) {
-            if let Some(k) = key(f) {
-                // Entries of files that changed since: the same path with another identity.
-                let prefix = format!("{}\t", k.split('\t').next().unwrap_or(""));
-                self.entries.retain(|e, _| !e.starts_with(&prefix));
-                self.entries.insert(k, count);
-                self.changed = true;
-            }
-        }
-
-        /// Writes the cache back when anything was added (a cache that cannot be written is
-        /// no error: the next run counts again).
-        pub fn save(&self) {
-            if self.changed {
-                if let Ok(bytes) = serde_json::to_vec(&self.entries) {
-                    let _ = crate::paths::write_atomic_bytes(&path(), &bytes);
-                }
-            }
-        }
-    }
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::catalog::{Card, LocalSource, Role};
+    use crate::data::catalog::{Card, LocalSource, Role};
     use std::io::Write;
 
     pub(crate) fn card_for(paths: Vec<PathBuf>, text: &str) -> Card {
@@ -1574,7 +868,7 @@ mod tests {
     #[test]
     fn paragraphs_split_on_blank_lines() {
         assert_eq!(
-            split_paragraphs("a\nb\n\n  \nc\r\n\r\nd"),
+            text::split_paragraphs("a\nb\n\n  \nc\r\n\r\nd"),
             vec!["a\nb", "c", "d"]
         );
     }

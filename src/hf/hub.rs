@@ -21,8 +21,8 @@ use anyhow::{anyhow, bail, Context, Result};
 use hf_hub::api::sync::{Api, ApiBuilder, ApiError};
 use hf_hub::{Cache, Repo, RepoType};
 
-use crate::catalog::Card;
-use crate::formats::{Compression, Format};
+use crate::data::catalog::Card;
+use crate::data::files::{Compression, Format};
 
 /// The Hub endpoint: `HF_ENDPOINT` or huggingface.co.
 pub fn endpoint() -> String {
@@ -151,7 +151,7 @@ pub fn pull(card: &Card, max_docs: u64) -> Result<Pulled> {
     let parent = dir.parent().expect("cache path has a parent");
     std::fs::create_dir_all(parent)?;
     // Named by process and host, so that a pull killed outright is swept by the next one.
-    let tmp = crate::paths::temp_dir_for(&dir)?;
+    let tmp = crate::util::paths::temp_dir_for(&dir)?;
     let mut written = Vec::new();
     let mut records = 0u64;
     let mut from_cache = 0usize;
@@ -225,7 +225,7 @@ pub fn pull(card: &Card, max_docs: u64) -> Result<Pulled> {
                 let mut out = std::fs::File::create(&dest)?;
                 std::io::copy(&mut { reader }, &mut out)
                     .with_context(|| format!("{url}: download broke off"))?;
-                let n = crate::corpus::cheap_count(&crate::catalog::Resolved::Files {
+                let n = crate::data::corpus::cheap_count(&crate::data::catalog::Resolved::Files {
                     files: vec![dest.clone()],
                     split: Default::default(),
                 })
@@ -236,10 +236,10 @@ pub fn pull(card: &Card, max_docs: u64) -> Result<Pulled> {
         }
     }
     for f in &written {
-        crate::paths::make_readable(&tmp.path().join(f));
+        crate::util::paths::make_readable(&tmp.path().join(f));
     }
     // The sample folder is mtkit's own, in the cache: replaced whole, in one step.
-    crate::paths::install_dir(tmp, &dir)
+    crate::util::paths::install_dir(tmp, &dir)
         .with_context(|| format!("cannot move the sample to {}", dir.display()))?;
     Ok(Pulled {
         dir,
