@@ -1,7 +1,8 @@
 # mtkit: two commands for a new machine.
 #   make demo   install what is needed, build, run the pipeline on the built-in demo corpora
 #   make test   install what is needed, build, run every test
-# and, for developers, make bench (BENCHMARKS.md; needs ../shared/data) and make fuzz.
+# and: make install (mtkit and mtkit-train into ~/.local/bin), and for developers make bench
+# (BENCHMARKS.md; needs ../shared/data) and make fuzz.
 # Everything large (libtorch, the tokenizer, cargo's target folder) lives under
 # $(MTKIT_CACHE) (default ~/.cache/mtkit), outside the repository.
 
@@ -13,7 +14,7 @@ export MTKIT_CACHE CARGO_TARGET_DIR LIBTORCH
 MTKIT := $(CARGO_TARGET_DIR)/release/mtkit
 CARGO ?= cargo
 
-.PHONY: setup hf-venv py-venv python build demo test bench fmt clippy fuzz fuzz-ci
+.PHONY: setup hf-venv py-venv python build install demo test bench fmt clippy fuzz fuzz-ci
 
 setup:
 	@bash scripts/setup.sh
@@ -22,6 +23,15 @@ setup:
 # (--workspace also compiles the Python module's crate, so that clippy and the tests see it.)
 build: setup
 	$(CARGO) build --release --locked --workspace
+
+# `mtkit` and `mtkit-train` onto PATH: $(PREFIX)/bin, ~/.local/bin by default (mtkit finds
+# mtkit-train beside itself; mtkit-train finds libtorch under the cache by its rpath).
+PREFIX ?= $(HOME)/.local
+install: build
+	@install -d "$(PREFIX)/bin"
+	install -m 0755 "$(MTKIT)" "$(MTKIT)-train" "$(PREFIX)/bin/"
+	@case ":$$PATH:" in *":$(PREFIX)/bin:"*) echo "mtkit and mtkit-train are in $(PREFIX)/bin, on PATH";; \
+	  *) echo "mtkit and mtkit-train are in $(PREFIX)/bin, which is not on PATH: add  export PATH=\"$(PREFIX)/bin:\$$PATH\"  to your shell's rc file";; esac
 
 demo: build
 	@bash scripts/demo.sh "$(MTKIT)"

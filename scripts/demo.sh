@@ -46,3 +46,14 @@ printf '\nOutputs:\n'
 printf '  %s\n' "$out/profiles/ (one parquet profile per corpus)" "$out/proximity.csv" "$out/matrix.csv" "$out/matrix.svg, .png (heatmap)" \
   "$out/suggested.toml" "$out/verify/runs.csv" "$out/regression.csv" "$out/regression.svg, .png (scatter)" \
   "$out/table.csv" "$out/table.tex"
+
+# Where the programs are: the cargo target folder under the cache, out of the way; `make
+# install` copies both onto PATH (~/.local/bin), so the README's commands work as typed.
+bindir=$(dirname "$mtkit")
+printf '\nThe programs: %s and %s-train (in the cargo target folder).\n' "$mtkit" "$mtkit"
+if command -v mtkit >/dev/null 2>&1 && [ "$(command -v mtkit)" -ef "$mtkit" ]; then
+  printf 'mtkit on PATH is this build.\n'
+else
+  printf 'To type `mtkit` as the README does: make install   (copies both to ~/.local/bin)\n'
+  printf 'or, for this shell only:            export PATH="%s:$PATH"\n' "$bindir"
+fi

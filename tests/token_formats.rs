@@ -29,16 +29,23 @@ fn readers(py: &Path, cwd: &Path, args: &[&str]) -> serde_json::Value {
 }
 
 /// A corpus of real text that every clone has: the paragraphs of the repository's Markdown
-/// files, with a few unusual characters added.
+/// files (README, ARCHITECTURE, BENCHMARKS and docs/), with a few unusual characters added.
 fn corpus(sb: &Sandbox) -> (String, PathBuf) {
     let mut docs = Vec::new();
-    for f in [
-        "README.md",
-        "ARCHITECTURE.md",
-        "BENCHMARKS.md",
-        "FUZZING.md",
-    ] {
-        let text = std::fs::read_to_string(repo_root().join(f)).unwrap();
+    let mut files: Vec<PathBuf> = ["README.md", "ARCHITECTURE.md", "BENCHMARKS.md"]
+        .iter()
+        .map(|f| repo_root().join(f))
+        .collect();
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(repo_root().join("docs"))
+        .unwrap()
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    files.extend(pages);
+    for f in files {
+        let text = std::fs::read_to_string(&f).unwrap();
         docs.extend(
             text.split("\n\n")
                 .map(str::trim)
