@@ -110,3 +110,104 @@ fn a_name_that_is_neither_a_card_nor_a_path_gets_both_hints() {
     let err = sb.fails(&["profile", "demo-wbe", "--tokenizer", &tok]);
     assert!(err.contains("did you mean `demo-web`"), "{err}");
 }
+
+/// `proximity P M P`: the pretraining corpus is the target; the output says what that means
+/// for the PA column, and only then (the demo corpora are distinct texts).
+#[test]
+fn proximity_says_when_the_pretraining_corpus_is_the_target() {
+    let Some(tok) = common::pythia_tokenizer() else {
+        return;
+    };
+    let tok = tok.display().to_string();
+    let sb = Sandbox::new();
+    let same = sb.ok(&[
+        "proximity",
+        "demo-web",
+        "demo-code",
+        "demo-web",
+        "--max-docs",
+        "50",
+        "--tokenizer",
+        &tok,
+    ]);
+    assert!(
+        same.contains("note: the pretraining corpus `demo-web` and the target `demo-web` have the same token counts"),
+        "{same}"
+    );
+    // sim(P,T) = 1 here, so demo-code's PA is sim(M,T) − 1 < 0.
+    let pa: f64 = row(&same, "demo-code").last().unwrap().parse().unwrap();
+    assert!(pa < 0.0, "{same}");
+    let distinct = sb.ok(&[
+        "proximity",
+        "demo-web",
+        "demo-code",
+        "demo-docstring",
+        "--max-docs",
+        "50",
+        "--tokenizer",
+        &tok,
+    ]);
+    assert!(!distinct.contains("same token counts"), "{distinct}");
+}
+
+/// One meaning of -q: only the result on stdout. tokenize's result is its files, so `-q`
+/// prints nothing there, as `profile -o ... -q`; bad records are named by kind on stderr in
+/// the same words by both, with or without -q.
+#[test]
+fn quiet_means_the_result_alone_and_skipped_records_are_named_alike() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    // 4 records: two good, one malformed JSON line, one without the `text` field.
+    sb.write(
+        "mixed.jsonl",
+        "{\"text\": \"w1 w2 w3\"}\n{oops\n{\"body\": \"w4\"}\n{\"text\": \"w5 w6\"}\n",
+    );
+    let want = "mixed: 2 bad records skipped (1 malformed_json, 1 missing_field); --strict fails on the first instead";
+    for quiet in [false, true] {
+        let mut args = vec![
+            "tokenize",
+            "mixed.jsonl",
+            "--tokenizer",
+            &tok,
+            "-o",
+            "toks",
+            "--max-docs",
+            "all",
+            "--val-docs",
+            "0",
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        let o = sb.run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(out.is_empty(), quiet, "tokenize -q={quiet}: {out}");
+        assert!(err.contains(want), "tokenize: {err}");
+        let mut args = vec![
+            "profile",
+            "mixed.jsonl",
+            "--tokenizer",
+            &tok,
+            "-o",
+            "p.parquet",
+            "--max-docs",
+            "all",
+            "--no-cache",
+        ];
+        if quiet {
+            args.push("-q");
+        }
+        let o = sb.run(&args);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let (out, err) = (
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr),
+        );
+        assert_eq!(out.is_empty(), quiet, "profile -q={quiet}: {out}");
+        assert!(err.contains(want), "profile: {err}");
+    }
+}

@@ -666,7 +666,6 @@ fn a_folder_corpus_skips_the_profiles_and_token_files_written_into_it() {
         &tok,
         "-o",
         "data/tokens",
-        "-q",
     ]);
     let skipped = tokenized
         .lines()

@@ -217,8 +217,8 @@ fn exports_parse_back_with_weights_summing_to_one() {
     // mtkit: a run config the trainer accepts.
     let (out, err) = emit("mtkit");
     assert!(
-        err.contains("rank") && !out.contains("rank"),
-        "the table goes to stderr"
+        !err.contains("rank") && !out.contains("rank"),
+        "--quiet: the config alone, no table"
     );
     let cfg: mtkit::export::run_config::RunConfig = toml::from_str(&out).unwrap();
     let phases = cfg.resolve(&|_, _| Ok(10)).unwrap();
@@ -239,13 +239,34 @@ fn exports_parse_back_with_weights_summing_to_one() {
     );
     assert_eq!(mix["requested_tokens"].as_u64(), Some(90 * 64));
     assert_eq!(mix["global_batch_size"].as_u64(), Some(64));
-    // Nothing is tokenized as olmo-core yet: each source names the command that does it.
+    // Nothing is tokenized as olmo-core yet: each source names the command that does it, with
+    // the --catalog and --tokenizer this command was given, so that it works as pasted.
+    let hint = out
+        .lines()
+        .find_map(|l| l.strip_prefix("# p: not tokenized as olmo-core yet: "))
+        .unwrap_or_else(|| panic!("no hint for p: {out}"));
     assert!(
-        out.contains(
-            "# p: not tokenized as olmo-core yet: mtkit tokenize p -o tokens --format olmo-core"
-        ),
-        "{out}"
+        hint.starts_with("mtkit tokenize p -o tokens --format olmo-core --catalog ")
+            && hint.contains(" --tokenizer "),
+        "{hint}"
     );
+    let bin = mtkit_binary();
+    let pasted = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "{} {}",
+            bin.display(),
+            hint.strip_prefix("mtkit ").unwrap()
+        ))
+        .current_dir(sb.dir.path())
+        .output()
+        .unwrap();
+    assert!(
+        pasted.status.success(),
+        "the hinted command failed: {hint}\n{}",
+        String::from_utf8_lossy(&pasted.stderr)
+    );
+    assert!(sb.path("tokens/p/part-00000.npy").is_file());
     assert_eq!(srcs[0]["paths"][0].as_str(), Some("tokens/p/part-*.npy"));
     // megatron.
     let (out, _) = emit("megatron");
@@ -668,4 +689,43 @@ fn absent_candidates_are_reported_with_the_reason() {
         v["notes"].to_string().contains("`m` is in no proposal"),
         "{v}"
     );
+}
+
+/// Megatron-LM cannot take a --data-path prefix with a space or `#` (it splits the list on
+/// whitespace; its configs read `#` as a comment): refused with the reason, not written.
+#[test]
+fn a_megatron_prefix_with_a_space_or_hash_is_refused() {
+    let sb = Sandbox::new();
+    let (cat, tok) = blend_fixture(&sb);
+    for data in ["my tokens", "runs#2"] {
+        let err = sb.fails(&[
+            "suggest-mix",
+            "--pretrain",
+            "p",
+            "--candidates",
+            "m,e",
+            "--target",
+            "t",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "--quiet",
+            "--total-steps",
+            "100",
+            "--tokens-per-step",
+            "64",
+            "--available",
+            "p=1e9,m=1e9,e=1e9",
+            "--emit",
+            "megatron",
+            "--data",
+            data,
+        ]);
+        assert!(
+            err.contains("Megatron-LM's --data-path cannot hold the prefix")
+                && err.contains(&format!("`{data}/")),
+            "{err}"
+        );
+    }
 }

@@ -384,10 +384,22 @@ fn profile_corpus(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<NativeProfile> {
     run_released(py, progress.as_ref(), move |bar| {
+        // A bare name (no folder, no glob) that is a card is the card, even where a file or
+        // folder of that name lies in the working directory: cards come first, as on the
+        // command line (`Catalog::add_paths`).
+        let (files, card_name) = match files {
+            Some(paths) if paths.len() == 1 && is_bare(&paths[0]) => {
+                match catalog(&catalogs)?.get(&paths[0]) {
+                    Ok(_) => (None, paths[0].clone()),
+                    Err(_) => (Some(paths), name.clone()),
+                }
+            }
+            other => (other, name.clone()),
+        };
         let card = match files {
             Some(paths) => Card::for_files(&name, paths, text.as_deref().unwrap_or("{text}")),
             None => {
-                let mut card = catalog(&catalogs)?.get(&name)?.clone();
+                let mut card = catalog(&catalogs)?.get(&card_name)?.clone();
                 if let Some(t) = text {
                     card.text = t;
                 }
@@ -398,6 +410,11 @@ fn profile_corpus(
         let (p, _) = mtkit::profile::cached_or_build(&card, &tok, &settings.options, cache, bar)?;
         Ok(wrap(p, card.tokens))
     })
+}
+
+/// Whether `s` could be a card's name: no folder separator and no glob character.
+fn is_bare(s: &str) -> bool {
+    !s.contains(['/', std::path::MAIN_SEPARATOR, '*', '?', '['])
 }
 
 /// Profiles the records a Python iterator of batches yields: each batch a list of `str`
@@ -767,6 +784,8 @@ fn export(
         data,
         lr,
         sft_epochs,
+        // The proposal does not record the catalog it was computed with.
+        tokenize_args: String::new(),
     };
     mtkit::export::emit::emit(e, &x, &o).map_err(to_py)
 }

@@ -104,3 +104,16 @@ def test_a_dataset_dict_folder_is_refused_naming_its_splits(mtkit_bin, tmp_path)
     # From Python, a DatasetDict is refused the same way.
     with pytest.raises(mtkit.MtkitError, match="train"):
         mtkit.profile(dd)
+
+
+def test_a_card_name_wins_over_a_folder_of_that_name(corpus, tmp_path, monkeypatch):
+    """As on the command line, a bare name that is a card is the card, even with a folder of
+    that name in the working directory (the repository's own docs/ folder once shadowed a
+    card named `docs`); a path that is no card is still read as files."""
+    (tmp_path / "docs").mkdir()
+    (tmp_path / "docs" / "other.txt").write_text("nothing like the corpus\n")
+    monkeypatch.chdir(tmp_path)
+    p = mtkit.profile("docs", catalog=corpus["cat"], ngram=2, cache=False)
+    assert py_counts(p, [1, 2]) == corpus["sample"]
+    q = mtkit.profile("docs/other.txt", ngram=1, cache=False)
+    assert q.totals["documents"] == 1

@@ -308,11 +308,9 @@ fn output_path(name: &str, output: Option<&Path>, corpora: usize) -> Option<Path
 /// A corpus's row of the summary table (bad records skipped are also named on stderr).
 fn summary_row(w: &Written, written: String) -> Vec<String> {
     let skipped: u64 = w.totals.skipped.values().sum();
-    if skipped > 0 {
-        eprintln!(
-            "{}: skipped bad records: {:?}",
-            w.meta.corpus, w.totals.skipped
-        );
+    if let Some(note) = mtkit::cli_support::output::skipped_note(&w.meta.corpus, &w.totals.skipped)
+    {
+        eprintln!("{note}");
     }
     vec![
         w.meta.corpus.clone(),

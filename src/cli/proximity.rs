@@ -302,10 +302,20 @@ fn human(rows: &[Row], profiles: &[Profile]) -> String {
     out
 }
 
-/// A line for each profile that covers only some shards of its corpus (`profile merge
-/// --partial`), whose numbers are of that part alone.
+/// Notes on what the numbers mean where the input makes them surprising: a profile that
+/// covers only some shards of its corpus (`profile merge --partial`), whose numbers are of that
+/// part alone; and a pretraining corpus whose tokens are the target's (the same corpus named
+/// twice, say), where sim(P,T) is the largest possible and no PA can be positive.
 fn partial_notes(profiles: &[Profile]) -> String {
     let mut out = String::new();
+    if let [p, .., t] = profiles {
+        if p.unigram == t.unigram && p.totals.tokens > 0 {
+            out.push_str(&format!(
+                "note: the pretraining corpus `{}` and the target `{}` have the same token counts (the same text): sim(P,T) is already the largest possible, so no candidate can have a positive PA\n",
+                p.meta.corpus, t.meta.corpus
+            ));
+        }
+    }
     for p in profiles {
         if let Some(shards) = &p.meta.shards {
             out.push_str(&format!(

@@ -140,7 +140,11 @@ pub fn run(a: SuggestArgs) -> Result<()> {
     let found = suggest_from_profiles(&request, &profiles, &card_tokens, a.fit.as_deref(), a.top)?;
     let text = human(&found, &a);
     if let Some(e) = a.emit {
-        eprint!("{text}");
+        // The config is the result (stdout); the table says where it came from (stderr),
+        // unless --quiet asks for the result alone.
+        if !a.corpus.quiet {
+            eprint!("{text}");
+        }
         print!("{}", emit(e, &found, &a)?);
     } else if a.json {
         println!("{}", serde_json::to_string_pretty(&found)?);
@@ -166,6 +170,7 @@ fn emit(e: Emit, found: &Suggestion, a: &SuggestArgs) -> Result<String> {
         data: a.data.clone(),
         lr: a.lr,
         sft_epochs: a.sft_epochs,
+        tokenize_args: tokenize_args(&a.corpus),
     };
     mtkit::export::emit::emit(e, &x, &o)
 }
@@ -232,4 +237,18 @@ fn human(found: &Suggestion, a: &SuggestArgs) -> String {
         s.push_str(&format!("note: {n}\n"));
     }
     s
+}
+
+/// The options a suggested `mtkit tokenize` must repeat to read the same corpora with the same
+/// tokenizer: the catalogs (and --text) and a --tokenizer given, shell-quoted, each with its
+/// leading space (paths absolute, so the command works from any folder).
+fn tokenize_args(c: &CorpusArgs) -> String {
+    let mut args = c.catalog.to_args();
+    if let Some(t) = &c.tokenizer.tokenizer {
+        let t = std::path::absolute(t).unwrap_or_else(|_| t.clone());
+        args.extend(["--tokenizer".to_string(), t.display().to_string()]);
+    }
+    args.iter()
+        .map(|a| format!(" {}", mtkit::cluster::slurm::shell_quote(a)))
+        .collect()
 }

@@ -66,7 +66,8 @@ pub struct TokenizeArgs {
     catalog: mtkit::cli_support::args::CatalogArgs,
     #[command(flatten)]
     tokenizer: mtkit::cli_support::args::TokenizerArgs,
-    /// No progress bars.
+    /// No progress bars and no summary table (what a script wants; the token files are the
+    /// result). Warnings, skipped records and errors still go to stderr.
     #[arg(long, short)]
     quiet: bool,
 }
@@ -115,6 +116,14 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
             },
             m.skipped.values().sum::<u64>().to_string(),
         ]);
+        if let Some(note) = mtkit::cli_support::output::skipped_note(&m.corpus, &m.skipped) {
+            eprintln!("{note}");
+        }
+    }
+    // One meaning of -q in every command: only the result on stdout. The result of tokenize
+    // is its files, so with -q nothing is printed (as `profile -o ... -q`).
+    if a.quiet {
+        return Ok(());
     }
     print!(
         "{}",

@@ -219,7 +219,9 @@ pub struct CorpusArgs {
     /// Recompute profiles even when a cached one matches.
     #[arg(long)]
     pub no_cache: bool,
-    /// No progress bars (`profile`: no summary table either; errors still go to stderr).
+    /// Only the result: no progress bars, and no summary of files written (`profile -o`,
+    /// `tokenize`) or table beside an `--emit`ted config; a command whose result is a table
+    /// (`proximity`, `suggest-mix`) still prints it. Warnings and errors still go to stderr.
     #[arg(long, short)]
     pub quiet: bool,
 }

@@ -44,6 +44,29 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
+/// The line a command prints on stderr for a corpus whose bad records were skipped, by kind:
+/// `NAME: 3 bad records skipped (2 malformed_json, 1 missing_field); --strict fails on the
+/// first instead`; None when none were. The same words in `profile` and `tokenize`.
+pub fn skipped_note(
+    corpus: &str,
+    skipped: &std::collections::BTreeMap<String, u64>,
+) -> Option<String> {
+    let total: u64 = skipped.values().sum();
+    if total == 0 {
+        return None;
+    }
+    let kinds: Vec<String> = skipped
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect();
+    Some(format!(
+        "{corpus}: {total} bad record{} skipped ({}); --strict fails on the first instead",
+        if total == 1 { "" } else { "s" },
+        kinds.join(", ")
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

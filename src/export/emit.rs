@@ -193,8 +193,10 @@ pub fn olmo_core(
 /// `--emit megatron`: the `--data-path` weight/prefix list. Megatron blends by samples
 /// (sequences of fixed length), so sample shares equal token shares. With `data`, the prefixes
 /// are the indexed datasets `mtkit tokenize --format megatron` wrote there (a source not yet
-/// tokenized is named with the command that makes it).
-pub fn megatron(p: &MixProposal, data: Option<&TokenizedData<'_>>) -> String {
+/// tokenized is named with the command that makes it). Megatron splits `--data-path` on
+/// whitespace and its launch scripts and YAML configs read `#` as a comment, so a prefix that
+/// holds either is refused with the reason rather than written to break there.
+pub fn megatron(p: &MixProposal, data: Option<&TokenizedData<'_>>) -> Result<String> {
     let mut notes = Vec::new();
     let parts: Vec<String> = rounded(&p.weights, 6)
         .into_iter()
@@ -208,7 +210,15 @@ pub fn megatron(p: &MixProposal, data: Option<&TokenizedData<'_>>) -> String {
             }
         })
         .collect();
-    format!("# Megatron-LM blend from `mtkit suggest-mix`. Units: sample shares (fixed-length samples: = token shares).\n{}--data-path {}\n", notes.concat(), parts.join(" "))
+    for part in &parts {
+        let prefix = part.split_once(' ').map_or(part.as_str(), |x| x.1);
+        if prefix.chars().any(|c| c.is_whitespace() || c == '#') {
+            bail!(
+                "Megatron-LM's --data-path cannot hold the prefix `{prefix}`: it splits the list on whitespace, and `#` starts a comment in its scripts and YAML configs; use a --data folder and corpus names without spaces or `#` (a path corpus is named after its file: rename the file, or give it a card)"
+            );
+        }
+    }
+    Ok(format!("# Megatron-LM blend from `mtkit suggest-mix`. Units: sample shares (fixed-length samples: = token shares).\n{}--data-path {}\n", notes.concat(), parts.join(" ")))
 }
 
 /// `--emit hf`: probabilities for `datasets.interleave_datasets`, which samples documents:
@@ -360,6 +370,11 @@ pub struct EmitOptions {
     pub lr: f64,
     /// mtkit export: SFT epochs on the target.
     pub sft_epochs: f64,
+    /// What the `mtkit tokenize` command a note suggests (for a source not yet tokenized in
+    /// `data`) must repeat so that it works as pasted: the options that said where the corpora
+    /// are and which tokenizer counts (` --catalog FILE --tokenizer FILE`), shell-quoted, each
+    /// with its leading space; empty when the defaults were used.
+    pub tokenize_args: String,
 }
 
 /// `x`'s proposal as a config of trainer `e`: the text `suggest-mix --emit` prints.
@@ -390,7 +405,7 @@ pub fn emit(e: Emit, x: &Exportable, o: &EmitOptions) -> Result<String> {
         )?,
         Emit::OlmoCore => {
             let dir = o.data.clone().unwrap_or_else(|| "tokens".into());
-            let files = tokenized(&dir, Format::OlmoCore);
+            let files = tokenized(&dir, Format::OlmoCore, &o.tokenize_args);
             let data = TokenizedData {
                 dir: &dir,
                 files: &files,
@@ -398,17 +413,17 @@ pub fn emit(e: Emit, x: &Exportable, o: &EmitOptions) -> Result<String> {
             olmo_core(top, x.max_repeat, x.tokens_per_step, mid_tokens, &data)?
         }
         Emit::Megatron => match &o.data {
-            None => megatron(top, None),
+            None => megatron(top, None)?,
             Some(dir) => {
-                let files = tokenized(dir, Format::Megatron);
-                megatron(top, Some(&TokenizedData { dir, files: &files }))
+                let files = tokenized(dir, Format::Megatron, &o.tokenize_args);
+                megatron(top, Some(&TokenizedData { dir, files: &files }))?
             }
         },
         Emit::Hf => hf(top, &x.sources)?,
         Emit::Litgpt => match &o.data {
             None => litgpt(top, None),
             Some(dir) => {
-                let files = tokenized(dir, Format::Litdata);
+                let files = tokenized(dir, Format::Litdata, &o.tokenize_args);
                 litgpt(top, Some(&TokenizedData { dir, files: &files }))
             }
         },
@@ -416,11 +431,12 @@ pub fn emit(e: Emit, x: &Exportable, o: &EmitOptions) -> Result<String> {
 }
 
 /// A source's files in `format` under `dir` (paths as `dir/NAME/FILE`, total tokens), or the
-/// `mtkit tokenize` command that writes them.
-fn tokenized(
-    dir: &str,
+/// `mtkit tokenize` command that writes them (with `extra`, [`EmitOptions::tokenize_args`]).
+fn tokenized<'a>(
+    dir: &'a str,
     format: crate::export::tokens::trainer_formats::Format,
-) -> impl Fn(&str) -> std::result::Result<(Vec<String>, u64), String> + '_ {
+    extra: &'a str,
+) -> impl Fn(&str) -> std::result::Result<(Vec<String>, u64), String> + 'a {
     move |name: &str| {
         crate::export::tokens::trainer_formats::files_of(std::path::Path::new(dir), name, format)
             .map(|(_, m)| {
@@ -431,7 +447,12 @@ fn tokenized(
                     .collect();
                 (paths, m.tokens)
             })
-            .map_err(|_| format!("mtkit tokenize {name} -o {dir} --format {}", format.name()))
+            .map_err(|_| {
+                format!(
+                    "mtkit tokenize {name} -o {dir} --format {}{extra}",
+                    format.name()
+                )
+            })
     }
 }
 
