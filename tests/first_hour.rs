@@ -163,51 +163,32 @@ fn quiet_means_the_result_alone_and_skipped_records_are_named_alike() {
         "{\"text\": \"w1 w2 w3\"}\n{oops\n{\"body\": \"w4\"}\n{\"text\": \"w5 w6\"}\n",
     );
     let want = "mixed: 2 bad records skipped (1 malformed_json, 1 missing_field); --strict fails on the first instead";
+    let commands: [&[&str]; 2] = [
+        &["tokenize", "-o", "toks", "--val-docs", "0"],
+        &["profile", "-o", "p.parquet", "--no-cache"],
+    ];
     for quiet in [false, true] {
-        let mut args = vec![
-            "tokenize",
-            "mixed.jsonl",
-            "--tokenizer",
-            &tok,
-            "-o",
-            "toks",
-            "--max-docs",
-            "all",
-            "--val-docs",
-            "0",
-        ];
-        if quiet {
-            args.push("-q");
+        for command in commands {
+            let mut args = vec![
+                command[0],
+                "mixed.jsonl",
+                "--tokenizer",
+                &tok,
+                "--max-docs",
+                "all",
+            ];
+            args.extend_from_slice(&command[1..]);
+            if quiet {
+                args.push("-q");
+            }
+            let o = sb.run(&args);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let (out, err) = (
+                String::from_utf8_lossy(&o.stdout),
+                String::from_utf8_lossy(&o.stderr),
+            );
+            assert_eq!(out.is_empty(), quiet, "{} -q={quiet}: {out}", command[0]);
+            assert!(err.contains(want), "{}: {err}", command[0]);
         }
-        let o = sb.run(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr),
-        );
-        assert_eq!(out.is_empty(), quiet, "tokenize -q={quiet}: {out}");
-        assert!(err.contains(want), "tokenize: {err}");
-        let mut args = vec![
-            "profile",
-            "mixed.jsonl",
-            "--tokenizer",
-            &tok,
-            "-o",
-            "p.parquet",
-            "--max-docs",
-            "all",
-            "--no-cache",
-        ];
-        if quiet {
-            args.push("-q");
-        }
-        let o = sb.run(&args);
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-        let (out, err) = (
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr),
-        );
-        assert_eq!(out.is_empty(), quiet, "profile -q={quiet}: {out}");
-        assert!(err.contains(want), "profile: {err}");
     }
 }

@@ -17,6 +17,7 @@ mod exec_trainer;
 mod profile;
 mod proximity;
 mod report;
+mod score;
 mod suggest_mix;
 mod tokenize;
 
@@ -53,6 +54,7 @@ enum Command {
     Report(report::ReportCommand),
     /// Tokenize corpora into token files for training.
     Tokenize(tokenize::TokenizeArgs),
+    Score(score::ScoreArgs),
     /// Train a model through the phases of a run config (runs `mtkit-train train`; see
     /// `mtkit train --help`).
     #[command(disable_help_flag = true)]
@@ -83,6 +85,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::CheckEncoder(a) => check_encoder::run(a),
         Command::Proximity(a) => proximity::run(a),
         Command::SuggestMix(a) => suggest_mix::run(a),
+        Command::Score(a) => score::run(a),
         Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Train(a) => exec_trainer::exec(handed("train", a.args)),

@@ -1,0 +1,366 @@
+//! `mtkit score`: each document of a pool weighed by how much more likely it is under the
+//! target's token n-gram distribution than under the pool's own, the importance weight that
+//! importance resampling (DSIR, Xie et al. 2023) draws documents by.
+//!
+//! For each order n = 1..N (token-id n-grams inside one document, no special tokens), with
+//! c_T(g) the count of n-gram g over the target's documents and C_T,n the target's n-grams of
+//! order n, and c_R(g), C_R,n the same over **every** document of the pool (all pool corpora
+//! together):
+//!
+//! ```text
+//! log_weight(x) = Σ_n Σ_{g in x} ln(λ · p_T,n(g) / p_R,n(g) + (1 − λ))
+//!     p_T,n(g) = c_T(g) / C_T,n      p_R,n(g) = c_R(g) / C_R,n
+//! ```
+//!
+//! summed over every occurrence of g in document x. This is the log ratio of two models of
+//! the document, the target's n-gram distribution interpolated with the pool's (Jelinek-Mercer
+//! smoothing, λ·p_T + (1−λ)·p_R) against the pool's alone. Why this estimator rather than
+//! DSIR's: DSIR hashes word n-grams into 10,000 buckets and adds a pseudo-count ε to both
+//! distributions, so its ratio is that of two smoothed, hashed tables; distinct n-grams that
+//! share a bucket are merged and ε is arbitrary. Here the n-grams are exact (the model's own
+//! tokens, packed into 64-bit keys) and no pseudo-count is needed: every n-gram of a pool
+//! document occurs in the pool, so p_R > 0, and an n-gram the target lacks contributes
+//! ln(1 − λ), finite for λ < 1. Only the target's n-grams need a table (the others all weigh
+//! ln(1 − λ)), so memory is bounded by the target, not the pool; the pool is read twice
+//! (its counts of the target's n-grams, then the weights), streamed.
+//!
+//! `log_weight_per_token` is `log_weight / max(tokens, 1)`: a sum grows with the document, so
+//! the per-token rate compares documents of different lengths.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Mutex;
+
+use anyhow::{bail, Result};
+use hashbrown::HashMap;
+use rayon::prelude::*;
+
+use crate::data::catalog::Card;
+use crate::data::corpus::SampleSpec;
+use crate::profile::{id_bits, pack};
+use crate::tokenize::pipeline::{read_in_batches, Batch, Batching};
+use crate::tokenize::{Encoder, Tokenizer};
+use crate::util::progress::Progress;
+
+/// What `score` reads and how it weighs.
+#[derive(Clone, Debug)]
+pub struct ScoreOptions {
+    /// Which documents of each corpus (pool and target alike), and their character cut.
+    pub sample: SampleSpec,
+    /// Each document's first K tokens (None: whole documents).
+    pub max_tokens_per_doc: Option<usize>,
+    /// The highest n-gram order N (orders 1..=N are used).
+    pub ngram: usize,
+    /// λ of the interpolation, in (0, 1).
+    pub lambda: f64,
+}
+
+impl ScoreOptions {
+    /// Refuses settings the weight is not defined for, naming the flag.
+    pub fn validate(&self, vocab_size: usize) -> Result<()> {
+        if !(self.lambda > 0.0 && self.lambda < 1.0) {
+            bail!(
+                "--lambda must be between 0 and 1, both excluded (got {}): at 1 an n-gram the target lacks would weigh ln 0, at 0 every weight is 0",
+                self.lambda
+            );
+        }
+        let bits = id_bits(vocab_size);
+        let max = (64 / bits) as usize;
+        if self.ngram == 0 || self.ngram > max {
+            bail!(
+                "--ngram must be between 1 and {max} for this tokenizer ({vocab_size} ids, {bits} bits each: an n-gram is packed into 64 bits), got {}",
+                self.ngram
+            );
+        }
+        Ok(())
+    }
+}
+
+/// One pool document's weight.
+#[derive(Clone, Debug, PartialEq)]
+pub struct DocScore {
+    /// Index of its corpus among the pool corpora.
+    pub corpus: usize,
+    /// Its record index within that corpus (the index --shard and sampling use).
+    pub record: u64,
+    /// Its tokens (after any cut).
+    pub tokens: u64,
+    /// The sum above.
+    pub log_weight: f64,
+}
+
+impl DocScore {
+    /// `log_weight / max(tokens, 1)`.
+    pub fn per_token(&self) -> f64 {
+        self.log_weight / self.tokens.max(1) as f64
+    }
+}
+
+/// The scores of a pool: one row per document, by corpus then record index, and the figures
+/// behind them.
+#[derive(Debug)]
+pub struct Scores {
+    /// Pool corpus names, as the rows' `corpus` indexes them.
+    pub corpora: Vec<String>,
+    /// One row per pool document.
+    pub rows: Vec<DocScore>,
+    /// C_T,n for n = 1..N.
+    pub target_ngrams: Vec<u64>,
+    /// C_R,n for n = 1..N.
+    pub pool_ngrams: Vec<u64>,
+    /// Distinct n-grams of the target, per order.
+    pub target_distinct: Vec<usize>,
+    /// Target documents read.
+    pub target_documents: u64,
+}
+
+/// Scores every document of `pool` toward `target` (see the module's formula).
+pub fn score(
+    pool: &[&Card],
+    target: &Card,
+    tok: &Tokenizer,
+    opts: &ScoreOptions,
+    progress: &dyn Progress,
+) -> Result<Scores> {
+    opts.validate(tok.vocab_size)?;
+    if pool.is_empty() {
+        bail!("no pool corpora given");
+    }
+    let bits = id_bits(tok.vocab_size);
+    let orders = opts.ngram;
+
+    // 1. The target's n-gram counts.
+    let mut target_counts: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
+    let mut target_ngrams = vec![0u64; orders];
+    let parts = scan(
+        target,
+        "target n-grams",
+        tok,
+        opts,
+        progress,
+        &|| vec![HashMap::new(); orders],
+        &|t: &mut Vec<HashMap<u64, u64>>, _, ids| {
+            for_each_ngram(ids, orders, bits, |n, key| {
+                *t[n].entry(key).or_insert(0) += 1
+            });
+        },
+    )?;
+    let target_documents = parts.documents;
+    for part in parts.states {
+        for (n, m) in part.into_iter().enumerate() {
+            for (k, c) in m {
+                *target_counts[n].entry(k).or_insert(0) += c;
+                target_ngrams[n] += c;
+            }
+        }
+    }
+    if target_documents == 0 {
+        bail!("target `{}` has no documents", target.name);
+    }
+
+    // 2. The pool's counts of the target's n-grams, and its n-gram totals.
+    type PoolCounts = (Vec<HashMap<u64, u64>>, Vec<u64>);
+    let mut pool_hits: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
+    let mut pool_ngrams = vec![0u64; orders];
+    for card in pool {
+        let fresh = || (vec![HashMap::new(); orders], vec![0u64; orders]);
+        let visit = |(hits, totals): &mut PoolCounts, _, ids: &[u32]| {
+            for_each_ngram(ids, orders, bits, |n, key| {
+                totals[n] += 1;
+                if target_counts[n].contains_key(&key) {
+                    *hits[n].entry(key).or_insert(0) += 1;
+                }
+            });
+        };
+        for (hits, totals) in scan(
+            card,
+            "pool counts (1/2)",
+            tok,
+            opts,
+            progress,
+            &fresh,
+            &visit,
+        )?
+        .states
+        {
+            for n in 0..orders {
+                pool_ngrams[n] += totals[n];
+                for (k, c) in &hits[n] {
+                    *pool_hits[n].entry(*k).or_insert(0) += c;
+                }
+            }
+        }
+    }
+
+    // 3. Each target n-gram's term; any other n-gram of the pool weighs ln(1 − λ).
+    let lambda = opts.lambda;
+    let miss = (1.0 - lambda).ln();
+    let terms: Vec<HashMap<u64, f64>> = (0..orders)
+        .map(|n| {
+            pool_hits[n]
+                .iter()
+                .map(|(k, &c_r)| {
+                    let p_t = target_counts[n][k] as f64 / target_ngrams[n] as f64;
+                    let p_r = c_r as f64 / pool_ngrams[n] as f64;
+                    (*k, (lambda * p_t / p_r + (1.0 - lambda)).ln())
+                })
+                .collect()
+        })
+        .collect();
+
+    // 4. Each pool document's sum, in the document's order (so the same on any thread count).
+    let mut rows = Vec::new();
+    for (ci, card) in pool.iter().enumerate() {
+        let visit = |out: &mut Vec<DocScore>, record, ids: &[u32]| {
+            let mut lw = 0.0f64;
+            for_each_ngram(ids, orders, bits, |n, key| {
+                lw += terms[n].get(&key).copied().unwrap_or(miss);
+            });
+            out.push(DocScore {
+                corpus: ci,
+                record,
+                tokens: ids.len() as u64,
+                log_weight: lw,
+            });
+        };
+        let mut mine: Vec<DocScore> = scan(
+            card,
+            "weights (2/2)",
+            tok,
+            opts,
+            progress,
+            &Vec::new,
+            &visit,
+        )?
+        .states
+        .into_iter()
+        .flatten()
+        .collect();
+        mine.sort_unstable_by_key(|d| d.record);
+        rows.extend(mine);
+    }
+    Ok(Scores {
+        corpora: pool.iter().map(|c| c.name.clone()).collect(),
+        rows,
+        target_distinct: target_counts.iter().map(|m| m.len()).collect(),
+        target_ngrams,
+        pool_ngrams,
+        target_documents,
+    })
+}
+
+/// Calls `f(n − 1, key)` for every n-gram of orders 1..=`orders` of `ids`, by position, order
+/// by order.
+fn for_each_ngram(ids: &[u32], orders: usize, bits: u32, mut f: impl FnMut(usize, u64)) {
+    for n in 1..=orders {
+        for w in ids.windows(n) {
+            f(n - 1, pack(w, bits));
+        }
+    }
+}
+
+/// What [`scan`] gave: each worker's state, and the documents read.
+struct Scanned<S> {
+    states: Vec<S>,
+    documents: u64,
+}
+
+/// Reads `card` (as `opts.sample` says; the progress line names it and `stage`), tokenizes each document on rayon's workers and runs
+/// `visit(state, record, ids)` with the worker's own state, made by `fresh`.
+fn scan<S: Send>(
+    card: &Card,
+    stage: &str,
+    tok: &Tokenizer,
+    opts: &ScoreOptions,
+    progress: &dyn Progress,
+    fresh: &(dyn Fn() -> S + Sync),
+    visit: &(dyn Fn(&mut S, u64, &[u32]) + Sync),
+) -> Result<Scanned<S>> {
+    let threads = rayon::current_num_threads();
+    let locals: Vec<Mutex<(S, Encoder)>> = (0..threads + 1)
+        .map(|_| Mutex::new((fresh(), tok.encoder())))
+        .collect();
+    let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
+    progress.start(&format!("{}: {stage}", card.name), opts.sample.max_docs);
+    let batching = Batching {
+        docs: 128,
+        bytes: 256 << 10,
+    };
+    let (summary, ()) = read_in_batches(
+        card,
+        &opts.sample,
+        &[],
+        batching,
+        |rx, stop: &AtomicBool| {
+            rx.into_iter().par_bridge().for_each(|Batch { seq, docs }| {
+                if stop.load(Ordering::Relaxed) {
+                    return; // drain so the reader can finish
+                }
+                let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
+                let mut local = locals[slot].lock().expect("worker lock");
+                let (state, encoder) = &mut *local;
+                let (mut bytes, mut tokens) = (0u64, 0u64);
+                let mut ids = Vec::new();
+                for d in &docs {
+                    ids.clear();
+                    if let Err(e) = encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids)
+                    {
+                        stop.store(true, Ordering::Relaxed);
+                        let mut f = failure.lock().expect("failure lock");
+                        if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
+                            *f = Some((seq, e));
+                        }
+                        return;
+                    }
+                    visit(state, d.index, &ids);
+                    bytes += d.text.len() as u64;
+                    tokens += ids.len() as u64;
+                }
+                drop(local);
+                progress.advance(docs.len() as u64, bytes, tokens);
+            });
+            match failure.into_inner().expect("failure lock") {
+                Some((_, e)) => Err(e),
+                None => Ok(()),
+            }
+        },
+    )?;
+    progress.finish();
+    crate::util::progress::check_interrupt()?;
+    Ok(Scanned {
+        states: locals
+            .into_iter()
+            .map(|l| l.into_inner().expect("worker lock").0)
+            .collect(),
+        documents: summary.documents,
+    })
+}
+
+/// The scores as a table: `corpus`, `record`, `tokens`, `log_weight`,
+/// `log_weight_per_token`, one row per pool document.
+pub fn scores_frame(s: &Scores) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let corpus: Vec<&str> = s
+        .rows
+        .iter()
+        .map(|r| s.corpora[r.corpus].as_str())
+        .collect();
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new("corpus".into(), corpus),
+        Column::new(
+            "record".into(),
+            s.rows.iter().map(|r| r.record).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "tokens".into(),
+            s.rows.iter().map(|r| r.tokens).collect::<Vec<u64>>(),
+        ),
+        Column::new(
+            "log_weight".into(),
+            s.rows.iter().map(|r| r.log_weight).collect::<Vec<f64>>(),
+        ),
+        Column::new(
+            "log_weight_per_token".into(),
+            s.rows.iter().map(|r| r.per_token()).collect::<Vec<f64>>(),
+        ),
+    ])?)
+}
