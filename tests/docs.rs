@@ -4,7 +4,7 @@
 //! subcommands and flags, checked against the real binary's `--help`.
 
 mod common;
-use common::{mtkit_binary, repo_root};
+use common::{docs_pages, mtkit_binary, repo_root};
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
@@ -13,14 +13,7 @@ use std::process::Command;
 fn pages() -> Vec<PathBuf> {
     let root = repo_root();
     let mut v = vec![root.join("README.md"), root.join("ARCHITECTURE.md")];
-    let mut docs: Vec<PathBuf> = std::fs::read_dir(root.join("docs"))
-        .expect("docs/ exists")
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    docs.sort();
-    v.extend(docs);
+    v.extend(docs_pages());
     v
 }
 

@@ -70,28 +70,32 @@ fn log_weights_are_the_formula_worked_out_by_hand() {
     let (cat, tok) = fixture(&sb);
     let pool = ["a b a b c", "a a a", "b c d e f a", "d e f d e f", "f"];
     let target = ["a b c d", "c d e c d"];
+    // `mtkit score web code --target qa` with `--ngram N --lambda L` into s.csv: its rows.
+    let run = |n: &str, lambda: &str| {
+        sb.ok(&[
+            "score",
+            "web",
+            "code",
+            "--target",
+            "qa",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "--ngram",
+            n,
+            "--lambda",
+            lambda,
+            "-o",
+            "s.csv",
+            "-q",
+        ]);
+        parse_csv(&std::fs::read_to_string(sb.path("s.csv")).unwrap())
+    };
     for n in [1usize, 2, 3] {
         for lambda in [0.5, 0.9] {
             let (ns, ls) = (n.to_string(), lambda.to_string());
-            sb.ok(&[
-                "score",
-                "web",
-                "code",
-                "--target",
-                "qa",
-                "--catalog",
-                &cat,
-                "--tokenizer",
-                &tok,
-                "--ngram",
-                &ns,
-                "--lambda",
-                &ls,
-                "-o",
-                "s.csv",
-                "-q",
-            ]);
-            let (header, rows) = parse_csv(&std::fs::read_to_string(sb.path("s.csv")).unwrap());
+            let (header, rows) = run(&ns, &ls);
             assert_eq!(
                 header,
                 [
@@ -123,23 +127,7 @@ fn log_weights_are_the_formula_worked_out_by_hand() {
     }
     // A document made only of n-grams the target lacks weighs ln(1 − λ) per n-gram: "f" at
     // n = 1, λ = 0.5 (the target has no f).
-    sb.ok(&[
-        "score",
-        "web",
-        "code",
-        "--target",
-        "qa",
-        "--catalog",
-        &cat,
-        "--tokenizer",
-        &tok,
-        "--ngram",
-        "1",
-        "-o",
-        "s.csv",
-        "-q",
-    ]);
-    let (_, rows) = parse_csv(&std::fs::read_to_string(sb.path("s.csv")).unwrap());
+    let (_, rows) = run("1", "0.5");
     let f: f64 = rows[4][3].parse().unwrap();
     assert!((f - 0.5f64.ln()).abs() < 1e-15, "{f}");
 }
@@ -262,13 +250,7 @@ fn log_weights_equal_a_python_computation_on_hf_tokenizers_ids() {
     let root = repo_root();
     let readme = paragraphs(&[root.join("README.md")]);
     let arch = paragraphs(&[root.join("ARCHITECTURE.md")]);
-    let mut pages: Vec<_> = std::fs::read_dir(root.join("docs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .collect();
-    pages.sort();
-    let docs = paragraphs(&pages);
+    let docs = paragraphs(&docs_pages());
     fn refs(v: &[String]) -> Vec<&str> {
         v.iter().map(String::as_str).collect()
     }

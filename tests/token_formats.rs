@@ -36,14 +36,7 @@ fn corpus(sb: &Sandbox) -> (String, PathBuf) {
         .iter()
         .map(|f| repo_root().join(f))
         .collect();
-    let mut pages: Vec<PathBuf> = std::fs::read_dir(repo_root().join("docs"))
-        .unwrap()
-        .flatten()
-        .map(|e| e.path())
-        .filter(|p| p.extension().is_some_and(|x| x == "md"))
-        .collect();
-    pages.sort();
-    files.extend(pages);
+    files.extend(docs_pages());
     for f in files {
         let text = std::fs::read_to_string(&f).unwrap();
         docs.extend(

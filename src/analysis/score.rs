@@ -125,91 +125,147 @@ pub fn score(
     if pool.is_empty() {
         bail!("no pool corpora given");
     }
-    let bits = id_bits(tok.vocab_size);
-    let orders = opts.ngram;
-
-    // 1. The target's n-gram counts.
-    let mut target_counts: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
-    let mut target_ngrams = vec![0u64; orders];
-    let parts = scan(
-        target,
-        "target n-grams",
+    let run = Run {
         tok,
         opts,
         progress,
-        &|| vec![HashMap::new(); orders],
-        &|t: &mut Vec<HashMap<u64, u64>>, _, ids| {
-            for_each_ngram(ids, orders, bits, |n, key| {
-                *t[n].entry(key).or_insert(0) += 1
-            });
-        },
-    )?;
-    let target_documents = parts.documents;
-    for part in parts.states {
-        for (n, m) in part.into_iter().enumerate() {
-            for (k, c) in m {
-                *target_counts[n].entry(k).or_insert(0) += c;
-                target_ngrams[n] += c;
-            }
-        }
-    }
-    if target_documents == 0 {
-        bail!("target `{}` has no documents", target.name);
-    }
-
-    // 2. The pool's counts of the target's n-grams, and its n-gram totals.
-    type PoolCounts = (Vec<HashMap<u64, u64>>, Vec<u64>);
-    let mut pool_hits: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
-    let mut pool_ngrams = vec![0u64; orders];
-    for card in pool {
-        let fresh = || (vec![HashMap::new(); orders], vec![0u64; orders]);
-        let visit = |(hits, totals): &mut PoolCounts, _, ids: &[u32]| {
-            for_each_ngram(ids, orders, bits, |n, key| {
-                totals[n] += 1;
-                if target_counts[n].contains_key(&key) {
-                    *hits[n].entry(key).or_insert(0) += 1;
-                }
-            });
-        };
-        for (hits, totals) in scan(
-            card,
-            "pool counts (1/2)",
-            tok,
-            opts,
-            progress,
-            &fresh,
-            &visit,
-        )?
-        .states
-        {
-            for n in 0..orders {
-                pool_ngrams[n] += totals[n];
-                for (k, c) in &hits[n] {
-                    *pool_hits[n].entry(*k).or_insert(0) += c;
-                }
-            }
-        }
-    }
-
-    // 3. Each target n-gram's term; any other n-gram of the pool weighs ln(1 − λ).
+        bits: id_bits(tok.vocab_size),
+    };
+    let t = run.target_counts(target)?;
+    let (pool_hits, pool_ngrams) = run.pool_counts(pool, &t.counts)?;
+    // Each target n-gram's term; any other n-gram of the pool weighs ln(1 − λ).
     let lambda = opts.lambda;
-    let miss = (1.0 - lambda).ln();
-    let terms: Vec<HashMap<u64, f64>> = (0..orders)
+    let terms: Vec<HashMap<u64, f64>> = (0..opts.ngram)
         .map(|n| {
             pool_hits[n]
                 .iter()
                 .map(|(k, &c_r)| {
-                    let p_t = target_counts[n][k] as f64 / target_ngrams[n] as f64;
+                    let p_t = t.counts[n][k] as f64 / t.ngrams[n] as f64;
                     let p_r = c_r as f64 / pool_ngrams[n] as f64;
                     (*k, (lambda * p_t / p_r + (1.0 - lambda)).ln())
                 })
                 .collect()
         })
         .collect();
-
-    // 4. Each pool document's sum, in the document's order (so the same on any thread count).
     let mut rows = Vec::new();
     for (ci, card) in pool.iter().enumerate() {
+        rows.extend(run.weigh(ci, card, &terms, (1.0 - lambda).ln())?);
+    }
+    Ok(Scores {
+        corpora: pool.iter().map(|c| c.name.clone()).collect(),
+        rows,
+        target_distinct: t.counts.iter().map(|m| m.len()).collect(),
+        target_ngrams: t.ngrams,
+        pool_ngrams,
+        target_documents: t.documents,
+    })
+}
+
+/// What one `score` call reads with.
+struct Run<'a> {
+    tok: &'a Tokenizer,
+    opts: &'a ScoreOptions,
+    progress: &'a dyn Progress,
+    bits: u32,
+}
+
+/// The target's n-gram counts per order, their totals, and its documents.
+struct TargetCounts {
+    counts: Vec<HashMap<u64, u64>>,
+    ngrams: Vec<u64>,
+    documents: u64,
+}
+
+impl Run<'_> {
+    /// Pass over the target: c_T(g) for every n-gram, and C_T,n.
+    fn target_counts(&self, target: &Card) -> Result<TargetCounts> {
+        let (orders, bits) = (self.opts.ngram, self.bits);
+        let parts = scan(
+            target,
+            "target n-grams",
+            self.tok,
+            self.opts,
+            self.progress,
+            &|| vec![HashMap::new(); orders],
+            &|t: &mut Vec<HashMap<u64, u64>>, _, ids| {
+                for_each_ngram(ids, orders, bits, |n, key| {
+                    *t[n].entry(key).or_insert(0) += 1
+                });
+            },
+        )?;
+        if parts.documents == 0 {
+            bail!("target `{}` has no documents", target.name);
+        }
+        let mut counts: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
+        let mut ngrams = vec![0u64; orders];
+        for part in parts.states {
+            for (n, m) in part.into_iter().enumerate() {
+                for (k, c) in m {
+                    *counts[n].entry(k).or_insert(0) += c;
+                    ngrams[n] += c;
+                }
+            }
+        }
+        Ok(TargetCounts {
+            counts,
+            ngrams,
+            documents: parts.documents,
+        })
+    }
+
+    /// First pass over the pool: c_R(g) for the target's n-grams only, and C_R,n.
+    #[allow(clippy::type_complexity)]
+    fn pool_counts(
+        &self,
+        pool: &[&Card],
+        target: &[HashMap<u64, u64>],
+    ) -> Result<(Vec<HashMap<u64, u64>>, Vec<u64>)> {
+        type PoolCounts = (Vec<HashMap<u64, u64>>, Vec<u64>);
+        let (orders, bits) = (self.opts.ngram, self.bits);
+        let mut hits: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
+        let mut ngrams = vec![0u64; orders];
+        let fresh = || (vec![HashMap::new(); orders], vec![0u64; orders]);
+        let visit = |(h, totals): &mut PoolCounts, _, ids: &[u32]| {
+            for_each_ngram(ids, orders, bits, |n, key| {
+                totals[n] += 1;
+                if target[n].contains_key(&key) {
+                    *h[n].entry(key).or_insert(0) += 1;
+                }
+            });
+        };
+        for card in pool {
+            let stage = "pool counts (1/2)";
+            let parts = scan(
+                card,
+                stage,
+                self.tok,
+                self.opts,
+                self.progress,
+                &fresh,
+                &visit,
+            )?;
+            for (h, totals) in parts.states {
+                for n in 0..orders {
+                    ngrams[n] += totals[n];
+                    for (k, c) in &h[n] {
+                        *hits[n].entry(*k).or_insert(0) += c;
+                    }
+                }
+            }
+        }
+        Ok((hits, ngrams))
+    }
+
+    /// Second pass over pool corpus `ci`: each document's sum, in the document's own order
+    /// (so the same on any thread count), rows by record index.
+    fn weigh(
+        &self,
+        ci: usize,
+        card: &Card,
+        terms: &[HashMap<u64, f64>],
+        miss: f64,
+    ) -> Result<Vec<DocScore>> {
+        let (orders, bits) = (self.opts.ngram, self.bits);
         let visit = |out: &mut Vec<DocScore>, record, ids: &[u32]| {
             let mut lw = 0.0f64;
             for_each_ngram(ids, orders, bits, |n, key| {
@@ -222,30 +278,20 @@ pub fn score(
                 log_weight: lw,
             });
         };
-        let mut mine: Vec<DocScore> = scan(
+        let stage = "weights (2/2)";
+        let parts = scan(
             card,
-            "weights (2/2)",
-            tok,
-            opts,
-            progress,
+            stage,
+            self.tok,
+            self.opts,
+            self.progress,
             &Vec::new,
             &visit,
-        )?
-        .states
-        .into_iter()
-        .flatten()
-        .collect();
-        mine.sort_unstable_by_key(|d| d.record);
-        rows.extend(mine);
+        )?;
+        let mut rows: Vec<DocScore> = parts.states.into_iter().flatten().collect();
+        rows.sort_unstable_by_key(|d| d.record);
+        Ok(rows)
     }
-    Ok(Scores {
-        corpora: pool.iter().map(|c| c.name.clone()).collect(),
-        rows,
-        target_distinct: target_counts.iter().map(|m| m.len()).collect(),
-        target_ngrams,
-        pool_ngrams,
-        target_documents,
-    })
 }
 
 /// Calls `f(n − 1, key)` for every n-gram of orders 1..=`orders` of `ids`, by position, order

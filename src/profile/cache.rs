@@ -149,54 +149,7 @@ pub fn cached_or_write(
             let sp = sp.as_ref().expect("spilled counts have runs");
             let mut w =
                 ProfileWriter::create(&path, &meta, &totals, &unigram).with_context(cache_err)?;
-            // The runs are merged on a thread of their own and the rows written on this one,
-            // in blocks through a short queue: merging (reading, decompressing, the heap) and
-            // writing (building and compressing the parquet pages) take about as long.
-            const ROWS: usize = 1 << 15;
-            let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<(u64, u64)>)>(4);
-            let runs = &sp.runs;
-            let orders = opts.ngram - 1;
-            std::thread::scope(|scope| -> Result<()> {
-                let merging = scope.spawn(move || -> Result<()> {
-                    for o in 0..orders {
-                        let mut block = Vec::with_capacity(ROWS);
-                        runs.merge(o, |k, c| {
-                            block.push((k, c));
-                            if block.len() == ROWS {
-                                crate::util::progress::check_interrupt()?;
-                                let full = std::mem::replace(&mut block, Vec::with_capacity(ROWS));
-                                // A closed queue: the writer failed, and says why below.
-                                tx.send((o, full))
-                                    .map_err(|_| anyhow!("the profile writer stopped"))?;
-                            }
-                            Ok(())
-                        })?;
-                        if !block.is_empty() {
-                            tx.send((o, block))
-                                .map_err(|_| anyhow!("the profile writer stopped"))?;
-                        }
-                    }
-                    Ok(())
-                });
-                // The queue's end is dropped with this block, so that a merge still sending
-                // after the writer failed stops instead of waiting.
-                let written: Result<()> = {
-                    let rx = rx;
-                    let mut written = Ok(());
-                    'rows: for (o, block) in rx.iter() {
-                        for (k, c) in block {
-                            if let Err(e) = w.push(o + 2, k, c) {
-                                written = Err(e);
-                                break 'rows;
-                            }
-                        }
-                    }
-                    written
-                };
-                let merged = merging.join().expect("the run merge does not panic");
-                written.with_context(cache_err)?;
-                merged
-            })?;
+            write_merged_runs(&sp.runs, opts.ngram - 1, &mut w, &cache_err)?;
             let sum = w.finish().with_context(cache_err)?;
             let ids = distinct(&unigram);
             (meta, totals, ids, Some(sp.runs.stats()), sum)
@@ -222,4 +175,59 @@ pub fn cache_path(meta: &ProfileMeta) -> PathBuf {
             meta.corpus,
             Profile::cache_key(meta)
         ))
+}
+
+/// Writes the merge of the spilled `runs` (orders 2..=`orders` + 1) into `w`. The runs are
+/// merged on a thread of their own and the rows written on this one, in blocks through a short
+/// queue: merging (reading, decompressing, the heap) and writing (building and compressing
+/// the parquet pages) take about as long. `cache_err` names the file in a write error.
+fn write_merged_runs(
+    runs: &spill::Runs,
+    orders: usize,
+    w: &mut ProfileWriter,
+    cache_err: &dyn Fn() -> String,
+) -> Result<()> {
+    const ROWS: usize = 1 << 15;
+    let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<(u64, u64)>)>(4);
+    std::thread::scope(|scope| -> Result<()> {
+        let merging = scope.spawn(move || -> Result<()> {
+            for o in 0..orders {
+                let mut block = Vec::with_capacity(ROWS);
+                runs.merge(o, |k, c| {
+                    block.push((k, c));
+                    if block.len() == ROWS {
+                        crate::util::progress::check_interrupt()?;
+                        let full = std::mem::replace(&mut block, Vec::with_capacity(ROWS));
+                        // A closed queue: the writer failed, and says why below.
+                        tx.send((o, full))
+                            .map_err(|_| anyhow!("the profile writer stopped"))?;
+                    }
+                    Ok(())
+                })?;
+                if !block.is_empty() {
+                    tx.send((o, block))
+                        .map_err(|_| anyhow!("the profile writer stopped"))?;
+                }
+            }
+            Ok(())
+        });
+        // The queue's end is dropped with this block, so that a merge still sending
+        // after the writer failed stops instead of waiting.
+        let written: Result<()> = {
+            let rx = rx;
+            let mut written = Ok(());
+            'rows: for (o, block) in rx.iter() {
+                for (k, c) in block {
+                    if let Err(e) = w.push(o + 2, k, c) {
+                        written = Err(e);
+                        break 'rows;
+                    }
+                }
+            }
+            written
+        };
+        let merged = merging.join().expect("the run merge does not panic");
+        written.with_context(cache_err)?;
+        merged
+    })
 }

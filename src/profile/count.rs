@@ -113,6 +113,96 @@ pub fn check_counter_memory(
     crate::util::memory::check_allocation(total, &what)
 }
 
+/// One batch counted by one worker: each document encoded and counted (its sparse counts kept
+/// with `keep_docs`), then the worker's counts spilled when they pass its share. Returns the
+/// documents' counts (with `keep_docs`), their bytes and their tokens.
+#[allow(clippy::type_complexity)]
+fn count_batch(
+    batch: &[crate::data::corpus::Document],
+    counter: &mut Counter,
+    encoder: &mut Encoder,
+    opts: &ProfileOptions,
+    spill: Option<&Spill>,
+) -> Result<(Option<Vec<Vec<(u32, u32)>>>, u64, u64)> {
+    let mut docs = opts.keep_docs.then(|| Vec::with_capacity(batch.len()));
+    let (mut bytes, mut toks) = (0u64, 0u64);
+    let mut ids = Vec::new();
+    for d in batch {
+        ids.clear();
+        encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids)?;
+        counter.add(&ids);
+        bytes += d.text.len() as u64;
+        toks += ids.len() as u64;
+        if let Some(out) = docs.as_mut() {
+            out.push(sparse_counts(&ids));
+        }
+    }
+    if let Some(sp) = spill {
+        if counter.peak_bytes() > sp.share {
+            counter.spill(&sp.runs)?;
+        }
+    }
+    Ok((docs, bytes, toks))
+}
+
+/// Some counts are on disk: the workers' remaining counts go there too (the profile is the
+/// runs' merge), and the unigram counts and totals are summed here.
+fn spill_the_rest(
+    parts: Vec<Counter>,
+    sp: &Spill,
+    vocab_size: usize,
+    meta: ProfileMeta,
+    summary: crate::data::corpus::ReadSummary,
+) -> Result<Counted> {
+    let mut unigram = vec![0u64; vocab_size];
+    let mut tokens = 0;
+    for mut c in parts {
+        c.spill(&sp.runs)?;
+        for (a, b) in unigram.iter_mut().zip(&c.unigram) {
+            *a += b;
+        }
+        tokens += c.tokens;
+    }
+    Ok(Counted::Spilled {
+        meta,
+        totals: Totals {
+            documents: summary.documents,
+            tokens,
+            bytes: summary.bytes,
+            skipped: summary.skipped,
+        },
+        unigram,
+    })
+}
+
+/// One counter and one encoder (with its pre-token cache) per worker, and one for the calling
+/// thread, checked against the memory available first.
+fn worker_counters<'t>(
+    tok: &'t Tokenizer,
+    opts: &ProfileOptions,
+    spill: Option<&Spill>,
+) -> Result<Vec<Mutex<(Counter, Encoder<'t>)>>> {
+    // Orders ≥ 2 buffer keys before merging them; a small share buffers fewer.
+    let flush_keys =
+        match spill {
+            Some(s) => (s.share / (32 * opts.ngram.max(2) as u64))
+                .clamp(1 << 12, MIN_FLUSH_KEYS as u64) as usize,
+            None => MIN_FLUSH_KEYS,
+        };
+    // One counter and one encoder (with its pre-token cache) per worker.
+    let threads = rayon::current_num_threads();
+    check_counter_memory(tok.vocab_size, opts, threads + 1)?;
+    (0..threads + 1)
+        .map(|_| {
+            let mut c = Counter::try_new(tok.vocab_size, opts.ngram, opts.ngram_mode)?;
+            c.flush_keys = flush_keys;
+            // Address space for each list: the worker's whole share, which it never passes.
+            c.reserve_bytes = spill.map(|s| s.share.min(4 << 30)).unwrap_or(0);
+            Ok(Mutex::new((c, tok.encoder())))
+        })
+        .collect()
+}
+
 /// A memory budget per worker and where its runs go.
 pub(super) struct Spill {
     pub(super) runs: spill::Runs,
@@ -141,25 +231,7 @@ pub(super) fn count_documents_spilling(
     progress: &dyn Progress,
     spill: Option<&Spill>,
 ) -> Result<Counted> {
-    let threads = rayon::current_num_threads();
-    // Orders ≥ 2 buffer keys before merging them; a small share buffers fewer.
-    let flush_keys =
-        match spill {
-            Some(s) => (s.share / (32 * opts.ngram.max(2) as u64))
-                .clamp(1 << 12, MIN_FLUSH_KEYS as u64) as usize,
-            None => MIN_FLUSH_KEYS,
-        };
-    // One counter and one encoder (with its pre-token cache) per worker.
-    check_counter_memory(tok.vocab_size, opts, threads + 1)?;
-    let locals: Vec<Mutex<(Counter, Encoder)>> = (0..threads + 1)
-        .map(|_| {
-            let mut c = Counter::try_new(tok.vocab_size, opts.ngram, opts.ngram_mode)?;
-            c.flush_keys = flush_keys;
-            // Address space for each list: the worker's whole share, which it never passes.
-            c.reserve_bytes = spill.map(|s| s.share.min(4 << 30)).unwrap_or(0);
-            Ok(Mutex::new((c, tok.encoder())))
-        })
-        .collect::<Result<_>>()?;
+    let locals = worker_counters(tok, opts, spill)?;
     // Per-batch document counts (for bootstrap), put back in reading order at the end.
     let kept: Mutex<Vec<KeptBatch>> = Mutex::new(Vec::new());
     // The first failing batch (by reading order), so the error reported does not depend on
@@ -182,47 +254,23 @@ pub(super) fn count_documents_spilling(
                 let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
                 let mut local = locals[slot].lock().expect("counter lock");
                 let (counter, encoder) = &mut *local;
-                let mut docs = opts.keep_docs.then(|| Vec::with_capacity(batch.len()));
-                let (mut bytes, mut toks) = (0u64, 0u64);
-                let mut ids = Vec::new();
-                for d in &batch {
-                    ids.clear();
-                    match encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids) {
-                        Ok(()) => {
-                            counter.add(&ids);
-                            bytes += d.text.len() as u64;
-                            toks += ids.len() as u64;
-                            if let Some(out) = docs.as_mut() {
-                                out.push(sparse_counts(&ids));
-                            }
-                        }
-                        Err(e) => {
-                            stop.store(true, Ordering::Relaxed);
-                            let mut f = failure.lock().expect("failure lock");
-                            if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
-                                *f = Some((seq, e));
-                            }
-                            return;
-                        }
-                    }
-                }
-                if let Some(sp) = spill {
-                    if counter.peak_bytes() > sp.share {
-                        if let Err(e) = counter.spill(&sp.runs) {
-                            stop.store(true, Ordering::Relaxed);
-                            let mut f = failure.lock().expect("failure lock");
-                            if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
-                                *f = Some((seq, e));
-                            }
-                            return;
-                        }
-                    }
-                }
+                let counted = count_batch(&batch, counter, encoder, opts, spill);
                 drop(local);
-                if let Some(docs) = docs {
-                    kept.lock().expect("docs lock").push((seq, docs));
+                match counted {
+                    Ok((docs, bytes, toks)) => {
+                        if let Some(docs) = docs {
+                            kept.lock().expect("docs lock").push((seq, docs));
+                        }
+                        progress.advance(batch.len() as u64, bytes, toks);
+                    }
+                    Err(e) => {
+                        stop.store(true, Ordering::Relaxed);
+                        let mut f = failure.lock().expect("failure lock");
+                        if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
+                            *f = Some((seq, e));
+                        }
+                    }
                 }
-                progress.advance(batch.len() as u64, bytes, toks);
             });
         match failure.into_inner().expect("failure lock") {
             Some((_, e)) => Err(e),
@@ -241,26 +289,7 @@ pub(super) fn count_documents_spilling(
         .map(|l| l.into_inner().expect("counter lock").0)
         .collect();
     if let Some(sp) = spill.filter(|sp| sp.runs.any()) {
-        // Some counts are on disk: the rest go there too, and the profile is their merge.
-        let mut unigram = vec![0u64; tok.vocab_size];
-        let mut tokens = 0;
-        for mut c in parts {
-            c.spill(&sp.runs)?;
-            for (a, b) in unigram.iter_mut().zip(&c.unigram) {
-                *a += b;
-            }
-            tokens += c.tokens;
-        }
-        return Ok(Counted::Spilled {
-            meta,
-            totals: Totals {
-                documents: summary.documents,
-                tokens,
-                bytes: summary.bytes,
-                skipped: summary.skipped,
-            },
-            unigram,
-        });
+        return spill_the_rest(parts, sp, tok.vocab_size, meta, summary);
     }
     // The workers' last merges, on the workers.
     let parts: Vec<Counts> = parts

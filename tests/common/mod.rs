@@ -345,3 +345,15 @@ pub fn transformers_python() -> Option<PathBuf> {
     );
     None
 }
+
+/// The pages of docs/ (`*.md`), sorted.
+pub fn docs_pages() -> Vec<PathBuf> {
+    let mut pages: Vec<PathBuf> = std::fs::read_dir(repo_root().join("docs"))
+        .expect("docs/ exists")
+        .flatten()
+        .map(|e| e.path())
+        .filter(|p| p.extension().is_some_and(|x| x == "md"))
+        .collect();
+    pages.sort();
+    pages
+}
