@@ -347,3 +347,114 @@ fn the_command_checker_catches_a_made_up_flag_or_subcommand() {
         ["mtkit", "tokenize", "a b", "-o", "out"]
     );
 }
+
+/// The blocks marked `<!-- runnable -->` in README.md and docs/: each `$ mtkit ...` line run as
+/// pasted (through `sh`, in a fresh folder that has the clone's `analysis/` and `reports/`,
+/// with the demo corpora and the Pythia tokenizer only, a fresh cache), and every line the
+/// block shows after a command found in what it printed, in order. A block may leave lines
+/// out; it may not show a line the command does not print.
+#[test]
+fn runnable_blocks_run_as_pasted_and_print_what_they_show() {
+    let Some(tok) = common::pythia_tokenizer() else {
+        return;
+    };
+    let bin_dir = mtkit_binary().parent().unwrap().to_path_buf();
+    let mut blocks = 0;
+    for page in pages() {
+        let text = std::fs::read_to_string(&page).unwrap();
+        let rel = page
+            .strip_prefix(repo_root())
+            .unwrap()
+            .display()
+            .to_string();
+        let lines: Vec<&str> = text.lines().collect();
+        let mut i = 0;
+        while i < lines.len() {
+            if lines[i].trim() != "<!-- runnable -->" {
+                i += 1;
+                continue;
+            }
+            assert!(
+                lines.get(i + 1).is_some_and(|l| l.starts_with("```")),
+                "{rel}:{}: `<!-- runnable -->` must stand right above a code block",
+                i + 1
+            );
+            let end = (i + 2..lines.len())
+                .find(|&k| lines[k].starts_with("```"))
+                .unwrap_or_else(|| panic!("{rel}:{}: unclosed block", i + 2));
+            run_block(&rel, i + 3, &lines[i + 2..end], &bin_dir, &tok);
+            blocks += 1;
+            i = end + 1;
+        }
+    }
+    assert!(blocks >= 4, "only {blocks} runnable blocks found");
+}
+
+/// Runs one block's commands in order in one fresh folder; `first` is its first line's number.
+fn run_block(
+    rel: &str,
+    first: usize,
+    block: &[&str],
+    bin_dir: &std::path::Path,
+    tok: &std::path::Path,
+) {
+    let dir = tempfile::tempdir().unwrap();
+    for sub in ["analysis", "reports"] {
+        std::os::unix::fs::symlink(repo_root().join(sub), dir.path().join(sub)).unwrap();
+    }
+    let path = format!(
+        "{}:{}",
+        bin_dir.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let mut k = 0;
+    while k < block.len() {
+        let Some(cmd) = block[k].strip_prefix("$ ") else {
+            k += 1;
+            continue;
+        };
+        let at = first + k;
+        k += 1;
+        let shown: Vec<&str> = block[k..]
+            .iter()
+            .take_while(|l| !l.starts_with("$ "))
+            .copied()
+            .filter(|l| !l.trim().is_empty())
+            .collect();
+        k += block[k..]
+            .iter()
+            .take_while(|l| !l.starts_with("$ "))
+            .count();
+        let out = Command::new("sh")
+            .arg("-c")
+            .arg(cmd)
+            .current_dir(dir.path())
+            .env("PATH", &path)
+            .env("MTKIT_CACHE", dir.path().join(".cache"))
+            .env("MTKIT_TOKENIZER", tok)
+            .env("HF_HOME", dir.path().join(".hf"))
+            .env_remove("MTKIT_CATALOG")
+            .output()
+            .unwrap();
+        let printed = format!(
+            "{}{}",
+            String::from_utf8_lossy(&out.stdout),
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert!(
+            out.status.success(),
+            "{rel}:{at}: `{cmd}` failed as pasted:\n{printed}"
+        );
+        let got: Vec<&str> = printed.lines().map(str::trim_end).collect();
+        let mut from = 0;
+        for want in shown {
+            let want = want.trim_end();
+            match got[from..].iter().position(|g| *g == want) {
+                Some(p) => from += p + 1,
+                None => panic!(
+                    "{rel}:{at}: `{cmd}` does not print, at this place, the line the docs show:\n{want}\nit printed:\n{printed}"
+                ),
+            }
+        }
+    }
+}
