@@ -55,15 +55,10 @@ pub fn skipped_note(
     if total == 0 {
         return None;
     }
-    let kinds: Vec<String> = skipped
-        .iter()
-        .filter(|(_, n)| **n > 0)
-        .map(|(k, n)| format!("{n} {k}"))
-        .collect();
     Some(format!(
         "{corpus}: {total} bad record{} skipped ({}); --strict fails on the first instead",
         if total == 1 { "" } else { "s" },
-        kinds.join(", ")
+        crate::data::corpus::skipped_kinds(skipped)
     ))
 }
 

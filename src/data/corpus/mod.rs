@@ -188,6 +188,16 @@ pub struct ReadSummary {
     pub examples: Vec<String>,
 }
 
+/// Skipped records by kind as words: `2 malformed_json, 1 missing_field`.
+pub fn skipped_kinds(skipped: &BTreeMap<String, u64>) -> String {
+    skipped
+        .iter()
+        .filter(|(_, n)| **n > 0)
+        .map(|(k, n)| format!("{n} {k}"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 impl ReadSummary {
     /// Total skipped records.
     pub fn skipped_total(&self) -> u64 {
@@ -206,12 +216,11 @@ impl ReadSummary {
         if self.skipped.is_empty() {
             return String::new();
         }
-        let parts: Vec<String> = self
-            .skipped
-            .iter()
-            .map(|(k, v)| format!("{v} {k}"))
-            .collect();
-        format!("{} skipped ({})", self.skipped_total(), parts.join(", "))
+        format!(
+            "{} skipped ({})",
+            self.skipped_total(),
+            skipped_kinds(&self.skipped)
+        )
     }
 }
 
