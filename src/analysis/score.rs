@@ -27,18 +27,14 @@
 //! `log_weight_per_token` is `log_weight / max(tokens, 1)`: a sum grows with the document, so
 //! the per-token rate compares documents of different lengths.
 
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Mutex;
-
 use anyhow::{bail, Result};
 use hashbrown::HashMap;
-use rayon::prelude::*;
 
 use crate::data::catalog::Card;
-use crate::data::corpus::SampleSpec;
+use crate::data::corpus::{Document, SampleSpec};
 use crate::profile::{id_bits, pack};
-use crate::tokenize::pipeline::{read_in_batches, Batch, Batching};
-use crate::tokenize::{Encoder, Tokenizer};
+use crate::tokenize::pipeline::{scan_tokens, TokenScan};
+use crate::tokenize::Tokenizer;
 use crate::util::progress::Progress;
 
 /// What `score` reads and how it weighs.
@@ -177,17 +173,25 @@ struct TargetCounts {
 }
 
 impl Run<'_> {
+    /// How every pass reads.
+    fn how(&self) -> TokenScan<'_> {
+        TokenScan {
+            tok: self.tok,
+            sample: &self.opts.sample,
+            max_tokens_per_doc: self.opts.max_tokens_per_doc,
+            progress: self.progress,
+        }
+    }
+
     /// Pass over the target: c_T(g) for every n-gram, and C_T,n.
     fn target_counts(&self, target: &Card) -> Result<TargetCounts> {
         let (orders, bits) = (self.opts.ngram, self.bits);
-        let parts = scan(
+        let parts = scan_tokens(
             target,
             "target n-grams",
-            self.tok,
-            self.opts,
-            self.progress,
+            self.how(),
             &|| vec![HashMap::new(); orders],
-            &|t: &mut Vec<HashMap<u64, u64>>, _, ids| {
+            &|t: &mut Vec<HashMap<u64, u64>>, _: &Document, ids: &[u32]| {
                 for_each_ngram(ids, orders, bits, |n, key| {
                     *t[n].entry(key).or_insert(0) += 1
                 });
@@ -225,7 +229,7 @@ impl Run<'_> {
         let mut hits: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
         let mut ngrams = vec![0u64; orders];
         let fresh = || (vec![HashMap::new(); orders], vec![0u64; orders]);
-        let visit = |(h, totals): &mut PoolCounts, _, ids: &[u32]| {
+        let visit = |(h, totals): &mut PoolCounts, _: &Document, ids: &[u32]| {
             for_each_ngram(ids, orders, bits, |n, key| {
                 totals[n] += 1;
                 if target[n].contains_key(&key) {
@@ -235,15 +239,7 @@ impl Run<'_> {
         };
         for card in pool {
             let stage = "pool counts (1/2)";
-            let parts = scan(
-                card,
-                stage,
-                self.tok,
-                self.opts,
-                self.progress,
-                &fresh,
-                &visit,
-            )?;
+            let parts = scan_tokens(card, stage, self.how(), &fresh, &visit)?;
             for (h, totals) in parts.states {
                 for n in 0..orders {
                     ngrams[n] += totals[n];
@@ -266,28 +262,20 @@ impl Run<'_> {
         miss: f64,
     ) -> Result<Vec<DocScore>> {
         let (orders, bits) = (self.opts.ngram, self.bits);
-        let visit = |out: &mut Vec<DocScore>, record, ids: &[u32]| {
+        let visit = |out: &mut Vec<DocScore>, d: &Document, ids: &[u32]| {
             let mut lw = 0.0f64;
             for_each_ngram(ids, orders, bits, |n, key| {
                 lw += terms[n].get(&key).copied().unwrap_or(miss);
             });
             out.push(DocScore {
                 corpus: ci,
-                record,
+                record: d.index,
                 tokens: ids.len() as u64,
                 log_weight: lw,
             });
         };
         let stage = "weights (2/2)";
-        let parts = scan(
-            card,
-            stage,
-            self.tok,
-            self.opts,
-            self.progress,
-            &Vec::new,
-            &visit,
-        )?;
+        let parts = scan_tokens(card, stage, self.how(), &Vec::new, &visit)?;
         let mut rows: Vec<DocScore> = parts.states.into_iter().flatten().collect();
         rows.sort_unstable_by_key(|d| d.record);
         Ok(rows)
@@ -302,83 +290,6 @@ fn for_each_ngram(ids: &[u32], orders: usize, bits: u32, mut f: impl FnMut(usize
             f(n - 1, pack(w, bits));
         }
     }
-}
-
-/// What [`scan`] gave: each worker's state, and the documents read.
-struct Scanned<S> {
-    states: Vec<S>,
-    documents: u64,
-}
-
-/// Reads `card` (as `opts.sample` says; the progress line names it and `stage`), tokenizes each document on rayon's workers and runs
-/// `visit(state, record, ids)` with the worker's own state, made by `fresh`.
-fn scan<S: Send>(
-    card: &Card,
-    stage: &str,
-    tok: &Tokenizer,
-    opts: &ScoreOptions,
-    progress: &dyn Progress,
-    fresh: &(dyn Fn() -> S + Sync),
-    visit: &(dyn Fn(&mut S, u64, &[u32]) + Sync),
-) -> Result<Scanned<S>> {
-    let threads = rayon::current_num_threads();
-    let locals: Vec<Mutex<(S, Encoder)>> = (0..threads + 1)
-        .map(|_| Mutex::new((fresh(), tok.encoder())))
-        .collect();
-    let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
-    progress.start(&format!("{}: {stage}", card.name), opts.sample.max_docs);
-    let batching = Batching {
-        docs: 128,
-        bytes: 256 << 10,
-    };
-    let (summary, ()) = read_in_batches(
-        card,
-        &opts.sample,
-        &[],
-        batching,
-        |rx, stop: &AtomicBool| {
-            rx.into_iter().par_bridge().for_each(|Batch { seq, docs }| {
-                if stop.load(Ordering::Relaxed) {
-                    return; // drain so the reader can finish
-                }
-                let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
-                let mut local = locals[slot].lock().expect("worker lock");
-                let (state, encoder) = &mut *local;
-                let (mut bytes, mut tokens) = (0u64, 0u64);
-                let mut ids = Vec::new();
-                for d in &docs {
-                    ids.clear();
-                    if let Err(e) = encoder.encode_into(&d.text, opts.max_tokens_per_doc, &mut ids)
-                    {
-                        stop.store(true, Ordering::Relaxed);
-                        let mut f = failure.lock().expect("failure lock");
-                        if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
-                            *f = Some((seq, e));
-                        }
-                        return;
-                    }
-                    visit(state, d.index, &ids);
-                    bytes += d.text.len() as u64;
-                    tokens += ids.len() as u64;
-                }
-                drop(local);
-                progress.advance(docs.len() as u64, bytes, tokens);
-            });
-            match failure.into_inner().expect("failure lock") {
-                Some((_, e)) => Err(e),
-                None => Ok(()),
-            }
-        },
-    )?;
-    progress.finish();
-    crate::util::progress::check_interrupt()?;
-    Ok(Scanned {
-        states: locals
-            .into_iter()
-            .map(|l| l.into_inner().expect("worker lock").0)
-            .collect(),
-        documents: summary.documents,
-    })
 }
 
 /// The scores as a table: `corpus`, `record`, `tokens`, `log_weight`,

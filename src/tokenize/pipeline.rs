@@ -6,12 +6,16 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::mpsc::{sync_channel, Receiver};
+use std::sync::Mutex;
 
 use anyhow::{anyhow, bail, Result};
+use rayon::prelude::*;
 
 use crate::data::catalog::Card;
 use crate::data::corpus::{read_documents_with, Document, ReadSummary, SampleSpec};
 use crate::data::template::Template;
+use crate::tokenize::{Encoder, Tokenizer};
+use crate::util::progress::Progress;
 
 /// Documents in reading order, numbered from 0.
 pub struct Batch {
@@ -97,5 +101,89 @@ pub fn read_batches_of<T>(
             .map_err(|_| anyhow!("the corpus reader panicked"))?;
         let value = consumed?;
         Ok((read?, value))
+    })
+}
+
+/// What [`scan_tokens`] gave: each worker's state, and the documents read.
+pub struct Scanned<S> {
+    /// One state per worker (and one for the calling thread), in no meaningful order.
+    pub states: Vec<S>,
+    /// Documents read.
+    pub documents: u64,
+}
+
+/// What [`scan_tokens`] reads: which documents, each cut to how many tokens.
+#[derive(Clone, Copy)]
+pub struct TokenScan<'a> {
+    pub tok: &'a Tokenizer,
+    pub sample: &'a SampleSpec,
+    pub max_tokens_per_doc: Option<usize>,
+    pub progress: &'a dyn Progress,
+}
+
+/// Reads `card` (the progress line names it and `stage`), tokenizes each document on rayon's
+/// workers and runs `visit(state, document, ids)` with the worker's own state, made by
+/// `fresh`. Documents reach the workers in no fixed order: what `visit` gathers must not
+/// depend on it (sums of integers, rows sorted afterwards). The first encoding error (by
+/// reading order) stops the scan and is returned.
+pub fn scan_tokens<S: Send>(
+    card: &Card,
+    stage: &str,
+    how: TokenScan<'_>,
+    fresh: &(dyn Fn() -> S + Sync),
+    visit: &(dyn Fn(&mut S, &Document, &[u32]) + Sync),
+) -> Result<Scanned<S>> {
+    let threads = rayon::current_num_threads();
+    let locals: Vec<Mutex<(S, Encoder)>> = (0..threads + 1)
+        .map(|_| Mutex::new((fresh(), how.tok.encoder())))
+        .collect();
+    let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
+    how.progress
+        .start(&format!("{}: {stage}", card.name), how.sample.max_docs);
+    let batching = Batching {
+        docs: 128,
+        bytes: 256 << 10,
+    };
+    let (summary, ()) =
+        read_in_batches(card, how.sample, &[], batching, |rx, stop: &AtomicBool| {
+            rx.into_iter().par_bridge().for_each(|Batch { seq, docs }| {
+                if stop.load(Ordering::Relaxed) {
+                    return; // drain so the reader can finish
+                }
+                let slot = rayon::current_thread_index().map(|i| i + 1).unwrap_or(0);
+                let mut local = locals[slot].lock().expect("worker lock");
+                let (state, encoder) = &mut *local;
+                let (mut bytes, mut tokens) = (0u64, 0u64);
+                let mut ids = Vec::new();
+                for d in &docs {
+                    ids.clear();
+                    if let Err(e) = encoder.encode_into(&d.text, how.max_tokens_per_doc, &mut ids) {
+                        stop.store(true, Ordering::Relaxed);
+                        let mut f = failure.lock().expect("failure lock");
+                        if f.as_ref().map(|(s, _)| seq < *s).unwrap_or(true) {
+                            *f = Some((seq, e));
+                        }
+                        return;
+                    }
+                    visit(state, d, &ids);
+                    bytes += d.text.len() as u64;
+                    tokens += ids.len() as u64;
+                }
+                drop(local);
+                how.progress.advance(docs.len() as u64, bytes, tokens);
+            });
+            match failure.into_inner().expect("failure lock") {
+                Some((_, e)) => Err(e),
+                None => Ok(()),
+            }
+        })?;
+    how.progress.finish();
+    crate::util::progress::check_interrupt()?;
+    Ok(Scanned {
+        states: locals
+            .into_iter()
+            .map(|l| l.into_inner().expect("worker lock").0)
+            .collect(),
+        documents: summary.documents,
     })
 }
