@@ -18,6 +18,7 @@ mod profile;
 mod proximity;
 mod report;
 mod score;
+mod select;
 mod suggest_mix;
 mod tokenize;
 
@@ -55,6 +56,7 @@ enum Command {
     /// Tokenize corpora into token files for training.
     Tokenize(tokenize::TokenizeArgs),
     Score(score::ScoreArgs),
+    Select(select::SelectArgs),
     /// Train a model through the phases of a run config (runs `mtkit-train train`; see
     /// `mtkit train --help`).
     #[command(disable_help_flag = true)]
@@ -86,6 +88,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::Proximity(a) => proximity::run(a),
         Command::SuggestMix(a) => suggest_mix::run(a),
         Command::Score(a) => score::run(a),
+        Command::Select(a) => select::run(a),
         Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Train(a) => exec_trainer::exec(handed("train", a.args)),

@@ -1,0 +1,363 @@
+//! `mtkit select POOL... --target T -n DOCS -o OUT.jsonl`: documents of a pool drawn toward a
+//! target by importance resampling, and a report of how close they are before any training.
+
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Result};
+use clap::{Args, ValueEnum};
+
+use mtkit::analysis::score::{score, ScoreOptions};
+use mtkit::analysis::select::{
+    draw, load_scores, random_draw, read_back, report, unigram_counts, Budget, Report, ScoreTable,
+    SelectOptions, Unigrams, Weighting,
+};
+use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs};
+use mtkit::cli_support::bar::Bar;
+use mtkit::data::corpus::SampleSpec;
+use mtkit::tokenize::pipeline::TokenScan;
+use mtkit::util::progress::InterruptGuard;
+
+/// Select documents of a pool toward a target: importance resampling on exact token n-grams.
+///
+/// Each pool document is scored as `mtkit score` does (log_weight, Σ over its n-grams of
+/// ln(λ·p_T/p_R + 1 − λ); see `mtkit score --help`), or its scores are read from --scores.
+/// The draw is Gumbel top-k without replacement: key = w + G, G = −ln(−ln U), U uniform
+/// from a hash of (--seed, corpus, record), so the choice does not depend on threads or
+/// file order, and the largest keys are kept: a draw in proportion to exp(w), as DSIR's.
+/// w = L · log_weight_per_token (L = --length-norm, 128: the weight a document of L tokens
+/// would have at this rate), or w = log_weight with --weight sum (DSIR's form, where long
+/// documents decide the draw). --top-k keeps the largest w without noise.
+///
+/// Budget: -n documents, --tokens (keys walked in descending order until the total reaches
+/// N), or --fraction of the pool's documents. --max-share caps a source, --min-tokens drops
+/// short documents; a budget they or the pool cannot meet is an error saying by how much.
+///
+/// Output (-o): OUT.jsonl or OUT.parquet, one row per selected document in descending key
+/// order: corpus, record, log_weight, text (the selected texts are held in memory while
+/// written). The report (printed, and --report FILE.json) gives sizes, each source's share
+/// before and after, and the selection's sim and PA to the target (paper metric, unigrams,
+/// against --pretrain P or the pool) next to a random draw of the same size and the whole
+/// pool; the KL reduction KL(T‖random) − KL(T‖selection) (DSIR's metric, on exact
+/// unigrams, α = 0.01); and the effective sample size (Σv)²/Σv² of the weights v = exp(w).
+/// The selection's sim equals `mtkit proximity` on the written file with --max-docs all
+/// --max-chars 0 --max-tokens-per-doc 0.
+#[derive(Args, Debug)]
+pub struct SelectArgs {
+    /// Pool corpora: card names, or files, folders or globs.
+    #[arg(required = true, value_name = "POOL")]
+    pool: Vec<String>,
+    /// The target corpus (a card name or a path).
+    #[arg(long, value_name = "T")]
+    target: String,
+    /// Output file: .jsonl or .parquet.
+    #[arg(short, long, value_name = "OUT")]
+    output: PathBuf,
+    /// Select this many documents.
+    #[arg(short = 'n', long = "docs", value_name = "DOCS", group = "budget")]
+    docs: Option<u64>,
+    /// Select documents until their tokens reach N (the last one may pass it).
+    #[arg(long, value_name = "N", group = "budget")]
+    tokens: Option<u64>,
+    /// Select this fraction of the pool's documents (rounded to a whole document).
+    #[arg(long, value_name = "F", group = "budget")]
+    fraction: Option<f64>,
+    /// What the draw weighs a document by: per-token (L · log_weight_per_token) or sum
+    /// (log_weight).
+    #[arg(long, value_enum, default_value = "per-token")]
+    weight: WeightArg,
+    /// L of --weight per-token, in tokens.
+    #[arg(long, value_name = "L", default_value_t = 128.0)]
+    length_norm: f64,
+    /// Keep the largest weights, without the Gumbel noise.
+    #[arg(long)]
+    top_k: bool,
+    /// Seed of the draw's noise (and of the report's random draw).
+    #[arg(long, default_value_t = 0)]
+    seed: u64,
+    /// Scores written by `mtkit score` for the same pool (.parquet or .csv): no scoring pass.
+    #[arg(long, value_name = "FILE")]
+    scores: Option<PathBuf>,
+    /// Cap a source: CORPUS's share of the budget (documents or tokens) is at most F.
+    /// Repeatable.
+    #[arg(long, value_name = "CORPUS=F", value_parser = parse_share)]
+    max_share: Vec<(String, f64)>,
+    /// Leave out documents with fewer than K tokens (documents with none are never drawn).
+    #[arg(long, value_name = "K", default_value_t = 1)]
+    min_tokens: u64,
+    /// The pretraining corpus P of the report's PA (default: the pool).
+    #[arg(long, value_name = "P")]
+    pretrain: Option<String>,
+    /// Also write the report as JSON.
+    #[arg(long, value_name = "FILE.json")]
+    report: Option<PathBuf>,
+    /// Highest n-gram order N of the scores: orders 1..N.
+    #[arg(long, default_value_t = 2, value_name = "N", conflicts_with = "scores")]
+    ngram: usize,
+    /// λ of the scores' interpolation λ·p_T + (1 − λ)·p_R, in (0, 1).
+    #[arg(
+        long,
+        default_value_t = 0.5,
+        value_name = "λ",
+        conflicts_with = "scores"
+    )]
+    lambda: f64,
+    /// Cut each document to its first C characters before tokenizing (0: no cut).
+    #[arg(long, value_name = "C", default_value_t = 0)]
+    max_chars: usize,
+    /// Keep each document's first K tokens (0: no cut).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    max_tokens_per_doc: usize,
+    /// Documents of each corpus read (a uniform sample by --sample-seed), or `all`.
+    #[arg(long, value_name = "N|all", default_value = "all")]
+    max_docs: MaxDocs,
+    /// Seed of the --max-docs sample.
+    #[arg(long, default_value_t = 42)]
+    sample_seed: u64,
+    /// Fail on the first bad record instead of skipping and counting it.
+    #[arg(long)]
+    strict: bool,
+    #[command(flatten)]
+    catalog: CatalogArgs,
+    #[command(flatten)]
+    tokenizer: TokenizerArgs,
+    /// No progress bars and no report on stdout (the files are the result).
+    #[arg(long, short)]
+    quiet: bool,
+}
+
+#[derive(Clone, Copy, Debug, ValueEnum)]
+enum WeightArg {
+    PerToken,
+    Sum,
+}
+
+fn parse_share(s: &str) -> Result<(String, f64), String> {
+    let (name, f) = s
+        .rsplit_once('=')
+        .ok_or_else(|| format!("`{s}`: write CORPUS=F, e.g. c4=0.5"))?;
+    let f: f64 = f
+        .parse()
+        .map_err(|_| format!("`{s}`: the share `{f}` is not a number"))?;
+    Ok((name.to_string(), f))
+}
+
+/// The output's format, by its extension.
+fn output_is_parquet(path: &Path) -> Result<bool> {
+    match path.extension().and_then(|e| e.to_str()) {
+        Some("jsonl") => Ok(false),
+        Some("parquet") => Ok(true),
+        _ => bail!("-o {}: name a .jsonl or a .parquet file", path.display()),
+    }
+}
+
+pub fn run(a: SelectArgs) -> Result<()> {
+    let parquet = output_is_parquet(&a.output)?;
+    let budget = match (a.docs, a.tokens, a.fraction) {
+        (Some(n), _, _) => Budget::Docs(n),
+        (_, Some(n), _) => Budget::Tokens(n),
+        (_, _, Some(f)) => Budget::Fraction(f),
+        _ => bail!("say how much to select: -n DOCS, --tokens N or --fraction F"),
+    };
+    if !(a.length_norm > 0.0 && a.length_norm.is_finite()) {
+        bail!(
+            "--length-norm must be a positive number of tokens, got {}",
+            a.length_norm
+        );
+    }
+    let opts = SelectOptions {
+        weighting: match a.weight {
+            WeightArg::PerToken => Weighting::PerToken {
+                length_norm: a.length_norm,
+            },
+            WeightArg::Sum => Weighting::Sum,
+        },
+        top_k: a.top_k,
+        seed: a.seed,
+        budget,
+        max_share: a.max_share.clone(),
+        min_tokens: a.min_tokens,
+    };
+    let mut names = a.pool.clone();
+    names.push(a.target.clone());
+    names.extend(a.pretrain.clone());
+    let cat = a.catalog.load_for(&names)?;
+    let pool = cat.get_all(&a.pool)?;
+    let target = cat.get(&a.target)?;
+    let pretrain = a.pretrain.as_ref().map(|p| cat.get(p)).transpose()?;
+    let tok = a.tokenizer.load()?;
+    let sample = SampleSpec {
+        max_docs: a.max_docs.0,
+        seed: a.sample_seed,
+        max_chars: (a.max_chars > 0).then_some(a.max_chars),
+        shard: None,
+        strict: a.strict,
+    };
+    let max_tokens_per_doc = (a.max_tokens_per_doc > 0).then_some(a.max_tokens_per_doc);
+    let score_opts = ScoreOptions {
+        sample: sample.clone(),
+        max_tokens_per_doc,
+        ngram: a.ngram,
+        lambda: a.lambda,
+    };
+    score_opts.validate(tok.vocab_size)?;
+    for out in std::iter::once(&a.output).chain(&a.report) {
+        let dir = match out.parent() {
+            Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+            _ => PathBuf::from("."),
+        };
+        mtkit::util::paths::check_writable_folder(&dir)
+            .map_err(|e| e.context(format!("{}", out.display())))?;
+    }
+    let bar = Bar::new(a.quiet);
+    let _interrupt = InterruptGuard::install();
+    let table = match &a.scores {
+        Some(f) => load_scores(f, &pool.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?,
+        None => {
+            let s = score(&pool, target, &tok, &score_opts, &bar)?;
+            ScoreTable {
+                corpora: s.corpora,
+                rows: s.rows,
+            }
+        }
+    };
+    let picks = draw(&table, &opts)?;
+    let random = random_draw(&table, picks.len(), opts.seed);
+    let how = TokenScan {
+        tok: &tok,
+        sample: &sample,
+        max_tokens_per_doc,
+        progress: &bar,
+    };
+    let back = read_back(&pool, &table, &picks, &random, how)?;
+    let unigrams = Unigrams {
+        target: unigram_counts(target, "target unigrams", how)?,
+        pretrain: match pretrain {
+            Some(p) => Some((
+                p.name.clone(),
+                unigram_counts(p, "pretraining unigrams", how)?,
+            )),
+            None => None,
+        },
+        pool: back.pool,
+        selected: back.selected,
+        random: back.random,
+    };
+    let rep = report(&table, &opts, &picks, &random, &unigrams)?;
+    let bytes = if parquet {
+        use polars::prelude::ParquetWriter;
+        let mut b = Vec::new();
+        ParquetWriter::new(&mut b).finish(&mut mtkit::analysis::select::selection_frame(
+            &table,
+            &picks,
+            &back.texts,
+        )?)?;
+        b
+    } else {
+        mtkit::analysis::select::selection_jsonl(&table, &picks, &back.texts)?
+    };
+    mtkit::util::paths::write_atomic_bytes(&a.output, &bytes)?;
+    if let Some(f) = &a.report {
+        let mut json = serde_json::to_vec_pretty(&ReportFile {
+            target: &target.name,
+            weight: match opts.weighting {
+                Weighting::PerToken { .. } => "per-token",
+                Weighting::Sum => "sum",
+            },
+            length_norm: matches!(opts.weighting, Weighting::PerToken { .. })
+                .then_some(a.length_norm),
+            top_k: a.top_k,
+            seed: a.seed,
+            report: &rep,
+        })?;
+        json.push(b'\n');
+        mtkit::util::paths::write_atomic_bytes(f, &json)?;
+    }
+    if !a.quiet {
+        print!("{}", human(&rep, &target.name, &a, &opts));
+    }
+    Ok(())
+}
+
+/// The report file: the draw's settings, then the report's figures.
+#[derive(serde::Serialize)]
+struct ReportFile<'a> {
+    target: &'a str,
+    weight: &'a str,
+    length_norm: Option<f64>,
+    top_k: bool,
+    seed: u64,
+    #[serde(flatten)]
+    report: &'a Report,
+}
+
+/// The printed report.
+fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> String {
+    use std::fmt::Write;
+    let weight = match (opts.weighting, opts.top_k) {
+        (Weighting::PerToken { length_norm }, false) => {
+            format!(
+                "{length_norm}·log_weight_per_token + Gumbel noise, seed {}",
+                opts.seed
+            )
+        }
+        (Weighting::PerToken { length_norm }, true) => {
+            format!("top-k of {length_norm}·log_weight_per_token")
+        }
+        (Weighting::Sum, false) => format!("log_weight + Gumbel noise, seed {}", opts.seed),
+        (Weighting::Sum, true) => "top-k of log_weight".to_string(),
+    };
+    let mut s = String::new();
+    let _ = writeln!(
+        s,
+        "selected {} of {} documents ({} of {} tokens) toward `{target}`; key: {weight}",
+        r.selected.documents, r.pool.documents, r.selected.tokens, r.pool.tokens
+    );
+    let _ = writeln!(
+        s,
+        "\n{:<24} {:>12} {:>8} {:>12} {:>8}",
+        "source", "pool tokens", "share", "selected", "share"
+    );
+    for src in &r.sources {
+        let _ = writeln!(
+            s,
+            "{:<24} {:>12} {:>7.1}% {:>12} {:>7.1}%",
+            src.corpus,
+            src.pool.tokens,
+            100.0 * src.pool_token_share,
+            src.selected.tokens,
+            100.0 * src.selected_token_share
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\n{:<24} {:>10} {:>10} {:>10}",
+        "to the target", "sim", "PA", "-KL(T||.)"
+    );
+    for (name, c) in [
+        ("selection", &r.selection),
+        ("random draw, same size", &r.random_draw),
+        ("whole pool", &r.whole_pool),
+    ] {
+        let _ = writeln!(
+            s,
+            "{name:<24} {:>10.6} {:>+10.6} {:>10.6}",
+            c.sim, c.pa, c.neg_kl
+        );
+    }
+    let _ = writeln!(
+        s,
+        "\nPA against {}; sim = the paper's metric on unigrams. KL reduction against the random draw: {:+.6} nats",
+        r.pretrain, r.kl_reduction
+    );
+    let _ = writeln!(
+        s,
+        "effective sample size of the weights: {:.2} of {} eligible documents",
+        r.effective_sample_size, r.eligible_documents
+    );
+    let _ = write!(s, "written to {}", a.output.display());
+    if let Some(f) = &a.report {
+        let _ = write!(s, " (report: {})", f.display());
+    }
+    s.push('\n');
+    s
+}
