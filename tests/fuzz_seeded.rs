@@ -379,6 +379,66 @@ fn arrow_streams_survive_mutated_files() {
     drive("arrow_file", mtkit::fuzz::fuzz_arrow_file, &seeds);
 }
 
+/// An Arrow IPC stream whose `text` column has type Null (no buffers at all), `rows` long.
+fn null_column_stream(rows: usize) -> Vec<u8> {
+    use polars::prelude::{Column, DataFrame, DataType, IpcStreamWriter, SerWriter};
+    let mut df = DataFrame::new_infer_height(vec![Column::full_null(
+        "text".into(),
+        rows,
+        &DataType::Null,
+    )])
+    .unwrap();
+    let mut out = Vec::new();
+    IpcStreamWriter::new(&mut out).finish(&mut df).unwrap();
+    out
+}
+
+/// A record batch of a Null-typed column declaring 2^40 rows has no body to contradict it:
+/// polars would build those rows from nothing and the reader walk them (the arrow_file fuzz
+/// target's crash in CI). The row count is held against the body: a clear error naming the
+/// file and the message. A short all-null batch, as `datasets` writes for a column of `None`,
+/// still reads (its rows are skipped as records without text).
+#[test]
+fn arrow_batches_declaring_more_rows_than_their_body_holds_are_refused() {
+    let dir = tempfile::tempdir().unwrap();
+    let read = |bytes: &[u8]| {
+        std::fs::write(dir.path().join("n.arrow"), bytes).unwrap();
+        std::fs::write(
+            dir.path().join("c.toml"),
+            "[datasets.n]\nrole = \"target\"\npaths = [\"n.arrow\"]\n",
+        )
+        .unwrap();
+        let mut cat = mtkit::data::catalog::Catalog::builtin();
+        cat.add_file(&dir.path().join("c.toml")).unwrap();
+        mtkit::data::corpus::collect_documents(cat.get("n").unwrap(), &Default::default())
+    };
+    let honest = null_column_stream(777);
+    // Read row by row: each a record whose `text` is None, skipped and counted.
+    let err = format!("{:#}", read(&honest).unwrap_err());
+    assert!(err.contains("777 skipped (777 missing_field)"), "{err}");
+    // Every 777 (the batch's length, its one field node's length and null count) becomes 2^40.
+    let (from, to) = (777i64.to_le_bytes(), (1i64 << 40).to_le_bytes());
+    let mut lying = honest.clone();
+    let mut patched = 0;
+    for at in 0..lying.len() - 8 {
+        if lying[at..at + 8] == from {
+            lying[at..at + 8].copy_from_slice(&to);
+            patched += 1;
+        }
+    }
+    assert_eq!(
+        patched, 3,
+        "the batch length, the node's length and null count"
+    );
+    let err = format!("{:#}", read(&lying).unwrap_err());
+    assert!(
+        err.contains("n.arrow: damaged Arrow IPC stream")
+            && err.contains("declares 1099511627776 rows in a body of 0 bytes"),
+        "{err}"
+    );
+    mtkit::fuzz::fuzz_arrow_file(&lying);
+}
+
 /// A fuzz input of `fuzz_hf_folder`: mode, config.json, the rest.
 fn hf_input(mode: u8, config: &str, rest: &[u8]) -> Vec<u8> {
     let mut v = vec![mode];

@@ -3,11 +3,17 @@
 
 use super::*;
 
+/// The rows a record batch may declare beyond one per bit of its body: a batch of only
+/// Null-typed arrays has no body at all, and a real one (a column `datasets` saw only `None`
+/// in) is short.
+const MAX_BODYLESS_ROWS: i64 = 1 << 12;
+
 /// Checks an Arrow IPC stream's framing against the file before polars reads it: polars'
 /// reader allocates each buffer at the length its message declares before reading it, so a
 /// damaged length (terabytes; found by the arrow_file fuzz target) aborted the process. Every
 /// message's body must lie inside the file and every buffer inside its body; compressed bodies
-/// (whose declared sizes would need the same care; `datasets` never writes them) are refused.
+/// (whose declared sizes would need the same care; `datasets` never writes them) are refused,
+/// and so is a batch declaring more rows than its body could hold.
 fn check_arrow_stream(path: &Path) -> Result<()> {
     let size = std::fs::metadata(path)
         .with_context(|| format!("cannot read {}", path.display()))?
@@ -58,7 +64,15 @@ fn check_arrow_stream(path: &Path) -> Result<()> {
         let mut meta = vec![0u8; len as usize];
         f.read_exact(&mut meta)?;
         pos += len;
-        let Some((body, buffers, compressed)) = arrow_message_bounds(&meta) else {
+        let Some(ArrowMessageBounds {
+            body,
+            buffers,
+            rows,
+            node_lengths,
+            variadic_counts,
+            compressed,
+        }) = arrow_message_bounds(&meta)
+        else {
             return Err(damaged(
                 start,
                 "has metadata that is not a valid Arrow message",
@@ -75,7 +89,7 @@ fn check_arrow_stream(path: &Path) -> Result<()> {
         if compressed {
             bail!("{}: the Arrow IPC stream's record batches are compressed (LZ4/zstd bodies); mtkit reads uncompressed streams, as Hugging Face datasets writes them", path.display());
         }
-        for (off, blen) in buffers {
+        for &(off, blen) in &buffers {
             if off < 0 || blen < 0 || off.checked_add(blen).is_none_or(|end| end > body) {
                 return Err(damaged(
                     start,
@@ -85,13 +99,58 @@ fn check_arrow_stream(path: &Path) -> Result<()> {
                 ));
             }
         }
+        // Rows cost at least a bit of body each (a validity bit, an offset, a value) except in
+        // arrays of type Null, which have no buffers at all: a batch that declares more rows
+        // than its body has bits (and a small allowance for a short all-null batch) is damaged,
+        // and polars would otherwise build, and mtkit walk, that many rows from nothing (found
+        // by the arrow_file fuzz target).
+        let most_rows = body.saturating_mul(8).saturating_add(MAX_BODYLESS_ROWS);
+        for (what, n) in std::iter::once(("rows", rows)).chain(
+            node_lengths
+                .iter()
+                .map(|&n| ("rows in one of its arrays", n)),
+        ) {
+            if n < 0 || n > most_rows {
+                return Err(damaged(
+                    start,
+                    &format!("declares {n} {what} in a body of {body} bytes"),
+                ));
+            }
+        }
+        if let Some(&n) = variadic_counts
+            .iter()
+            .find(|&&n| n < 0 || n as u64 > buffers.len() as u64)
+        {
+            return Err(damaged(
+                start,
+                &format!(
+                    "declares {n} variadic buffers, more than its {} buffers",
+                    buffers.len()
+                ),
+            ));
+        }
         f.seek_relative(body)?;
         pos += body as u64;
     }
 }
 
-/// bodyLength, the record batch's buffers as (offset, length), and whether it is compressed.
-pub(super) type ArrowMessageBounds = (i64, Vec<(i64, i64)>, bool);
+/// What an Arrow IPC `Message` declares about the bytes and rows that follow it: what
+/// [`check_arrow_stream`] holds against the file before polars allocates anything by it.
+#[derive(Debug, Default, PartialEq)]
+pub(super) struct ArrowMessageBounds {
+    /// bodyLength: the bytes after the metadata that belong to this message.
+    pub body: i64,
+    /// The record batch's buffers as (offset, length) inside the body.
+    pub buffers: Vec<(i64, i64)>,
+    /// The record batch's row count (`length`), 0 for other messages.
+    pub rows: i64,
+    /// Every field node's length (the rows of each array, nested children included).
+    pub node_lengths: Vec<i64>,
+    /// The variadic buffer counts (string and binary views).
+    pub variadic_counts: Vec<i64>,
+    /// Whether the record batch's body is compressed.
+    pub compressed: bool,
+}
 
 /// [`ArrowMessageBounds`] of
 /// an Arrow IPC `Message` flatbuffer, every read bounds-checked; None if it is malformed.
@@ -146,23 +205,48 @@ pub(super) fn arrow_message_bounds(m: &[u8]) -> Option<ArrowMessageBounds> {
         }
         _ => None,
     };
-    let mut buffers = Vec::new();
-    let mut compressed = false;
+    let mut bounds = ArrowMessageBounds {
+        body,
+        ..ArrowMessageBounds::default()
+    };
+    // A vector of `width`-byte elements, each read at `read(element)`: its length is checked
+    // against the message before anything is allocated by it.
+    let vector = |at: usize, width: usize| -> Option<(usize, usize)> {
+        let v = deref(at)?;
+        let n = u32_at(v)? as usize;
+        if n > m.len() / width {
+            return None;
+        }
+        Some((v + 4, n))
+    };
     if let Some(rb) = batch {
-        if let Some(at) = field(rb, 2)? {
-            let v = deref(at)?;
-            let n = u32_at(v)? as usize;
-            if n > m.len() / 16 {
-                return None;
-            }
+        // RecordBatch: 0 length, 1 nodes [FieldNode {length, null_count}], 2 buffers
+        // [Buffer {offset, length}], 3 compression, 4 variadicBufferCounts [long].
+        if let Some(at) = field(rb, 0)? {
+            bounds.rows = i64_at(at)?;
+        }
+        if let Some(at) = field(rb, 1)? {
+            let (first, n) = vector(at, 16)?;
             for k in 0..n {
-                let b = v + 4 + 16 * k;
-                buffers.push((i64_at(b)?, i64_at(b + 8)?));
+                bounds.node_lengths.push(i64_at(first + 16 * k)?);
             }
         }
-        compressed = field(rb, 3)?.is_some();
+        if let Some(at) = field(rb, 2)? {
+            let (first, n) = vector(at, 16)?;
+            for k in 0..n {
+                let b = first + 16 * k;
+                bounds.buffers.push((i64_at(b)?, i64_at(b + 8)?));
+            }
+        }
+        bounds.compressed = field(rb, 3)?.is_some();
+        if let Some(at) = field(rb, 4)? {
+            let (first, n) = vector(at, 8)?;
+            for k in 0..n {
+                bounds.variadic_counts.push(i64_at(first + 8 * k)?);
+            }
+        }
     }
-    Some((body, buffers, compressed))
+    Some(bounds)
 }
 
 /// An Arrow IPC stream file (Hugging Face `datasets`' cache and `save_to_disk` files), record
@@ -225,7 +309,7 @@ pub(super) fn walk_arrow(
                     .iter()
                     .map(|c| df.column(c).cloned())
                     .collect::<PolarsResult<_>>()?;
-                let mut rows = Vec::with_capacity(df.height());
+                let mut rows = Vec::new();
                 for row in 0..df.height() {
                     let mut m = Map::new();
                     for (name, s) in cols.iter().zip(&series) {
