@@ -330,6 +330,23 @@ pub struct Report {
     pub effective_sample_size: f64,
     /// Documents the draw could pick (those with at least --min-tokens tokens).
     pub eligible_documents: u64,
+    /// The pool documents left out for sharing n-grams with an evaluation set
+    /// (--exclude-overlap), before anything else was counted.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub excluded_by_overlap: Option<Exclusion>,
+}
+
+/// Pool documents left out by `--exclude-overlap`.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Exclusion {
+    /// The evaluation set.
+    pub against: String,
+    /// The n-gram length.
+    pub n: usize,
+    /// Documents left out, in all.
+    pub documents: u64,
+    /// Documents left out per pool corpus, in the pool's order.
+    pub by_source: Vec<(String, u64)>,
 }
 
 /// Unigram counts of the target, of P (None: the pool is P), and of the pool, the selection
@@ -409,6 +426,7 @@ pub fn report(
             .iter()
             .filter(|d| d.tokens >= opts.min_tokens)
             .count() as u64,
+        excluded_by_overlap: None,
     })
 }
 
@@ -480,7 +498,8 @@ pub struct ReadBack {
 }
 
 /// Reads the pool again (as it was scored), keeping the texts of `picks` and counting the
-/// unigrams of the pool, the picks and the `random` rows. Fails when a picked document is
+/// unigrams of the pool (less the records of `left_out`, per corpus, ascending), the picks
+/// and the `random` rows. Fails when a picked document is
 /// not found or has another token count than its score says (a score file made with other
 /// documents or settings).
 pub fn read_back(
@@ -488,6 +507,7 @@ pub fn read_back(
     table: &ScoreTable,
     picks: &[Pick],
     random: &[usize],
+    left_out: &[Vec<u64>],
     how: TokenScan<'_>,
 ) -> Result<ReadBack> {
     let v = how.tok.vocab_size;
@@ -503,6 +523,7 @@ pub fn read_back(
     let mut texts: std::collections::HashMap<usize, String> = Default::default();
     for (ci, card) in pool.iter().enumerate() {
         let (sel, rnd) = (&wanted[ci], &drawn[ci]);
+        let out_of_pool = left_out.get(ci).map(Vec::as_slice).unwrap_or(&[]);
         let parts = scan_tokens(
             card,
             "reading the selection back",
@@ -515,7 +536,9 @@ pub fn read_back(
                 mismatched: Vec::new(),
             },
             &|s: &mut BackState, d: &Document, ids: &[u32]| {
-                add_ids(&mut s.pool, ids);
+                if out_of_pool.binary_search(&d.index).is_err() {
+                    add_ids(&mut s.pool, ids);
+                }
                 if let Some(&row) = sel.get(&d.index) {
                     add_ids(&mut s.selected, ids);
                     s.texts.push((row, d.text.clone()));

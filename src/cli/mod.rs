@@ -14,6 +14,7 @@ mod check_encoder;
 mod data;
 mod doctor;
 mod exec_trainer;
+mod overlap;
 mod profile;
 mod proximity;
 mod report;
@@ -57,6 +58,7 @@ enum Command {
     Tokenize(tokenize::TokenizeArgs),
     Score(score::ScoreArgs),
     Select(select::SelectArgs),
+    Overlap(overlap::OverlapArgs),
     /// Train a model through the phases of a run config (runs `mtkit-train train`; see
     /// `mtkit train --help`).
     #[command(disable_help_flag = true)]
@@ -89,6 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::SuggestMix(a) => suggest_mix::run(a),
         Command::Score(a) => score::run(a),
         Command::Select(a) => select::run(a),
+        Command::Overlap(a) => overlap::run(a),
         Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Train(a) => exec_trainer::exec(handed("train", a.args)),

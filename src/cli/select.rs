@@ -8,8 +8,8 @@ use clap::{Args, ValueEnum};
 
 use mtkit::analysis::score::{score, ScoreOptions};
 use mtkit::analysis::select::{
-    draw, load_scores, random_draw, read_back, report, unigram_counts, Budget, Report, ScoreTable,
-    SelectOptions, Unigrams, Weighting,
+    draw, load_scores, random_draw, read_back, report, unigram_counts, Budget, Exclusion, Report,
+    ScoreTable, SelectOptions, Unigrams, Weighting,
 };
 use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs};
 use mtkit::cli_support::bar::Bar;
@@ -81,6 +81,14 @@ pub struct SelectArgs {
     /// Repeatable.
     #[arg(long, value_name = "CORPUS=F", value_parser = parse_share)]
     max_share: Vec<(String, f64)>,
+    /// Leave out every pool document that shares an n-gram of --overlap-n tokens with EVAL
+    /// (a card name or a path; every item of it, whole), as `mtkit overlap` finds them,
+    /// before the draw and the report.
+    #[arg(long, value_name = "EVAL")]
+    exclude_overlap: Option<String>,
+    /// The n-gram length of --exclude-overlap, in tokens.
+    #[arg(long, value_name = "N", default_value_t = mtkit::analysis::overlap::DEFAULT_N, requires = "exclude_overlap")]
+    overlap_n: usize,
     /// Leave out documents with fewer than K tokens (documents with none are never drawn).
     #[arg(long, value_name = "K", default_value_t = 1)]
     min_tokens: u64,
@@ -180,6 +188,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
     let mut names = a.pool.clone();
     names.push(a.target.clone());
     names.extend(a.pretrain.clone());
+    names.extend(a.exclude_overlap.clone());
     let cat = a.catalog.load_for(&names)?;
     let pool = cat.get_all(&a.pool)?;
     let target = cat.get(&a.target)?;
@@ -210,7 +219,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
     }
     let bar = Bar::new(a.quiet);
     let _interrupt = InterruptGuard::install();
-    let table = match &a.scores {
+    let mut table = match &a.scores {
         Some(f) => load_scores(f, &pool.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?,
         None => {
             let s = score(&pool, target, &tok, &score_opts, &bar)?;
@@ -220,6 +229,18 @@ pub fn run(a: SelectArgs) -> Result<()> {
             }
         }
     };
+    let (left_out, exclusion) = match &a.exclude_overlap {
+        Some(e) => {
+            let eval = cat.get(e)?;
+            let (left_out, exclusion) =
+                exclude_overlap(&pool, eval, &a, &sample, max_tokens_per_doc, &tok, &bar)?;
+            table
+                .rows
+                .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
+            (left_out, Some(exclusion))
+        }
+        None => (Vec::new(), None),
+    };
     let picks = draw(&table, &opts)?;
     let random = random_draw(&table, picks.len(), opts.seed);
     let how = TokenScan {
@@ -228,7 +249,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
         max_tokens_per_doc,
         progress: &bar,
     };
-    let back = read_back(&pool, &table, &picks, &random, how)?;
+    let back = read_back(&pool, &table, &picks, &random, &left_out, how)?;
     let unigrams = Unigrams {
         target: unigram_counts(target, "target unigrams", how)?,
         pretrain: match pretrain {
@@ -242,7 +263,8 @@ pub fn run(a: SelectArgs) -> Result<()> {
         selected: back.selected,
         random: back.random,
     };
-    let rep = report(&table, &opts, &picks, &random, &unigrams)?;
+    let mut rep = report(&table, &opts, &picks, &random, &unigrams)?;
+    rep.excluded_by_overlap = exclusion;
     let bytes = if parquet {
         use polars::prelude::ParquetWriter;
         let mut b = Vec::new();
@@ -278,6 +300,56 @@ pub fn run(a: SelectArgs) -> Result<()> {
     Ok(())
 }
 
+/// The records of each pool corpus that share an n-gram with `eval` (ascending), and the
+/// report's account of them.
+#[allow(clippy::too_many_arguments)]
+fn exclude_overlap(
+    pool: &[&mtkit::data::catalog::Card],
+    eval: &mtkit::data::catalog::Card,
+    a: &SelectArgs,
+    sample: &SampleSpec,
+    max_tokens_per_doc: Option<usize>,
+    tok: &mtkit::tokenize::Tokenizer,
+    bar: &Bar,
+) -> Result<(Vec<Vec<u64>>, Exclusion)> {
+    use mtkit::analysis::overlap::{read_eval, scan_corpus, EvalIndex, OverlapOptions};
+    // EVAL whole, every item; the pool as it was scored.
+    let whole = OverlapOptions {
+        sample: SampleSpec {
+            max_docs: None,
+            max_chars: None,
+            shard: None,
+            ..sample.clone()
+        },
+        max_tokens_per_doc: None,
+        n: a.overlap_n,
+        ignore_common: None,
+        details: false,
+        hash_bits: OverlapOptions::hash_bits_from_env()?,
+    };
+    whole.validate()?;
+    let ix = EvalIndex::build(&read_eval(eval, tok, &whole, bar)?, &whole);
+    let as_scored = OverlapOptions {
+        sample: sample.clone(),
+        max_tokens_per_doc,
+        ..whole
+    };
+    let mut left_out = Vec::new();
+    let mut by_source = Vec::new();
+    for (ci, card) in pool.iter().enumerate() {
+        let scan = scan_corpus(ci, card, &ix, tok, &as_scored, bar)?;
+        by_source.push((card.name.clone(), scan.contaminated.len() as u64));
+        left_out.push(scan.contaminated);
+    }
+    let exclusion = Exclusion {
+        against: eval.name.clone(),
+        n: a.overlap_n,
+        documents: by_source.iter().map(|(_, n)| n).sum(),
+        by_source,
+    };
+    Ok((left_out, exclusion))
+}
+
 /// The report file: the draw's settings, then the report's figures.
 #[derive(serde::Serialize)]
 struct ReportFile<'a> {
@@ -307,6 +379,26 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
         (Weighting::Sum, true) => "top-k of log_weight".to_string(),
     };
     let mut s = String::new();
+    if let Some(x) = &r.excluded_by_overlap {
+        let each: Vec<String> = x
+            .by_source
+            .iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(c, n)| format!("{c} {n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "left out {} pool documents sharing a {}-gram with `{}`{}",
+            x.documents,
+            x.n,
+            x.against,
+            if each.is_empty() {
+                String::new()
+            } else {
+                format!(" ({})", each.join(", "))
+            }
+        );
+    }
     let _ = writeln!(
         s,
         "selected {} of {} documents ({} of {} tokens) toward `{target}`; key: {weight}",
