@@ -551,3 +551,91 @@ fn select_leaves_out_what_overlap_flags() {
     assert_eq!(x["by_source"], serde_json::json!([["web", 2], ["code", 0]]));
     assert_eq!(r["pool"]["documents"], 4);
 }
+
+/// `proximity --overlap`: each corpus's contaminated share, on the documents its profile
+/// counts (all of them here): web 2 of 4 (by hand above), code 0 of 2, and the target's own
+/// items, each of 3 tokens or more, 3 of 3. A saved profile cannot be scanned: an error.
+#[test]
+fn proximity_shows_each_corpus_contaminated_share() {
+    let sb = Sandbox::new();
+    let (cat, tok) = fixture(&sb, &["a b c d", "c d e f", "f f f"]);
+    let out = sb.ok(&[
+        "proximity",
+        "web",
+        "code",
+        "bench",
+        "--overlap",
+        "bench",
+        "--overlap-n",
+        "3",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--max-docs",
+        "all",
+        "--no-cache",
+        "--csv",
+        "p.csv",
+    ]);
+    assert!(out.contains("contaminated"), "{out}");
+    let (head, rows) = parse_csv(&std::fs::read_to_string(sb.path("p.csv")).unwrap());
+    assert_eq!(head.last().unwrap(), "contaminated_share");
+    let shares: Vec<(String, f64)> = rows
+        .iter()
+        .map(|r| (r[0].clone(), r.last().unwrap().parse().unwrap()))
+        .collect();
+    assert_eq!(
+        shares,
+        [
+            ("web".to_string(), 0.5),
+            ("code".to_string(), 0.0),
+            ("bench".to_string(), 1.0)
+        ]
+    );
+    // Without --overlap the column is absent (the CSV is as before).
+    sb.ok(&[
+        "proximity",
+        "web",
+        "code",
+        "bench",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--max-docs",
+        "all",
+        "--no-cache",
+        "--csv",
+        "q.csv",
+        "-q",
+    ]);
+    let (head, _) = parse_csv(&std::fs::read_to_string(sb.path("q.csv")).unwrap());
+    assert_eq!(head.last().unwrap(), "pa");
+    sb.ok(&[
+        "profile",
+        "web",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--max-docs",
+        "all",
+        "-o",
+        "web.parquet",
+        "-q",
+    ]);
+    let e = sb.fails(&[
+        "proximity",
+        "web.parquet",
+        "code",
+        "bench",
+        "--overlap",
+        "bench",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+    ]);
+    assert!(e.contains("web.parquet is a saved profile"), "{e}");
+}

@@ -452,6 +452,9 @@ pub struct Row {
     pub sim_ci: Option<(f64, f64)>,
     /// 95% bootstrap interval of `pa`.
     pub pa_ci: Option<(f64, f64)>,
+    /// The share of the corpus's documents (those profiled) that share an n-gram with an
+    /// evaluation set (`--overlap`; see [`crate::analysis::overlap`]).
+    pub contaminated_share: Option<f64>,
 }
 
 /// A proximity question: P, candidates, T.
@@ -613,6 +616,7 @@ pub fn compute(q: &Query<'_>) -> Result<Vec<Row>> {
                 mix_token_weight: weights[i],
                 sim_ci,
                 pa_ci,
+                contaminated_share: None,
             });
         }
         let t = block.pop().expect("target row");
@@ -767,6 +771,10 @@ pub fn rows_csv(rows: &[Row], mix: bool, boot: bool) -> String {
     if boot {
         header.extend(["sim_lo", "sim_hi", "pa_lo", "pa_hi"]);
     }
+    let overlap = rows.iter().any(|r| r.contaminated_share.is_some());
+    if overlap {
+        header.push("contaminated_share");
+    }
     w.write_record(&header).expect("in-memory CSV");
     for r in rows {
         let mut rec = vec![
@@ -789,6 +797,9 @@ pub fn rows_csv(rows: &[Row], mix: bool, boot: bool) -> String {
                 opt(r.pa_ci.map(|c| c.0)),
                 opt(r.pa_ci.map(|c| c.1)),
             ]);
+        }
+        if overlap {
+            rec.push(opt(r.contaminated_share));
         }
         w.write_record(&rec).expect("in-memory CSV");
     }
@@ -825,6 +836,9 @@ pub fn rows_frame(rows: &[Row], mix: bool, boot: bool) -> Result<polars::prelude
             float("pa_lo", |r| r.pa_ci.map(|c| c.0)),
             float("pa_hi", |r| r.pa_ci.map(|c| c.1)),
         ]);
+    }
+    if rows.iter().any(|r| r.contaminated_share.is_some()) {
+        columns.push(float("contaminated_share", |r| r.contaminated_share));
     }
     Ok(DataFrame::new_infer_height(columns)?)
 }

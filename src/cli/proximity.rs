@@ -9,6 +9,7 @@ use clap::{Args, ValueEnum};
 use mtkit::analysis::proximity::{
     compute, matrix, matrix_csv, rows_csv, Metric, MetricOptions, MixBy, MixSpec, Query, Row,
 };
+use mtkit::data::corpus::SampleSpec;
 use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
 use mtkit::tokenize::Tokenizer;
 
@@ -41,7 +42,8 @@ pub struct ProximityArgs {
     #[arg(long)]
     all_metrics: bool,
     /// Also write the table as CSV: corpus,role,metric,sim,cosine,jaccard,jsd,pa (then
-    /// mix_token_weight with --mix, and sim_lo,sim_hi,pa_lo,pa_hi with --bootstrap).
+    /// mix_token_weight with --mix, sim_lo,sim_hi,pa_lo,pa_hi with --bootstrap, and
+    /// contaminated_share with --overlap).
     #[arg(long, value_name = "FILE")]
     csv: Option<PathBuf>,
     /// Print JSON lines (one object per row) instead of the table.
@@ -67,6 +69,15 @@ pub struct ProximityArgs {
     /// flag for both).
     #[arg(long, value_name = "FILE.svg|FILE.png", requires = "matrix")]
     plot: Vec<PathBuf>,
+    /// Also say, for each corpus, the share of its documents (those the profile counts) that
+    /// share an n-gram of --overlap-n tokens with EVAL (every item of it, whole), as
+    /// `mtkit overlap` finds them: a PA that comes from copies of the target's evaluation
+    /// items shows as such.
+    #[arg(long, value_name = "EVAL", conflicts_with = "matrix")]
+    overlap: Option<String>,
+    /// The n-gram length of --overlap, in tokens.
+    #[arg(long, value_name = "N", default_value_t = mtkit::analysis::overlap::DEFAULT_N, requires = "overlap")]
+    overlap_n: usize,
     #[command(flatten)]
     ngrams: NgramArgs,
     #[command(flatten)]
@@ -126,7 +137,13 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         bootstrap: a.bootstrap.map(|b| (b, a.corpus.sample.seed)),
         ..Query::of_list(&refs, metrics, mo, &bar)?
     };
-    let rows = compute(&q)?;
+    let mut rows = compute(&q)?;
+    if let Some(eval) = &a.overlap {
+        let shares = contaminated_shares(&a, eval, &bar)?;
+        for r in rows.iter_mut() {
+            r.contaminated_share = shares.get(&r.corpus).copied();
+        }
+    }
     let csv = rows_csv(&rows, q.mix.is_some(), q.bootstrap.is_some());
     if let Some(f) = &a.csv {
         mtkit::util::paths::write_atomic_bytes(f, csv.as_bytes())?;
@@ -142,6 +159,52 @@ pub fn run(a: ProximityArgs) -> Result<()> {
         print!("{}", human(&rows, &profiles));
     }
     Ok(())
+}
+
+/// `--overlap EVAL`: each corpus's share of documents (sampled and cut as its profile) that
+/// share an n-gram with EVAL (whole), by corpus name.
+fn contaminated_shares(
+    a: &ProximityArgs,
+    eval: &str,
+    bar: &mtkit::cli_support::bar::Bar,
+) -> Result<std::collections::HashMap<String, f64>> {
+    use mtkit::analysis::overlap::{read_eval, scan_corpus, EvalIndex, OverlapOptions};
+    if let Some(saved) = a.corpora.iter().find(|n| {
+        n.ends_with(".parquet") && mtkit::data::files::is_mtkit_output(Path::new(n.as_str()))
+    }) {
+        bail!("--overlap reads each corpus's documents: {saved} is a saved profile; name the corpus instead");
+    }
+    let mut names = a.corpora.clone();
+    names.push(eval.to_string());
+    let cat = a.corpus.catalog_for(&names)?;
+    let tok = a.corpus.tokenizer.load()?;
+    let whole = OverlapOptions {
+        sample: SampleSpec {
+            max_docs: None,
+            max_chars: None,
+            shard: None,
+            ..a.corpus.sample()
+        },
+        max_tokens_per_doc: None,
+        n: a.overlap_n,
+        ignore_common: None,
+        details: false,
+        hash_bits: OverlapOptions::hash_bits_from_env()?,
+    };
+    whole.validate()?;
+    let ix = EvalIndex::build(&read_eval(cat.get(eval)?, &tok, &whole, bar)?, &whole);
+    let as_profiled = OverlapOptions {
+        sample: a.corpus.sample(),
+        max_tokens_per_doc: a.corpus.max_tokens(),
+        ..whole
+    };
+    let mut out = std::collections::HashMap::new();
+    for (ci, name) in a.corpora.iter().enumerate() {
+        let card = cat.get(name)?;
+        let scan = scan_corpus(ci, card, &ix, &tok, &as_profiled, bar)?;
+        out.insert(card.name.clone(), scan.row.contaminated_share());
+    }
+    Ok(out)
 }
 
 /// What the profiles must hold for `metrics` (see [`mtkit::analysis::proximity::profile_options`]).
@@ -221,7 +284,7 @@ fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Re
 }
 
 fn json_row(r: &Row) -> serde_json::Value {
-    serde_json::json!({
+    let mut v = serde_json::json!({
         "corpus": r.corpus,
         "role": r.role,
         "metric": r.metric,
@@ -233,13 +296,18 @@ fn json_row(r: &Row) -> serde_json::Value {
         "mix_token_weight": r.mix_token_weight,
         "sim_ci": r.sim_ci.map(|c| [c.0, c.1]),
         "pa_ci": r.pa_ci.map(|c| [c.0, c.1]),
-    })
+    });
+    if let Some(x) = r.contaminated_share {
+        v["contaminated_share"] = x.into();
+    }
+    v
 }
 
 fn human(rows: &[Row], profiles: &[Profile]) -> String {
     let mut out = String::new();
     let target = &profiles.last().unwrap().meta.corpus;
     let boot = rows.iter().any(|r| r.sim_ci.is_some());
+    let overlap = rows.iter().any(|r| r.contaminated_share.is_some());
     let mut metric_seen = Vec::new();
     for r in rows {
         if !metric_seen.contains(&r.metric) {
@@ -256,6 +324,9 @@ fn human(rows: &[Row], profiles: &[Profile]) -> String {
         header.push("PA");
         if boot {
             header.extend(["sim 95% CI", "PA 95% CI"]);
+        }
+        if overlap {
+            header.push("contaminated");
         }
         let body: Vec<Vec<String>> = block
             .iter()
@@ -278,6 +349,13 @@ fn human(rows: &[Row], profiles: &[Profile]) -> String {
                             .unwrap_or_default()
                     };
                     c.extend([ci(r.sim_ci), ci(r.pa_ci)]);
+                }
+                if overlap {
+                    c.push(
+                        r.contaminated_share
+                            .map(|x| format!("{:.4}", x))
+                            .unwrap_or_default(),
+                    );
                 }
                 c
             })
