@@ -43,6 +43,7 @@ __all__ = [
     "export",
     "load_profile",
     "metrics",
+    "overlap",
     "profile",
     "proximity",
     "regress",
@@ -491,6 +492,102 @@ def proximity(
         ),
     )
     return _frame(ipc)
+
+
+def _corpus_spec(source, text: str | None, stack) -> tuple:
+    """``source`` as (name, files, text) for the native reader: cards and files as they are,
+    in-memory records (lists of str or dict, polars, Hugging Face datasets) written to a
+    temporary JSON Lines file in order, so that records are read, rendered and counted as a
+    file of them would be."""
+    if isinstance(source, Files):
+        return (source.name or ", ".join(source.path_list()), source.path_list(), text or source.text)
+    if isinstance(source, os.PathLike):
+        source = os.fspath(source)
+    if isinstance(source, str):
+        return (source, [source] if _looks_like_files(source) else None, text)
+    if isinstance(source, Profile):
+        raise MtkitError("a Profile holds counts, not documents: overlap needs the corpus itself")
+    template = text or "{text}"
+    batches, name = _batches(source, _mtkit.template_fields(template))
+    tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="mtkit-overlap-"))
+    path = os.path.join(tmp, f"{len(os.listdir(tmp))}.jsonl")
+    with open(path, "w", encoding="utf-8") as f:
+        for batch in batches:
+            if isinstance(batch, Mapping):  # columns
+                keys = list(batch)
+                rows = (dict(zip(keys, vals)) for vals in zip(*(batch[k] for k in keys)))
+            else:
+                rows = ({"text": r} if isinstance(r, str) else r for r in batch)
+            for r in rows:
+                f.write(json.dumps(r, ensure_ascii=False, default=str))
+                f.write("\n")
+    return (name, [path], template)
+
+
+def overlap(
+    corpora,
+    against,
+    *,
+    n: int = 13,
+    ignore_common: float | None = None,
+    details: bool = False,
+    text: str | None = None,
+    against_text: str | None = None,
+    max_docs: int | None = None,
+    max_chars: int = 0,
+    max_tokens_per_doc: int = 0,
+    seed: int = 42,
+    strict: bool = False,
+    tokenizer: Union[str, os.PathLike, None] = None,
+    encoder: str = "auto",
+    catalog=None,
+    progress: bool | None = None,
+):
+    """``mtkit overlap CORPUS... --against EVAL`` as a DataFrame with the columns of its
+    ``--csv``: corpus, documents, contaminated_documents, contaminated_share,
+    eval_items_hit, eval_items_share, matched_ngrams. With ``details=True``, a pair
+    ``(table, pairs)``: pairs has one row per (document, EVAL item) sharing an n-gram,
+    corpus, record, eval_record, shared_ngrams, longest_span.
+
+    ``corpora`` (a list, or one source) and ``against`` are sources (not profiles: the
+    documents are scanned), rendered by ``text`` and ``against_text``. n-grams are ``n`` token
+    ids of the tokenizer; a match has equal ids. Whole documents of every record by default,
+    as the CLI; ``max_docs``, ``max_chars`` and ``max_tokens_per_doc`` cut both sides alike.
+    ``ignore_common``: drop n-grams found in more than this share of EVAL's items.
+    """
+    import contextlib
+
+    catalogs = [os.fspath(c) for c in ([catalog] if isinstance(catalog, (str, os.PathLike)) else (catalog or []))]
+    settings = _settings(
+        dict(
+            max_docs=max_docs,
+            max_chars=max_chars,
+            max_tokens_per_doc=max_tokens_per_doc,
+            seed=seed,
+            strict=strict,
+            tokenizer=tokenizer,
+            encoder=encoder,
+        )
+    )
+    with contextlib.ExitStack() as stack:
+        specs = [_corpus_spec(c, text, stack) for c in _as_list(corpora)]
+        eval_spec = _corpus_spec(against, against_text, stack)
+        table, pairs = _run_with_bars(
+            progress,
+            lambda bars: _mtkit.overlap(
+                specs,
+                eval_spec,
+                n,
+                settings,
+                ignore_common=ignore_common,
+                details=details,
+                catalogs=catalogs,
+                progress=bars,
+            ),
+        )
+    if details:
+        return _frame(table), _frame(pairs)
+    return _frame(table)
 
 
 def similarity_matrix(

@@ -105,6 +105,17 @@ def regress(
     bootstrap: int,
     seed: int,
 ) -> tuple[bytes, int]: ...
+def overlap(
+    corpora: list[tuple[str, Optional[list[str]], Optional[str]]],
+    against: tuple[str, Optional[list[str]], Optional[str]],
+    n: int,
+    settings: ProfileSettings,
+    *,
+    ignore_common: Optional[float],
+    details: bool,
+    catalogs: list[str],
+    progress: Optional[Any],
+) -> tuple[bytes, Optional[bytes]]: ...
 def template_fields(template: str) -> list[str]: ...
 def metric_names() -> list[str]: ...
 def default_tokenizer_path() -> str: ...

@@ -384,32 +384,96 @@ fn profile_corpus(
     progress: Option<Py<PyAny>>,
 ) -> PyResult<NativeProfile> {
     run_released(py, progress.as_ref(), move |bar| {
-        // A bare name (no folder, no glob) that is a card is the card, even where a file or
-        // folder of that name lies in the working directory: cards come first, as on the
-        // command line (`Catalog::add_paths`).
-        let (files, card_name) = match files {
-            Some(paths) if paths.len() == 1 && is_bare(&paths[0]) => {
-                match catalog(&catalogs)?.get(&paths[0]) {
-                    Ok(_) => (None, paths[0].clone()),
-                    Err(_) => (Some(paths), name.clone()),
-                }
-            }
-            other => (other, name.clone()),
-        };
-        let card = match files {
-            Some(paths) => Card::for_files(&name, paths, text.as_deref().unwrap_or("{text}")),
-            None => {
-                let mut card = catalog(&catalogs)?.get(&card_name)?.clone();
-                if let Some(t) = text {
-                    card.text = t;
-                }
-                card
-            }
-        };
+        let card = card_of(&name, files, text, &catalogs)?;
         let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
         let (p, _) = mtkit::profile::cached_or_build(&card, &tok, &settings.options, cache, bar)?;
         Ok(wrap(p, card.tokens))
     })
+}
+
+/// A corpus as Python names it: the card `name` (`files` None), or `files` (paths, globs or
+/// folders) rendered by `text`. A bare name (no folder, no glob) that is a card is the card,
+/// even where a file or folder of that name lies in the working directory: cards come first,
+/// as on the command line (`Catalog::add_paths`).
+fn card_of(
+    name: &str,
+    files: Option<Vec<String>>,
+    text: Option<String>,
+    catalogs: &[PathBuf],
+) -> Result<Card> {
+    let (files, card_name) = match files {
+        Some(paths) if paths.len() == 1 && is_bare(&paths[0]) => {
+            match catalog(catalogs)?.get(&paths[0]) {
+                Ok(_) => (None, paths[0].clone()),
+                Err(_) => (Some(paths), name.to_string()),
+            }
+        }
+        other => (other, name.to_string()),
+    };
+    Ok(match files {
+        Some(paths) => Card::for_files(name, paths, text.as_deref().unwrap_or("{text}")),
+        None => {
+            let mut card = catalog(catalogs)?.get(&card_name)?.clone();
+            if let Some(t) = text {
+                card.text = t;
+            }
+            card
+        }
+    })
+}
+
+/// A corpus given to [`overlap`]: (name, files, text), as [`card_of`] takes them.
+type CorpusSpec = (String, Option<Vec<String>>, Option<String>);
+
+/// `mtkit overlap`: the table (Arrow IPC bytes, the columns of `--csv`) and, with `details`,
+/// the (document, EVAL item) pairs.
+#[pyfunction]
+#[pyo3(signature = (corpora, against, n, settings, *, ignore_common, details, catalogs, progress))]
+#[allow(clippy::too_many_arguments)]
+fn overlap<'py>(
+    py: Python<'py>,
+    corpora: Vec<CorpusSpec>,
+    against: CorpusSpec,
+    n: usize,
+    settings: Settings,
+    ignore_common: Option<f64>,
+    details: bool,
+    catalogs: Vec<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
+    use mtkit::analysis::overlap::{overlap_frame, pairs_frame, OverlapOptions};
+    let (table, pairs) = run_released(py, progress.as_ref(), move |bar| {
+        let cards = corpora
+            .into_iter()
+            .map(|(name, files, text)| card_of(&name, files, text, &catalogs))
+            .collect::<Result<Vec<Card>>>()?;
+        let (name, files, text) = against;
+        let eval = card_of(&name, files, text, &catalogs)?;
+        let opts = OverlapOptions {
+            sample: settings.options.sample.clone(),
+            max_tokens_per_doc: settings.options.max_tokens_per_doc,
+            n,
+            ignore_common,
+            details,
+            hash_bits: OverlapOptions::hash_bits_from_env()?,
+        };
+        let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
+        let refs: Vec<&Card> = cards.iter().collect();
+        let o = mtkit::analysis::overlap::overlap(&refs, &eval, &tok, &opts, bar)?;
+        let table = mtkit::util::polars_io::ipc_stream_bytes(&mut overlap_frame(&o)?)?;
+        let pairs = if details {
+            Some(mtkit::util::polars_io::ipc_stream_bytes(&mut pairs_frame(
+                &o,
+            )?)?)
+        } else {
+            None
+        };
+        Ok((table, pairs))
+    })?;
+    Ok((
+        PyBytes::new(py, &table),
+        pairs.map(|p| PyBytes::new(py, &p)),
+    ))
 }
 
 /// Whether `s` could be a card's name: no folder separator and no glob character.
@@ -859,6 +923,7 @@ fn _mtkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(suggest_mix, m)?)?;
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(regress, m)?)?;
+    m.add_function(wrap_pyfunction!(overlap, m)?)?;
     m.add_function(wrap_pyfunction!(template_fields, m)?)?;
     m.add_function(wrap_pyfunction!(metric_names, m)?)?;
     m.add_function(wrap_pyfunction!(default_tokenizer_path, m)?)?;

@@ -170,3 +170,40 @@ def test_regress_equals_the_cli(mtkit_bin, tmp_path):
     mx, my = sum(xs) / 6, sum(ys) / 6
     slope = sum((x - mx) * (y - my) for x, y in zip(xs, ys)) / sum((x - mx) ** 2 for x in xs)
     assert df.filter(pl.col("group") == "all")["slope"][0] == pytest.approx(slope, rel=1e-12)
+
+
+def test_overlap_equals_the_cli_on_cards_and_on_records(mtkit_bin, shared_catalog, tmp_path):
+    import gzip
+    from pathlib import Path
+
+    table_csv, pairs_parquet = tmp_path / "o.csv", tmp_path / "p.parquet"
+    run_cli(mtkit_bin, "overlap", "gsm8k", "flan", "--against", "gsm8k-test",
+            "--catalog", shared_catalog, "-q", "--csv", table_csv, "--details", pairs_parquet)
+    table, pairs = mtkit.overlap(["gsm8k", "flan"], "gsm8k-test", catalog=shared_catalog,
+                                 details=True, progress=False)
+    # overlap's CSV writes each float in full (the shortest text that reads back the same).
+    rows = list(csv.DictReader(io.StringIO(table_csv.read_text())))
+    assert table.columns == list(rows[0].keys())
+    want = [(r["corpus"], *map(float, list(r.values())[1:])) for r in rows]
+    assert want == [(r[0], *map(float, r[1:])) for r in table.iter_rows()]
+    assert pairs.equals(pl.read_parquet(pairs_parquet))
+    assert len(pairs) > 0
+    # EVAL from memory (a list of dicts, rendered by the card's template): the same numbers.
+    path = Path(shared_catalog).parent / "corpora" / "gsm8k-test.jsonl.gz"
+    with gzip.open(path, "rt", encoding="utf-8") as f:
+        records = [json.loads(line) for line in f]
+    from_memory = mtkit.overlap("gsm8k", records, against_text="{question}\n{answer}",
+                                catalog=shared_catalog, progress=False)
+    assert from_memory.row(0) == table.row(0)
+
+
+def test_overlap_of_strings_in_memory_finds_a_planted_copy(tmp_path):
+    item = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
+    corpus = ["An unrelated document about the weather in Lisbon.", "Intro. " + item + " Outro."]
+    t = mtkit.overlap([corpus], [item, "Something else entirely, long enough to hold a few grams."],
+                      n=8, progress=False)
+    assert t["documents"].to_list() == [2]
+    assert t["contaminated_documents"].to_list() == [1]
+    assert t["eval_items_hit"].to_list() == [1]
+    with pytest.raises(mtkit.MtkitError, match="overlap needs the corpus itself"):
+        mtkit.overlap([mtkit.profile([item], progress=False)], [item])

@@ -492,6 +492,36 @@ pub const COLUMNS: [&str; 7] = [
     "matched_ngrams",
 ];
 
+/// The per-corpus table as a frame, the columns of [`overlap_csv`].
+pub fn overlap_frame(o: &Overlap) -> Result<polars::prelude::DataFrame> {
+    use polars::prelude::{Column, DataFrame};
+    let col = |f: &dyn Fn(&OverlapRow) -> u64| o.rows.iter().map(f).collect::<Vec<u64>>();
+    Ok(DataFrame::new_infer_height(vec![
+        Column::new(
+            COLUMNS[0].into(),
+            o.rows.iter().map(|r| r.corpus.as_str()).collect::<Vec<_>>(),
+        ),
+        Column::new(COLUMNS[1].into(), col(&|r| r.documents)),
+        Column::new(COLUMNS[2].into(), col(&|r| r.contaminated_documents)),
+        Column::new(
+            COLUMNS[3].into(),
+            o.rows
+                .iter()
+                .map(|r| r.contaminated_share())
+                .collect::<Vec<f64>>(),
+        ),
+        Column::new(COLUMNS[4].into(), col(&|r| r.eval_items_hit)),
+        Column::new(
+            COLUMNS[5].into(),
+            o.rows
+                .iter()
+                .map(|r| o.eval_items_share(r))
+                .collect::<Vec<f64>>(),
+        ),
+        Column::new(COLUMNS[6].into(), col(&|r| r.matched_ngrams)),
+    ])?)
+}
+
 /// The pairs as a table: `corpus`, `record`, `eval_record`, `shared_ngrams`, `longest_span`.
 pub fn pairs_frame(o: &Overlap) -> Result<polars::prelude::DataFrame> {
     use polars::prelude::{Column, DataFrame};
