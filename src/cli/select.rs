@@ -30,7 +30,9 @@ use mtkit::util::progress::InterruptGuard;
 ///
 /// Budget: -n documents, --tokens (keys walked in descending order until the total reaches
 /// N), or --fraction of the pool's documents. --max-share caps a source, --min-tokens drops
-/// short documents; a budget they or the pool cannot meet is an error saying by how much.
+/// short documents, --exclude-overlap drops documents that share an n-gram with an
+/// evaluation set (see `mtkit overlap`); a budget they or the pool cannot meet is an error
+/// saying by how much.
 ///
 /// Output (-o): OUT.jsonl or OUT.parquet, one row per selected document in descending key
 /// order: corpus, record, log_weight, text (the selected texts are held in memory while
