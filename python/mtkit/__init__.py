@@ -322,6 +322,11 @@ def _looks_like_files(s: str) -> bool:
     return os.sep in s or "/" in s or any(c in s for c in "*?[") or os.path.exists(s)
 
 
+def _catalog_paths(catalog) -> list[str]:
+    """``catalog=``: one catalog file, a list of them, or None."""
+    return [os.fspath(c) for c in ([catalog] if isinstance(catalog, (str, os.PathLike)) else (catalog or []))]
+
+
 def _profile_of(
     source,
     *,
@@ -334,7 +339,7 @@ def _profile_of(
 ) -> Profile:
     if isinstance(source, Profile):
         return source
-    catalogs = [os.fspath(c) for c in ([catalog] if isinstance(catalog, (str, os.PathLike)) else (catalog or []))]
+    catalogs = _catalog_paths(catalog)
     if isinstance(source, Files):
         return _run_with_bars(
             progress,
@@ -557,7 +562,7 @@ def overlap(
     """
     import contextlib
 
-    catalogs = [os.fspath(c) for c in ([catalog] if isinstance(catalog, (str, os.PathLike)) else (catalog or []))]
+    catalogs = _catalog_paths(catalog)
     settings = _settings(
         dict(
             max_docs=max_docs,

@@ -492,6 +492,46 @@ pub const COLUMNS: [&str; 7] = [
     "matched_ngrams",
 ];
 
+/// The contaminated documents of each of `corpora` (as `sample` and `max_tokens_per_doc`
+/// read them, the way another stage read them: `select`'s scores, `proximity`'s profiles)
+/// against every item of `eval`, whole: what `select --exclude-overlap` leaves out and
+/// `proximity --overlap` reports.
+pub fn scan_against_whole_eval(
+    corpora: &[&Card],
+    eval: &Card,
+    tok: &Tokenizer,
+    sample: &SampleSpec,
+    max_tokens_per_doc: Option<usize>,
+    n: usize,
+    progress: &dyn Progress,
+) -> Result<Vec<CorpusScan>> {
+    let whole = OverlapOptions {
+        sample: SampleSpec {
+            max_docs: None,
+            max_chars: None,
+            shard: None,
+            ..sample.clone()
+        },
+        max_tokens_per_doc: None,
+        n,
+        ignore_common: None,
+        details: false,
+        hash_bits: OverlapOptions::hash_bits_from_env()?,
+    };
+    whole.validate()?;
+    let ix = EvalIndex::build(&read_eval(eval, tok, &whole, progress)?, &whole);
+    let as_read = OverlapOptions {
+        sample: sample.clone(),
+        max_tokens_per_doc,
+        ..whole
+    };
+    corpora
+        .iter()
+        .enumerate()
+        .map(|(ci, card)| scan_corpus(ci, card, &ix, tok, &as_read, progress))
+        .collect()
+}
+
 /// The per-corpus table as a frame, the columns of [`overlap_csv`].
 pub fn overlap_frame(o: &Overlap) -> Result<polars::prelude::DataFrame> {
     use polars::prelude::{Column, DataFrame};

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use mtkit::analysis::overlap::{overlap, overlap_csv, pairs_frame, OverlapOptions, DEFAULT_N};
-use mtkit::cli_support::args::{CatalogArgs, SampleArgs, TokenizerArgs};
+use mtkit::cli_support::args::{CatalogArgs, SampleArgs, TokenizerArgs, WholeDocumentCuts};
 use mtkit::cli_support::bar::Bar;
 use mtkit::util::progress::InterruptGuard;
 
@@ -52,12 +52,8 @@ pub struct OverlapArgs {
     /// Ignore n-grams occurring in more than this share of EVAL's items (0 < F ≤ 1).
     #[arg(long, value_name = "F")]
     ignore_common: Option<f64>,
-    /// Cut each document to its first C characters before tokenizing (0: no cut).
-    #[arg(long, value_name = "C", default_value_t = 0)]
-    max_chars: usize,
-    /// Keep each document's first K tokens (0: no cut).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    max_tokens_per_doc: usize,
+    #[command(flatten)]
+    cuts: WholeDocumentCuts,
     #[command(flatten)]
     sample: SampleArgs,
     #[command(flatten)]
@@ -96,10 +92,10 @@ pub fn run(a: OverlapArgs) -> Result<()> {
     let eval = cat.get(&a.against)?;
     let tok = a.tokenizer.load()?;
     let mut sample = a.sample.spec();
-    sample.max_chars = (a.max_chars > 0).then_some(a.max_chars);
+    sample.max_chars = a.cuts.max_chars();
     let opts = OverlapOptions {
         sample,
-        max_tokens_per_doc: (a.max_tokens_per_doc > 0).then_some(a.max_tokens_per_doc),
+        max_tokens_per_doc: a.cuts.max_tokens(),
         n: a.n,
         ignore_common: a.ignore_common,
         details: a.details.is_some(),

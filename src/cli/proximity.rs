@@ -9,7 +9,6 @@ use clap::{Args, ValueEnum};
 use mtkit::analysis::proximity::{
     compute, matrix, matrix_csv, rows_csv, Metric, MetricOptions, MixBy, MixSpec, Query, Row,
 };
-use mtkit::data::corpus::SampleSpec;
 use mtkit::profile::{cached_or_build, Profile, ProfileOptions};
 use mtkit::tokenize::Tokenizer;
 
@@ -168,7 +167,6 @@ fn contaminated_shares(
     eval: &str,
     bar: &mtkit::cli_support::bar::Bar,
 ) -> Result<std::collections::HashMap<String, f64>> {
-    use mtkit::analysis::overlap::{read_eval, scan_corpus, EvalIndex, OverlapOptions};
     if let Some(saved) = a.corpora.iter().find(|n| {
         n.ends_with(".parquet") && mtkit::data::files::is_mtkit_output(Path::new(n.as_str()))
     }) {
@@ -177,34 +175,19 @@ fn contaminated_shares(
     let mut names = a.corpora.clone();
     names.push(eval.to_string());
     let cat = a.corpus.catalog_for(&names)?;
-    let tok = a.corpus.tokenizer.load()?;
-    let whole = OverlapOptions {
-        sample: SampleSpec {
-            max_docs: None,
-            max_chars: None,
-            shard: None,
-            ..a.corpus.sample()
-        },
-        max_tokens_per_doc: None,
-        n: a.overlap_n,
-        ignore_common: None,
-        details: false,
-        hash_bits: OverlapOptions::hash_bits_from_env()?,
-    };
-    whole.validate()?;
-    let ix = EvalIndex::build(&read_eval(cat.get(eval)?, &tok, &whole, bar)?, &whole);
-    let as_profiled = OverlapOptions {
-        sample: a.corpus.sample(),
-        max_tokens_per_doc: a.corpus.max_tokens(),
-        ..whole
-    };
-    let mut out = std::collections::HashMap::new();
-    for (ci, name) in a.corpora.iter().enumerate() {
-        let card = cat.get(name)?;
-        let scan = scan_corpus(ci, card, &ix, &tok, &as_profiled, bar)?;
-        out.insert(card.name.clone(), scan.row.contaminated_share());
-    }
-    Ok(out)
+    let scans = mtkit::analysis::overlap::scan_against_whole_eval(
+        &cat.get_all(&a.corpora)?,
+        cat.get(eval)?,
+        &a.corpus.tokenizer.load()?,
+        &a.corpus.sample(),
+        a.corpus.max_tokens(),
+        a.overlap_n,
+        bar,
+    )?;
+    Ok(scans
+        .into_iter()
+        .map(|s| (s.row.corpus.clone(), s.row.contaminated_share()))
+        .collect())
 }
 
 /// What the profiles must hold for `metrics` (see [`mtkit::analysis::proximity::profile_options`]).

@@ -7,7 +7,7 @@ use anyhow::{bail, Result};
 use clap::Args;
 
 use mtkit::analysis::score::{score, scores_frame, ScoreOptions};
-use mtkit::cli_support::args::{CatalogArgs, SampleArgs, TokenizerArgs};
+use mtkit::cli_support::args::{CatalogArgs, SampleArgs, TokenizerArgs, WholeDocumentCuts};
 use mtkit::cli_support::bar::Bar;
 use mtkit::util::progress::InterruptGuard;
 
@@ -50,12 +50,8 @@ pub struct ScoreArgs {
     /// λ of the interpolation λ·p_T + (1 − λ)·p_R, between 0 and 1 (both excluded).
     #[arg(long, default_value_t = 0.5, value_name = "λ")]
     lambda: f64,
-    /// Cut each document to its first C characters before tokenizing (0: no cut).
-    #[arg(long, value_name = "C", default_value_t = 0)]
-    max_chars: usize,
-    /// Keep each document's first K tokens (0: no cut).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    max_tokens_per_doc: usize,
+    #[command(flatten)]
+    cuts: WholeDocumentCuts,
     #[command(flatten)]
     sample: SampleArgs,
     #[command(flatten)]
@@ -80,10 +76,10 @@ pub fn run(a: ScoreArgs) -> Result<()> {
     let target = cat.get(&a.target)?;
     let tok = a.tokenizer.load()?;
     let mut sample = a.sample.spec();
-    sample.max_chars = (a.max_chars > 0).then_some(a.max_chars);
+    sample.max_chars = a.cuts.max_chars();
     let opts = ScoreOptions {
         sample,
-        max_tokens_per_doc: (a.max_tokens_per_doc > 0).then_some(a.max_tokens_per_doc),
+        max_tokens_per_doc: a.cuts.max_tokens(),
         ngram: a.ngram,
         lambda: a.lambda,
     };

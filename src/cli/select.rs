@@ -11,7 +11,7 @@ use mtkit::analysis::select::{
     draw, load_scores, random_draw, read_back, report, unigram_counts, Budget, Exclusion, Report,
     ScoreTable, SelectOptions, Unigrams, Weighting,
 };
-use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs};
+use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs, WholeDocumentCuts};
 use mtkit::cli_support::bar::Bar;
 use mtkit::data::corpus::SampleSpec;
 use mtkit::tokenize::pipeline::TokenScan;
@@ -111,12 +111,8 @@ pub struct SelectArgs {
         conflicts_with = "scores"
     )]
     lambda: f64,
-    /// Cut each document to its first C characters before tokenizing (0: no cut).
-    #[arg(long, value_name = "C", default_value_t = 0)]
-    max_chars: usize,
-    /// Keep each document's first K tokens (0: no cut).
-    #[arg(long, value_name = "K", default_value_t = 0)]
-    max_tokens_per_doc: usize,
+    #[command(flatten)]
+    cuts: WholeDocumentCuts,
     /// Documents of each corpus read (a uniform sample by --sample-seed), or `all`.
     #[arg(long, value_name = "N|all", default_value = "all")]
     max_docs: MaxDocs,
@@ -199,11 +195,11 @@ pub fn run(a: SelectArgs) -> Result<()> {
     let sample = SampleSpec {
         max_docs: a.max_docs.0,
         seed: a.sample_seed,
-        max_chars: (a.max_chars > 0).then_some(a.max_chars),
+        max_chars: a.cuts.max_chars(),
         shard: None,
         strict: a.strict,
     };
-    let max_tokens_per_doc = (a.max_tokens_per_doc > 0).then_some(a.max_tokens_per_doc);
+    let max_tokens_per_doc = a.cuts.max_tokens();
     let score_opts = ScoreOptions {
         sample: sample.clone(),
         max_tokens_per_doc,
@@ -231,11 +227,15 @@ pub fn run(a: SelectArgs) -> Result<()> {
             }
         }
     };
+    let how = TokenScan {
+        tok: &tok,
+        sample: &sample,
+        max_tokens_per_doc,
+        progress: &bar,
+    };
     let (left_out, exclusion) = match &a.exclude_overlap {
         Some(e) => {
-            let eval = cat.get(e)?;
-            let (left_out, exclusion) =
-                exclude_overlap(&pool, eval, &a, &sample, max_tokens_per_doc, &tok, &bar)?;
+            let (left_out, exclusion) = exclude_overlap(&pool, cat.get(e)?, a.overlap_n, how)?;
             table
                 .rows
                 .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
@@ -245,12 +245,6 @@ pub fn run(a: SelectArgs) -> Result<()> {
     };
     let picks = draw(&table, &opts)?;
     let random = random_draw(&table, picks.len(), opts.seed);
-    let how = TokenScan {
-        tok: &tok,
-        sample: &sample,
-        max_tokens_per_doc,
-        progress: &bar,
-    };
     let back = read_back(&pool, &table, &picks, &random, &left_out, how)?;
     let unigrams = Unigrams {
         target: unigram_counts(target, "target unigrams", how)?,
@@ -304,52 +298,35 @@ pub fn run(a: SelectArgs) -> Result<()> {
 
 /// The records of each pool corpus that share an n-gram with `eval` (ascending), and the
 /// report's account of them.
-#[allow(clippy::too_many_arguments)]
 fn exclude_overlap(
     pool: &[&mtkit::data::catalog::Card],
     eval: &mtkit::data::catalog::Card,
-    a: &SelectArgs,
-    sample: &SampleSpec,
-    max_tokens_per_doc: Option<usize>,
-    tok: &mtkit::tokenize::Tokenizer,
-    bar: &Bar,
+    n: usize,
+    how: TokenScan<'_>,
 ) -> Result<(Vec<Vec<u64>>, Exclusion)> {
-    use mtkit::analysis::overlap::{read_eval, scan_corpus, EvalIndex, OverlapOptions};
-    // EVAL whole, every item; the pool as it was scored.
-    let whole = OverlapOptions {
-        sample: SampleSpec {
-            max_docs: None,
-            max_chars: None,
-            shard: None,
-            ..sample.clone()
-        },
-        max_tokens_per_doc: None,
-        n: a.overlap_n,
-        ignore_common: None,
-        details: false,
-        hash_bits: OverlapOptions::hash_bits_from_env()?,
-    };
-    whole.validate()?;
-    let ix = EvalIndex::build(&read_eval(eval, tok, &whole, bar)?, &whole);
-    let as_scored = OverlapOptions {
-        sample: sample.clone(),
-        max_tokens_per_doc,
-        ..whole
-    };
-    let mut left_out = Vec::new();
-    let mut by_source = Vec::new();
-    for (ci, card) in pool.iter().enumerate() {
-        let scan = scan_corpus(ci, card, &ix, tok, &as_scored, bar)?;
-        by_source.push((card.name.clone(), scan.contaminated.len() as u64));
-        left_out.push(scan.contaminated);
-    }
+    let scans = mtkit::analysis::overlap::scan_against_whole_eval(
+        pool,
+        eval,
+        how.tok,
+        how.sample,
+        how.max_tokens_per_doc,
+        n,
+        how.progress,
+    )?;
+    let by_source: Vec<(String, u64)> = scans
+        .iter()
+        .map(|s| (s.row.corpus.clone(), s.contaminated.len() as u64))
+        .collect();
     let exclusion = Exclusion {
         against: eval.name.clone(),
-        n: a.overlap_n,
+        n,
         documents: by_source.iter().map(|(_, n)| n).sum(),
         by_source,
     };
-    Ok((left_out, exclusion))
+    Ok((
+        scans.into_iter().map(|s| s.contaminated).collect(),
+        exclusion,
+    ))
 }
 
 /// The report file: the draw's settings, then the report's figures.

@@ -271,6 +271,30 @@ impl CorpusArgs {
     }
 }
 
+/// Cuts of each document for the commands that read whole documents unless told otherwise
+/// (score, select, overlap; profile's defaults cut, see [`CorpusArgs`]).
+#[derive(Args, Debug, Clone)]
+pub struct WholeDocumentCuts {
+    /// Cut each document to its first C characters before tokenizing (0: no cut).
+    #[arg(long, value_name = "C", default_value_t = 0)]
+    pub max_chars: usize,
+    /// Keep each document's first K tokens (0: no cut).
+    #[arg(long, value_name = "K", default_value_t = 0)]
+    pub max_tokens_per_doc: usize,
+}
+
+impl WholeDocumentCuts {
+    /// The character cut, None for none.
+    pub fn max_chars(&self) -> Option<usize> {
+        (self.max_chars > 0).then_some(self.max_chars)
+    }
+
+    /// The token cut, None for none.
+    pub fn max_tokens(&self) -> Option<usize> {
+        (self.max_tokens_per_doc > 0).then_some(self.max_tokens_per_doc)
+    }
+}
+
 /// The options every command of both binaries takes.
 #[derive(Args, Debug, Clone)]
 pub struct GlobalArgs {
