@@ -801,3 +801,123 @@ pub fn selection_frame(
         ),
     ])?)
 }
+
+/// Everything one selection reads: the corpora, the scores' settings and the draw's.
+pub struct SelectionRequest<'a> {
+    /// The pool's corpora, in order.
+    pub pool: &'a [&'a Card],
+    /// The target.
+    pub target: &'a Card,
+    /// P of the report's PA (None: the pool).
+    pub pretrain: Option<&'a Card>,
+    /// An evaluation set whose n-grams (of the given length) leave pool documents out.
+    pub exclude_overlap: Option<(&'a Card, usize)>,
+    /// Scores to draw by (`--scores`); None: the pool is scored here by `score`.
+    pub scores: Option<ScoreTable>,
+    /// How the pool is read and scored (its sample and cuts are those of every pass).
+    pub score: super::score::ScoreOptions,
+    /// The draw.
+    pub select: SelectOptions,
+}
+
+/// A selection: the pool's scores (less any excluded documents), the picks in key order,
+/// their texts, and the report.
+pub struct Selection {
+    pub table: ScoreTable,
+    pub picks: Vec<Pick>,
+    pub texts: Vec<String>,
+    pub report: Report,
+}
+
+/// Scores (or takes the scores of) the pool, leaves out what overlaps the evaluation set,
+/// draws, reads the picks back and reports: `mtkit select` and `mtkit.select` both.
+pub fn select(
+    req: SelectionRequest<'_>,
+    tok: &crate::tokenize::Tokenizer,
+    progress: &dyn crate::util::progress::Progress,
+) -> Result<Selection> {
+    req.score.validate(tok.vocab_size)?;
+    let mut table = match req.scores {
+        Some(t) => t,
+        None => {
+            let s = super::score::score(req.pool, req.target, tok, &req.score, progress)?;
+            ScoreTable {
+                corpora: s.corpora,
+                rows: s.rows,
+            }
+        }
+    };
+    let how = TokenScan {
+        tok,
+        sample: &req.score.sample,
+        max_tokens_per_doc: req.score.max_tokens_per_doc,
+        progress,
+    };
+    let (left_out, exclusion) = match req.exclude_overlap {
+        Some((eval, n)) => {
+            let (left_out, exclusion) = exclude_overlap(req.pool, eval, n, how)?;
+            table
+                .rows
+                .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
+            (left_out, Some(exclusion))
+        }
+        None => (Vec::new(), None),
+    };
+    let picks = draw(&table, &req.select)?;
+    let random = random_draw(&table, picks.len(), req.select.seed);
+    let back = read_back(req.pool, &table, &picks, &random, &left_out, how)?;
+    let unigrams = Unigrams {
+        target: unigram_counts(req.target, "target unigrams", how)?,
+        pretrain: match req.pretrain {
+            Some(p) => Some((
+                p.name.clone(),
+                unigram_counts(p, "pretraining unigrams", how)?,
+            )),
+            None => None,
+        },
+        pool: back.pool,
+        selected: back.selected,
+        random: back.random,
+    };
+    let mut rep = report(&table, &req.select, &picks, &random, &unigrams)?;
+    rep.excluded_by_overlap = exclusion;
+    Ok(Selection {
+        table,
+        picks,
+        texts: back.texts,
+        report: rep,
+    })
+}
+
+/// The records of each pool corpus that share an n-gram with `eval` (ascending), and the
+/// report's account of them.
+fn exclude_overlap(
+    pool: &[&Card],
+    eval: &Card,
+    n: usize,
+    how: TokenScan<'_>,
+) -> Result<(Vec<Vec<u64>>, Exclusion)> {
+    let scans = super::overlap::scan_against_whole_eval(
+        pool,
+        eval,
+        how.tok,
+        how.sample,
+        how.max_tokens_per_doc,
+        n,
+        how.progress,
+    )?;
+    let by_source: Vec<(String, u64)> = scans
+        .iter()
+        .map(|s| (s.row.corpus.clone(), s.contaminated.len() as u64))
+        .collect();
+    let exclusion = Exclusion {
+        against: eval.name.clone(),
+        n,
+        documents: by_source.iter().map(|(_, n)| n).sum(),
+        by_source,
+    };
+    Ok((
+        scans.into_iter().map(|s| s.contaminated).collect(),
+        exclusion,
+    ))
+}

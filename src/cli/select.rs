@@ -6,15 +6,13 @@ use std::path::{Path, PathBuf};
 use anyhow::{bail, Result};
 use clap::{Args, ValueEnum};
 
-use mtkit::analysis::score::{score, ScoreOptions};
+use mtkit::analysis::score::ScoreOptions;
 use mtkit::analysis::select::{
-    draw, load_scores, random_draw, read_back, report, unigram_counts, Budget, Exclusion, Report,
-    ScoreTable, SelectOptions, Unigrams, Weighting,
+    load_scores, select, Budget, Report, SelectOptions, Selection, SelectionRequest, Weighting,
 };
 use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs, WholeDocumentCuts};
 use mtkit::cli_support::bar::Bar;
 use mtkit::data::corpus::SampleSpec;
-use mtkit::tokenize::pipeline::TokenScan;
 use mtkit::util::progress::InterruptGuard;
 
 /// Select documents of a pool toward a target: importance resampling on exact token n-grams.
@@ -217,61 +215,44 @@ pub fn run(a: SelectArgs) -> Result<()> {
     }
     let bar = Bar::new(a.quiet);
     let _interrupt = InterruptGuard::install();
-    let mut table = match &a.scores {
-        Some(f) => load_scores(f, &pool.iter().map(|c| c.name.clone()).collect::<Vec<_>>())?,
-        None => {
-            let s = score(&pool, target, &tok, &score_opts, &bar)?;
-            ScoreTable {
-                corpora: s.corpora,
-                rows: s.rows,
-            }
-        }
+    let scores = match &a.scores {
+        Some(f) => Some(load_scores(
+            f,
+            &pool.iter().map(|c| c.name.clone()).collect::<Vec<_>>(),
+        )?),
+        None => None,
     };
-    let how = TokenScan {
-        tok: &tok,
-        sample: &sample,
-        max_tokens_per_doc,
-        progress: &bar,
+    let exclude = match &a.exclude_overlap {
+        Some(e) => Some((cat.get(e)?, a.overlap_n)),
+        None => None,
     };
-    let (left_out, exclusion) = match &a.exclude_overlap {
-        Some(e) => {
-            let (left_out, exclusion) = exclude_overlap(&pool, cat.get(e)?, a.overlap_n, how)?;
-            table
-                .rows
-                .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
-            (left_out, Some(exclusion))
-        }
-        None => (Vec::new(), None),
-    };
-    let picks = draw(&table, &opts)?;
-    let random = random_draw(&table, picks.len(), opts.seed);
-    let back = read_back(&pool, &table, &picks, &random, &left_out, how)?;
-    let unigrams = Unigrams {
-        target: unigram_counts(target, "target unigrams", how)?,
-        pretrain: match pretrain {
-            Some(p) => Some((
-                p.name.clone(),
-                unigram_counts(p, "pretraining unigrams", how)?,
-            )),
-            None => None,
+    let Selection {
+        table,
+        picks,
+        texts,
+        report: rep,
+    } = select(
+        SelectionRequest {
+            pool: &pool,
+            target,
+            pretrain,
+            exclude_overlap: exclude,
+            scores,
+            score: score_opts,
+            select: opts.clone(),
         },
-        pool: back.pool,
-        selected: back.selected,
-        random: back.random,
-    };
-    let mut rep = report(&table, &opts, &picks, &random, &unigrams)?;
-    rep.excluded_by_overlap = exclusion;
+        &tok,
+        &bar,
+    )?;
     let bytes = if parquet {
         use polars::prelude::ParquetWriter;
         let mut b = Vec::new();
         ParquetWriter::new(&mut b).finish(&mut mtkit::analysis::select::selection_frame(
-            &table,
-            &picks,
-            &back.texts,
+            &table, &picks, &texts,
         )?)?;
         b
     } else {
-        mtkit::analysis::select::selection_jsonl(&table, &picks, &back.texts)?
+        mtkit::analysis::select::selection_jsonl(&table, &picks, &texts)?
     };
     mtkit::util::paths::write_atomic_bytes(&a.output, &bytes)?;
     if let Some(f) = &a.report {
@@ -294,39 +275,6 @@ pub fn run(a: SelectArgs) -> Result<()> {
         print!("{}", human(&rep, &target.name, &a, &opts));
     }
     Ok(())
-}
-
-/// The records of each pool corpus that share an n-gram with `eval` (ascending), and the
-/// report's account of them.
-fn exclude_overlap(
-    pool: &[&mtkit::data::catalog::Card],
-    eval: &mtkit::data::catalog::Card,
-    n: usize,
-    how: TokenScan<'_>,
-) -> Result<(Vec<Vec<u64>>, Exclusion)> {
-    let scans = mtkit::analysis::overlap::scan_against_whole_eval(
-        pool,
-        eval,
-        how.tok,
-        how.sample,
-        how.max_tokens_per_doc,
-        n,
-        how.progress,
-    )?;
-    let by_source: Vec<(String, u64)> = scans
-        .iter()
-        .map(|s| (s.row.corpus.clone(), s.contaminated.len() as u64))
-        .collect();
-    let exclusion = Exclusion {
-        against: eval.name.clone(),
-        n,
-        documents: by_source.iter().map(|(_, n)| n).sum(),
-        by_source,
-    };
-    Ok((
-        scans.into_iter().map(|s| s.contaminated).collect(),
-        exclusion,
-    ))
 }
 
 /// The report file: the draw's settings, then the report's figures.
