@@ -18,6 +18,7 @@ the same records in the same order would be, so the numbers equal the CLI's.
 
 from __future__ import annotations
 
+import contextlib
 import io
 import json
 import os
@@ -47,6 +48,8 @@ __all__ = [
     "profile",
     "proximity",
     "regress",
+    "score",
+    "select",
     "similarity_matrix",
     "suggest_mix",
 ]
@@ -560,20 +563,8 @@ def overlap(
     as the CLI; ``max_docs``, ``max_chars`` and ``max_tokens_per_doc`` cut both sides alike.
     ``ignore_common``: drop n-grams found in more than this share of EVAL's items.
     """
-    import contextlib
-
     catalogs = _catalog_paths(catalog)
-    settings = _settings(
-        dict(
-            max_docs=max_docs,
-            max_chars=max_chars,
-            max_tokens_per_doc=max_tokens_per_doc,
-            seed=seed,
-            strict=strict,
-            tokenizer=tokenizer,
-            encoder=encoder,
-        )
-    )
+    settings = _reading_settings(max_docs, max_chars, max_tokens_per_doc, seed, strict, tokenizer, encoder)
     with contextlib.ExitStack() as stack:
         specs = [_corpus_spec(c, text, stack) for c in _as_list(corpora)]
         eval_spec = _corpus_spec(against, against_text, stack)
@@ -593,6 +584,123 @@ def overlap(
     if details:
         return _frame(table), _frame(pairs)
     return _frame(table)
+
+
+def _reading_settings(max_docs, max_chars, max_tokens_per_doc, seed, strict, tokenizer, encoder):
+    """The settings of the commands that read whole documents by default (score, select,
+    overlap): every record (``max_docs=None``), no cuts (0)."""
+    return _settings(
+        dict(
+            max_docs=max_docs,
+            max_chars=max_chars,
+            max_tokens_per_doc=max_tokens_per_doc,
+            seed=seed,
+            strict=strict,
+            tokenizer=tokenizer,
+            encoder=encoder,
+        )
+    )
+
+
+def score(
+    pool,
+    target,
+    *,
+    ngram: int = 2,
+    lambda_: float = 0.5,
+    text: str | None = None,
+    target_text: str | None = None,
+    max_docs: int | None = None,
+    max_chars: int = 0,
+    max_tokens_per_doc: int = 0,
+    seed: int = 42,
+    strict: bool = False,
+    tokenizer: Union[str, os.PathLike, None] = None,
+    encoder: str = "auto",
+    catalog=None,
+    progress: bool | None = None,
+) -> "pl.DataFrame":
+    """``mtkit score POOL... --target T`` as a DataFrame with the columns of its ``-o``:
+    corpus, record, tokens, log_weight, log_weight_per_token, one row per pool document.
+
+    log_weight(x) = sum over orders n = 1..``ngram`` and over x's n-grams g of
+    ln(``lambda_``·p_T(g)/p_R(g) + 1 − ``lambda_``), p_T the target's n-gram distribution and
+    p_R the whole pool's (see ``mtkit score --help``). ``pool`` (a list, or one source) and
+    ``target`` are sources other than profiles; whole documents of every record by default.
+    """
+    settings = _reading_settings(max_docs, max_chars, max_tokens_per_doc, seed, strict, tokenizer, encoder)
+    with contextlib.ExitStack() as stack:
+        specs = [_corpus_spec(c, text, stack) for c in _as_list(pool)]
+        target_spec = _corpus_spec(target, target_text, stack)
+        ipc = _run_with_bars(
+            progress,
+            lambda bars: _mtkit.score(
+                specs, target_spec, settings, ngram=ngram, lambda_=lambda_,
+                catalogs=_catalog_paths(catalog), progress=bars,
+            ),
+        )
+    return _frame(ipc)
+
+
+def select(
+    pool,
+    target,
+    *,
+    n: int | None = None,
+    tokens: int | None = None,
+    fraction: float | None = None,
+    weight: str = "per-token",
+    length_norm: float = 128.0,
+    top_k: bool = False,
+    seed: int = 0,
+    max_share: Mapping[str, float] | None = None,
+    min_tokens: int = 1,
+    pretrain=None,
+    exclude_overlap=None,
+    overlap_n: int = 13,
+    ngram: int = 2,
+    lambda_: float = 0.5,
+    text: str | None = None,
+    target_text: str | None = None,
+    max_docs: int | None = None,
+    max_chars: int = 0,
+    max_tokens_per_doc: int = 0,
+    sample_seed: int = 42,
+    strict: bool = False,
+    tokenizer: Union[str, os.PathLike, None] = None,
+    encoder: str = "auto",
+    catalog=None,
+    progress: bool | None = None,
+):
+    """``mtkit select POOL... --target T`` : returns ``(selection, report)``, the selection a
+    DataFrame with the columns of its output (corpus, record, log_weight, text; descending
+    key order) and the report a dict with the figures of its ``--report`` file (sizes,
+    sources, sim/PA of the selection, a random draw and the pool, KL reduction, effective
+    sample size, documents left out by ``exclude_overlap``).
+
+    Exactly one budget: ``n`` documents, ``tokens``, or a ``fraction`` of the pool's
+    documents. The draw is seeded Gumbel top-k on ``length_norm``·log_weight_per_token
+    (``weight="per-token"``) or log_weight (``weight="sum"``), ``top_k=True`` without the
+    noise; ``max_share={"c4": 0.5}`` caps sources. The same inputs and seed give the CLI's
+    selection, row for row.
+    """
+    settings = _reading_settings(max_docs, max_chars, max_tokens_per_doc, sample_seed, strict, tokenizer, encoder)
+    with contextlib.ExitStack() as stack:
+        specs = [_corpus_spec(c, text, stack) for c in _as_list(pool)]
+        target_spec = _corpus_spec(target, target_text, stack)
+        pretrain_spec = None if pretrain is None else _corpus_spec(pretrain, None, stack)
+        eval_spec = None if exclude_overlap is None else _corpus_spec(exclude_overlap, None, stack)
+        ipc, report = _run_with_bars(
+            progress,
+            lambda bars: _mtkit.select(
+                specs, target_spec, settings, docs=n, tokens=tokens, fraction=fraction,
+                weight=weight, length_norm=length_norm, top_k=top_k, seed=seed,
+                max_share=list((max_share or {}).items()), min_tokens=min_tokens,
+                pretrain=pretrain_spec, exclude_overlap=eval_spec, overlap_n=overlap_n,
+                ngram=ngram, lambda_=lambda_, catalogs=_catalog_paths(catalog), progress=bars,
+            ),
+        )
+    return _frame(ipc), json.loads(report)
 
 
 def similarity_matrix(

@@ -116,6 +116,38 @@ def overlap(
     catalogs: list[str],
     progress: Optional[Any],
 ) -> tuple[bytes, Optional[bytes]]: ...
+def score(
+    pool: list[tuple[str, Optional[list[str]], Optional[str]]],
+    target: tuple[str, Optional[list[str]], Optional[str]],
+    settings: ProfileSettings,
+    *,
+    ngram: int,
+    lambda_: float,
+    catalogs: list[str],
+    progress: Optional[Any],
+) -> bytes: ...
+def select(
+    pool: list[tuple[str, Optional[list[str]], Optional[str]]],
+    target: tuple[str, Optional[list[str]], Optional[str]],
+    settings: ProfileSettings,
+    *,
+    docs: Optional[int],
+    tokens: Optional[int],
+    fraction: Optional[float],
+    weight: str,
+    length_norm: float,
+    top_k: bool,
+    seed: int,
+    max_share: list[tuple[str, float]],
+    min_tokens: int,
+    pretrain: Optional[tuple[str, Optional[list[str]], Optional[str]]],
+    exclude_overlap: Optional[tuple[str, Optional[list[str]], Optional[str]]],
+    overlap_n: int,
+    ngram: int,
+    lambda_: float,
+    catalogs: list[str],
+    progress: Optional[Any],
+) -> tuple[bytes, str]: ...
 def template_fields(template: str) -> list[str]: ...
 def metric_names() -> list[str]: ...
 def default_tokenizer_path() -> str: ...

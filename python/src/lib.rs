@@ -476,6 +476,138 @@ fn overlap<'py>(
     ))
 }
 
+/// `mtkit score`: one row per pool document (Arrow IPC bytes, the columns of `-o`).
+#[pyfunction]
+#[pyo3(signature = (pool, target, settings, *, ngram, lambda_, catalogs, progress))]
+#[allow(clippy::too_many_arguments)]
+fn score<'py>(
+    py: Python<'py>,
+    pool: Vec<CorpusSpec>,
+    target: CorpusSpec,
+    settings: Settings,
+    ngram: usize,
+    lambda_: f64,
+    catalogs: Vec<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Bound<'py, PyBytes>> {
+    let bytes = run_released(py, progress.as_ref(), move |bar| {
+        let (pool, target) = pool_and_target(pool, target, &catalogs)?;
+        let opts = mtkit::analysis::score::ScoreOptions {
+            sample: settings.options.sample.clone(),
+            max_tokens_per_doc: settings.options.max_tokens_per_doc,
+            ngram,
+            lambda: lambda_,
+        };
+        let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
+        let refs: Vec<&Card> = pool.iter().collect();
+        let s = mtkit::analysis::score::score(&refs, &target, &tok, &opts, bar)?;
+        mtkit::util::polars_io::ipc_stream_bytes(&mut mtkit::analysis::score::scores_frame(&s)?)
+    })?;
+    Ok(PyBytes::new(py, &bytes))
+}
+
+/// The pool's cards and the target's.
+fn pool_and_target(
+    pool: Vec<CorpusSpec>,
+    target: CorpusSpec,
+    catalogs: &[PathBuf],
+) -> Result<(Vec<Card>, Card)> {
+    let pool = pool
+        .into_iter()
+        .map(|(name, files, text)| card_of(&name, files, text, catalogs))
+        .collect::<Result<Vec<Card>>>()?;
+    let (name, files, text) = target;
+    Ok((pool, card_of(&name, files, text, catalogs)?))
+}
+
+/// `mtkit select`: the selection (Arrow IPC bytes: corpus, record, log_weight, text, in key
+/// order) and the report as JSON (the `--report` file's figures).
+#[pyfunction]
+#[pyo3(signature = (pool, target, settings, *, docs, tokens, fraction, weight, length_norm, top_k, seed, max_share, min_tokens, pretrain, exclude_overlap, overlap_n, ngram, lambda_, catalogs, progress))]
+#[allow(clippy::too_many_arguments)]
+fn select<'py>(
+    py: Python<'py>,
+    pool: Vec<CorpusSpec>,
+    target: CorpusSpec,
+    settings: Settings,
+    docs: Option<u64>,
+    tokens: Option<u64>,
+    fraction: Option<f64>,
+    weight: String,
+    length_norm: f64,
+    top_k: bool,
+    seed: u64,
+    max_share: Vec<(String, f64)>,
+    min_tokens: u64,
+    pretrain: Option<CorpusSpec>,
+    exclude_overlap: Option<CorpusSpec>,
+    overlap_n: usize,
+    ngram: usize,
+    lambda_: f64,
+    catalogs: Vec<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<(Bound<'py, PyBytes>, String)> {
+    use mtkit::analysis::select::{Budget, SelectOptions, SelectionRequest, Weighting};
+    let (frame, report) = run_released(py, progress.as_ref(), move |bar| {
+        let budget = match (docs, tokens, fraction) {
+            (Some(n), None, None) => Budget::Docs(n),
+            (None, Some(n), None) => Budget::Tokens(n),
+            (None, None, Some(f)) => Budget::Fraction(f),
+            _ => bail!("say how much to select with exactly one of n=, tokens= or fraction="),
+        };
+        let weighting = match weight.as_str() {
+            "per-token" | "per_token" => {
+                if !(length_norm > 0.0 && length_norm.is_finite()) {
+                    bail!("length_norm must be a positive number of tokens, got {length_norm}");
+                }
+                Weighting::PerToken { length_norm }
+            }
+            "sum" => Weighting::Sum,
+            other => bail!("weight must be \"per-token\" or \"sum\", got {other:?}"),
+        };
+        let (pool, target) = pool_and_target(pool, target, &catalogs)?;
+        let pretrain = pretrain
+            .map(|(n, f, t)| card_of(&n, f, t, &catalogs))
+            .transpose()?;
+        let eval = exclude_overlap
+            .map(|(n, f, t)| card_of(&n, f, t, &catalogs))
+            .transpose()?;
+        let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
+        let refs: Vec<&Card> = pool.iter().collect();
+        let sel = mtkit::analysis::select::select(
+            SelectionRequest {
+                pool: &refs,
+                target: &target,
+                pretrain: pretrain.as_ref(),
+                exclude_overlap: eval.as_ref().map(|e| (e, overlap_n)),
+                scores: None,
+                score: mtkit::analysis::score::ScoreOptions {
+                    sample: settings.options.sample.clone(),
+                    max_tokens_per_doc: settings.options.max_tokens_per_doc,
+                    ngram,
+                    lambda: lambda_,
+                },
+                select: SelectOptions {
+                    weighting,
+                    top_k,
+                    seed,
+                    budget,
+                    max_share,
+                    min_tokens,
+                },
+            },
+            &tok,
+            bar,
+        )?;
+        let mut df = mtkit::analysis::select::selection_frame(&sel.table, &sel.picks, &sel.texts)?;
+        Ok((
+            mtkit::util::polars_io::ipc_stream_bytes(&mut df)?,
+            serde_json::to_string(&sel.report)?,
+        ))
+    })?;
+    Ok((PyBytes::new(py, &frame), report))
+}
+
 /// Whether `s` could be a card's name: no folder separator and no glob character.
 fn is_bare(s: &str) -> bool {
     !s.contains(['/', std::path::MAIN_SEPARATOR, '*', '?', '['])
@@ -924,6 +1056,8 @@ fn _mtkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(regress, m)?)?;
     m.add_function(wrap_pyfunction!(overlap, m)?)?;
+    m.add_function(wrap_pyfunction!(score, m)?)?;
+    m.add_function(wrap_pyfunction!(select, m)?)?;
     m.add_function(wrap_pyfunction!(template_fields, m)?)?;
     m.add_function(wrap_pyfunction!(metric_names, m)?)?;
     m.add_function(wrap_pyfunction!(default_tokenizer_path, m)?)?;

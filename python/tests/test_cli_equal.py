@@ -207,3 +207,25 @@ def test_overlap_of_strings_in_memory_finds_a_planted_copy(tmp_path):
     assert t["eval_items_hit"].to_list() == [1]
     with pytest.raises(mtkit.MtkitError, match="overlap needs the corpus itself"):
         mtkit.overlap([mtkit.profile([item], progress=False)], [item])
+
+
+def test_score_and_select_equal_the_cli(mtkit_bin, shared_catalog, tmp_path):
+    scores = tmp_path / "s.parquet"
+    run_cli(mtkit_bin, "score", "math", "flan", "--target", "sciq", "--catalog", shared_catalog,
+            "-q", "-o", scores)
+    df = mtkit.score(["math", "flan"], "sciq", catalog=shared_catalog, progress=False)
+    assert df.equals(pl.read_parquet(scores))
+    sel, report_file = tmp_path / "sel.parquet", tmp_path / "r.json"
+    run_cli(mtkit_bin, "select", "math", "flan", "--target", "sciq", "--catalog", shared_catalog,
+            "-n", "300", "--seed", "3", "--max-share", "flan=0.9", "--exclude-overlap", "gsm8k-test",
+            "-q", "-o", sel, "--report", report_file)
+    got, report = mtkit.select(["math", "flan"], "sciq", n=300, seed=3, max_share={"flan": 0.9},
+                               exclude_overlap="gsm8k-test", catalog=shared_catalog, progress=False)
+    assert got.equals(pl.read_parquet(sel))
+    cli_report = json.loads(report_file.read_text())
+    for key in ("pool", "selected", "sources", "selection", "random_draw", "kl_reduction",
+                "effective_sample_size", "excluded_by_overlap"):
+        assert report[key] == cli_report[key], key
+    assert len(got) == 300
+    with pytest.raises(mtkit.MtkitError, match="exactly one of n=, tokens= or fraction="):
+        mtkit.select(["math"], "sciq", catalog=shared_catalog, progress=False)
