@@ -580,3 +580,71 @@ fn the_report_equals_proximity_on_the_written_selection() {
     assert!(rep["kl_reduction"].as_f64().unwrap() > 0.0, "{rep}");
     assert!(rsim > rep["random_draw"]["sim"].as_f64().unwrap(), "{rep}");
 }
+
+/// `--dedup`: documents with the same token ids as an earlier one (corpus order, then record)
+/// are left out, the first copy kept. web: 0 "a b c", 1 "a b c" (copy of 0), 2 "d e", 3
+/// "a  b\tc" (the same words, so the same ids: copy of 0); code: 0 "d e" (copy of web 2),
+/// 1 "f". With every document drawn, exactly web 0, web 2 and code 1 remain.
+#[test]
+fn dedup_keeps_the_first_copy_of_identical_token_ids() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", WORDS).display().to_string();
+    sb.jsonl("web.jsonl", &["a b c", "a b c", "d e", "a  b\tc"]);
+    sb.jsonl("code.jsonl", &["d e", "f"]);
+    sb.jsonl("qa.jsonl", &["d e f"]);
+    let cat = sb.write(
+        "cat.toml",
+        "[datasets.web]\nrole = \"pretrain\"\npaths = [\"web.jsonl\"]\n\
+         [datasets.code]\nrole = \"midtrain\"\npaths = [\"code.jsonl\"]\n\
+         [datasets.qa]\nrole = \"target\"\npaths = [\"qa.jsonl\"]\n",
+    );
+    let out = sb.ok(&[
+        "select",
+        "web",
+        "code",
+        "--target",
+        "qa",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--tokenizer",
+        &tok,
+        "--dedup",
+        "--fraction",
+        "1",
+        "-o",
+        "s.jsonl",
+        "--report",
+        "r.json",
+    ]);
+    assert!(
+        out.contains("left out 3 pool documents as copies of an earlier one"),
+        "{out}"
+    );
+    let mut got: Vec<(String, u64)> = std::fs::read_to_string(sb.path("s.jsonl"))
+        .unwrap()
+        .lines()
+        .map(|l| {
+            let v: serde_json::Value = serde_json::from_str(l).unwrap();
+            (
+                v["corpus"].as_str().unwrap().to_string(),
+                v["record"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("code".to_string(), 1),
+            ("web".to_string(), 0),
+            ("web".to_string(), 2)
+        ]
+    );
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("r.json")).unwrap()).unwrap();
+    assert_eq!(
+        r["duplicates_left_out"],
+        serde_json::json!({"documents": 3, "by_source": [["web", 2], ["code", 1]]})
+    );
+    assert_eq!(r["pool"]["documents"], 3);
+}

@@ -658,6 +658,7 @@ def select(
     pretrain=None,
     exclude_overlap=None,
     overlap_n: int = 13,
+    dedup: bool = False,
     ngram: int = 2,
     lambda_: float = 0.5,
     text: str | None = None,
@@ -681,7 +682,8 @@ def select(
     Exactly one budget: ``n`` documents, ``tokens``, or a ``fraction`` of the pool's
     documents. The draw is seeded Gumbel top-k on ``length_norm``·log_weight_per_token
     (``weight="per-token"``) or log_weight (``weight="sum"``), ``top_k=True`` without the
-    noise; ``max_share={"c4": 0.5}`` caps sources. The same inputs and seed give the CLI's
+    noise; ``max_share={"c4": 0.5}`` caps sources; ``dedup=True`` keeps one copy of
+    documents with identical token ids. The same inputs and seed give the CLI's
     selection, row for row.
     """
     settings = _reading_settings(max_docs, max_chars, max_tokens_per_doc, sample_seed, strict, tokenizer, encoder)
@@ -696,7 +698,7 @@ def select(
                 specs, target_spec, settings, docs=n, tokens=tokens, fraction=fraction,
                 weight=weight, length_norm=length_norm, top_k=top_k, seed=seed,
                 max_share=list((max_share or {}).items()), min_tokens=min_tokens,
-                pretrain=pretrain_spec, exclude_overlap=eval_spec, overlap_n=overlap_n,
+                pretrain=pretrain_spec, exclude_overlap=eval_spec, overlap_n=overlap_n, dedup=dedup,
                 ngram=ngram, lambda_=lambda_, catalogs=_catalog_paths(catalog), progress=bars,
             ),
         )

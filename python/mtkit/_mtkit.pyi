@@ -143,6 +143,7 @@ def select(
     pretrain: Optional[tuple[str, Optional[list[str]], Optional[str]]],
     exclude_overlap: Optional[tuple[str, Optional[list[str]], Optional[str]]],
     overlap_n: int,
+    dedup: bool,
     ngram: int,
     lambda_: float,
     catalogs: list[str],

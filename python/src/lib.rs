@@ -523,7 +523,7 @@ fn pool_and_target(
 /// `mtkit select`: the selection (Arrow IPC bytes: corpus, record, log_weight, text, in key
 /// order) and the report as JSON (the `--report` file's figures).
 #[pyfunction]
-#[pyo3(signature = (pool, target, settings, *, docs, tokens, fraction, weight, length_norm, top_k, seed, max_share, min_tokens, pretrain, exclude_overlap, overlap_n, ngram, lambda_, catalogs, progress))]
+#[pyo3(signature = (pool, target, settings, *, docs, tokens, fraction, weight, length_norm, top_k, seed, max_share, min_tokens, pretrain, exclude_overlap, overlap_n, dedup, ngram, lambda_, catalogs, progress))]
 #[allow(clippy::too_many_arguments)]
 fn select<'py>(
     py: Python<'py>,
@@ -542,6 +542,7 @@ fn select<'py>(
     pretrain: Option<CorpusSpec>,
     exclude_overlap: Option<CorpusSpec>,
     overlap_n: usize,
+    dedup: bool,
     ngram: usize,
     lambda_: f64,
     catalogs: Vec<PathBuf>,
@@ -580,6 +581,7 @@ fn select<'py>(
                 target: &target,
                 pretrain: pretrain.as_ref(),
                 exclude_overlap: eval.as_ref().map(|e| (e, overlap_n)),
+                dedup,
                 scores: None,
                 score: mtkit::analysis::score::ScoreOptions {
                     sample: settings.options.sample.clone(),

@@ -334,6 +334,19 @@ pub struct Report {
     /// (--exclude-overlap), before anything else was counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded_by_overlap: Option<Exclusion>,
+    /// The pool documents left out as copies of an earlier one (--dedup).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub duplicates_left_out: Option<Duplicates>,
+}
+
+/// Pool documents left out by `--dedup`: their token ids equal those of a document before
+/// them (in the pool's corpus order, then record order), which is kept.
+#[derive(Clone, Debug, PartialEq, Serialize)]
+pub struct Duplicates {
+    /// Documents left out, in all.
+    pub documents: u64,
+    /// Documents left out per pool corpus, in the pool's order.
+    pub by_source: Vec<(String, u64)>,
 }
 
 /// Pool documents left out by `--exclude-overlap`.
@@ -427,6 +440,7 @@ pub fn report(
             .filter(|d| d.tokens >= opts.min_tokens)
             .count() as u64,
         excluded_by_overlap: None,
+        duplicates_left_out: None,
     })
 }
 
@@ -812,6 +826,8 @@ pub struct SelectionRequest<'a> {
     pub pretrain: Option<&'a Card>,
     /// An evaluation set whose n-grams (of the given length) leave pool documents out.
     pub exclude_overlap: Option<(&'a Card, usize)>,
+    /// Leave out documents whose token ids equal an earlier pool document's.
+    pub dedup: bool,
     /// Scores to draw by (`--scores`); None: the pool is scored here by `score`.
     pub scores: Option<ScoreTable>,
     /// How the pool is read and scored (its sample and cuts are those of every pass).
@@ -853,16 +869,36 @@ pub fn select(
         max_tokens_per_doc: req.score.max_tokens_per_doc,
         progress,
     };
-    let (left_out, exclusion) = match req.exclude_overlap {
+    let (mut left_out, exclusion) = match req.exclude_overlap {
         Some((eval, n)) => {
             let (left_out, exclusion) = exclude_overlap(req.pool, eval, n, how)?;
-            table
-                .rows
-                .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
             (left_out, Some(exclusion))
         }
-        None => (Vec::new(), None),
+        None => (vec![Vec::new(); req.pool.len()], None),
     };
+    let duplicates = if req.dedup {
+        let copies = duplicate_records(req.pool, how)?;
+        let by_source: Vec<(String, u64)> = req
+            .pool
+            .iter()
+            .zip(&copies)
+            .map(|(c, r)| (c.name.clone(), r.len() as u64))
+            .collect();
+        for (out, more) in left_out.iter_mut().zip(copies) {
+            out.extend(more);
+            out.sort_unstable();
+            out.dedup();
+        }
+        Some(Duplicates {
+            documents: by_source.iter().map(|(_, n)| n).sum(),
+            by_source,
+        })
+    } else {
+        None
+    };
+    table
+        .rows
+        .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
     let picks = draw(&table, &req.select)?;
     let random = random_draw(&table, picks.len(), req.select.seed);
     let back = read_back(req.pool, &table, &picks, &random, &left_out, how)?;
@@ -881,6 +917,7 @@ pub fn select(
     };
     let mut rep = report(&table, &req.select, &picks, &random, &unigrams)?;
     rep.excluded_by_overlap = exclusion;
+    rep.duplicates_left_out = duplicates;
     Ok(Selection {
         table,
         picks,
@@ -920,4 +957,38 @@ fn exclude_overlap(
         scans.into_iter().map(|s| s.contaminated).collect(),
         exclusion,
     ))
+}
+
+/// The records of each pool corpus (ascending) whose token ids equal those of a document
+/// before them, in the pool's corpus order and then record order (the first copy is kept).
+/// Documents are compared by their length and two independent 64-bit hashes of their ids
+/// (a false match has a chance of about 2^-128 per pair).
+pub fn duplicate_records(pool: &[&Card], how: TokenScan<'_>) -> Result<Vec<Vec<u64>>> {
+    let mut seen: HashSet<(u64, u64, u64)> = HashSet::new();
+    let mut out = Vec::new();
+    for card in pool {
+        let parts = scan_tokens(
+            card,
+            "duplicates",
+            how,
+            &Vec::new,
+            &|v: &mut Vec<(u64, (u64, u64, u64))>, d: &Document, ids: &[u32]| {
+                let (mut a, mut b) = (0x243F_6A88_85A3_08D3u64, 0x1319_8A2E_0370_7344u64);
+                for &id in ids {
+                    a = mix64(a ^ u64::from(id));
+                    b = mix64(b.rotate_left(17) ^ u64::from(id) ^ 0xA409_3822_299F_31D0);
+                }
+                v.push((d.index, (ids.len() as u64, a, b)));
+            },
+        )?;
+        let mut docs: Vec<(u64, (u64, u64, u64))> = parts.states.into_iter().flatten().collect();
+        docs.sort_unstable_by_key(|(r, _)| *r);
+        out.push(
+            docs.into_iter()
+                .filter(|(_, key)| !seen.insert(*key))
+                .map(|(r, _)| r)
+                .collect(),
+        );
+    }
+    Ok(out)
 }

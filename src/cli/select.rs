@@ -86,6 +86,10 @@ pub struct SelectArgs {
     /// before the draw and the report.
     #[arg(long, value_name = "EVAL")]
     exclude_overlap: Option<String>,
+    /// Keep one copy of documents whose token ids are identical (the first, in the pool's
+    /// corpus order and then record order).
+    #[arg(long)]
+    dedup: bool,
     /// The n-gram length of --exclude-overlap, in tokens.
     #[arg(long, value_name = "N", default_value_t = mtkit::analysis::overlap::DEFAULT_N, requires = "exclude_overlap")]
     overlap_n: usize,
@@ -237,6 +241,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
             target,
             pretrain,
             exclude_overlap: exclude,
+            dedup: a.dedup,
             scores,
             score: score_opts,
             select: opts.clone(),
@@ -306,6 +311,13 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
         (Weighting::Sum, true) => "top-k of log_weight".to_string(),
     };
     let mut s = String::new();
+    if let Some(d) = &r.duplicates_left_out {
+        let _ = writeln!(
+            s,
+            "left out {} pool documents as copies of an earlier one (--dedup)",
+            d.documents
+        );
+    }
     if let Some(x) = &r.excluded_by_overlap {
         let each: Vec<String> = x
             .by_source
