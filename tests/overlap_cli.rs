@@ -639,3 +639,57 @@ fn proximity_shows_each_corpus_contaminated_share() {
     ]);
     assert!(e.contains("web.parquet is a saved profile"), "{e}");
 }
+
+/// All tokens of a split written by `tokenize`, in order.
+fn split_tokens(dir: &std::path::Path) -> Vec<u32> {
+    let s = mtkit::export::tokens::Split::open(dir, "train").unwrap();
+    (0..s.n_tokens()).map(|i| s.token(i)).collect()
+}
+
+/// `tokenize --exclude-overlap`: web 0 and web 2 share a 3-gram with EVAL (by hand above), so
+/// web's token files hold web 1 and web 3 only: the same tokens as a corpus of just those two
+/// documents, tokenized without the flag.
+#[test]
+fn tokenize_leaves_out_what_overlap_flags() {
+    let sb = Sandbox::new();
+    let (cat, tok) = fixture(&sb, &["a b c d", "c d e f", "f f f"]);
+    let out = sb.ok(&[
+        "tokenize",
+        "web",
+        "--exclude-overlap",
+        "bench",
+        "--overlap-n",
+        "3",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "--val-docs",
+        "0",
+        "-o",
+        "tok",
+    ]);
+    assert!(
+        out.contains("web: left out 2 documents sharing a 3-gram with `bench`"),
+        "{out}"
+    );
+    sb.jsonl("kept.jsonl", &["a b d c", "a b"]);
+    sb.ok(&[
+        "tokenize",
+        "kept.jsonl",
+        "--tokenizer",
+        &tok,
+        "--val-docs",
+        "0",
+        "-o",
+        "ref",
+        "-q",
+    ]);
+    let got = split_tokens(&sb.path("tok/web"));
+    assert_eq!(
+        got.len(),
+        4 + 2 + 2,
+        "two documents and their end-of-text tokens"
+    );
+    assert_eq!(got, split_tokens(&sb.path("ref/kept")));
+}

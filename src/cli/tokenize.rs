@@ -60,6 +60,15 @@ pub struct TokenizeArgs {
     #[arg(long, value_name = "TOKENS", default_value_t = 2049 * 8192,
           value_parser = clap::value_parser!(u64).range(1..))]
     litdata_chunk_tokens: u64,
+    /// Leave out every document that shares an n-gram of --overlap-n tokens with EVAL (a
+    /// card name or a path; every item of it, whole), as `mtkit overlap` finds them. With a
+    /// whole corpus (--max-docs all), --val-docs are picked before the exclusion, so the
+    /// validation split may hold fewer.
+    #[arg(long, value_name = "EVAL")]
+    exclude_overlap: Option<String>,
+    /// The n-gram length of --exclude-overlap, in tokens.
+    #[arg(long, value_name = "N", default_value_t = mtkit::analysis::overlap::DEFAULT_N, requires = "exclude_overlap")]
+    overlap_n: usize,
     #[command(flatten)]
     sample: SampleArgs,
     #[command(flatten)]
@@ -93,16 +102,43 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let val_docs = a
         .val_docs
         .unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
-    let cat = a.catalog.load_for(&a.names)?;
+    let mut names = a.names.clone();
+    names.extend(a.exclude_overlap.clone());
+    let cat = a.catalog.load_for(&names)?;
     let cards = cat.get_all(&a.names)?;
     let tok = a.tokenizer.load()?;
     let spec = a.sample.spec();
     let bar = Bar::new(a.quiet);
+    // The documents each corpus leaves out, read as tokenize reads them (whole documents).
+    let left_out: Vec<Vec<u64>> = match &a.exclude_overlap {
+        Some(e) => mtkit::analysis::overlap::scan_against_whole_eval(
+            &cards,
+            cat.get(e)?,
+            &tok,
+            &spec,
+            None,
+            a.overlap_n,
+            &bar,
+        )?
+        .into_iter()
+        .map(|s| s.contaminated)
+        .collect(),
+        None => vec![Vec::new(); cards.len()],
+    };
     let mut rows = Vec::new();
-    for card in cards {
+    let mut notes = Vec::new();
+    for (card, out) in cards.into_iter().zip(&left_out) {
         let m = mtkit::export::tokens::write_format(
-            card, &tok, &spec, val_docs, &a.output, format, &options, &bar,
+            card, &tok, &spec, val_docs, &a.output, format, &options, out, &bar,
         )?;
+        if let Some(e) = &a.exclude_overlap {
+            notes.push(format!(
+                "{}: left out {} documents sharing a {}-gram with `{e}`",
+                card.name,
+                out.len(),
+                a.overlap_n
+            ));
+        }
         rows.push(vec![
             m.corpus.clone(),
             m.train_docs.to_string(),
@@ -140,6 +176,9 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
             &rows
         )
     );
+    for n in &notes {
+        println!("{n}");
+    }
     println!(
         "written to {} ({} format)",
         a.output.display(),

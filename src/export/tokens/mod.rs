@@ -168,6 +168,7 @@ pub fn write(
         out,
         Format::Mtkit,
         &FormatOptions::default(),
+        &[],
         progress,
     )
 }
@@ -177,7 +178,8 @@ pub fn write(
 /// read validation data of their own). The summary is in [`TokenFilesMeta`]'s terms (train
 /// = everything for a trainer format); a trainer format's own metadata is written beside its
 /// files. A corpus folder holding another format's files, or files mtkit did not write, is
-/// refused with their names.
+/// refused with their names. The records in `left_out` (ascending: those `tokenize
+/// --exclude-overlap` found) are read past and written nowhere.
 #[allow(clippy::too_many_arguments)]
 pub fn write_format(
     card: &Card,
@@ -187,6 +189,7 @@ pub fn write_format(
     out: &Path,
     format: Format,
     options: &FormatOptions,
+    left_out: &[u64],
     progress: &dyn Progress,
 ) -> Result<TokenFilesMeta> {
     let eos = eos_id(tok)?;
@@ -239,6 +242,7 @@ pub fn write_format(
             eos,
             format,
             options,
+            left_out,
             progress,
         )?;
         if crate::util::paths::identity(&dir) != before {
@@ -266,6 +270,7 @@ fn write_into(
     eos: u32,
     format: Format,
     options: &FormatOptions,
+    left_out: &[u64],
     progress: &dyn Progress,
 ) -> Result<TokenFilesMeta> {
     let dir = dir.to_path_buf();
@@ -351,6 +356,9 @@ fn write_into(
                 for (docs, enc) in batches {
                     let (mut bytes, mut toks) = (0u64, 0u64);
                     for (d, (ids, pl)) in docs.iter().zip(&enc) {
+                        if left_out.binary_search(&d.index).is_ok() {
+                            continue;
+                        }
                         if val_first && delivered < val_docs {
                             val.insert(d.index);
                         }
