@@ -648,3 +648,43 @@ fn dedup_keeps_the_first_copy_of_identical_token_ids() {
     );
     assert_eq!(r["pool"]["documents"], 3);
 }
+
+/// The report's drivers, by hand (unigrams, λ = 0.5): target "a a" has p_T(a) = 1; the pool
+/// "a b" + "b b" has p_R(a) = 1/4, so each `a` lifts a weight by ln(0.5·4 + 0.5) = ln 2.5,
+/// once in the pool. `b` is not the target's: no driver.
+#[test]
+fn the_report_names_the_ngrams_that_drive_the_weights() {
+    let sb = Sandbox::new();
+    let tok = sb.word_tokenizer("tok.json", WORDS).display().to_string();
+    sb.jsonl("web.jsonl", &["a b"]);
+    sb.jsonl("code.jsonl", &["b b"]);
+    sb.jsonl("qa.jsonl", &["a a"]);
+    sb.ok(&[
+        "select",
+        "web.jsonl",
+        "code.jsonl",
+        "--target",
+        "qa.jsonl",
+        "--tokenizer",
+        &tok,
+        "--ngram",
+        "1",
+        "-n",
+        "1",
+        "-o",
+        "s.jsonl",
+        "--report",
+        "r.json",
+        "-q",
+    ]);
+    let r: serde_json::Value =
+        serde_json::from_str(&std::fs::read_to_string(sb.path("r.json")).unwrap()).unwrap();
+    let d = r["drivers"].as_array().unwrap();
+    assert_eq!(d.len(), 1, "{d:?}");
+    assert_eq!(d[0]["text"].as_str().unwrap().trim(), "a");
+    assert_eq!(d[0]["target_count"], 2);
+    assert_eq!(d[0]["pool_count"], 1);
+    let lift = d[0]["lift"].as_f64().unwrap();
+    assert!((lift - 2.5f64.ln()).abs() < 1e-12, "{lift}");
+    assert_eq!(d[0]["total"].as_f64().unwrap(), lift);
+}

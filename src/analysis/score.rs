@@ -107,6 +107,31 @@ pub struct Scores {
     pub target_distinct: Vec<usize>,
     /// Target documents read.
     pub target_documents: u64,
+    /// The n-grams that raise the pool's weights most, largest first (at most
+    /// [`DRIVERS_SHOWN`]).
+    pub drivers: Vec<Driver>,
+}
+
+/// How many [`Driver`]s a score keeps.
+pub const DRIVERS_SHOWN: usize = 10;
+
+/// An n-gram of the target that raises the weights of the pool's documents: by how much
+/// each occurrence does, and in all.
+#[derive(Clone, Debug, PartialEq, serde::Serialize)]
+pub struct Driver {
+    /// Its token ids.
+    pub ids: Vec<u32>,
+    /// Its text, decoded.
+    pub text: String,
+    /// c_T(g).
+    pub target_count: u64,
+    /// c_R(g).
+    pub pool_count: u64,
+    /// ln(λ·p_T/p_R + 1 − λ): what one occurrence adds to a document's log weight, 0 for an
+    /// n-gram as frequent in the target as in the pool.
+    pub lift: f64,
+    /// pool_count × lift, over the whole pool.
+    pub total: f64,
 }
 
 /// Scores every document of `pool` toward `target` (see the module's formula).
@@ -143,11 +168,14 @@ pub fn score(
                 .collect()
         })
         .collect();
+    let miss = (1.0 - lambda).ln();
+    let drivers = drivers(tok, &t.counts, &pool_hits, &terms, run.bits)?;
     let mut rows = Vec::new();
     for (ci, card) in pool.iter().enumerate() {
-        rows.extend(run.weigh(ci, card, &terms, (1.0 - lambda).ln())?);
+        rows.extend(run.weigh(ci, card, &terms, miss)?);
     }
     Ok(Scores {
+        drivers,
         corpora: pool.iter().map(|c| c.name.clone()).collect(),
         rows,
         target_distinct: t.counts.iter().map(|m| m.len()).collect(),
@@ -155,6 +183,39 @@ pub fn score(
         pool_ngrams,
         target_documents: t.documents,
     })
+}
+
+/// The [`DRIVERS_SHOWN`] n-grams of largest summed lift over the pool, lift measured from an
+/// n-gram as frequent in the target as in the pool (ties: lower order, then smaller key,
+/// first).
+fn drivers(
+    tok: &Tokenizer,
+    target: &[HashMap<u64, u64>],
+    pool_hits: &[HashMap<u64, u64>],
+    terms: &[HashMap<u64, f64>],
+    bits: u32,
+) -> Result<Vec<Driver>> {
+    let mut all: Vec<(f64, usize, u64)> = Vec::new();
+    for (n, hits) in pool_hits.iter().enumerate() {
+        for (k, &c) in hits {
+            all.push((c as f64 * terms[n][k], n, *k));
+        }
+    }
+    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    all.into_iter()
+        .take(DRIVERS_SHOWN)
+        .map(|(total, n, k)| {
+            let ids = crate::profile::unpack(k, n + 1, bits);
+            Ok(Driver {
+                text: tok.decode(&ids)?,
+                target_count: target[n][&k],
+                pool_count: pool_hits[n][&k],
+                lift: terms[n][&k],
+                total,
+                ids,
+            })
+        })
+        .collect()
 }
 
 /// What one `score` call reads with.

@@ -334,6 +334,10 @@ pub struct Report {
     /// (--exclude-overlap), before anything else was counted.
     #[serde(skip_serializing_if = "Option::is_none")]
     pub excluded_by_overlap: Option<Exclusion>,
+    /// The n-grams that raise the pool's weights most (when the pool was scored here, not
+    /// read from --scores).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub drivers: Option<Vec<super::score::Driver>>,
     /// The pool documents left out as copies of an earlier one (--dedup).
     #[serde(skip_serializing_if = "Option::is_none")]
     pub duplicates_left_out: Option<Duplicates>,
@@ -440,6 +444,7 @@ pub fn report(
             .filter(|d| d.tokens >= opts.min_tokens)
             .count() as u64,
         excluded_by_overlap: None,
+        drivers: None,
         duplicates_left_out: None,
     })
 }
@@ -853,14 +858,15 @@ pub fn select(
     progress: &dyn crate::util::progress::Progress,
 ) -> Result<Selection> {
     req.score.validate(tok.vocab_size)?;
-    let mut table = match req.scores {
-        Some(t) => t,
+    let (mut table, drivers) = match req.scores {
+        Some(t) => (t, None),
         None => {
             let s = super::score::score(req.pool, req.target, tok, &req.score, progress)?;
-            ScoreTable {
+            let table = ScoreTable {
                 corpora: s.corpora,
                 rows: s.rows,
-            }
+            };
+            (table, Some(s.drivers))
         }
     };
     let how = TokenScan {
@@ -918,6 +924,7 @@ pub fn select(
     let mut rep = report(&table, &req.select, &picks, &random, &unigrams)?;
     rep.excluded_by_overlap = exclusion;
     rep.duplicates_left_out = duplicates;
+    rep.drivers = drivers;
     Ok(Selection {
         table,
         picks,

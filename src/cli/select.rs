@@ -385,6 +385,22 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
         "effective sample size of the weights: {:.2} of {} eligible documents",
         r.effective_sample_size, r.eligible_documents
     );
+    if let Some(d) = &r.drivers {
+        let _ = writeln!(
+            s,
+            "\nn-grams that raise the weights most (ln(λ·p_T/p_R + 1 − λ) per occurrence × pool occurrences):"
+        );
+        for g in d.iter().take(5) {
+            let _ = writeln!(
+                s,
+                "  {:<28} {:>+8.3} × {:>7} = {:>+10.1}",
+                format!("{:?}", g.text),
+                g.lift,
+                g.pool_count,
+                g.total
+            );
+        }
+    }
     let _ = write!(s, "written to {}", a.output.display());
     if let Some(f) = &a.report {
         let _ = write!(s, " (report: {})", f.display());
