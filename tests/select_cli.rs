@@ -688,3 +688,52 @@ fn the_report_names_the_ngrams_that_drive_the_weights() {
     assert!((lift - 2.5f64.ln()).abs() < 1e-12, "{lift}");
     assert_eq!(d[0]["total"].as_f64().unwrap(), lift);
 }
+
+/// `--format megatron`: the selection's token files are byte for byte those `mtkit tokenize`
+/// writes from the same selection's .jsonl (same seed), in key order.
+#[test]
+fn format_writes_the_token_files_tokenize_writes_from_the_jsonl() {
+    let sb = Sandbox::new();
+    let (cat, tok) = fixture(&sb);
+    for format in ["megatron", "mtkit"] {
+        let o = select(
+            &sb,
+            &cat,
+            &tok,
+            &["-n", "4", "--format", format, "-o", "tok"],
+        );
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        let o = select(&sb, &cat, &tok, &["-n", "4", "-o", "selection.jsonl"]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        sb.ok(&[
+            "tokenize",
+            "selection.jsonl",
+            "--tokenizer",
+            &tok,
+            "--format",
+            format,
+            "--val-docs",
+            "0",
+            "-o",
+            "ref",
+            "-q",
+        ]);
+        let mut compared = 0;
+        for e in std::fs::read_dir(sb.path("ref/selection"))
+            .unwrap()
+            .flatten()
+        {
+            let name = e.file_name().to_string_lossy().to_string();
+            // The token and index files (metadata names the source file, which differs).
+            let data = [".bin", ".idx", ".tokens", ".docs"];
+            if data.iter().any(|x| name.ends_with(x)) {
+                let got = std::fs::read(sb.path("tok/selection").join(&name)).unwrap();
+                assert_eq!(got, std::fs::read(e.path()).unwrap(), "{format}: {name}");
+                compared += 1;
+            }
+        }
+        assert!(compared >= 2, "{format}: token files compared");
+        std::fs::remove_dir_all(sb.path("tok")).unwrap();
+        std::fs::remove_dir_all(sb.path("ref")).unwrap();
+    }
+}

@@ -13,6 +13,7 @@ use mtkit::analysis::select::{
 use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs, WholeDocumentCuts};
 use mtkit::cli_support::bar::Bar;
 use mtkit::data::corpus::SampleSpec;
+use mtkit::export::tokens::trainer_formats::{Format, FormatOptions};
 use mtkit::util::progress::InterruptGuard;
 
 /// Select documents of a pool toward a target: importance resampling on exact token n-grams.
@@ -49,9 +50,15 @@ pub struct SelectArgs {
     /// The target corpus (a card name or a path).
     #[arg(long, value_name = "T")]
     target: String,
-    /// Output file: .jsonl or .parquet.
+    /// Output file: .jsonl or .parquet; with --format, a folder.
     #[arg(short, long, value_name = "OUT")]
     output: PathBuf,
+    /// Write token files instead of text: mtkit, megatron, olmo-core or litdata. -o is then
+    /// a folder, and the selection goes into OUT/selection/ in key order, exactly as
+    /// `mtkit tokenize selection.jsonl --format F --val-docs 0 -o OUT` writes the .jsonl
+    /// output (the formats' default file sizes).
+    #[arg(long, value_name = "FORMAT")]
+    format: Option<String>,
     /// Select this many documents.
     #[arg(short = 'n', long = "docs", value_name = "DOCS", group = "budget")]
     docs: Option<u64>,
@@ -149,17 +156,74 @@ fn parse_share(s: &str) -> Result<(String, f64), String> {
     Ok((name.to_string(), f))
 }
 
-/// The output's format, by its extension.
-fn output_is_parquet(path: &Path) -> Result<bool> {
+/// What -o receives.
+enum Output {
+    Jsonl,
+    Parquet,
+    Tokens(Format),
+}
+
+/// The output's kind: token files with --format, else by the file's extension.
+fn output_kind(path: &Path, format: Option<&str>) -> Result<Output> {
+    if let Some(f) = format {
+        return Ok(Output::Tokens(f.parse()?));
+    }
     match path.extension().and_then(|e| e.to_str()) {
-        Some("jsonl") => Ok(false),
-        Some("parquet") => Ok(true),
-        _ => bail!("-o {}: name a .jsonl or a .parquet file", path.display()),
+        Some("jsonl") => Ok(Output::Jsonl),
+        Some("parquet") => Ok(Output::Parquet),
+        _ => bail!(
+            "-o {}: name a .jsonl or a .parquet file (or a folder, with --format)",
+            path.display()
+        ),
     }
 }
 
+/// The selection as token files in `dir`/selection/, through `tokenize`'s writers: its JSON
+/// Lines (in key order) in a temporary folder beside `dir`, read as a corpus of that file.
+fn write_tokens(
+    jsonl: &[u8],
+    dir: &Path,
+    format: Format,
+    tok: &mtkit::tokenize::Tokenizer,
+    bar: &Bar,
+) -> Result<()> {
+    let parent = match dir.parent() {
+        Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+        _ => PathBuf::from("."),
+    };
+    let tmp = tempfile::Builder::new()
+        .prefix(".mtkit-selection-")
+        .tempdir_in(&parent)?;
+    let file = tmp.path().join("selection.jsonl");
+    std::fs::write(&file, jsonl)?;
+    let card = mtkit::data::catalog::Card::for_files(
+        "selection",
+        vec![file.display().to_string()],
+        "{text}",
+    );
+    let every = SampleSpec {
+        max_docs: None,
+        seed: 0,
+        max_chars: None,
+        shard: None,
+        strict: true,
+    };
+    mtkit::export::tokens::write_format(
+        &card,
+        tok,
+        &every,
+        0,
+        dir,
+        format,
+        &FormatOptions::default(),
+        &[],
+        bar,
+    )?;
+    Ok(())
+}
+
 pub fn run(a: SelectArgs) -> Result<()> {
-    let parquet = output_is_parquet(&a.output)?;
+    let output = output_kind(&a.output, a.format.as_deref())?;
     let budget = match (a.docs, a.tokens, a.fraction) {
         (Some(n), _, _) => Budget::Docs(n),
         (_, Some(n), _) => Budget::Tokens(n),
@@ -249,17 +313,24 @@ pub fn run(a: SelectArgs) -> Result<()> {
         &tok,
         &bar,
     )?;
-    let bytes = if parquet {
-        use polars::prelude::ParquetWriter;
-        let mut b = Vec::new();
-        ParquetWriter::new(&mut b).finish(&mut mtkit::analysis::select::selection_frame(
-            &table, &picks, &texts,
-        )?)?;
-        b
-    } else {
-        mtkit::analysis::select::selection_jsonl(&table, &picks, &texts)?
-    };
-    mtkit::util::paths::write_atomic_bytes(&a.output, &bytes)?;
+    match output {
+        Output::Parquet => {
+            use polars::prelude::ParquetWriter;
+            let mut b = Vec::new();
+            ParquetWriter::new(&mut b).finish(&mut mtkit::analysis::select::selection_frame(
+                &table, &picks, &texts,
+            )?)?;
+            mtkit::util::paths::write_atomic_bytes(&a.output, &b)?;
+        }
+        Output::Jsonl => {
+            let b = mtkit::analysis::select::selection_jsonl(&table, &picks, &texts)?;
+            mtkit::util::paths::write_atomic_bytes(&a.output, &b)?;
+        }
+        Output::Tokens(format) => {
+            let b = mtkit::analysis::select::selection_jsonl(&table, &picks, &texts)?;
+            write_tokens(&b, &a.output, format, &tok, &bar)?;
+        }
+    }
     if let Some(f) = &a.report {
         let mut json = serde_json::to_vec_pretty(&ReportFile {
             target: &target.name,
@@ -401,7 +472,18 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
             );
         }
     }
-    let _ = write!(s, "written to {}", a.output.display());
+    match &a.format {
+        Some(f) => {
+            let _ = write!(
+                s,
+                "written to {} ({f} token files)",
+                a.output.join("selection").display()
+            );
+        }
+        None => {
+            let _ = write!(s, "written to {}", a.output.display());
+        }
+    }
     if let Some(f) = &a.report {
         let _ = write!(s, " (report: {})", f.display());
     }
