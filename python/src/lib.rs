@@ -443,12 +443,7 @@ fn overlap<'py>(
 ) -> PyResult<(Bound<'py, PyBytes>, Option<Bound<'py, PyBytes>>)> {
     use mtkit::analysis::overlap::{overlap_frame, pairs_frame, OverlapOptions};
     let (table, pairs) = run_released(py, progress.as_ref(), move |bar| {
-        let cards = corpora
-            .into_iter()
-            .map(|(name, files, text)| card_of(&name, files, text, &catalogs))
-            .collect::<Result<Vec<Card>>>()?;
-        let (name, files, text) = against;
-        let eval = card_of(&name, files, text, &catalogs)?;
+        let (cards, eval) = pool_and_target(corpora, against, &catalogs)?;
         let opts = OverlapOptions {
             sample: settings.options.sample.clone(),
             max_tokens_per_doc: settings.options.max_tokens_per_doc,

@@ -201,7 +201,15 @@ fn drivers(
             all.push((c as f64 * terms[n][k], n, *k));
         }
     }
-    all.sort_by(|a, b| b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2)));
+    // Only the first few are wanted: partition around the last of them, then sort those.
+    let order = |a: &(f64, usize, u64), b: &(f64, usize, u64)| {
+        b.0.total_cmp(&a.0).then(a.1.cmp(&b.1)).then(a.2.cmp(&b.2))
+    };
+    if all.len() > DRIVERS_SHOWN {
+        all.select_nth_unstable_by(DRIVERS_SHOWN, order);
+        all.truncate(DRIVERS_SHOWN);
+    }
+    all.sort_by(order);
     all.into_iter()
         .take(DRIVERS_SHOWN)
         .map(|(total, n, k)| {
