@@ -465,6 +465,8 @@ def proximity(
     mix_by: str = "tokens",
     bootstrap: int = 0,
     smoothing: float = 0.01,
+    overlap=None,
+    overlap_n: int = 13,
     catalog=None,
     cache: bool = True,
     progress: bool | None = None,
@@ -472,12 +474,19 @@ def proximity(
 ) -> "pl.DataFrame":
     """``mtkit proximity P M1 [M2 ...] T`` as a DataFrame with the columns of its ``--csv``:
     corpus, role, metric, sim, cosine, jaccard, jsd, pa (null where a row has none), then
-    mix_token_weight with ``mix``, and sim_lo, sim_hi, pa_lo, pa_hi with ``bootstrap``.
+    mix_token_weight with ``mix``, sim_lo, sim_hi, pa_lo, pa_hi with ``bootstrap``, and
+    contaminated_share with ``overlap``.
 
     ``pretrain``, each of ``candidates`` (a list, or one source) and ``target`` are sources.
     PA(M→T) = sim(M,T) − sim(P,T). ``profile_options`` are :func:`profile`'s sampling options
     (``ngram`` defaults to 4 here, as in the CLI, and is read only by ``ngram-cosine``);
     profiles given as :class:`Profile` are used as they are.
+
+    ``overlap`` (an evaluation set: a source, read whole), as the CLI's ``--overlap EVAL``:
+    each corpus's share of documents, sampled and cut as its profile, that share an n-gram of
+    ``overlap_n`` tokens with it (see :func:`overlap`), so that a PA that comes from copies of
+    the target's evaluation data shows as such. It reads the documents, so no source may be a
+    :class:`Profile` then.
     """
     names = metrics() if all_metrics else [metric]
     seed = profile_options.get("seed", _DEFAULTS["seed"])
@@ -499,7 +508,16 @@ def proximity(
             progress=bars,
         ),
     )
-    return _frame(ipc)
+    frame = _frame(ipc)
+    if overlap is None:
+        return frame
+    scanned = _contaminated_shares(sources, overlap, overlap_n, settings, catalog, progress)
+    # In the order of the sources; a mixture's row has no share.
+    shares = dict(zip([p.name for p in profs], scanned))
+    pl = _polars()
+    return frame.with_columns(
+        pl.col("corpus").replace_strict(shares, default=None, return_dtype=pl.Float64).alias("contaminated_share")
+    )
 
 
 def _corpus_spec(source, text: str | None, stack) -> tuple:
@@ -584,6 +602,26 @@ def overlap(
     if details:
         return _frame(table), _frame(pairs)
     return _frame(table)
+
+
+def _contaminated_shares(sources, against, n, settings, catalog, progress) -> list:
+    """proximity's ``overlap=``: each source's contaminated share, its documents sampled and
+    cut as its profile (``settings``), against every item of ``against``, whole."""
+    catalogs = _catalog_paths(catalog)
+    with contextlib.ExitStack() as stack:
+        for s in sources:
+            if isinstance(s, Profile):
+                raise MtkitError(
+                    f"overlap= reads each corpus's documents: {s.name} is a Profile; give the corpus itself"
+                )
+        specs = [_corpus_spec(s, None, stack) for s in sources]
+        eval_spec = _corpus_spec(against, None, stack)
+        return _run_with_bars(
+            progress,
+            lambda bars: _mtkit.contaminated_shares(
+                specs, eval_spec, n, settings, catalogs=catalogs, progress=bars
+            ),
+        )
 
 
 def _reading_settings(max_docs, max_chars, max_tokens_per_doc, seed, strict, tokenizer, encoder):

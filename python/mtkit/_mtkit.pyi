@@ -116,6 +116,15 @@ def overlap(
     catalogs: list[str],
     progress: Optional[Any],
 ) -> tuple[bytes, Optional[bytes]]: ...
+def contaminated_shares(
+    corpora: list[tuple[str, Optional[list[str]], Optional[str]]],
+    against: tuple[str, Optional[list[str]], Optional[str]],
+    n: int,
+    settings: ProfileSettings,
+    *,
+    catalogs: list[str],
+    progress: Optional[Any],
+) -> list[float]: ...
 def score(
     pool: list[tuple[str, Optional[list[str]], Optional[str]]],
     target: tuple[str, Optional[list[str]], Optional[str]],

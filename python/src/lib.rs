@@ -471,6 +471,36 @@ fn overlap<'py>(
     ))
 }
 
+/// `mtkit proximity --overlap EVAL`: each corpus's contaminated share, its documents read as
+/// `settings` sample and cut them (as its profile), against every item of EVAL, whole.
+#[pyfunction]
+#[pyo3(signature = (corpora, against, n, settings, *, catalogs, progress))]
+fn contaminated_shares(
+    py: Python<'_>,
+    corpora: Vec<CorpusSpec>,
+    against: CorpusSpec,
+    n: usize,
+    settings: Settings,
+    catalogs: Vec<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<Vec<f64>> {
+    run_released(py, progress.as_ref(), move |bar| {
+        let (cards, eval) = pool_and_target(corpora, against, &catalogs)?;
+        let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
+        let refs: Vec<&Card> = cards.iter().collect();
+        let scans = mtkit::analysis::overlap::scan_against_whole_eval(
+            &refs,
+            &eval,
+            &tok,
+            &settings.options.sample,
+            settings.options.max_tokens_per_doc,
+            n,
+            bar,
+        )?;
+        Ok(scans.iter().map(|s| s.row.contaminated_share()).collect())
+    })
+}
+
 /// `mtkit score`: one row per pool document (Arrow IPC bytes, the columns of `-o`).
 #[pyfunction]
 #[pyo3(signature = (pool, target, settings, *, ngram, lambda_, catalogs, progress))]
@@ -1053,6 +1083,7 @@ fn _mtkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_function(wrap_pyfunction!(export, m)?)?;
     m.add_function(wrap_pyfunction!(regress, m)?)?;
     m.add_function(wrap_pyfunction!(overlap, m)?)?;
+    m.add_function(wrap_pyfunction!(contaminated_shares, m)?)?;
     m.add_function(wrap_pyfunction!(score, m)?)?;
     m.add_function(wrap_pyfunction!(select, m)?)?;
     m.add_function(wrap_pyfunction!(template_fields, m)?)?;

@@ -197,6 +197,22 @@ def test_overlap_equals_the_cli_on_cards_and_on_records(mtkit_bin, shared_catalo
     assert from_memory.row(0) == table.row(0)
 
 
+def test_proximity_with_overlap_equals_the_cli(mtkit_bin, shared_catalog, tmp_path):
+    out = tmp_path / "p.csv"
+    run_cli(mtkit_bin, "proximity", "c4", "flan", "gsm8k", "--overlap", "gsm8k-test",
+            "--catalog", shared_catalog, "--no-cache", "-q", "--csv", out)
+    df = mtkit.proximity("c4", "flan", "gsm8k", overlap="gsm8k-test", catalog=shared_catalog,
+                         cache=False, progress=False)
+    assert df.columns[-1] == "contaminated_share"
+    assert_table_equal(df, out.read_text())
+    # GSM8K's train split holds copies of test items; C4's sample none (docs/overlap.md).
+    shares = dict(zip(df["corpus"], df["contaminated_share"]))
+    assert shares["c4"] == 0.0 and shares["gsm8k"] > 0.0
+    with pytest.raises(mtkit.MtkitError, match="c4 is a Profile; give the corpus itself"):
+        mtkit.proximity(mtkit.profile("c4", catalog=shared_catalog, progress=False), "flan", "gsm8k",
+                        overlap="gsm8k-test", catalog=shared_catalog, progress=False)
+
+
 def test_overlap_of_strings_in_memory_finds_a_planted_copy(tmp_path):
     item = "Natalia sold clips to 48 of her friends in April, and then she sold half as many clips in May."
     corpus = ["An unrelated document about the weather in Lisbon.", "Intro. " + item + " Outro."]
