@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # `make bench`: builds mtkit and the bench's baselines, installs the Python side (tokenizers,
-# NumPy and torch from PyPI, into a virtual environment under the cache), writes the inputs from
+# NumPy, torch and DSIR from PyPI, into a virtual environment under the cache), writes the inputs from
 # the real samples, runs every measurement and rewrites BENCHMARKS.md. Takes about 10 minutes on
 # 2 cores once mtkit is built. Needs the real samples (shared/data beside the repository, or
 # MTKIT_SHARED_DATA=DIR). Inputs (1.7 GB) go to $BENCH_WORK (default out/bench, ignored by git).
@@ -26,12 +26,13 @@ log "building mtkit and the baselines"
    --example raw_encode --example raw_encode_glibc --example count_ngrams)
 
 # The Python side, pinned: the same torch version as mtkit's libtorch, HF tokenizers (the
-# package users have), NumPy, the peer tokenizers gigatoken and tokie, and megatron-core (the
-# dataset writer of Megatron's preprocessing, for the token-format row).
+# package users have), NumPy, the peer tokenizers gigatoken and tokie, megatron-core (the
+# dataset writer of Megatron's preprocessing, for the token-format row) and DSIR's package
+# data-selection (section i runs it beside `mtkit select`).
 venv="$cache/bench-venv"
 source "$root/scripts/pinned-venv.sh"
 pinned_venv bench-venv "$venv" \
-  "torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4 megatron-core==0.16.1" \
+  "torch==2.11.0 tokenizers==0.23.3 numpy==2.4.6 gigatoken==0.10.0 tokie==0.1.4 megatron-core==0.16.1 data-selection==1.0.3" \
   "about 3 GB with torch's CUDA libraries, once"
 
 # Section g: the Python package's wheel (built by `make python`, over the same compiled

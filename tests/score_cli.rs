@@ -231,7 +231,6 @@ fn log_weights_equal_a_python_computation_on_hf_tokenizers_ids() {
     let (Some(py), Some(tok)) = (transformers_python(), pythia_tokenizer()) else {
         return;
     };
-    let tok = tok.display().to_string();
     let sb = Sandbox::new();
     let paragraphs = |files: &[std::path::PathBuf]| -> Vec<String> {
         files
@@ -257,16 +256,87 @@ fn log_weights_equal_a_python_computation_on_hf_tokenizers_ids() {
     let a = sb.jsonl("readme.jsonl", &refs(&readme));
     let b = sb.jsonl("arch.jsonl", &refs(&arch));
     let t = sb.jsonl("docs.jsonl", &refs(&docs));
+    let scored = assert_scores_equal_the_python_computation(&sb, &py, &tok, &[a, b], &t);
+    assert_eq!(scored, readme.len() + arch.len());
+}
+
+/// The same on the shared samples: a pool of MATH and Dolly (6,000 documents, read from
+/// their .jsonl.gz as a user's files are) toward SciQ; and the pool's token total, the sum of
+/// the score file's `tokens`, equals `mtkit profile`'s of the same files, whole.
+#[test]
+fn log_weights_equal_a_python_computation_on_the_shared_samples() {
+    let (Some(shared), Some(py), Some(tok)) =
+        (shared_catalog(), transformers_python(), pythia_tokenizer())
+    else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let corpora = shared.parent().unwrap().join("corpora");
+    let pool = [
+        corpora.join("math-competition-test.jsonl.gz"),
+        corpora.join("dolly-hhrlhf-1k.jsonl.gz"),
+    ];
+    let target = corpora.join("sciq-validation.jsonl.gz");
+    let scored = assert_scores_equal_the_python_computation(&sb, &py, &tok, &pool, &target);
+    assert_eq!(scored, 6000);
+    let (_, rows) = parse_csv(&std::fs::read_to_string(sb.path("s.csv")).unwrap());
+    let score_tokens: u64 = rows.iter().map(|r| r[2].parse::<u64>().unwrap()).sum();
+    let mut profile_tokens = 0;
+    for f in &pool {
+        let out = sb.ok(&[
+            "profile",
+            f.to_str().unwrap(),
+            "--tokenizer",
+            tok.to_str().unwrap(),
+            "--max-docs",
+            "all",
+            "--max-chars",
+            "0",
+            "--max-tokens-per-doc",
+            "0",
+            "--no-cache",
+            "-o",
+            "p.parquet",
+        ]);
+        let stem = f
+            .file_name()
+            .unwrap()
+            .to_str()
+            .unwrap()
+            .trim_end_matches(".jsonl.gz");
+        let row: Vec<&str> = out
+            .lines()
+            .find(|l| l.starts_with(&format!("{stem} ")))
+            .unwrap_or_else(|| panic!("no row for {stem} in:\n{out}"))
+            .split_whitespace()
+            .collect();
+        profile_tokens += row[2].parse::<u64>().unwrap();
+    }
+    assert_eq!(score_tokens, profile_tokens);
+}
+
+/// `mtkit score POOL... --target T -o s.csv` for N = 1, 2, 3 and λ = 0.5, 0.9, each weight
+/// equal to tests/readers/score_reference.py's to 1e-9 relative; returns how many documents
+/// were scored (the last run's s.csv stays in the sandbox).
+fn assert_scores_equal_the_python_computation(
+    sb: &Sandbox,
+    py: &std::path::Path,
+    tok: &std::path::Path,
+    pool: &[std::path::PathBuf],
+    target: &std::path::Path,
+) -> usize {
+    let tok = tok.to_str().unwrap();
+    let pool: Vec<&str> = pool.iter().map(|p| p.to_str().unwrap()).collect();
+    let mut scored = 0;
     for n in ["1", "2", "3"] {
         for lambda in ["0.5", "0.9"] {
-            sb.ok(&[
-                "score",
-                "readme.jsonl",
-                "arch.jsonl",
+            let mut args = vec!["score"];
+            args.extend(&pool);
+            args.extend([
                 "--target",
-                "docs.jsonl",
+                target.to_str().unwrap(),
                 "--tokenizer",
-                &tok,
+                tok,
                 "--ngram",
                 n,
                 "--lambda",
@@ -275,13 +345,15 @@ fn log_weights_equal_a_python_computation_on_hf_tokenizers_ids() {
                 "s.csv",
                 "-q",
             ]);
+            sb.ok(&args);
             let (_, rows) = parse_csv(&std::fs::read_to_string(sb.path("s.csv")).unwrap());
-            let out = std::process::Command::new(&py)
-                .arg(root.join("tests/readers/score_reference.py"))
-                .args([&tok, a.to_str().unwrap(), b.to_str().unwrap()])
+            let out = std::process::Command::new(py)
+                .arg(repo_root().join("tests/readers/score_reference.py"))
+                .arg(tok)
+                .args(&pool)
                 .args([
                     "--target",
-                    t.to_str().unwrap(),
+                    target.to_str().unwrap(),
                     "--ngram",
                     n,
                     "--lambda",
@@ -302,7 +374,6 @@ fn log_weights_equal_a_python_computation_on_hf_tokenizers_ids() {
                 .map(|x| x.as_f64().unwrap())
                 .collect();
             assert_eq!(rows.len(), want.len());
-            assert_eq!(rows.len(), readme.len() + arch.len());
             for (row, w) in rows.iter().zip(&want) {
                 let got: f64 = row[3].parse().unwrap();
                 assert!(
@@ -312,6 +383,8 @@ fn log_weights_equal_a_python_computation_on_hf_tokenizers_ids() {
                     row[1]
                 );
             }
+            scored = rows.len();
         }
     }
+    scored
 }

@@ -11,6 +11,10 @@
 - registry.jsonl: the registry's three larger corpora (prose, Python code, docstring
   functions; about 210 MB of text that does not repeat), interleaved in a fixed order: the
   input of the tokenizer-speed rows, where a repeated sample would flatter a cache.
+- select/pool-{c4,flan,p3,math,dolly,codesearchnet,prose}.jsonl: section i's pool (six shared
+  samples and the registry's prose, about 68 MB), plain JSON Lines because DSIR reads nothing else;
+  select/target-{sciq,gsm8k}.jsonl: the two targets drawn toward (SciQ validation, GSM8K test as
+  "{question}\n{answer}", the catalog's template).
 Records are {"text": ...}. Existing files of the right size are kept.
 """
 
@@ -76,6 +80,45 @@ def registry_lines(shared):
     return sorted(out, key=lambda l: hashlib.sha256(l).digest())
 
 
+SELECT_POOL = {
+    "c4": ("corpora/c4-en-sample-1k.jsonl.gz", "{text}"),
+    "flan": ("corpora/flan-v2-cot-train.jsonl.gz", "{text}"),
+    "p3": ("corpora/p3-t0-prompted-sample.jsonl.gz", "{text}"),
+    "math": ("corpora/math-competition-test.jsonl.gz", "{text}"),
+    "dolly": ("corpora/dolly-hhrlhf-1k.jsonl.gz", "{text}"),
+    "codesearchnet": ("corpora/codesearchnet-python-cosqa.jsonl.gz", "{text}"),
+}
+SELECT_TARGETS = {
+    "sciq": ("corpora/sciq-validation.jsonl.gz", "{text}"),
+    "gsm8k": ("corpora/gsm8k-test.jsonl.gz", "{question}\n{answer}"),
+}
+
+
+def rendered(shared, rel, template):
+    path = os.path.join(shared, rel)
+    opener = gzip.open if path.endswith(".gz") else open
+    with opener(path, "rt", encoding="utf-8") as f:
+        return [(json.dumps({"text": template.format(**json.loads(line))}, ensure_ascii=False) + "\n").encode("utf-8")
+                for line in f if line.strip()]
+
+
+def write_select_inputs(shared, out):
+    """Section i: the pool as one plain .jsonl per source, and the targets."""
+    folder = os.path.join(out, "select")
+    os.makedirs(folder, exist_ok=True)
+    for name, (rel, template) in SELECT_POOL.items():
+        lines = rendered(shared, rel, template)
+        write(os.path.join(folder, f"pool-{name}.jsonl"), lines, docs=len(lines))
+    prose = subprocess.run(["zstd", "-dc", os.path.join(shared, "registry", "prose.jsonl.zst")],
+                           check=True, capture_output=True).stdout.decode("utf-8")
+    lines = [(json.dumps({"text": json.loads(l)["text"]}, ensure_ascii=False) + "\n").encode("utf-8")
+             for l in prose.splitlines() if l.strip()]
+    write(os.path.join(folder, "pool-prose.jsonl"), lines, docs=len(lines))
+    for name, (rel, template) in SELECT_TARGETS.items():
+        lines = rendered(shared, rel, template)
+        write(os.path.join(folder, f"target-{name}.jsonl"), lines, docs=len(lines))
+
+
 def main():
     shared, out = sys.argv[1], sys.argv[2]
     os.makedirs(out, exist_ok=True)
@@ -89,6 +132,7 @@ def main():
         write(os.path.join(out, f"prox1k-{c}.jsonl"), per[c], docs=1000)
     for c, size in [("c4", 100 * MB), ("starcoder", 50 * MB), ("codesearchnet", 50 * MB)]:
         write(os.path.join(out, f"prox200m-{c}.jsonl"), per[c], size=size)
+    write_select_inputs(shared, out)
 
 
 if __name__ == "__main__":

@@ -10,6 +10,7 @@ BENCHMARKS.md for what each figure means and what bounds it.
 
 import argparse
 import datetime
+import filecmp
 import json
 import os
 import platform
@@ -23,6 +24,10 @@ import time
 THREADS = 2
 MB = 1_000_000
 PROX = ["c4", "starcoder", "codesearchnet"]
+SELECT_POOL = ["c4", "flan", "p3", "math", "dolly", "codesearchnet", "prose"]  # make_inputs.py's select/
+SELECT_DOCS = 3000
+GSM8K_TEST = "gsm8k-test.jsonl.gz"
+SECTIONS = "abcdefghij"
 
 
 class Bench:
@@ -49,20 +54,24 @@ class Bench:
         here = os.path.dirname(os.path.abspath(__file__))
         self.commands.append(shown.replace(self.a.work, "$WORK").replace(self.a.mtkit, "mtkit")
                              .replace(self.a.examples + "/", "examples/").replace(self.a.tokenizer, "$TOKENIZER")
-                             .replace(sys.executable, "python").replace(here + "/", "scripts/bench/"))
-        out = tempfile.TemporaryFile()
-        start = time.perf_counter()
-        p = subprocess.Popen(cmd, stdout=out, stderr=subprocess.PIPE, env=full_env)
-        _, status, usage = os.wait4(p.pid, 0)
-        wall = time.perf_counter() - start
-        err = p.stderr.read().decode("utf-8", "replace")
+                             .replace(sys.executable, "python").replace(here + "/", "scripts/bench/")
+                             .replace(os.path.dirname(os.path.dirname(here)) + "/", "")
+                             .replace(os.path.abspath(self.a.shared), "shared/data").replace("\n", "\\n"))
+        out, err_file = tempfile.TemporaryFile(), tempfile.TemporaryFile()
+        # Through measure.py, so that the peak RSS is the command's own (see there).
+        with tempfile.NamedTemporaryFile(suffix=".json") as result:
+            p = subprocess.run([sys.executable, os.path.join(here, "measure.py"), result.name, *cmd],
+                               stdout=out, stderr=err_file, env=full_env)
+            measured = json.load(open(result.name)) if os.path.getsize(result.name) else None
+        err_file.seek(0)
+        err = err_file.read().decode("utf-8", "replace")
         self.last_stderr = err
-        p.returncode = os.waitstatus_to_exitcode(status)
         out.seek(0)
         text = out.read().decode("utf-8", "replace")
-        if p.returncode != 0:
+        if p.returncode != 0 or measured is None:
             sys.exit(f"bench: `{shown}` failed ({p.returncode}):\n{err[-3000:]}")
-        rss = usage.ru_maxrss / 1024  # KiB -> MiB
+        wall = measured["wall"]
+        rss = measured["maxrss_kib"] / 1024  # KiB -> MiB
         print(f"[bench]   {wall:.2f} s, peak RSS {rss:.0f} MiB", file=sys.stderr, flush=True)
         return text, wall, rss
 
@@ -76,8 +85,8 @@ class Bench:
         here = os.path.dirname(os.path.abspath(__file__))
         return self.run([sys.executable, os.path.join(here, script), *args], env=env)
 
-    def record(self, section, figure, value, target=None, ok=None, unit="×"):
-        shown = f"{value:.2f}{unit}" if isinstance(value, float) else str(value)
+    def record(self, section, figure, value, target=None, ok=None, unit="×", digits=2):
+        shown = f"{value:.{digits}f}{unit}" if isinstance(value, float) else str(value)
         verdict = "" if ok is None else ("met" if ok else "NOT met")
         self.rows.append((section, figure, shown, target or "", verdict))
         print(f"[bench] {section} {figure}: {shown} {('(target ' + target + ', ' + verdict + ')') if target else ''}",
@@ -96,6 +105,9 @@ class Bench:
         with open(self.catalog, "w") as f:
             for name, role, path in cards:
                 f.write(f'[datasets.{name}]\nrole = "{role}"\npaths = ["{path}"]\ntext = "{{text}}"\n\n')
+            # Section j's evaluation set, read where it lies, with the shared catalog's template.
+            gsm = os.path.join(os.path.abspath(self.a.shared), "corpora", GSM8K_TEST)
+            f.write(f'[datasets.gsm8k-test]\nrole = "target"\npaths = ["{gsm}"]\ntext = "{{question}}\\n{{answer}}"\n')
 
     def path(self, name):
         return os.path.join(self.a.work, name + ".jsonl")
@@ -391,8 +403,9 @@ class Bench:
         ref, _, _ = self.python("reference_megatron_preprocess.py", self.a.tokenizer, self.path("registry"), prefix,
                                 str(THREADS))
         ref = json.loads(ref.strip().splitlines()[-1])
-        same = all(open(prefix + ext, "rb").read() == open(os.path.join(self.a.work, "fmt-megatron", "registry",
-                                                                        "registry_text_document" + ext), "rb").read()
+        # Compared in blocks (filecmp), not read whole into this process.
+        same = all(filecmp.cmp(prefix + ext, os.path.join(self.a.work, "fmt-megatron", "registry",
+                                                          "registry_text_document" + ext), shallow=False)
                    for ext in (".bin", ".idx"))
         r = ref["seconds"] / med["megatron"]
         self.record("f", "Megatron preprocess_data.py loop / mtkit tokenize --format megatron (registry, 2 workers)",
@@ -460,6 +473,96 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
         ratio = mt / plain["step_tokens_per_s"]
         self.record("e", "mtkit train / PyTorch eager, tokens/s by median step time (tiny, CPU)", ratio,
                     "≥ 1.0×", ratio >= 1.0)
+
+    # ---- i. document selection against DSIR -------------------------------------------
+    def selection(self):
+        """`mtkit select` beside DSIR (data-selection 1.0.3, its defaults, num_proc = THREADS) on
+        one pool of ~71 MB (six shared samples and the registry's prose) toward two targets:
+        whole-process walls for weights + draw, and each selection's KL reduction on DSIR's own
+        hashed features (selection_metrics.py, DSIR's featurizer) and PA (mtkit proximity, P = the
+        C4 sample, --max-docs all), SELECT_DOCS documents each. Besides mtkit's defaults (the
+        timed run and the target rows), --weight sum (DSIR's form of the weight) and
+        --min-tokens 100 (a length filter like DSIR's 100 words) are measured, not timed."""
+        folder = os.path.join(self.a.work, "select")
+        pool = [os.path.join(folder, f"pool-{n}.jsonl") for n in SELECT_POOL]
+        pool_bytes = sum(os.path.getsize(p) for p in pool)
+        k = str(SELECT_DOCS)
+        res = {"pool_bytes": pool_bytes, "docs": SELECT_DOCS, "targets": {}}
+        for target in ["sciq", "gsm8k"]:
+            t = os.path.join(folder, f"target-{target}.jsonl")
+            names = ["mtkit", "mtkit-sum", "mtkit-min100", "dsir"]
+            sel = {name: os.path.join(folder, f"{name}-{target}.jsonl") for name in names}
+            walls, rss = [], 0
+            for _ in range(2):
+                _, w, r = self.mtkit("select", *pool, "--target", t, "-n", k, "-o", sel["mtkit"])
+                walls.append(w)
+                rss = max(rss, r)
+            # Not timed: DSIR's form of the weight, and a length filter like DSIR's 100 words.
+            self.mtkit("select", *pool, "--target", t, "-n", k, "--weight", "sum", "-o", sel["mtkit-sum"])
+            self.mtkit("select", *pool, "--target", t, "-n", k, "--min-tokens", "100", "-o", sel["mtkit-min100"])
+            _, w_dsir, rss_dsir = self.python("dsir_select.py", "--target", t, "--docs", k, "--num-proc",
+                                              str(THREADS), "--work", os.path.join(folder, "dsir-work"),
+                                              "--out", sel["dsir"], *pool)
+            m = json.loads(self.python("selection_metrics.py", "--target", t, "--random-docs", k, "--pool", *pool,
+                                       "--selection", *(f"{n}={p}" for n, p in sel.items()))[0])
+            out, _, _ = self.mtkit("proximity", pool[0], *sel.values(), t, "--max-docs", "all", "--json")
+            prox = {r["corpus"]: r for r in (json.loads(l) for l in out.splitlines() if l.strip())}
+            for n in sel:
+                row = prox[f"{n}-{target}"]
+                m["selections"][n].update(sim=row["sim"], pa=row["pa"])
+            res["targets"][target] = dict(m, mtkit_s=min(walls), mtkit_all_s=walls, mtkit_rss=rss, dsir_s=w_dsir,
+                                          dsir_rss=rss_dsir)
+            s = m["selections"]
+            speed = w_dsir / min(walls)
+            self.record("i", f"DSIR wall / `mtkit select` wall, weights + draw of {SELECT_DOCS:,} documents "
+                        f"({pool_bytes / MB:.0f} MB pool, target {target})", speed, "≥ 20×", speed >= 20)
+            self.record("i", f"KL reduction on DSIR's hashed features, mtkit − DSIR (target {target}; mtkit "
+                        f"{s['mtkit']['kl_reduction']:.3f}, DSIR {s['dsir']['kl_reduction']:.3f})",
+                        s["mtkit"]["kl_reduction"] - s["dsir"]["kl_reduction"], "≥ 0",
+                        s["mtkit"]["kl_reduction"] >= s["dsir"]["kl_reduction"], unit="", digits=3)
+            self.record("i", f"the selection's PA, mtkit − DSIR (target {target}, P = C4; mtkit "
+                        f"{s['mtkit']['pa']:+.4f}, DSIR {s['dsir']['pa']:+.4f})",
+                        s["mtkit"]["pa"] - s["dsir"]["pa"], "≥ 0", s["mtkit"]["pa"] >= s["dsir"]["pa"], unit="", digits=4)
+            self.record("i", f"KL reduction / PA of each selection (target {target}): mtkit's defaults, "
+                        "`--weight sum`, `--min-tokens 100`, DSIR",
+                        "; ".join(f"{s[n]['kl_reduction']:.3f}, {s[n]['pa']:+.4f}" for n in names))
+        self.details["i"] = res
+
+    # ---- j. contamination scan -----------------------------------------------------------
+    def overlap(self):
+        """`mtkit overlap` of the registry's 210 MB against GSM8K's test split (13-grams) beside
+        `profile --ngram 1` of the same text (interleaved, the faster of two each), and against
+        the brute-force Python reference of the tests (HF tokenizers + a dict of n-gram tuples),
+        whose counts must be the same."""
+        csv_out = os.path.join(self.a.work, "overlap.csv")
+        prof, over, rss = [], [], 0
+        for _ in range(2):
+            _, w, _ = self.profile("registry", "--ngram", "1")
+            prof.append(w)
+            _, w, r = self.mtkit("overlap", "registry", "--against", "gsm8k-test", "--catalog", self.catalog,
+                                 "--csv", csv_out, "-q")
+            over.append(w)
+            rss = max(rss, r)
+        with open(csv_out) as f:
+            head, row = [l.rstrip("\n").split(",") for l in f][:2]
+        mt = dict(zip(head, row))
+        here = os.path.dirname(os.path.abspath(__file__))
+        ref_script = os.path.normpath(os.path.join(here, "..", "..", "tests", "readers", "overlap_reference.py"))
+        gsm = os.path.join(os.path.abspath(self.a.shared), "corpora", GSM8K_TEST)
+        out, w_ref, rss_ref = self.run([sys.executable, ref_script, self.a.tokenizer, "-n", "13", "--against",
+                                        gsm + "::{question}\n{answer}", f"registry={self.path('registry')}::{{text}}"])
+        ref = json.loads(out)["rows"][0]
+        ours = [int(mt[c]) for c in ["documents", "contaminated_documents", "eval_items_hit", "matched_ngrams"]]
+        if ours != ref[1:]:
+            sys.exit(f"bench: mtkit overlap counted {ours}, the Python reference {ref[1:]}")
+        self.details["j"] = {"profile_s": prof, "overlap_s": over, "rss": rss, "ref_s": w_ref, "ref_rss": rss_ref,
+                             "counts": ours}
+        speed = min(prof) / min(over)
+        self.record("j", "`overlap` speed / `profile --ngram 1` speed, registry 210 MB against GSM8K test "
+                    "(1,319 items, 13-grams)", speed, "≥ 0.67×", speed >= 0.67)
+        self.record("j", "`overlap` peak RSS, the same run", rss, "≤ 300 MiB", rss <= 300, unit=" MiB", digits=0)
+        self.record("j", "Python reference wall / `mtkit overlap` wall (HF tokenizers + n-gram tuples; counts "
+                    "equal)", w_ref / min(over), "≥ 20×", w_ref / min(over) >= 20)
 
     # ---- report ----------------------------------------------------------------------
     def machine(self):
@@ -602,6 +705,28 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
                f"({d['h_big']['tput_mb_s']:.1f} MB/s against the registry's {d['h_big']['registry_tput_mb_s']:.1f} "
                f"MB/s in memory), {d['h_big']['rss_mib']:.0f} MiB, a {d['h_big']['profile_bytes'] / MB:.0f} MB "
                f"profile; what -v said: {d['h_big']['disk']}." if "h_big" in d else ""),
+        ]
+        if "i" in d:
+            i = d["i"]
+            lines.append(
+                f"- i. Pool: {i['pool_bytes'] / MB:.0f} MB, one plain .jsonl per source ({', '.join(SELECT_POOL)}), "
+                f"{i['docs']:,} documents drawn. "
+                + "; ".join(
+                    f"Target {t}: `mtkit select` {', '.join(f'{w:.1f}' for w in v['mtkit_all_s'])} s "
+                    f"({v['mtkit_rss']:.0f} MiB), DSIR {v['dsir_s']:.1f} s ({v['dsir_rss']:.0f} MiB of its main "
+                    f"process); KL(target ‖ random {i['docs']:,}) {v['kl_random']:.4f}; "
+                    + ", ".join(f"{n}: KL {x['kl']:.4f}, reduction {x['kl_reduction']:+.4f}, sim {x['sim']:.4f}, "
+                                f"PA {x['pa']:+.4f} ({x['docs']:,} docs)" for n, x in v["selections"].items())
+                    for t, v in i["targets"].items()) + ".")
+        if "j" in d:
+            j = d["j"]
+            lines.append(
+                f"- j. The registry's 210 MB against GSM8K test, 13-grams: `overlap` "
+                f"{', '.join(f'{w:.1f}' for w in j['overlap_s'])} s ({j['rss']:.0f} MiB), `profile --ngram 1` "
+                f"{', '.join(f'{w:.1f}' for w in j['profile_s'])} s, interleaved; the Python reference "
+                f"{j['ref_s']:.1f} s ({j['ref_rss']:.0f} MiB); both counted documents, contaminated documents, "
+                f"items hit, matched n-grams = {', '.join(f'{c:,}' for c in j['counts'])}.")
+        lines += [
             "",
             "## Commands",
             "",
@@ -627,17 +752,18 @@ def main():
     for k in ["mtkit", "examples", "tokenizer", "shared", "work", "out"]:
         ap.add_argument("--" + k, required=True)
     ap.add_argument("--buckets", type=int, default=1 << 22)
-    ap.add_argument("--only", default="abcdefgh", help="sections to run (for development)")
+    ap.add_argument("--only", default=SECTIONS, help="sections to run (for development)")
     a = ap.parse_args()
     a.work, a.out = os.path.abspath(a.work), os.path.abspath(a.out)
     b = Bench(a)
     start = time.perf_counter()
     b.write_catalog()
     for sec, fn in [("a", b.tokenizer_limit), ("b", b.authors_way), ("c", b.scaling), ("d", b.memory),
-                    ("e", b.trainer), ("f", b.formats), ("g", b.python_api), ("h", b.bounded_ngrams)]:
+                    ("e", b.trainer), ("f", b.formats), ("g", b.python_api), ("h", b.bounded_ngrams),
+                    ("i", b.selection), ("j", b.overlap)]:
         if sec in a.only:
             fn()
-    if a.only == "abcdefgh":
+    if a.only == SECTIONS:
         b.write(time.perf_counter() - start)
     for row in b.rows:
         print(" | ".join(row))

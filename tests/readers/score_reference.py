@@ -3,10 +3,13 @@ special tokens), n-gram counts in Python dicts, the sum in float64 per document.
 
     python score_reference.py TOKENIZER.json POOL.jsonl... --target T.jsonl --ngram N --lambda L
 
+Files are JSON Lines (or .jsonl.gz) with a "text" field.
+
 Prints one JSON line: {"log_weight": [one float per pool document, in file order]}.
 """
 
 import argparse
+import gzip
 import json
 import math
 from collections import Counter
@@ -25,7 +28,8 @@ def main():
     tok = Tokenizer.from_file(a.tokenizer)
 
     def docs(path):
-        with open(path, encoding="utf-8") as f:
+        opener = gzip.open if path.endswith(".gz") else open
+        with opener(path, "rt", encoding="utf-8") as f:
             texts = [json.loads(line)["text"] for line in f if line.strip()]
         return [tok.encode(t, add_special_tokens=False).ids for t in texts]
 
