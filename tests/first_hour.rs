@@ -189,6 +189,136 @@ fn quiet_means_the_result_alone_and_skipped_records_are_named_alike() {
             );
             assert_eq!(out.is_empty(), quiet, "{} -q={quiet}: {out}", command[0]);
             assert!(err.contains(want), "{}: {err}", command[0]);
+            // Each named with its file, line and what was wrong.
+            for bad in [
+                "mixed.jsonl: line 2: malformed JSON",
+                "mixed.jsonl: line 3: record has no field `text`",
+            ] {
+                assert!(err.contains(bad), "{}: {err}", command[0]);
+            }
         }
+    }
+}
+
+/// `profile merge` says which setting differs in the words of its flag, and which file has
+/// which value (not `Some(512) vs Some(256)` or `Exact vs Hashed { .. }`); one profile of the
+/// whole corpus merges to itself, said in plain words.
+#[test]
+fn merge_errors_name_the_flag_and_the_file_of_each_value() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    sb.jsonl("c.jsonl", &["w1 w2 w3", "w4 w5", "w6 w7 w8 w9", "w1"]);
+    let shard = |k: &str, out: &str, extra: &[&str]| {
+        let mut args = vec![
+            "profile",
+            "c.jsonl",
+            "--tokenizer",
+            &tok,
+            "--max-docs",
+            "all",
+            "--shard",
+            k,
+            "-o",
+            out,
+            "-q",
+        ];
+        args.extend(extra);
+        sb.ok(&args);
+    };
+    shard("1/2", "a.parquet", &["--max-tokens-per-doc", "512"]);
+    shard("2/2", "b.parquet", &["--max-tokens-per-doc", "256"]);
+    let e = sb.fails(&[
+        "profile",
+        "merge",
+        "a.parquet",
+        "b.parquet",
+        "-o",
+        "m.parquet",
+    ]);
+    assert!(
+        e.contains("different --max-tokens-per-doc: 512 in a.parquet, 256 in b.parquet"),
+        "{e}"
+    );
+    assert!(!e.contains("Some("), "{e}");
+    shard(
+        "2/2",
+        "h.parquet",
+        &[
+            "--max-tokens-per-doc",
+            "512",
+            "--ngram",
+            "2",
+            "--ngram-buckets",
+            "1000",
+        ],
+    );
+    shard(
+        "1/2",
+        "x.parquet",
+        &["--max-tokens-per-doc", "512", "--ngram", "2"],
+    );
+    let e = sb.fails(&[
+        "profile",
+        "merge",
+        "x.parquet",
+        "h.parquet",
+        "-o",
+        "m.parquet",
+    ]);
+    assert!(
+        e.contains(
+            "different n-gram counting: exact in x.parquet, hashed into 1000 buckets in h.parquet"
+        ),
+        "{e}"
+    );
+    sb.ok(&[
+        "profile",
+        "c.jsonl",
+        "--tokenizer",
+        &tok,
+        "--max-docs",
+        "all",
+        "-o",
+        "w.parquet",
+        "-q",
+    ]);
+    let out = sb.ok(&["profile", "merge", "w.parquet", "-o", "m.parquet"]);
+    assert!(
+        out.starts_with("merged 1 profile of `c` (the whole corpus): 4 documents, 10 tokens"),
+        "{out}"
+    );
+}
+
+/// A prompt/response card tokenized into a trainer format (ids only) says that its prompt mask
+/// was dropped, where mtkit's own format says `yes` (it keeps each prompt's length).
+#[test]
+fn a_trainer_format_says_it_dropped_the_prompt_mask() {
+    let sb = Sandbox::new();
+    let (cat, tok) = common::word_corpora(&sb);
+    for (format, want) in [
+        ("megatron", "dropped (no mask in megatron)"),
+        ("olmo-core", "dropped (no mask in olmo-core)"),
+        ("mtkit", "yes"),
+    ] {
+        let out = sb.ok(&[
+            "tokenize",
+            "q",
+            "a",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "--format",
+            format,
+            "-o",
+            &format!("out-{format}"),
+        ]);
+        let q = out
+            .lines()
+            .find(|l| l.starts_with("q "))
+            .unwrap_or_else(|| panic!("{out}"));
+        assert!(q.contains(want), "{format}: {q}");
+        let a = out.lines().find(|l| l.starts_with("a ")).unwrap();
+        assert!(a.contains(" no "), "{format}: {a}");
     }
 }

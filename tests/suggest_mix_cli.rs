@@ -729,3 +729,65 @@ fn a_megatron_prefix_with_a_space_or_hash_is_refused() {
         );
     }
 }
+
+/// When no candidate alone is closer to T than P and yet a blend is, the output says so.
+/// Cosine by hand, vocabulary (a, b, c): P = "a a c" (2, 0, 1), M = "b b c c" (0, 2, 2),
+/// T = "a b" (1, 1, 0): sim(P,T) = 2/√10 = 0.632456, sim(M,T) = 2/(√8·√2) = 0.5, so M's PA
+/// is −0.132456; the half-and-half blend (1/3, 1/4, 5/12) has cosine 0.700 > sim(P,T).
+#[test]
+fn a_blend_closer_than_every_part_is_explained() {
+    let sb = Sandbox::new();
+    let tok = sb
+        .word_tokenizer("tok.json", &["a", "b", "c", "<|endoftext|>"])
+        .display()
+        .to_string();
+    sb.jsonl("p.jsonl", &["a a c"]);
+    sb.jsonl("m.jsonl", &["b b c c"]);
+    sb.jsonl("t.jsonl", &["a b"]);
+    let cat = sb.write(
+        "cat.toml",
+        "[datasets.p]\nrole = \"pretrain\"\npaths = [\"p.jsonl\"]\n[datasets.m]\nrole = \"midtrain\"\npaths = [\"m.jsonl\"]\n\
+         [datasets.t]\nrole = \"target\"\npaths = [\"t.jsonl\"]\n",
+    );
+    let out = sb.ok(&[
+        "suggest-mix",
+        "--pretrain",
+        "p",
+        "--candidates",
+        "m",
+        "--target",
+        "t",
+        "--catalog",
+        cat.to_str().unwrap(),
+        "--tokenizer",
+        &tok,
+        "--metric",
+        "cosine",
+        "--json",
+        "--no-cache",
+        "--total-steps",
+        "100",
+        "--tokens-per-step",
+        "10",
+        "--available",
+        "p=1e9,m=1e9",
+    ]);
+    let v: serde_json::Value = serde_json::from_str(&out).unwrap();
+    assert!((v["sim_pretrain_target"].as_f64().unwrap() - 2.0 / 10f64.sqrt()).abs() < 1e-12);
+    let top = v["proposals"][0]["pa"].as_f64().unwrap();
+    assert!(top > 0.0, "{out}");
+    let notes: Vec<&str> = v["notes"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|n| n.as_str().unwrap())
+        .collect();
+    let want = format!(
+        "no candidate alone is closer to T than P (PA m {:+.5}), yet the top mixture's PA is {top:+.5}",
+        0.5 - 2.0 / 10f64.sqrt()
+    );
+    assert!(
+        notes.iter().any(|n| n.starts_with(&want)),
+        "{want}\n{notes:?}"
+    );
+}

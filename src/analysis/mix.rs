@@ -681,6 +681,11 @@ pub fn suggest_from_profiles(
         min_weight,
         &request.starts,
     ));
+    notes.extend(blend_beats_every_part(
+        &problem,
+        &request.candidates,
+        &props,
+    ));
     Ok(Suggestion {
         metric: request.metric,
         sim_pretrain_target: problem.sim(&problem.sources[0]),
@@ -689,6 +694,35 @@ pub fn suggest_from_profiles(
         proposals: props,
         notes,
     })
+}
+
+/// The note for a question the table raises: when no candidate alone is closer to T than P
+/// (every PA ≤ 0) and yet the top proposal's PA is positive. Not a fault: sim is not linear in
+/// the weights, so a blend of P and candidates can lie closer to T than any of its parts.
+fn blend_beats_every_part(
+    problem: &Objective,
+    candidates: &[String],
+    props: &[MixProposal],
+) -> Option<String> {
+    let base = problem.sim(&problem.sources[0]);
+    let alone: Vec<(String, f64)> = candidates
+        .iter()
+        .zip(&problem.sources[1..])
+        .map(|(c, q)| (c.clone(), problem.sim(q) - base))
+        .collect();
+    let top = props.first()?;
+    if top.pa <= 0.0 || alone.iter().any(|(_, pa)| *pa > 0.0) {
+        return None;
+    }
+    Some(format!(
+        "no candidate alone is closer to T than P (PA {}), yet the top mixture's PA is {:+.5}: a blend can lie closer to T than any of its parts, since sim is not linear in the weights",
+        alone
+            .iter()
+            .map(|(c, pa)| format!("{c} {pa:+.5}"))
+            .collect::<Vec<_>>()
+            .join(", "),
+        top.pa
+    ))
 }
 
 /// A source's size: `available` (the user's, else the card's) or, failing both, the tokens
@@ -945,9 +979,14 @@ impl Search<'_> {
     }
 }
 
-/// Ranks proposals by PA (ties: closer to P, then earlier) and keeps one per weight vector:
-/// the same weights at several starts keep the earliest, since early introduction tolerates
-/// weight best.
+/// Two proposals are one mixture when no source's weight differs by this much or more (the
+/// table prints five digits; optimizer runs from different start shares can land a few
+/// millionths apart).
+pub const SAME_MIXTURE_TOLERANCE: f64 = 1e-4;
+
+/// Ranks proposals by PA (ties: closer to P, then earlier) and keeps one per mixture (weights
+/// within [`SAME_MIXTURE_TOLERANCE`]): the same weights at several starts keep the earliest,
+/// since early introduction tolerates weight best.
 pub fn dedup_ranked(mut props: Vec<MixProposal>) -> Vec<MixProposal> {
     props.sort_by(|a, b| {
         b.pa.total_cmp(&a.pa)
@@ -960,7 +999,7 @@ pub fn dedup_ranked(mut props: Vec<MixProposal>) -> Vec<MixProposal> {
             k.weights
                 .iter()
                 .zip(&p.weights)
-                .all(|(x, y)| (x.1 - y.1).abs() < 1e-6)
+                .all(|(x, y)| (x.1 - y.1).abs() < SAME_MIXTURE_TOLERANCE)
         };
         if !kept.iter().any(same) {
             kept.push(p);
@@ -1061,5 +1100,35 @@ mod tests {
             .to_string();
         assert!(e.contains("short of 1 by 0.3000"), "{e}");
         assert!(Objective::new(&[&[1.0]], &[1.0], Metric::Kl).is_err());
+    }
+
+    /// Proposals whose weights all lie within SAME_MIXTURE_TOLERANCE are one (the higher PA,
+    /// then the earlier start, kept); a difference of twice the tolerance keeps both.
+    #[test]
+    fn near_equal_mixtures_are_one_proposal() {
+        let p = |start: u64, w: f64, pa: f64| MixProposal {
+            start_step: start,
+            start_fraction: 0.1,
+            weights: vec![("p".into(), w), ("m".into(), 1.0 - w)],
+            sim: pa,
+            pa,
+            distance_from_p: 0.5,
+            tokens: vec![],
+            repetition: vec![],
+            pareto: false,
+            max_specialized: 0.8,
+            predicted_ri: None,
+        };
+        // 0.302340 and 0.302345: the table's five digits show both as 0.30234.
+        let kept = dedup_ranked(vec![p(10, 0.302340, 0.1), p(10, 0.302345, 0.1)]);
+        assert_eq!(kept.len(), 1);
+        let kept = dedup_ranked(vec![p(20, 0.30234, 0.1), p(10, 0.30238, 0.1)]);
+        assert_eq!((kept.len(), kept[0].start_step), (1, 10));
+        let kept = dedup_ranked(vec![
+            p(10, 0.3, 0.1),
+            p(10, 0.3 + 2.0 * SAME_MIXTURE_TOLERANCE, 0.2),
+        ]);
+        assert_eq!(kept.len(), 2);
+        assert_eq!(kept[0].pa, 0.2);
     }
 }

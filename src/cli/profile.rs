@@ -273,8 +273,13 @@ fn merge(inputs: Vec<PathBuf>, output: &Path, partial: bool) -> Result<()> {
         ),
     };
     println!(
-        "merged {} profiles of `{}` ({covers}): {} documents, {} tokens -> {}",
+        "merged {} {} of `{}` ({covers}): {} documents, {} tokens -> {}",
         inputs.len(),
+        if inputs.len() == 1 {
+            "profile"
+        } else {
+            "profiles"
+        },
         merged.meta.corpus,
         merged.totals.documents,
         merged.totals.tokens,
@@ -308,8 +313,11 @@ fn output_path(name: &str, output: Option<&Path>, corpora: usize) -> Option<Path
 /// A corpus's row of the summary table (bad records skipped are also named on stderr).
 fn summary_row(w: &Written, written: String) -> Vec<String> {
     let skipped: u64 = w.totals.skipped.values().sum();
-    if let Some(note) = mtkit::cli_support::output::skipped_note(&w.meta.corpus, &w.totals.skipped)
-    {
+    if let Some(note) = mtkit::cli_support::output::skipped_note(
+        &w.meta.corpus,
+        &w.totals.skipped,
+        &w.skipped_examples,
+    ) {
         eprintln!("{note}");
     }
     vec![

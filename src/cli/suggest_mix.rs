@@ -24,7 +24,8 @@ use mtkit::cli_support::output::{sig, table};
 /// --max-repeat. Optimizer: projected gradient ascent on the constrained simplex with exact
 /// projection; for `paper`, refined over every set of active sources (its jaccard part is
 /// piecewise constant). Proposals are ranked by PA; `*` marks the Pareto front of (PA,
-/// distance of q from P), the forgetting side.
+/// distance of q from P), the forgetting side; mixtures with every weight within 1e-4 are one
+/// proposal.
 #[derive(Args, Debug)]
 // Numbers such as `--min-general -0.5` are values (and refused by range), not flags.
 #[command(allow_negative_numbers = true)]

@@ -147,12 +147,16 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
             m.val_tokens.to_string(),
             if m.has_prompt {
                 "yes".into()
+            } else if m.prompt_mask_dropped {
+                format!("dropped (no mask in {})", format.name())
             } else {
                 "no".into()
             },
             m.skipped.values().sum::<u64>().to_string(),
         ]);
-        if let Some(note) = mtkit::cli_support::output::skipped_note(&m.corpus, &m.skipped) {
+        if let Some(note) =
+            mtkit::cli_support::output::skipped_note(&m.corpus, &m.skipped, &m.skipped_examples)
+        {
             eprintln!("{note}");
         }
     }

@@ -44,22 +44,36 @@ pub fn table(header: &[&str], rows: &[Vec<String>]) -> String {
     out
 }
 
-/// The line a command prints on stderr for a corpus whose bad records were skipped, by kind:
+/// What a command prints on stderr for a corpus whose bad records were skipped: by kind,
 /// `NAME: 3 bad records skipped (2 malformed_json, 1 missing_field); --strict fails on the
-/// first instead`; None when none were. The same words in `profile` and `tokenize`.
+/// first instead`, then the first few (`examples`) each on a line with its file and line (or
+/// record) and field; None when none were. The same words in `profile` and `tokenize`.
 pub fn skipped_note(
     corpus: &str,
     skipped: &std::collections::BTreeMap<String, u64>,
+    examples: &[String],
 ) -> Option<String> {
     let total: u64 = skipped.values().sum();
     if total == 0 {
         return None;
     }
-    Some(format!(
+    let mut note = format!(
         "{corpus}: {total} bad record{} skipped ({}); --strict fails on the first instead",
         if total == 1 { "" } else { "s" },
         crate::data::corpus::skipped_kinds(skipped)
-    ))
+    );
+    if !examples.is_empty() {
+        let which = if examples.len() as u64 == total {
+            String::new()
+        } else {
+            format!(" (the first {} of {total})", examples.len())
+        };
+        note.push_str(&format!("\n  skipped{which}:"));
+        for e in examples {
+            note.push_str(&format!("\n    {e}"));
+        }
+    }
+    Some(note)
 }
 
 #[cfg(test)]

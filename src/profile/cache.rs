@@ -81,6 +81,9 @@ pub struct Written {
     pub cached: bool,
     /// What spilling to disk took, when the counts did not fit the budget.
     pub spilled: Option<SpillStats>,
+    /// The first few bad records skipped, each with its file and line (or record) and field;
+    /// empty when the profile came from the cache.
+    pub skipped_examples: Vec<String>,
 }
 
 /// The profile for these options as a file in the cache, never whole in memory: an entry made
@@ -117,6 +120,7 @@ pub fn cached_or_write(
                 path,
                 cached: true,
                 spilled: None,
+                skipped_examples: Vec::new(),
             });
         }
     }
@@ -128,8 +132,11 @@ pub fn cached_or_write(
         }),
         false => None,
     };
+    let examples = std::sync::Mutex::new(Vec::new());
     let read = |on_doc: &mut dyn FnMut(crate::data::corpus::Document) -> Result<()>| {
-        crate::data::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
+        let summary = crate::data::corpus::read_documents_with(card, &opts.sample, &[], on_doc)?;
+        examples.lock().unwrap().clone_from(&summary.examples);
+        Ok(summary)
     };
     let counted =
         count_documents_spilling(meta, &card.name, &read, tok, opts, progress, sp.as_ref())?;
@@ -163,6 +170,7 @@ pub fn cached_or_write(
         path,
         cached: false,
         spilled,
+        skipped_examples: examples.into_inner().unwrap(),
     })
 }
 

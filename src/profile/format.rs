@@ -101,6 +101,7 @@ impl Profile {
                 .iter()
                 .map(|p| (&p.meta, &p.totals))
                 .collect::<Vec<_>>(),
+            &|i| format!("part {}", i + 1),
         )?;
         let mut out = parts[0].clone();
         out.docs = None;
@@ -295,14 +296,18 @@ pub(super) fn content_checksum(
 
 /// The metadata and totals of the merge of shard profiles `parts` (their counts add): the
 /// settings must agree, no shard may appear twice, all must be shards of one split; the
-/// result covers the union of their shards (`None`: the whole corpus).
-pub(super) fn merged_meta(parts: &[(&ProfileMeta, &Totals)]) -> Result<(ProfileMeta, Totals)> {
+/// result covers the union of their shards (`None`: the whole corpus). `name(i)` says where
+/// part `i` came from, for the errors.
+pub(super) fn merged_meta(
+    parts: &[(&ProfileMeta, &Totals)],
+    name: &dyn Fn(usize) -> String,
+) -> Result<(ProfileMeta, Totals)> {
     let (first, first_totals) = *parts.first().ok_or_else(|| anyhow!("nothing to merge"))?;
     let mut meta = first.clone();
     let mut totals = first_totals.clone();
     let mut shards: Vec<Shard> = first.shards.clone().unwrap_or_default();
-    for (b, t) in &parts[1..] {
-        check_mergeable(first, b)?;
+    for (i, (b, t)) in parts.iter().enumerate().skip(1) {
+        check_mergeable(first, b, &name(0), &name(i))?;
         let theirs = b.shards.clone().ok_or_else(|| {
             anyhow!(
                 "cannot merge: a profile of the whole corpus `{}` is among the parts",
@@ -339,44 +344,57 @@ pub(super) fn merged_meta(parts: &[(&ProfileMeta, &Totals)]) -> Result<(ProfileM
         .first()
         .map(|s| shards.len() as u64 == s.count)
         .unwrap_or(false);
-    meta.shards = if complete { None } else { Some(shards) };
+    // No shards at all: the only part is a profile of the whole corpus.
+    meta.shards = if complete || shards.is_empty() {
+        None
+    } else {
+        Some(shards)
+    };
     Ok((meta, totals))
 }
 
-/// Refuses to merge profiles made under different settings, naming the first that differs.
-pub(super) fn check_mergeable(a: &ProfileMeta, b: &ProfileMeta) -> Result<()> {
-    fn same<T: PartialEq>(what: &str, x: &T, y: &T, show: impl Fn(&T) -> String) -> Result<()> {
+/// Refuses to merge profiles made under different settings, naming the first that differs
+/// with each side's value in the words of its flag, and where each is (`where_a`, `where_b`:
+/// the parts' files, or their places in the list).
+pub(super) fn check_mergeable(
+    a: &ProfileMeta,
+    b: &ProfileMeta,
+    where_a: &str,
+    where_b: &str,
+) -> Result<()> {
+    let same = |what: &str, x: String, y: String| -> Result<()> {
         if x != y {
             bail!(
-                "cannot merge profiles with different {what}: {} vs {}",
-                show(x),
-                show(y)
+                "cannot merge profiles with different {what}: {x} in {where_a}, {y} in {where_b}"
             );
         }
         Ok(())
-    }
-    let text = |v: &String| v.clone();
-    same("corpora", &a.corpus, &b.corpus, text)?;
-    same("tokenizers", &a.tokenizer_sha256, &b.tokenizer_sha256, text)?;
-    same("n-gram orders", &a.ngram, &b.ngram, |v| v.to_string())?;
-    same("n-gram modes", &a.ngram_mode, &b.ngram_mode, |v| {
-        format!("{v:?}")
-    })?;
-    same("--max-chars", &a.max_chars, &b.max_chars, |v| {
-        format!("{v:?}")
-    })?;
+    };
+    let cut = |v: Option<usize>| v.map_or("none (whole documents)".to_string(), |n| n.to_string());
+    let mode = |m: &NgramMode| match m {
+        NgramMode::Exact => "exact".to_string(),
+        NgramMode::Hashed { buckets } => format!("hashed into {buckets} buckets"),
+    };
+    let docs = |v: Option<u64>| v.map_or("all".to_string(), |n| n.to_string());
+    same("corpora", a.corpus.clone(), b.corpus.clone())?;
+    same(
+        "tokenizers (SHA-256)",
+        a.tokenizer_sha256.clone(),
+        b.tokenizer_sha256.clone(),
+    )?;
+    same("--ngram", a.ngram.to_string(), b.ngram.to_string())?;
+    same("n-gram counting", mode(&a.ngram_mode), mode(&b.ngram_mode))?;
+    same("--max-chars", cut(a.max_chars), cut(b.max_chars))?;
     same(
         "--max-tokens-per-doc",
-        &a.max_tokens_per_doc,
-        &b.max_tokens_per_doc,
-        |v| format!("{v:?}"),
+        cut(a.max_tokens_per_doc),
+        cut(b.max_tokens_per_doc),
     )?;
-    same("--max-docs", &a.max_docs, &b.max_docs, |v| format!("{v:?}"))?;
-    same("seeds", &a.seed, &b.seed, |v| v.to_string())?;
+    same("--max-docs", docs(a.max_docs), docs(b.max_docs))?;
+    same("--seed", a.seed.to_string(), b.seed.to_string())?;
     same(
         "corpus contents (card hash)",
-        &a.card_hash,
-        &b.card_hash,
-        text,
+        a.card_hash.clone(),
+        b.card_hash.clone(),
     )
 }

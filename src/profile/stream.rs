@@ -886,6 +886,7 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Re
             .iter()
             .map(|p| (&p.meta, &p.totals))
             .collect::<Vec<_>>(),
+        &|i| inputs[i].display().to_string(),
     )?;
     if let (Some(shards), false) = (&meta.shards, allow_partial) {
         let count = shards.first().map(|s| s.count).unwrap_or(0);

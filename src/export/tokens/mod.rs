@@ -53,10 +53,19 @@ pub struct TokenFilesMeta {
     pub val_tokens: u64,
     /// Whether documents carry a prompt/response split.
     pub has_prompt: bool,
+    /// The documents had a prompt/response split that the written format has no place for
+    /// (Megatron, OLMo-core and litdata files hold ids only): the mask was not written. Said
+    /// by `tokenize`'s table, never stored.
+    #[serde(skip)]
+    pub prompt_mask_dropped: bool,
     /// Seed of the train/validation split.
     pub seed: u64,
     /// Records skipped as bad, by kind.
     pub skipped: std::collections::BTreeMap<String, u64>,
+    /// The first few of them, each with its file and line (or record) and field. Said by
+    /// `tokenize`, never stored.
+    #[serde(skip)]
+    pub skipped_examples: Vec<String>,
 }
 
 /// Where the documents of one corpus go: mtkit's train and validation splits, or a trainer
@@ -447,9 +456,11 @@ fn write_into(
                 train_tokens: tokens,
                 val_docs: 0,
                 val_tokens: 0,
-                has_prompt: split.is_some(),
+                has_prompt: false,
+                prompt_mask_dropped: split.is_some(),
                 seed: sample.seed,
                 skipped: fm.skipped,
+                skipped_examples: summary.examples.clone(),
             });
         }
     };
@@ -470,8 +481,10 @@ fn write_into(
         val_docs: val_w.n_docs,
         val_tokens: val_w.n_tokens,
         has_prompt: split.is_some(),
+        prompt_mask_dropped: false,
         seed: sample.seed,
         skipped: summary.skipped.clone(),
+        skipped_examples: summary.examples.clone(),
     };
     train_w.finish(&dir, "train", tok.vocab_size as u32, eos)?;
     val_w.finish(&dir, "val", tok.vocab_size as u32, eos)?;
