@@ -238,11 +238,41 @@ def _run_with_bars(progress, call):
 # --- sources --------------------------------------------------------------------------------
 
 
+# Whole-number options: the smallest value each takes, and whether None ("no limit") is one.
+_WHOLE_NUMBERS = dict(
+    ngram=(1, False),
+    ngram_buckets=(1, True),
+    max_docs=(1, True),
+    max_chars=(0, False),
+    max_tokens_per_doc=(0, False),
+    seed=(0, False),
+)
+
+
+def _checked_whole_numbers(o: dict) -> dict:
+    """The sampling and counting options checked by name before the native layer sees them
+    (it would say only "can't convert negative int to unsigned"); ``max_docs="all"`` is the
+    CLI's spelling of None."""
+    o = dict(o)
+    if o.get("max_docs") == "all":
+        o["max_docs"] = None
+    for key, (least, none_ok) in _WHOLE_NUMBERS.items():
+        v = o.get(key)
+        if v is None and none_ok:
+            continue
+        if isinstance(v, bool) or not isinstance(v, int):
+            also = " or None" + (' (or "all")' if key == "max_docs" else "") if none_ok else ""
+            raise TypeError(f"{key}= takes a whole number{also}, not {type(v).__name__} {v!r}")
+        if v < least:
+            raise ValueError(f"{key}= must be at least {least}, not {v}")
+    return o
+
+
 def _settings(opts: Mapping[str, Any], keep_document_counts: bool = False):
     unknown = set(opts) - set(_DEFAULTS)
     if unknown:
         raise TypeError(f"unknown option(s): {', '.join(sorted(unknown))}")
-    o = {**_DEFAULTS, **opts}
+    o = _checked_whole_numbers({**_DEFAULTS, **opts})
     if o["tokenizer"] is not None:
         o["tokenizer"] = os.fspath(o["tokenizer"])
     return _mtkit.ProfileSettings(keep_document_counts=keep_document_counts, **o)
@@ -378,10 +408,10 @@ def _profile_of(
                 )
             ),
         )
-    template = text or "{text}"
+    template = _template_of(source, text)
     fields = _mtkit.template_fields(template)
     batches, default_name = _batches(source, fields)
-    return _run_with_bars(
+    prof = _run_with_bars(
         progress,
         lambda bars: Profile(
             _mtkit.profile_records(
@@ -389,6 +419,43 @@ def _profile_of(
             )
         ),
     )
+    _warn_if_sampled(source, prof)
+    return prof
+
+
+def _template_of(source, text: str | None) -> str:
+    """The template that renders in-memory records: ``{text}`` by default; a bare column
+    name of a DataFrame or dataset (``text="question"``) means that column, as
+    ``text="{question}"`` does."""
+    if not text:
+        return "{text}"
+    if "{" not in text:
+        pl = sys.modules.get("polars")
+        if pl is not None and isinstance(source, pl.DataFrame):
+            columns = source.columns
+        elif _is_hf_dataset(source):
+            columns = list(getattr(source, "column_names", None) or [])
+        else:
+            columns = []
+        if text in columns:
+            return "{" + text + "}"
+    return text
+
+
+def _warn_if_sampled(source, prof: Profile) -> None:
+    """In-memory data is sampled to ``max_docs`` as a file is; say so, since a user who
+    hands over a list expects all of it."""
+    limit = prof.meta.get("max_docs")
+    try:
+        n = len(source)
+    except TypeError:
+        return
+    if limit is not None and n > limit:
+        warnings.warn(
+            f"profile of {prof.name}: {n} records in memory, {prof.totals['documents']} sampled "
+            f"(max_docs={limit}); pass max_docs=None to profile all of them",
+            stacklevel=4,  # the caller of mtkit.profile
+        )
 
 
 def profile(
@@ -413,9 +480,12 @@ def profile(
     """Profiles ``source`` (see the module's help for what a source may be).
 
     The options are ``mtkit profile``'s: ``max_docs`` documents sampled uniformly by ``seed``
-    (``None``: all, in order), each cut to ``max_chars`` characters and ``max_tokens_per_doc``
-    tokens (0: no cut), n-grams to order ``ngram`` (exact, or summed into ``ngram_buckets``
-    hashed buckets). Bad records are skipped and counted in ``totals['skipped']``
+    (``None`` or ``"all"``: all, in order; an in-memory source with more records than
+    ``max_docs`` is sampled too, with a warning), each cut to ``max_chars`` characters and
+    ``max_tokens_per_doc`` tokens (0: no cut), n-grams to order ``ngram`` (exact, or summed
+    into ``ngram_buckets`` hashed buckets). ``ngram`` is 1 here, where ``mtkit profile``
+    counts to 4 by default: unigrams are what proximity's metrics read (:func:`proximity`
+    asks for 4 itself, as the CLI does); pass ``ngram=4`` for the CLI's profile. Bad records are skipped and counted in ``totals['skipped']``
     (``strict=True`` raises at the first). ``tokenizer`` is a tokenizer.json (default: Pythia's,
     installed by ``make setup``, or ``MTKIT_TOKENIZER``). Catalog cards and files go through
     the profile cache unless ``cache=False``; in-memory sources are never cached.
@@ -533,7 +603,7 @@ def _corpus_spec(source, text: str | None, stack) -> tuple:
         return (source, [source] if _looks_like_files(source) else None, text)
     if isinstance(source, Profile):
         raise MtkitError("a Profile holds counts, not documents: overlap needs the corpus itself")
-    template = text or "{text}"
+    template = _template_of(source, text)
     batches, name = _batches(source, _mtkit.template_fields(template))
     tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="mtkit-overlap-"))
     path = os.path.join(tmp, f"{len(os.listdir(tmp))}.jsonl")
@@ -543,7 +613,8 @@ def _corpus_spec(source, text: str | None, stack) -> tuple:
                 keys = list(batch)
                 rows = (dict(zip(keys, vals)) for vals in zip(*(batch[k] for k in keys)))
             else:
-                rows = ({"text": r} if isinstance(r, str) else r for r in batch)
+                # A None record has no text: skipped as missing_field, as profile() counts it.
+                rows = ({"text": r} if isinstance(r, str) else ({} if r is None else r) for r in batch)
             for r in rows:
                 f.write(json.dumps(r, ensure_ascii=False, default=str))
                 f.write("\n")

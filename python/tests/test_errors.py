@@ -79,3 +79,50 @@ def test_wrong_arguments_are_refused_clearly():
         import polars as pl
 
         mtkit.profile(pl.DataFrame({"text": ["a"]}), text="{body}")
+
+
+def test_whole_number_options_are_checked_by_name():
+    with pytest.raises(TypeError, match=r"max_docs= takes a whole number or None \(or \"all\"\), not str 'ten'"):
+        mtkit.profile(["a"], max_docs="ten")
+    with pytest.raises(ValueError, match="max_chars= must be at least 0, not -1"):
+        mtkit.profile(["a"], max_chars=-1)
+    with pytest.raises(TypeError, match="seed= takes a whole number, not float 1.5"):
+        mtkit.profile(["a"], seed=1.5)
+    with pytest.raises(ValueError, match="ngram= must be at least 1, not 0"):
+        mtkit.proximity("demo-web", ["demo-code"], "demo-docstring", ngram=0)
+    # The CLI's spelling of "every document".
+    every = mtkit.profile([f"document {i}" for i in range(1500)], max_docs="all", progress=False)
+    assert every.totals["documents"] == 1500
+
+
+def test_in_memory_data_sampled_by_max_docs_says_so():
+    import warnings
+
+    texts = [f"document {i}" for i in range(1500)]
+    with pytest.warns(UserWarning, match=r"1500 records in memory, 1000 sampled \(max_docs=1000\)"):
+        mtkit.profile(texts, progress=False)
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        mtkit.profile(texts, max_docs=None, progress=False)
+        mtkit.profile(texts[:1000], progress=False)
+
+
+def test_none_and_nulls_are_skipped_and_counted_as_the_cli_does():
+    import polars as pl
+
+    p = mtkit.profile(["one two", None, "three"], max_docs=None, progress=False)
+    assert p.totals["documents"] == 2 and p.totals["skipped"] == {"missing_field": 1}
+    s = mtkit.profile(pl.Series("text", ["one two", None, "three", None]), max_docs=None, progress=False)
+    assert s.totals["documents"] == 2 and s.totals["skipped"] == {"missing_field": 2}
+    with pytest.raises(mtkit.MtkitError, match=r"record 2.*text"):
+        mtkit.profile(["one two", None], max_docs=None, strict=True, progress=False)
+
+
+def test_a_bare_column_name_renders_that_column():
+    import polars as pl
+
+    df = pl.DataFrame({"question": ["one two", "three"], "other": ["x", "y"]})
+    bare = mtkit.profile(df, text="question", max_docs=None, progress=False)
+    braced = mtkit.profile(df, text="{question}", max_docs=None, progress=False)
+    assert bare.totals == braced.totals and bare.unigrams.equals(braced.unigrams)
+    assert bare.totals["documents"] == 2
