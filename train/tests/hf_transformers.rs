@@ -15,7 +15,7 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::process::Command;
 
-use mtkit_train::model_files;
+use mtkit_train::model::files as model_files;
 use tch::{Kind, Tensor};
 
 /// Runs tests/hf/transformers_check.py; returns the JSON of its last stdout line.

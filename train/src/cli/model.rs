@@ -7,9 +7,10 @@ use clap::{Args, Subcommand, ValueEnum};
 
 use mtkit::cli_support::args::TokenizerArgs;
 use mtkit::cli_support::output::table;
+use mtkit_train::hf;
+use mtkit_train::model::files as model_files;
 use mtkit_train::model::{ModelSpec, PRESETS};
 use mtkit_train::trainer::device;
-use mtkit_train::{hf, model_files};
 
 #[derive(Subcommand, Debug)]
 pub enum ModelCommand {

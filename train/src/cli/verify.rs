@@ -10,11 +10,11 @@ use mtkit::analysis::proximity::Dist;
 use mtkit_train::trainer::Quiet;
 
 use super::ComputeArgs;
+use mtkit_train::verify::slurm::{grid_jobs, run_job, GridSubmit};
 use mtkit_train::verify::{
     execute, pa_distributions, runs_table, schedule, tokenize_missing, write_runs_csv, Plan,
     PlannedRun,
 };
-use mtkit_train::verify_slurm::{grid_jobs, run_job, GridSubmit};
 
 use mtkit::cli_support::bar::Bar;
 use mtkit::cli_support::output::table;

@@ -7,6 +7,9 @@
 //! A model imported from Hugging Face may differ from the presets in vocabulary (any size),
 //! MLP width, LayerNorm epsilon and rotary settings; those are fields of [`ModelSpec`].
 
+/// A model from a checkpoint, a run folder or a Hugging Face folder.
+pub mod files;
+
 use std::sync::Mutex;
 
 use anyhow::{bail, Result};

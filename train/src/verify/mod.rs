@@ -8,6 +8,9 @@
 //! prefix (so all variants with the same start reuse one pretraining checkpoint, and all targets
 //! of a variant reuse its midtraining). Finished runs (with summary.json) are skipped.
 
+/// A grid's prefix tree as Slurm jobs.
+pub mod slurm;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
