@@ -322,3 +322,32 @@ fn a_trainer_format_says_it_dropped_the_prompt_mask() {
         assert!(a.contains(" no "), "{format}: {a}");
     }
 }
+
+/// A corpus named twice (P = T) is read once: its bad records are reported once, in the same
+/// words as profile's (not a Rust map).
+#[test]
+fn a_corpus_named_twice_is_read_once() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    sb.write(
+        "p.jsonl",
+        "{\"text\": \"w1 w2 w3\"}\n{oops\n{\"text\": \"w4 w5\"}\n",
+    );
+    sb.jsonl("m.jsonl", &["w1 w9 w8", "w7 w2"]);
+    let o = sb.run(&[
+        "proximity",
+        "p.jsonl",
+        "m.jsonl",
+        "p.jsonl",
+        "--tokenizer",
+        &tok,
+        "--max-docs",
+        "all",
+        "--no-cache",
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let err = String::from_utf8_lossy(&o.stderr);
+    let note = "p: 1 bad record skipped (1 malformed_json); --strict fails on the first instead";
+    assert_eq!(err.matches(note).count(), 1, "{err}");
+    assert!(!err.contains("{\""), "{err}");
+}

@@ -385,7 +385,7 @@ pub(crate) fn suggest_mix<'py>(
     let metric: Metric = metric.parse().map_err(to_py)?;
     let card_tokens: Vec<Option<u64>> = profiles.iter().map(|p| p.get().card_tokens).collect();
     let all = profiles_of(&profiles);
-    let (bytes, notes) = run_released(py, None, move |_| {
+    let (bytes, notes) = run_released(py, None, move |bar| {
         if names.len() < 3 || names.len() != all.len() {
             bail!("suggest_mix needs P, at least one candidate and T");
         }
@@ -413,6 +413,7 @@ pub(crate) fn suggest_mix<'py>(
             &card_tokens,
             fit.as_deref(),
             top,
+            bar,
         )?;
         let mut df = mtkit::export::emit::proposals_frame(&found, &request)?;
         Ok((

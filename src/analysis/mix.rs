@@ -621,6 +621,7 @@ pub fn suggest_from_profiles(
     card_tokens: &[Option<u64>],
     fit: Option<&std::path::Path>,
     top: usize,
+    progress: &dyn crate::util::progress::Progress,
 ) -> Result<Suggestion> {
     let dists: Vec<Dist> = profiles.iter().map(Dist::of).collect();
     let n = request.candidates.len() + 1;
@@ -662,7 +663,15 @@ pub fn suggest_from_profiles(
         }
     }
     let budget = &request.budget;
-    let mut props = suggest(&problem, &to_p, &sources, budget, &rule, &request.starts)?;
+    let mut props = suggest(
+        &problem,
+        &to_p,
+        &sources,
+        budget,
+        &rule,
+        &request.starts,
+        progress,
+    )?;
     if let Some(f) = &line {
         for p in &mut props {
             p.predicted_ri = Some(f.predict(p.pa, 0.95));
@@ -766,6 +775,7 @@ pub fn suggest(
     budget: &Budget,
     rule: &TimingRule,
     starts: &[f64],
+    progress: &dyn crate::util::progress::Progress,
 ) -> Result<Vec<MixProposal>> {
     use rayon::prelude::*;
     let search = Search {
@@ -775,17 +785,22 @@ pub fn suggest(
         rule,
         sim_p: problem.sim(&problem.sources[0]),
     };
-    let results: Vec<Result<MixProposal>> = search
-        .grid(starts)
+    let grid = search.grid(starts);
+    progress.start_counting("searching mixtures", grid.len() as u64, "starts × shares");
+    let results: Vec<Result<MixProposal>> = grid
         .par_iter()
         .map(|&(f, share)| {
+            crate::util::progress::check_interrupt()?;
             let (lower, upper) = search
                 .bounds(f, share)
                 .map_err(|e| anyhow::anyhow!(e.message))?;
-            let (w, sim) = problem.optimize(&lower, &upper)?;
+            let found = problem.optimize(&lower, &upper);
+            progress.advance(1, 0, 0);
+            let (w, sim) = found?;
             Ok(search.proposal(f, w, sim))
         })
         .collect();
+    progress.finish();
     let mut props: Vec<MixProposal> = Vec::new();
     let mut first_err = None;
     for r in results {
@@ -1130,5 +1145,58 @@ mod tests {
         ]);
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[0].pa, 0.2);
+    }
+
+    /// The search says what it does while it works: one counted stage over its grid of
+    /// (start, share cap) points, advanced once per point.
+    #[test]
+    fn the_search_reports_its_progress() {
+        use std::sync::Mutex;
+        #[derive(Default)]
+        struct Seen(Mutex<(String, u64, u64, bool)>);
+        impl crate::util::progress::Progress for Seen {
+            fn start_counting(&self, label: &str, total: u64, _unit: &str) {
+                let mut s = self.0.lock().unwrap();
+                (s.0, s.1) = (label.to_string(), total);
+            }
+            fn advance(&self, n: u64, _: u64, _: u64) {
+                self.0.lock().unwrap().2 += n;
+            }
+            fn finish(&self) {
+                self.0.lock().unwrap().3 = true;
+            }
+        }
+        let p = [0.5, 0.5, 0.0];
+        let m = [0.0, 0.5, 0.5];
+        let problem = Objective::new(&[&p, &m], &[0.2, 0.4, 0.4], Metric::Cosine).unwrap();
+        let to_p = Objective::new(&[&p, &m], &p, Metric::Cosine).unwrap();
+        let src = |name: &str| SourceInfo {
+            name: name.into(),
+            available: 1e9,
+            mean_doc_tokens: 100.0,
+        };
+        let budget = Budget {
+            total_steps: 100,
+            tokens_per_step: 10,
+            max_repeat: 4.0,
+            min_general: 0.2,
+        };
+        let seen = Seen::default();
+        let starts = [0.1, 0.5];
+        let props = suggest(
+            &problem,
+            &to_p,
+            &[src("p"), src("m")],
+            &budget,
+            &TimingRule::default(),
+            &starts,
+            &seen,
+        )
+        .unwrap();
+        assert!(!props.is_empty());
+        let (label, total, advanced, finished) = seen.0.into_inner().unwrap();
+        assert_eq!(label, "searching mixtures");
+        assert!(total >= starts.len() as u64, "{total}");
+        assert_eq!((advanced, finished), (total, true));
     }
 }

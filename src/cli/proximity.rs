@@ -242,8 +242,13 @@ fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Re
     let cat = ca.catalog_for(&corpora)?;
     let mut tok: Option<Tokenizer> = None;
     let bar = Bar::new(ca.quiet);
-    let mut out = Vec::new();
-    for name in names {
+    let mut out: Vec<Profile> = Vec::new();
+    for (i, name) in names.iter().enumerate() {
+        // A corpus named twice (P = T, say) is read once.
+        if let Some(j) = names[..i].iter().position(|n| n == name) {
+            out.push(out[j].clone());
+            continue;
+        }
         let path = Path::new(name);
         if is_profile(name) {
             let p = Profile::load(path)?;
@@ -258,8 +263,10 @@ fn load_profiles(names: &[String], ca: &CorpusArgs, opts: &ProfileOptions) -> Re
             tok = Some(ca.tokenizer.load()?);
         }
         let (p, _) = cached_or_build(card, tok.as_ref().unwrap(), opts, !ca.no_cache, &bar)?;
-        if !p.totals.skipped.is_empty() {
-            eprintln!("{}: skipped bad records: {:?}", name, p.totals.skipped);
+        if let Some(note) =
+            mtkit::cli_support::output::skipped_note(&p.meta.corpus, &p.totals.skipped, &[])
+        {
+            eprintln!("{note}");
         }
         out.push(p);
     }

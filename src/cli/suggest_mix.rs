@@ -138,7 +138,14 @@ pub fn run(a: SuggestArgs) -> Result<()> {
         .map(|c| cached_or_build(c, &tok, &opts, !a.corpus.no_cache, &bar).map(|x| x.0))
         .collect::<Result<_>>()?;
     let card_tokens: Vec<Option<u64>> = cards.iter().map(|c| c.tokens).collect();
-    let found = suggest_from_profiles(&request, &profiles, &card_tokens, a.fit.as_deref(), a.top)?;
+    let found = suggest_from_profiles(
+        &request,
+        &profiles,
+        &card_tokens,
+        a.fit.as_deref(),
+        a.top,
+        &bar,
+    )?;
     let text = human(&found, &a);
     if let Some(e) = a.emit {
         // The config is the result (stdout); the table says where it came from (stderr),
