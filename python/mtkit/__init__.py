@@ -52,6 +52,7 @@ __all__ = [
     "select",
     "similarity_matrix",
     "suggest_mix",
+    "tokenize",
 ]
 
 #: Records pulled from a Python iterable per batch (the GIL is held only while one is read).
@@ -709,6 +710,68 @@ def _reading_settings(max_docs, max_chars, max_tokens_per_doc, seed, strict, tok
             encoder=encoder,
         )
     )
+
+
+def tokenize(
+    corpora,
+    output: Union[str, os.PathLike],
+    *,
+    format: str = "mtkit",
+    val_docs: int | None = None,
+    text: str | None = None,
+    max_docs: int | str | None = 1000,
+    seed: int = 42,
+    strict: bool = False,
+    olmo_file_size: str = "1G",
+    litdata_chunk_tokens: int = 2049 * 8192,
+    exclude_overlap=None,
+    overlap_n: int = 13,
+    tokenizer: Union[str, os.PathLike, None] = None,
+    encoder: str = "auto",
+    catalog=None,
+    progress: bool | None = None,
+) -> "pl.DataFrame":
+    """``mtkit tokenize CORPUS... -o OUTPUT`` from Python: each corpus's token files in
+    ``OUTPUT/NAME/``, the same bytes as the CLI writes (one library function serves both),
+    and its summary table as a DataFrame: corpus, train_docs, train_tokens, val_docs,
+    val_tokens, has_prompt, prompt_mask_dropped, skipped, left_out_by_overlap.
+
+    ``format``: ``mtkit`` (the trainer's own files, with ``val_docs`` validation documents,
+    100 by default), ``megatron``, ``olmo-core`` or ``litdata`` (no validation split; token
+    ids only, so an SFT card's prompt mask is dropped and ``prompt_mask_dropped`` says so).
+    The sampling is the CLI's: ``max_docs`` documents by ``seed`` (``None`` or ``"all"``: every
+    document, in order), whole documents. ``olmo_file_size`` (``"1G"``, ``"512M"``) and
+    ``litdata_chunk_tokens`` size those formats' files. ``exclude_overlap`` (an evaluation set)
+    leaves out every document sharing an ``overlap_n``-token n-gram with it. ``corpora`` are
+    cards, files or in-memory records, as for :func:`overlap`.
+    """
+    catalogs = _catalog_paths(catalog)
+    settings = _reading_settings(max_docs, 0, 0, seed, strict, tokenizer, encoder)
+    with contextlib.ExitStack() as stack:
+        specs = [_corpus_spec(c, text, stack) for c in _as_list(corpora)]
+        eval_spec = None if exclude_overlap is None else _corpus_spec(exclude_overlap, None, stack)
+        summaries = _run_with_bars(
+            progress,
+            lambda bars: _mtkit.tokenize(
+                specs,
+                os.fspath(output),
+                format,
+                settings,
+                val_docs=val_docs,
+                olmo_file_size=str(olmo_file_size),
+                litdata_chunk_tokens=litdata_chunk_tokens,
+                exclude_overlap=eval_spec,
+                overlap_n=overlap_n,
+                catalogs=catalogs,
+                progress=bars,
+            ),
+        )
+    rows = json.loads(summaries)
+    columns = ["corpus", "train_docs", "train_tokens", "val_docs", "val_tokens", "has_prompt",
+               "prompt_mask_dropped", "left_out_by_overlap"]
+    data = {c: [r[c] for r in rows] for c in columns}
+    data["skipped"] = [sum(r["skipped"].values()) for r in rows]
+    return _polars().DataFrame(data).select(columns[:7] + ["skipped", "left_out_by_overlap"])
 
 
 def score(

@@ -125,6 +125,20 @@ def contaminated_shares(
     catalogs: list[str],
     progress: Optional[Any],
 ) -> list[float]: ...
+def tokenize(
+    corpora: list[tuple[str, Optional[list[str]], Optional[str]]],
+    output: str,
+    format: str,
+    settings: ProfileSettings,
+    *,
+    val_docs: Optional[int],
+    olmo_file_size: str,
+    litdata_chunk_tokens: int,
+    exclude_overlap: Optional[tuple[str, Optional[list[str]], Optional[str]]],
+    overlap_n: int,
+    catalogs: list[str],
+    progress: Optional[Any],
+) -> str: ...
 def score(
     pool: list[tuple[str, Optional[list[str]], Optional[str]]],
     target: tuple[str, Optional[list[str]], Optional[str]],

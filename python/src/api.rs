@@ -112,6 +112,78 @@ pub(crate) fn contaminated_shares(
     })
 }
 
+/// `mtkit tokenize`: each corpus's token files in `output/NAME/` in `format`, as the CLI
+/// writes them (the same library function, so the same bytes); returns each corpus's summary
+/// as JSON (meta.json's fields, and whether a prompt mask had no place in the format).
+#[pyfunction]
+#[pyo3(signature = (corpora, output, format, settings, *, val_docs, olmo_file_size, litdata_chunk_tokens, exclude_overlap, overlap_n, catalogs, progress))]
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn tokenize(
+    py: Python<'_>,
+    corpora: Vec<CorpusSpec>,
+    output: PathBuf,
+    format: String,
+    settings: Settings,
+    val_docs: Option<u64>,
+    olmo_file_size: String,
+    litdata_chunk_tokens: u64,
+    exclude_overlap: Option<CorpusSpec>,
+    overlap_n: usize,
+    catalogs: Vec<PathBuf>,
+    progress: Option<Py<PyAny>>,
+) -> PyResult<String> {
+    use mtkit::export::tokens::trainer_formats::{Format, FormatOptions};
+    run_released(py, progress.as_ref(), move |bar| {
+        let format: Format = format.parse()?;
+        let olmo_file_bytes = match mtkit::util::memory::parse_size(&olmo_file_size) {
+            Ok(0) => bail!("olmo_file_size= must be at least one byte"),
+            Ok(n) => n,
+            Err(e) => bail!("olmo_file_size={olmo_file_size:?}: {e:#}"),
+        };
+        if litdata_chunk_tokens == 0 {
+            bail!("litdata_chunk_tokens= must be at least 1");
+        }
+        let options = FormatOptions {
+            olmo_file_bytes,
+            litdata_chunk_tokens,
+        };
+        let val_docs = val_docs.unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
+        let cards = corpora
+            .into_iter()
+            .map(|(name, files, text)| card_of(&name, files, text, &catalogs))
+            .collect::<Result<Vec<Card>>>()?;
+        let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
+        let sample = &settings.options.sample;
+        let refs: Vec<&Card> = cards.iter().collect();
+        let left_out: Vec<Vec<u64>> = match exclude_overlap {
+            Some((name, files, text)) => mtkit::analysis::overlap::scan_against_whole_eval(
+                &refs,
+                &card_of(&name, files, text, &catalogs)?,
+                &tok,
+                sample,
+                None,
+                overlap_n,
+                bar,
+            )?
+            .into_iter()
+            .map(|s| s.contaminated)
+            .collect(),
+            None => vec![Vec::new(); cards.len()],
+        };
+        let mut summaries = Vec::new();
+        for (card, out) in cards.iter().zip(&left_out) {
+            let m = mtkit::export::tokens::write_format(
+                card, &tok, sample, val_docs, &output, format, &options, out, bar,
+            )?;
+            let mut v = serde_json::to_value(&m)?;
+            v["prompt_mask_dropped"] = m.prompt_mask_dropped.into();
+            v["left_out_by_overlap"] = (out.len() as u64).into();
+            summaries.push(v);
+        }
+        Ok(serde_json::to_string(&summaries)?)
+    })
+}
+
 /// `mtkit score`: one row per pool document (Arrow IPC bytes, the columns of `-o`).
 #[pyfunction]
 #[pyo3(signature = (pool, target, settings, *, ngram, lambda_, catalogs, progress))]

@@ -245,3 +245,26 @@ def test_score_and_select_equal_the_cli(mtkit_bin, shared_catalog, tmp_path):
     assert len(got) == 300
     with pytest.raises(mtkit.MtkitError, match="exactly one of n=, tokens= or fraction="):
         mtkit.select(["math"], "sciq", catalog=shared_catalog, progress=False)
+
+
+@pytest.mark.parametrize("fmt", ["mtkit", "megatron"])
+def test_tokenize_writes_the_clis_bytes(mtkit_bin, tmp_path, fmt):
+    from pathlib import Path
+
+    run_cli(mtkit_bin, "tokenize", "demo-web", "demo-docstring", "--format", fmt, "--max-docs", "300",
+            "-q", "-o", tmp_path / "cli")
+    table = mtkit.tokenize(["demo-web", "demo-docstring"], tmp_path / "py", format=fmt, max_docs=300,
+                           progress=False)
+
+    def files(root: Path) -> dict:
+        return {p.relative_to(root): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
+
+    cli, py = files(tmp_path / "cli"), files(tmp_path / "py")
+    assert list(cli) == list(py) and len(cli) > 2
+    assert cli == py
+    assert table["corpus"].to_list() == ["demo-web", "demo-docstring"]
+    # demo-docstring is a prompt/response card: mtkit's files keep its mask, Megatron's cannot.
+    docstring = table.row(1, named=True)
+    assert (docstring["has_prompt"], docstring["prompt_mask_dropped"]) == (fmt == "mtkit", fmt == "megatron")
+    total = docstring["train_docs"] + docstring["val_docs"]
+    assert total == 300
