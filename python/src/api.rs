@@ -147,37 +147,31 @@ pub(crate) fn tokenize(
             olmo_file_bytes,
             litdata_chunk_tokens,
         };
-        let val_docs = val_docs.unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
         let cards = corpora
             .into_iter()
             .map(|(name, files, text)| card_of(&name, files, text, &catalogs))
             .collect::<Result<Vec<Card>>>()?;
+        let eval = exclude_overlap
+            .map(|(name, files, text)| card_of(&name, files, text, &catalogs))
+            .transpose()?;
         let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
-        let sample = &settings.options.sample;
         let refs: Vec<&Card> = cards.iter().collect();
-        let left_out: Vec<Vec<u64>> = match exclude_overlap {
-            Some((name, files, text)) => mtkit::analysis::overlap::scan_against_whole_eval(
-                &refs,
-                &card_of(&name, files, text, &catalogs)?,
-                &tok,
-                sample,
-                None,
-                overlap_n,
-                bar,
-            )?
-            .into_iter()
-            .map(|s| s.contaminated)
-            .collect(),
-            None => vec![Vec::new(); cards.len()],
-        };
+        let written = mtkit::export::tokens::write_corpora(
+            &refs,
+            &tok,
+            &settings.options.sample,
+            val_docs,
+            &output,
+            format,
+            &options,
+            eval.as_ref().map(|e| (e, overlap_n)),
+            bar,
+        )?;
         let mut summaries = Vec::new();
-        for (card, out) in cards.iter().zip(&left_out) {
-            let m = mtkit::export::tokens::write_format(
-                card, &tok, sample, val_docs, &output, format, &options, out, bar,
-            )?;
+        for (m, left) in written {
             let mut v = serde_json::to_value(&m)?;
             v["prompt_mask_dropped"] = m.prompt_mask_dropped.into();
-            v["left_out_by_overlap"] = (out.len() as u64).into();
+            v["left_out_by_overlap"] = (left as u64).into();
             summaries.push(v);
         }
         Ok(serde_json::to_string(&summaries)?)

@@ -99,9 +99,6 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
         olmo_file_bytes: a.olmo_file_size,
         litdata_chunk_tokens: a.litdata_chunk_tokens,
     };
-    let val_docs = a
-        .val_docs
-        .unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
     let mut names = a.names.clone();
     names.extend(a.exclude_overlap.clone());
     let cat = a.catalog.load_for(&names)?;
@@ -109,34 +106,20 @@ pub fn run(a: TokenizeArgs) -> Result<()> {
     let tok = a.tokenizer.load()?;
     let spec = a.sample.spec();
     let bar = Bar::new(a.quiet);
-    // The documents each corpus leaves out, read as tokenize reads them (whole documents).
-    let left_out: Vec<Vec<u64>> = match &a.exclude_overlap {
-        Some(e) => mtkit::analysis::overlap::scan_against_whole_eval(
-            &cards,
-            cat.get(e)?,
-            &tok,
-            &spec,
-            None,
-            a.overlap_n,
-            &bar,
-        )?
-        .into_iter()
-        .map(|s| s.contaminated)
-        .collect(),
-        None => vec![Vec::new(); cards.len()],
+    let exclude = match &a.exclude_overlap {
+        Some(e) => Some((cat.get(e)?, a.overlap_n)),
+        None => None,
     };
+    let written = mtkit::export::tokens::write_corpora(
+        &cards, &tok, &spec, a.val_docs, &a.output, format, &options, exclude, &bar,
+    )?;
     let mut rows = Vec::new();
     let mut notes = Vec::new();
-    for (card, out) in cards.into_iter().zip(&left_out) {
-        let m = mtkit::export::tokens::write_format(
-            card, &tok, &spec, val_docs, &a.output, format, &options, out, &bar,
-        )?;
+    for (m, left) in written {
         if let Some(e) = &a.exclude_overlap {
             notes.push(format!(
-                "{}: left out {} documents sharing a {}-gram with `{e}`",
-                card.name,
-                out.len(),
-                a.overlap_n
+                "{}: left out {left} documents sharing a {}-gram with `{e}`",
+                m.corpus, a.overlap_n
             ));
         }
         rows.push(vec![

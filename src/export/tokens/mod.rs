@@ -182,6 +182,45 @@ pub fn write(
     )
 }
 
+/// `mtkit tokenize`'s whole flow, for the CLI and the Python binding alike: each of `cards`
+/// into `out/NAME/` in `format` ([`write_format`]); `val_docs` defaults to 100 for mtkit's
+/// format and 0 for the trainers'; with `exclude` = (EVAL, n), the documents sharing an
+/// n-token n-gram with EVAL (every item, whole) are left out, as `mtkit overlap` finds them.
+/// Returns each corpus's summary and how many documents the exclusion left out.
+#[allow(clippy::too_many_arguments)]
+pub fn write_corpora(
+    cards: &[&Card],
+    tok: &Tokenizer,
+    sample: &SampleSpec,
+    val_docs: Option<u64>,
+    out: &Path,
+    format: Format,
+    options: &FormatOptions,
+    exclude: Option<(&Card, usize)>,
+    progress: &dyn Progress,
+) -> Result<Vec<(TokenFilesMeta, usize)>> {
+    let val_docs = val_docs.unwrap_or(if format == Format::Mtkit { 100 } else { 0 });
+    let left_out: Vec<Vec<u64>> = match exclude {
+        Some((eval, n)) => crate::analysis::overlap::scan_against_whole_eval(
+            cards, eval, tok, sample, None, n, progress,
+        )?
+        .into_iter()
+        .map(|s| s.contaminated)
+        .collect(),
+        None => vec![Vec::new(); cards.len()],
+    };
+    cards
+        .iter()
+        .zip(&left_out)
+        .map(|(card, left)| {
+            let m = write_format(
+                card, tok, sample, val_docs, out, format, options, left, progress,
+            )?;
+            Ok((m, left.len()))
+        })
+        .collect()
+}
+
 /// [`write`] in any of the [`crate::export::tokens::trainer_formats`]: mtkit's token files, or a trainer's
 /// (Megatron, OLMo-core, litdata), which take no validation split (their trainers split or
 /// read validation data of their own). The summary is in [`TokenFilesMeta`]'s terms (train
