@@ -43,6 +43,7 @@ __all__ = [
     "Profile",
     "export",
     "load_profile",
+    "merge_profiles",
     "metrics",
     "overlap",
     "profile",
@@ -70,6 +71,7 @@ _DEFAULTS = dict(
     strict=False,
     tokenizer=None,
     encoder="auto",
+    shard=None,
 )
 
 
@@ -276,7 +278,31 @@ def _settings(opts: Mapping[str, Any], keep_document_counts: bool = False):
     o = _checked_whole_numbers({**_DEFAULTS, **opts})
     if o["tokenizer"] is not None:
         o["tokenizer"] = os.fspath(o["tokenizer"])
+    o["shard"] = _shard_text(o["shard"])
     return _mtkit.ProfileSettings(keep_document_counts=keep_document_counts, **o)
+
+
+def _shard_text(shard) -> str | None:
+    """``shard=``: ``(k, n)`` or the CLI's ``"k/n"`` (1-based: the records whose index is
+    k-1 modulo n), or None for every record."""
+    if shard is None or isinstance(shard, str):
+        return shard
+    if isinstance(shard, tuple) and len(shard) == 2 and all(isinstance(x, int) and not isinstance(x, bool) for x in shard):
+        return f"{shard[0]}/{shard[1]}"
+    raise TypeError(f'shard= takes (k, n) or "k/n" (shard k of n, 1-based), not {type(shard).__name__} {shard!r}')
+
+
+def _memory_bytes(memory) -> int | None:
+    """``memory=``: bytes, or a size as ``--memory`` takes it ("512M", "2G"); a budget more
+    than this process can hold is warned of, as the CLI warns."""
+    if memory is None:
+        return None
+    if isinstance(memory, bool) or not isinstance(memory, (int, str)):
+        raise TypeError(f'memory= takes a number of bytes or a size such as "2G", not {type(memory).__name__} {memory!r}')
+    nbytes, warning = _mtkit.memory_budget(str(memory))
+    if warning:
+        warnings.warn(warning, ResourceWarning, stacklevel=3)
+    return nbytes
 
 
 def _is_hf_dataset(x) -> bool:
@@ -370,10 +396,13 @@ def _profile_of(
     catalog,
     cache: bool,
     progress: bool | None,
+    memory: int | None = None,
+    tmp=None,
 ) -> Profile:
     if isinstance(source, Profile):
         return source
     catalogs = _catalog_paths(catalog)
+    bounded = dict(memory=memory, tmp=None if tmp is None else os.fspath(tmp))
     if isinstance(source, Files):
         return _run_with_bars(
             progress,
@@ -386,6 +415,7 @@ def _profile_of(
                     text=text or source.text,
                     cache=cache,
                     progress=bars,
+                    **bounded,
                 )
             ),
         )
@@ -406,8 +436,14 @@ def _profile_of(
                     text=text,
                     cache=cache,
                     progress=bars,
+                    **bounded,
                 )
             ),
+        )
+    if memory is not None or tmp is not None:
+        raise ValueError(
+            "memory= and tmp= bound the counting of files and catalog cards; in-memory data is "
+            "counted in memory (write it to a .jsonl file to count it within a budget)"
         )
     template = _template_of(source, text)
     fields = _mtkit.template_fields(template)
@@ -476,6 +512,9 @@ def profile(
     catalog=None,
     cache: bool = True,
     keep_document_counts: bool = False,
+    shard=None,
+    memory: int | str | None = None,
+    tmp: Union[str, os.PathLike, None] = None,
     progress: bool | None = None,
 ) -> Profile:
     """Profiles ``source`` (see the module's help for what a source may be).
@@ -491,6 +530,12 @@ def profile(
     installed by ``make setup``, or ``MTKIT_TOKENIZER``). Catalog cards and files go through
     the profile cache unless ``cache=False``; in-memory sources are never cached.
     ``keep_document_counts`` keeps per-document counts (for ``proximity(bootstrap=...)``).
+    ``shard=(k, n)`` (or ``"k/n"``) profiles only the records whose index is k-1 modulo n, as
+    ``--shard``; :func:`merge_profiles` adds the n shards into the whole's profile.
+    ``memory`` (bytes, or ``"2G"``) and ``tmp`` count files and cards as ``mtkit profile
+    --memory --tmp`` does: exact n-grams held to the budget, sorted runs spilled to a
+    temporary folder in ``tmp`` (default: the cache folder) and merged; the profile is the
+    same either way (the result is then loaded whole, so its n-grams must fit in memory).
     ``progress``: bars when a terminal or notebook is attached (``None``), always, or never.
     """
     settings = _settings(
@@ -504,12 +549,33 @@ def profile(
             strict=strict,
             tokenizer=tokenizer,
             encoder=encoder,
+            shard=shard,
         ),
         keep_document_counts=keep_document_counts,
     )
     return _profile_of(
-        source, settings=settings, text=text, name=name, catalog=catalog, cache=cache, progress=progress
+        source,
+        settings=settings,
+        text=text,
+        name=name,
+        catalog=catalog,
+        cache=cache,
+        progress=progress,
+        memory=_memory_bytes(memory),
+        tmp=tmp,
     )
+
+
+def merge_profiles(parts, *, partial: bool = False) -> Profile:
+    """``mtkit profile merge``: the profiles of the shards of one corpus (:class:`Profile`\ s,
+    or parquet files written by ``mtkit profile --shard K/N -o FILE`` or :meth:`Profile.save`)
+    merged into the whole's profile. Counts add exactly, so the merge of all n shards equals
+    the profile of the whole corpus. Parts made with different settings are refused, naming
+    which has which; parts that miss shards of their split are refused, naming them, unless
+    ``partial=True`` (the result records the shards it covers).
+    """
+    profs = [p if isinstance(p, Profile) else load_profile(p) for p in _as_list(parts)]
+    return Profile(_mtkit.merge_profiles([p._native for p in profs], partial))
 
 
 def _as_list(x) -> list:

@@ -35,6 +35,7 @@ class ProfileSettings:
         keep_document_counts: bool,
         tokenizer: Optional[str],
         encoder: str,
+        shard: Optional[str] = None,
     ) -> None: ...
     def for_proximity(self, metrics: Sequence[str], bootstrap: bool) -> ProfileSettings: ...
     def unigrams_only(self) -> ProfileSettings: ...
@@ -48,7 +49,11 @@ def profile_corpus(
     text: Optional[str],
     cache: bool,
     progress: Optional[Progress],
+    memory: Optional[int] = None,
+    tmp: Optional[str] = None,
 ) -> NativeProfile: ...
+def memory_budget(memory: str) -> tuple[int, Optional[str]]: ...
+def merge_profiles(parts: Sequence[NativeProfile], partial: bool) -> NativeProfile: ...
 def profile_records(
     name: str,
     batches: Iterator[Any],

@@ -14,9 +14,12 @@ use std::path::{Path, PathBuf};
 use crate::{inputs::*, records::*, released::*};
 
 /// Profiles a catalog card (`files` None) or the files, globs or folders `files` (rendered by
-/// `text`), through the profile cache unless `cache` is false.
+/// `text`), through the profile cache unless `cache` is false. With `memory` (bytes) or `tmp`,
+/// exact n-grams are counted as `mtkit profile --memory` counts them: held to that budget
+/// (default: `mtkit profile`'s), runs spilled to a temporary folder in `tmp` (default: the
+/// cache folder) and merged into the cache file, which is then loaded.
 #[pyfunction]
-#[pyo3(signature = (name, settings, *, catalogs, files, text, cache, progress))]
+#[pyo3(signature = (name, settings, *, catalogs, files, text, cache, progress, memory=None, tmp=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn profile_corpus(
     py: Python<'_>,
@@ -27,13 +30,70 @@ pub(crate) fn profile_corpus(
     text: Option<String>,
     cache: bool,
     progress: Option<Py<PyAny>>,
+    memory: Option<u64>,
+    tmp: Option<PathBuf>,
 ) -> PyResult<NativeProfile> {
     run_released(py, progress.as_ref(), move |bar| {
         let card = card_of(&name, files, text, &catalogs)?;
         let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
-        let (p, _) = mtkit::profile::cached_or_build(&card, &tok, &settings.options, cache, bar)?;
+        let p = match (memory, tmp) {
+            (None, None) => {
+                mtkit::profile::cached_or_build(&card, &tok, &settings.options, cache, bar)?.0
+            }
+            (memory, tmp) => {
+                let spill = mtkit::profile::SpillOptions {
+                    memory: memory.unwrap_or_else(mtkit::profile::spill::default_memory),
+                    dir: tmp.unwrap_or_else(mtkit::util::paths::cache_dir),
+                };
+                let _interrupt = mtkit::util::progress::InterruptGuard::install();
+                let w = mtkit::profile::cached_or_write(
+                    &card,
+                    &tok,
+                    &settings.options,
+                    cache,
+                    bar,
+                    &spill,
+                )?;
+                Profile::load(&w.path)?
+            }
+        };
         Ok(wrap(p, card.tokens))
     })
+}
+
+/// `memory=` as bytes (a number of bytes, or a size such as "512M" or "2G", the grammar of
+/// `--memory`), and what to warn of when it is more than this process can hold.
+#[pyfunction]
+pub(crate) fn memory_budget(memory: String) -> PyResult<(u64, Option<String>)> {
+    let bytes =
+        mtkit::util::memory::parse_size(&memory).map_err(|e| to_py(e.context("memory=")))?;
+    Ok((
+        bytes,
+        mtkit::util::memory::over_limit_warning(bytes, "memory="),
+    ))
+}
+
+/// `profile merge` of loaded profiles: shard profiles of one corpus, counted with the same
+/// settings, add exactly; parts that miss shards of their split are refused unless
+/// `partial`.
+#[pyfunction]
+pub(crate) fn merge_profiles(
+    py: Python<'_>,
+    parts: Vec<PyRef<'_, NativeProfile>>,
+    partial: bool,
+) -> PyResult<NativeProfile> {
+    let profiles: Vec<Profile> = parts.iter().map(|p| p.inner.as_ref().clone()).collect();
+    let tokens = parts.first().and_then(|p| p.card_tokens.clone());
+    drop(parts);
+    py.detach(move || -> Result<NativeProfile> {
+        if profiles.is_empty() {
+            bail!("merge_profiles needs at least one profile");
+        }
+        let merged = Profile::merge(&profiles)?;
+        mtkit::profile::check_coverage(&merged.meta, partial)?;
+        Ok(wrap(merged, tokens))
+    })
+    .map_err(to_py)
 }
 
 /// `mtkit overlap`: the table (Arrow IPC bytes, the columns of `--csv`) and, with `details`,

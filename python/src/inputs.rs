@@ -126,7 +126,7 @@ pub(crate) struct Settings {
 #[pymethods]
 impl Settings {
     #[new]
-    #[pyo3(signature = (*, ngram, ngram_buckets, max_docs, max_chars, max_tokens_per_doc, seed, strict, keep_document_counts, tokenizer, encoder))]
+    #[pyo3(signature = (*, ngram, ngram_buckets, max_docs, max_chars, max_tokens_per_doc, seed, strict, keep_document_counts, tokenizer, encoder, shard=None))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         ngram: usize,
@@ -139,6 +139,7 @@ impl Settings {
         keep_document_counts: bool,
         tokenizer: Option<String>,
         encoder: String,
+        shard: Option<String>,
     ) -> PyResult<Settings> {
         if max_docs == Some(0) {
             return Err(MtkitError::new_err(
@@ -151,7 +152,10 @@ impl Settings {
                     max_docs,
                     seed,
                     max_chars: (max_chars > 0).then_some(max_chars),
-                    shard: None,
+                    shard: shard
+                        .map(|s| s.parse::<mtkit::data::corpus::Shard>())
+                        .transpose()
+                        .map_err(to_py)?,
                     strict,
                 },
                 max_tokens_per_doc: (max_tokens_per_doc > 0).then_some(max_tokens_per_doc),

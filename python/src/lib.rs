@@ -38,6 +38,8 @@ fn _mtkit(m: &Bound<'_, PyModule>) -> PyResult<()> {
     m.add_class::<Settings>()?;
     m.add_function(wrap_pyfunction!(profile_corpus, m)?)?;
     m.add_function(wrap_pyfunction!(profile_records, m)?)?;
+    m.add_function(wrap_pyfunction!(merge_profiles, m)?)?;
+    m.add_function(wrap_pyfunction!(memory_budget, m)?)?;
     m.add_function(wrap_pyfunction!(load_profile, m)?)?;
     m.add_function(wrap_pyfunction!(proximity, m)?)?;
     m.add_function(wrap_pyfunction!(similarity_matrix, m)?)?;

@@ -42,8 +42,116 @@ pub(crate) fn to_py(e: anyhow::Error) -> PyErr {
     }
     match e.downcast::<FromPython>() {
         Ok(FromPython(err)) => err,
-        Err(e) => MtkitError::new_err(format!("{e:#}")),
+        Err(e) => MtkitError::new_err(in_python_words(&format!("{e:#}"))),
     }
+}
+
+/// The library's messages name the command line's flags; a Python caller passed keyword
+/// arguments. Each flag the Python functions share becomes its keyword (`--max-docs` →
+/// `max_docs=`, `--catalog FILE` → `catalog=FILE`, `--strict` → `strict=True`), outside
+/// backquotes (a quoted command stays a command). Flags Python has no keyword for
+/// (`--slurm`, `--csv`) stay as they are.
+pub(crate) fn in_python_words(message: &str) -> String {
+    let mut out = String::with_capacity(message.len());
+    let mut quoted = false;
+    let mut rest = message;
+    while let Some(c) = rest.chars().next() {
+        if c == '`' {
+            quoted = !quoted;
+        } else if !quoted
+            && rest.starts_with("--")
+            && !out.ends_with(|c: char| c.is_alphanumeric() || c == '-')
+        {
+            let flag_len = 2 + rest[2..]
+                .find(|c: char| !(c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-'))
+                .unwrap_or(rest.len() - 2);
+            if let Some(keyword) = python_keyword(&rest[..flag_len]) {
+                out.push_str(keyword);
+                rest = &rest[flag_len..];
+                // `--catalog FILE` → `catalog=FILE`: a metavariable joins its keyword.
+                if keyword.ends_with('=') {
+                    if let Some(value) = rest.strip_prefix(' ') {
+                        let word = value
+                            .find(|c: char| !(c.is_ascii_uppercase() || c == '/'))
+                            .unwrap_or(value.len());
+                        if word > 0 && value[..word].chars().any(|c| c.is_ascii_uppercase()) {
+                            out.push_str(&value[..word]);
+                            rest = &value[word..];
+                        }
+                    }
+                }
+                continue;
+            }
+        }
+        out.push(c);
+        rest = &rest[c.len_utf8()..];
+    }
+    out
+}
+
+/// The Python keyword of a command-line flag, for the flags the Python functions take.
+fn python_keyword(flag: &str) -> Option<&'static str> {
+    Some(match flag {
+        "--catalog" => "catalog=",
+        "--max-docs" => "max_docs=",
+        "--max-chars" => "max_chars=",
+        "--max-tokens-per-doc" => "max_tokens_per_doc=",
+        "--ngram" => "ngram=",
+        "--ngram-buckets" => "ngram_buckets=",
+        "--seed" => "seed=",
+        "--sample-seed" => "sample_seed=",
+        "--strict" => "strict=True",
+        "--text" => "text=",
+        "--tokenizer" => "tokenizer=",
+        "--encoder" => "encoder=",
+        "--shard" => "shard=",
+        "--memory" => "memory=",
+        "--tmp" => "tmp=",
+        "--no-cache" => "cache=False",
+        "--partial" => "partial=True",
+        "--metric" => "metric=",
+        "--all-metrics" => "all_metrics=True",
+        "--mix" => "mix=",
+        "--mix-by" => "mix_by=",
+        "--bootstrap" => "bootstrap=",
+        "--smoothing" => "smoothing=",
+        "--overlap" => "overlap=",
+        "--overlap-n" => "overlap_n=",
+        "--against" => "against=",
+        "--ignore-common" => "ignore_common=",
+        "--details" => "details=True",
+        "--target" => "target=",
+        "--pretrain" => "pretrain=",
+        "--lambda" => "lambda_=",
+        "--weight" => "weight=",
+        "--length-norm" => "length_norm=",
+        "--top-k" => "top_k=True",
+        "--docs" => "n=",
+        "--tokens" => "tokens=",
+        "--fraction" => "fraction=",
+        "--max-share" => "max_share=",
+        "--min-tokens" => "min_tokens=",
+        "--dedup" => "dedup=True",
+        "--exclude-overlap" => "exclude_overlap=",
+        "--format" => "format=",
+        "--val-docs" => "val_docs=",
+        "--olmo-file-size" => "olmo_file_size=",
+        "--litdata-chunk-tokens" => "litdata_chunk_tokens=",
+        "--total-steps" => "total_steps=",
+        "--tokens-per-step" => "tokens_per_step=",
+        "--max-repeat" => "max_repeat=",
+        "--min-general" => "min_general=",
+        "--min-weight" => "min_weight=",
+        "--start" => "start=",
+        "--available" => "available=",
+        "--fit" => "fit=",
+        "--top" => "top=",
+        "--preset" => "preset=",
+        "--seq-len" => "seq_len=",
+        "--lr" => "lr=",
+        "--sft-epochs" => "sft_epochs=",
+        _ => return None,
+    })
 }
 
 /// Progress as the library reports it, kept in atomics for the waiting thread to hand on.

@@ -268,3 +268,38 @@ def test_tokenize_writes_the_clis_bytes(mtkit_bin, tmp_path, fmt):
     assert (docstring["has_prompt"], docstring["prompt_mask_dropped"]) == (fmt == "mtkit", fmt == "megatron")
     total = docstring["train_docs"] + docstring["val_docs"]
     assert total == 300
+
+
+def test_shards_counted_within_a_memory_budget_merge_to_the_clis_whole_profile(mtkit_bin, real_texts, tmp_path):
+    # 2,400 real documents as a file; the CLI profiles it whole, exact n-grams to order 3.
+    from conftest import catalog_for, write_jsonl
+
+    data = write_jsonl(tmp_path / "code.jsonl", [{"text": t} for t in real_texts])
+    cat = catalog_for(tmp_path / "c.toml", "code", [data])
+    want = cli_profile(mtkit_bin, tmp_path, "code", cat, "--ngram", "3", "--max-docs", "all")
+    # Python: three shards, two of them counted within a 1 MiB budget (3-grams of 800 real
+    # documents do not fit it, so they spill sorted runs to `tmp` and merge them), given as
+    # (k, n) and as the CLI's "k/n".
+    opts = dict(catalog=cat, ngram=3, max_docs=None, cache=False, progress=False)
+    parts = [
+        mtkit.profile("code", shard=(1, 3), memory="1M", tmp=tmp_path, **opts),
+        mtkit.profile("code", shard="2/3", memory=1 << 20, **opts),
+        mtkit.profile("code", shard=(3, 3), **opts),
+    ]
+    assert [p.meta["shards"] for p in parts] == [[{"index": k, "count": 3}] for k in (1, 2, 3)]
+    assert sum(p.totals["documents"] for p in parts) == 2400
+    # A CLI-written shard file merges with Python's profiles as one of them.
+    shard3 = tmp_path / "shard3.parquet"
+    run_cli(mtkit_bin, "profile", "code", "--catalog", cat, "--ngram", "3", "--max-docs", "all",
+            "--shard", "3/3", "--no-cache", "-q", "-o", shard3)
+    whole = mtkit.merge_profiles([parts[0], parts[1], shard3])
+    assert py_counts(whole, [1, 2, 3]) == want
+    assert whole.totals["documents"] == 2400 and whole.meta.get("shards") is None
+    assert py_counts(mtkit.merge_profiles(parts), [1, 2, 3]) == want
+    # Missing shards are named, in Python's words; partial=True writes what there is.
+    with pytest.raises(mtkit.MtkitError, match=r"not shards 2/3 \(missing\).*partial=True"):
+        mtkit.merge_profiles([parts[0], parts[2]])
+    some = mtkit.merge_profiles([parts[0], parts[2]], partial=True)
+    assert some.meta["shards"] == [{"index": 1, "count": 3}, {"index": 3, "count": 3}]
+    # Nothing is left in tmp by the spilled counting.
+    assert not [p for p in tmp_path.iterdir() if p.is_dir()]

@@ -126,3 +126,29 @@ def test_a_bare_column_name_renders_that_column():
     braced = mtkit.profile(df, text="{question}", max_docs=None, progress=False)
     assert bare.totals == braced.totals and bare.unigrams.equals(braced.unigrams)
     assert bare.totals["documents"] == 2
+
+
+def test_messages_name_python_keywords_not_cli_flags():
+    # The library's messages name the CLI's flags; from Python they name the keywords.
+    with pytest.raises(mtkit.MtkitError, match=r"add cards with catalog=FILE\)") as e:
+        mtkit.profile("no-such-card")
+    assert "--catalog" not in str(e.value)
+    with pytest.raises(mtkit.MtkitError, match=r"^ngram= must be between 1 and 8, got 9$"):
+        mtkit.profile(["a b"], ngram=9)
+    with pytest.raises(mtkit.MtkitError, match=r'shard= "3/2": K must be between 1 and N'):
+        mtkit.profile("demo-web", shard="3/2")
+    with pytest.raises(mtkit.MtkitError, match=r"in-memory records take no shard="):
+        mtkit.profile(["a b"], shard=(1, 2))
+    with pytest.raises(mtkit.MtkitError, match=r"^memory=: not a size: \"1X\""):
+        mtkit.profile("demo-web", memory="1X")
+    with pytest.raises(TypeError, match=r"shard= takes \(k, n\) or \"k/n\""):
+        mtkit.profile("demo-web", shard=[1, 2])
+    with pytest.raises(ValueError, match="memory= and tmp= bound the counting of files"):
+        mtkit.profile(["a b"], memory="1G")
+
+
+def test_a_memory_budget_above_what_the_process_can_hold_is_warned_of():
+    # As `mtkit profile --memory 100T` warns (no machine of this kind has 100 TiB).
+    with pytest.warns(ResourceWarning, match=r"memory= 100 TiB is more than this process can hold"):
+        p = mtkit.profile("demo-web", memory="100T", cache=False, progress=False)
+    assert p.totals["documents"] == 1000

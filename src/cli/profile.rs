@@ -144,13 +144,8 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     let limits = mtkit::util::memory::Limits::read();
     let memory = match a.memory {
         Some(m) => {
-            if let Some(l) = limits.limit().filter(|&l| m > l) {
-                eprintln!(
-                    "mtkit: warning: --memory {} is more than this process can hold ({} at most: {}); counting may be killed before it spills: lower --memory",
-                    human_size(m),
-                    human_size(l),
-                    limits.describe()
-                );
+            if let Some(w) = mtkit::util::memory::over_limit_warning(m, "--memory") {
+                eprintln!("mtkit: warning: {w}");
             }
             m
         }

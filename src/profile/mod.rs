@@ -46,7 +46,7 @@ pub use counter::*;
 use format::*;
 use sort::*;
 pub use spill::{SpillOptions, SpillStats};
-pub use stream::{merge_files, ProfileRows, ProfileWriter};
+pub use stream::{check_coverage, merge_files, ProfileRows, ProfileWriter};
 
 /// Version of the profile file layout; part of the cache key.
 pub const FORMAT_VERSION: u32 = 2;

@@ -860,6 +860,26 @@ pub(super) fn check_saved_meta(path: &Path, m: &ProfileMeta) -> Result<()> {
     Ok(())
 }
 
+/// Refuses merged parts that do not cover every shard of their split, naming the missing
+/// shards, unless `allow_partial` (`profile merge --partial`, `merge_profiles(partial=True)`
+/// in Python).
+pub fn check_coverage(meta: &ProfileMeta, allow_partial: bool) -> Result<()> {
+    if let (Some(shards), false) = (&meta.shards, allow_partial) {
+        let count = shards.first().map(|s| s.count).unwrap_or(0);
+        let missing: Vec<String> = (1..=count)
+            .filter(|i| !shards.iter().any(|s| s.index == *i))
+            .map(|i| format!("{i}/{count}"))
+            .collect();
+        bail!(
+            "the parts cover shards {} of `{}`, not shards {} (missing): add their profiles, or pass --partial to write a profile of part of the corpus (recorded in its metadata and shown by proximity)",
+            shards.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
+            meta.corpus,
+            missing.join(", ")
+        );
+    }
+    Ok(())
+}
+
 /// What `profile merge` wrote.
 #[derive(Debug)]
 pub struct Merged {
@@ -888,19 +908,7 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Re
             .collect::<Vec<_>>(),
         &|i| inputs[i].display().to_string(),
     )?;
-    if let (Some(shards), false) = (&meta.shards, allow_partial) {
-        let count = shards.first().map(|s| s.count).unwrap_or(0);
-        let missing: Vec<String> = (1..=count)
-            .filter(|i| !shards.iter().any(|s| s.index == *i))
-            .map(|i| format!("{i}/{count}"))
-            .collect();
-        bail!(
-            "the parts cover shards {} of `{}`, not shards {} (missing): add their profiles, or pass --partial to write a profile of part of the corpus (recorded in its metadata and shown by proximity)",
-            shards.iter().map(|s| s.to_string()).collect::<Vec<_>>().join(", "),
-            meta.corpus,
-            missing.join(", ")
-        );
-    }
+    check_coverage(&meta, allow_partial)?;
     let unigram = super::sum_unigrams(meta.vocab_size, parts.iter().map(|p| &p.unigram[..]));
     for p in &mut parts {
         // Summed: a part's own vocabulary-sized table is not needed again.

@@ -123,6 +123,20 @@ impl Limits {
     }
 }
 
+/// What to say of a memory budget of `budget` bytes that this process cannot hold (more than
+/// [`Limits::limit`]): counting may be killed before it spills. `None` when it fits or no
+/// limit can be read. `flag` names the option in the caller's words (`--memory`, `memory=`).
+pub fn over_limit_warning(budget: u64, flag: &str) -> Option<String> {
+    let limits = Limits::read();
+    let l = limits.limit().filter(|&l| budget > l)?;
+    Some(format!(
+        "{flag} {} is more than this process can hold ({} at most: {}); counting may be killed before it spills: lower {flag}",
+        human_size(budget),
+        human_size(l),
+        limits.describe()
+    ))
+}
+
 /// A `KEY:   123 kB` line of /proc's files, in bytes.
 fn kib_field(text: &str, key: &str) -> Option<u64> {
     let line = text.lines().find(|l| l.starts_with(key))?;
