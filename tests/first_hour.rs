@@ -351,3 +351,66 @@ fn a_corpus_named_twice_is_read_once() {
     assert_eq!(err.matches(note).count(), 1, "{err}");
     assert!(!err.contains("{\""), "{err}");
 }
+
+/// Without -v the first five bad records are named, with how many there were; with -v every
+/// one is named, with its file and line, and the summary says so instead of repeating them.
+#[test]
+fn verbose_names_every_skipped_record() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    // Lines 2, 4, ..., 16 are bad (8 records): malformed JSON and a missing field by turns.
+    let mut lines = Vec::new();
+    for i in 1..=16 {
+        lines.push(match (i % 2, i % 4) {
+            (1, _) => format!("{{\"text\": \"w{i}\"}}"),
+            (0, 2) => "{oops".to_string(),
+            _ => "{\"body\": \"w1\"}".to_string(),
+        });
+    }
+    sb.write("bad.jsonl", lines.join("\n") + "\n");
+    let bad_lines: Vec<u64> = (2..=16).step_by(2).collect();
+    for command in ["profile", "tokenize"] {
+        let run = |verbose: bool| {
+            let mut args = vec![
+                command,
+                "bad.jsonl",
+                "--tokenizer",
+                &tok,
+                "--max-docs",
+                "all",
+                "-q",
+            ];
+            args.extend(match command {
+                "profile" => ["-o", "p.parquet", "--no-cache"].as_slice(),
+                _ => ["-o", "toks", "--val-docs", "0"].as_slice(),
+            });
+            if verbose {
+                args.push("-v");
+            }
+            let o = sb.run(&args);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            String::from_utf8_lossy(&o.stderr).to_string()
+        };
+        let named = |err: &str| -> Vec<u64> {
+            bad_lines
+                .iter()
+                .copied()
+                .filter(|l| err.contains(&format!("bad.jsonl: line {l}: ")))
+                .collect()
+        };
+        let quiet = run(false);
+        assert!(
+            quiet.contains("8 bad records skipped (4 malformed_json, 4 missing_field)"),
+            "{quiet}"
+        );
+        assert!(quiet.contains("skipped (the first 5 of 8):"), "{quiet}");
+        assert_eq!(named(&quiet), [2, 4, 6, 8, 10], "{command}: {quiet}");
+        let verbose = run(true);
+        assert_eq!(named(&verbose), bad_lines, "{command}: {verbose}");
+        assert!(
+            verbose.contains("(each named above, with its file and line)"),
+            "{verbose}"
+        );
+        assert!(!verbose.contains("the first 5 of 8"), "{verbose}");
+    }
+}

@@ -403,3 +403,111 @@ fn a_full_temporary_disk_is_a_clear_error() {
     assert_eq!(entries(&disk.0), Vec::<PathBuf>::new(), "runs left behind");
     assert!(!out.exists());
 }
+
+/// A progress stage as reported: its label, total and unit, and what was advanced in it.
+type Stage = (String, Option<u64>, String, u64);
+
+/// What a profile reported, stage by stage.
+#[derive(Default)]
+struct Recorded(std::sync::Mutex<Vec<Stage>>);
+
+impl mtkit::util::progress::Progress for Recorded {
+    fn start(&self, label: &str, total: Option<u64>) {
+        let stage = (label.to_string(), total, "docs".to_string(), 0);
+        self.0.lock().unwrap().push(stage);
+    }
+    fn start_counting(&self, label: &str, total: u64, unit: &str) {
+        let stage = (label.to_string(), Some(total), unit.to_string(), 0);
+        self.0.lock().unwrap().push(stage);
+    }
+    fn advance(&self, n: u64, _bytes: u64, _tokens: u64) {
+        self.0
+            .lock()
+            .unwrap()
+            .last_mut()
+            .expect("a stage started")
+            .3 += n;
+    }
+}
+
+#[test]
+fn every_phase_of_a_profile_reports_progress_with_its_total() {
+    use mtkit::profile::{cached_or_write, NgramMode, ProfileOptions, SpillOptions};
+    let sb = Sandbox::new();
+    // 3,000 documents of 60 words drawn from 300 (an LCG): 3-grams far past a 1 MiB budget.
+    let words: Vec<String> = (0..300).map(|i| format!("w{i}")).collect();
+    let tok_path = sb.word_tokenizer(
+        "words.json",
+        &words.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
+    let mut x = 7u64;
+    let docs: Vec<String> = (0..3000)
+        .map(|_| {
+            (0..60)
+                .map(|_| {
+                    x = x
+                        .wrapping_mul(6364136223846793005)
+                        .wrapping_add(1442695040888963407);
+                    words[(x >> 33) as usize % 300].clone()
+                })
+                .collect::<Vec<_>>()
+                .join(" ")
+        })
+        .collect();
+    let corpus = sb.jsonl(
+        "words.jsonl",
+        &docs.iter().map(|s| s.as_str()).collect::<Vec<_>>(),
+    );
+    let card = mtkit::data::catalog::Card::for_files(
+        "words",
+        vec![corpus.display().to_string()],
+        "{text}",
+    );
+    let tok = mtkit::tokenize::Tokenizer::load(Some(&tok_path)).unwrap();
+    let mut opts = ProfileOptions::paper_unigrams();
+    opts.sample.max_docs = None;
+    opts.ngram = 3;
+    opts.ngram_mode = NgramMode::Exact;
+    let count = |memory: u64| {
+        let rec = Recorded::default();
+        let spill = SpillOptions {
+            memory,
+            dir: sb.path(""),
+        };
+        let w = cached_or_write(&card, &tok, &opts, false, &rec, &spill).unwrap();
+        (w, rec.0.into_inner().unwrap())
+    };
+    // Spilled: counting (its total the 3,000 lines of the file), then each order's merge of
+    // its runs, counted in bytes read, to the runs' full size.
+    let (w, stages) = count(1 << 20);
+    assert!(w.spilled.is_some(), "1 MiB must spill");
+    let labels: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(
+        labels,
+        ["words", "merging 2-gram runs", "merging 3-gram runs"]
+    );
+    assert_eq!((stages[0].1, stages[0].3), (Some(3000), 3000));
+    for (label, total, unit, done) in &stages[1..] {
+        assert_eq!(unit, "bytes", "{label}");
+        assert!(
+            total.unwrap() > 0 && *done == total.unwrap(),
+            "{label}: {done} of {total:?}"
+        );
+    }
+    // In memory: counting, then each order's write, counted in the workers' entries merged,
+    // at least the n-grams written (workers share some).
+    let (w, stages) = count(1 << 30);
+    assert!(w.spilled.is_none());
+    let labels: Vec<&str> = stages.iter().map(|s| s.0.as_str()).collect();
+    assert_eq!(labels, ["words", "writing 2-grams", "writing 3-grams"]);
+    let profile = mtkit::profile::Profile::load(&w.path).unwrap();
+    for (o, (label, total, unit, done)) in stages[1..].iter().enumerate() {
+        assert_eq!(unit, "n-grams", "{label}");
+        assert_eq!(Some(*done), *total, "{label}");
+        let rows = profile.frame(o + 2).unwrap().height() as u64;
+        assert!(
+            *done >= rows,
+            "{label}: {done} entries merged into {rows} rows"
+        );
+    }
+}

@@ -201,7 +201,11 @@ class _Bars:
         if stage != self._stage:
             self.close()
             self._stage = stage
-            self._bar = self._tqdm(total=total, desc=label, unit=f" {unit}", leave=False)
+            if unit == "bytes":
+                # Bytes read (a spilled profile's run merge): 1.2MB/8.4MB, MB/s.
+                self._bar = self._tqdm(total=total, desc=label, unit="B", unit_scale=True, unit_divisor=1024, leave=False)
+            else:
+                self._bar = self._tqdm(total=total, desc=label, unit=f" {unit}", leave=False)
         bar = self._bar
         bar.n = done
         if unit == "docs":

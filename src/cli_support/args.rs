@@ -16,6 +16,7 @@ pub(crate) static VERBOSE: std::sync::atomic::AtomicBool =
 /// Turns -v on or off for this process.
 pub fn set_verbose(on: bool) {
     VERBOSE.store(on, std::sync::atomic::Ordering::Relaxed);
+    crate::util::progress::list_every_skipped(on);
 }
 
 /// Prints a line on stderr when -v was given.

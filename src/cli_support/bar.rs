@@ -94,9 +94,13 @@ impl Progress for Bar {
         }
         let pb = ProgressBar::new(total);
         pb.set_draw_target(ProgressDrawTarget::stderr_with_hz(4));
+        let counted = match unit {
+            "bytes" => "{bytes}/{total_bytes}".to_string(),
+            _ => format!("{{pos}}/{{len}} {unit}"),
+        };
         pb.set_style(
             ProgressStyle::with_template(&format!(
-                "{{prefix:>16}} [{{bar:30}}] {{pos}}/{{len}} {unit} ({{eta}})"
+                "{{prefix:>16}} [{{bar:30}}] {counted} ({{eta}})"
             ))
             .expect("template")
             .progress_chars("=> "),

@@ -62,7 +62,9 @@ pub fn skipped_note(
         if total == 1 { "" } else { "s" },
         crate::data::corpus::skipped_kinds(skipped)
     );
-    if !examples.is_empty() {
+    if crate::util::progress::listing_every_skipped() {
+        note.push_str(" (each named above, with its file and line)");
+    } else if !examples.is_empty() {
         let which = if examples.len() as u64 == total {
             String::new()
         } else {

@@ -138,14 +138,22 @@ pub fn cached_or_write(
         examples.lock().unwrap().clone_from(&summary.examples);
         Ok(summary)
     };
-    let counted =
-        count_documents_spilling(meta, &card.name, &read, tok, opts, progress, sp.as_ref())?;
+    let expected = super::count::expected_documents(card, &opts.sample);
+    let counted = count_documents_spilling(
+        meta,
+        (&card.name, expected),
+        &read,
+        tok,
+        opts,
+        progress,
+        sp.as_ref(),
+    )?;
     let cache_err = || format!("cannot write the profile cache {}", path.display());
     let (meta, totals, distinct_ids, spilled, sum) = match counted {
         Counted::Memory(c) => {
             let unigram = c.unigram();
             let (meta, totals, ids) = (c.meta.clone(), c.totals.clone(), distinct(&unigram));
-            let sum = c.save(&path, &unigram).with_context(cache_err)?;
+            let sum = c.save(&path, &unigram, progress).with_context(cache_err)?;
             (meta, totals, ids, None, sum)
         }
         Counted::Spilled {
@@ -156,7 +164,7 @@ pub fn cached_or_write(
             let sp = sp.as_ref().expect("spilled counts have runs");
             let mut w =
                 ProfileWriter::create(&path, &meta, &totals, &unigram).with_context(cache_err)?;
-            write_merged_runs(&sp.runs, opts.ngram - 1, &mut w, &cache_err)?;
+            write_merged_runs(&sp.runs, opts.ngram - 1, &mut w, &cache_err, progress)?;
             let sum = w.finish().with_context(cache_err)?;
             let ids = distinct(&unigram);
             (meta, totals, ids, Some(sp.runs.stats()), sum)
@@ -194,6 +202,7 @@ fn write_merged_runs(
     orders: usize,
     w: &mut ProfileWriter,
     cache_err: &dyn Fn() -> String,
+    progress: &dyn Progress,
 ) -> Result<()> {
     const ROWS: usize = 1 << 15;
     let (tx, rx) = std::sync::mpsc::sync_channel::<(usize, Vec<(u64, u64)>)>(4);
@@ -201,7 +210,7 @@ fn write_merged_runs(
         let merging = scope.spawn(move || -> Result<()> {
             for o in 0..orders {
                 let mut block = Vec::with_capacity(ROWS);
-                runs.merge(o, |k, c| {
+                runs.merge(o, progress, |k, c| {
                     block.push((k, c));
                     if block.len() == ROWS {
                         crate::util::progress::check_interrupt()?;

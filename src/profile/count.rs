@@ -47,7 +47,7 @@ pub fn build_from_records(
     let read = |on_doc: &mut dyn FnMut(crate::data::corpus::Document) -> Result<()>| {
         crate::data::corpus::read_records(name, &t, records, &opts.sample, on_doc)
     };
-    count_documents(meta, name, &read, tok, opts, progress)
+    count_documents(meta, name, &read, tok, opts, progress, opts.sample.max_docs)
 }
 
 /// One batch's documents as (token id, count) lists, with the batch's place in reading order.
@@ -63,10 +63,24 @@ pub(super) fn build_with(
     let read = |on_doc: &mut dyn FnMut(crate::data::corpus::Document) -> Result<()>| {
         crate::data::corpus::read_documents_with(card, &opts.sample, &[], on_doc)
     };
-    count_documents(meta, &card.name, &read, tok, opts, progress)
+    let expected = expected_documents(card, &opts.sample);
+    count_documents(meta, &card.name, &read, tok, opts, progress, expected)
 }
 
-/// Reads, tokenizes and counts what `read` delivers, in memory.
+/// The documents a profile of `card` will count, for the progress bar's total: the card's
+/// record count where it is known without reading (else `--max-docs`, or none).
+pub(super) fn expected_documents(
+    card: &Card,
+    sample: &crate::data::corpus::SampleSpec,
+) -> Option<u64> {
+    match card.resolve() {
+        Ok(r) => crate::data::corpus::expected_documents(&r, sample),
+        Err(_) => sample.max_docs,
+    }
+}
+
+/// Reads, tokenizes and counts what `read` delivers, in memory; `expected` documents (the
+/// progress bar's total) where known.
 pub(super) fn count_documents(
     meta: ProfileMeta,
     name: &str,
@@ -74,8 +88,9 @@ pub(super) fn count_documents(
     tok: &Tokenizer,
     opts: &ProfileOptions,
     progress: &dyn Progress,
+    expected: Option<u64>,
 ) -> Result<Profile> {
-    match count_documents_spilling(meta, name, read, tok, opts, progress, None)? {
+    match count_documents_spilling(meta, (name, expected), read, tok, opts, progress, None)? {
         Counted::Memory(c) => Ok(c.into_profile()),
         Counted::Spilled { .. } => unreachable!("nothing spills without runs"),
     }
@@ -221,10 +236,11 @@ pub(super) enum Counted {
 }
 
 /// [`count_documents`], spilling each worker's n-gram counts to `spill`'s runs whenever they
-/// would pass its share of the budget.
+/// would pass its share of the budget. `stage` is the progress bar's label and its total (the
+/// documents expected, where known).
 pub(super) fn count_documents_spilling(
     meta: ProfileMeta,
-    name: &str,
+    stage: (&str, Option<u64>),
     read: &crate::tokenize::pipeline::DocReader<'_>,
     tok: &Tokenizer,
     opts: &ProfileOptions,
@@ -237,7 +253,7 @@ pub(super) fn count_documents_spilling(
     // The first failing batch (by reading order), so the error reported does not depend on
     // thread timing.
     let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
-    progress.start(name, opts.sample.max_docs);
+    progress.start(stage.0, stage.1);
     let batching = Batching {
         docs: BATCH_DOCS,
         bytes: BATCH_BYTES,
@@ -313,6 +329,9 @@ pub(super) fn count_documents_spilling(
     }))
 }
 
+/// Rows written between two progress reports of a profile's write.
+pub(super) const PROGRESS_ROWS: u64 = 1 << 16;
+
 /// Counts that fit in memory: each worker's, not yet added together.
 pub(super) struct InMemory {
     pub(super) meta: ProfileMeta,
@@ -362,7 +381,16 @@ impl InMemory {
     /// the workers' exact tables merged as the rows are written instead of into a whole list
     /// first. `unigram` is [`InMemory::unigram`], which the caller has already summed. Gives
     /// the hex SHA-256 of the file written.
-    pub(super) fn save(self, path: &Path, unigram: &[u64]) -> Result<String> {
+    ///
+    /// `progress` gets a stage per order, counting the workers' entries merged (a binary
+    /// search per list every [`PROGRESS_ROWS`] rows written: the rows themselves are fewer,
+    /// since workers share n-grams).
+    pub(super) fn save(
+        self,
+        path: &Path,
+        unigram: &[u64],
+        progress: &dyn Progress,
+    ) -> Result<String> {
         if self.mode != NgramMode::Exact {
             return self.into_profile().save_summed(path);
         }
@@ -376,7 +404,24 @@ impl InMemory {
                     NgramCounts::Hashed(_) => unreachable!("exact mode"),
                 })
                 .collect();
-            merge_sorted_lists(&lists, |k, c| w.push(o + 2, k, c))?;
+            let total: usize = lists.iter().map(|l| l.len()).sum();
+            progress.start_counting(&format!("writing {}-grams", o + 2), total as u64, "n-grams");
+            let (mut rows, mut merged) = (0u64, 0u64);
+            merge_sorted_lists(&lists, |k, c| {
+                rows += 1;
+                if rows % PROGRESS_ROWS == 0 {
+                    crate::util::progress::check_interrupt()?;
+                    let now: u64 = lists
+                        .iter()
+                        .map(|l| l.partition_point(|e| e.0 <= k) as u64)
+                        .sum();
+                    progress.advance(now - merged, 0, 0);
+                    merged = now;
+                }
+                w.push(o + 2, k, c)
+            })?;
+            progress.advance(total as u64 - merged, 0, 0);
+            progress.finish();
         }
         w.finish()
     }

@@ -18,6 +18,8 @@ use std::sync::Mutex;
 
 use anyhow::{anyhow, Context, Result};
 
+use crate::util::progress::{Progress, Silent};
+
 /// Where and in how much memory exact n-grams are counted.
 #[derive(Clone, Debug)]
 pub struct SpillOptions {
@@ -194,8 +196,25 @@ impl Runs {
 
     /// Streams the merge of every run of order `o + 2` (sorted, equal keys added) to `emit`,
     /// first merging runs in groups of [`MAX_FAN_IN`] while there are more.
-    pub(super) fn merge(&self, o: usize, emit: impl FnMut(u64, u64) -> Result<()>) -> Result<()> {
+    ///
+    /// `progress` gets a stage for the groups (counted in groups) and one for the last merge
+    /// (counted in bytes of the runs read).
+    pub(super) fn merge(
+        &self,
+        o: usize,
+        progress: &dyn Progress,
+        emit: impl FnMut(u64, u64) -> Result<()>,
+    ) -> Result<()> {
         let mut files = std::mem::take(&mut self.state.lock().expect("runs lock").files[o]);
+        if files.len() > MAX_FAN_IN {
+            // Each group turns MAX_FAN_IN runs into one, until at most MAX_FAN_IN are left.
+            let groups = (files.len() - 2) / (MAX_FAN_IN - 1);
+            progress.start_counting(
+                &format!("combining {}-gram runs", o + 2),
+                groups as u64,
+                "groups",
+            );
+        }
         while files.len() > MAX_FAN_IN {
             let group: Vec<PathBuf> = files.drain(..MAX_FAN_IN).collect();
             let seq = {
@@ -208,7 +227,7 @@ impl Runs {
                 .join(format!("{}gram-{seq:06}.merged.run", o + 2));
             let readers = group
                 .iter()
-                .map(|p| RunReader::open(p))
+                .map(|p| RunReader::open(p, &Silent))
                 .collect::<Result<Vec<_>>>()?;
             let mut w = RunWriter::create(&path).with_context(|| self.cannot_write(&path))?;
             merge_runs(readers, |k, c| w.push(k, c)).with_context(|| self.cannot_write(&path))?;
@@ -216,10 +235,19 @@ impl Runs {
             self.state.lock().expect("runs lock").add(bytes);
             remove_runs(&self.state, &group);
             files.push(path);
+            progress.advance(1, 0, 0);
+            if files.len() <= MAX_FAN_IN {
+                progress.finish();
+            }
         }
+        let bytes: u64 = files
+            .iter()
+            .map(|p| std::fs::metadata(p).map(|m| m.len()).unwrap_or(0))
+            .sum();
+        progress.start_counting(&format!("merging {}-gram runs", o + 2), bytes, "bytes");
         let mut readers = files
             .iter()
-            .map(|p| RunReader::open(p))
+            .map(|p| RunReader::open(p, progress))
             .collect::<Result<Vec<_>>>()?;
         if readers.len() < 4 || rayon::current_num_threads() < 2 {
             merge_runs(readers, emit)?;
@@ -234,6 +262,7 @@ impl Runs {
                 emit,
             )?;
         }
+        progress.finish();
         // A run is read once: its disk is given back as soon as its order is merged.
         remove_runs(&self.state, &files);
         Ok(())
@@ -319,10 +348,24 @@ fn write_run(path: &Path, counts: impl Iterator<Item = (u64, u64)>) -> Result<u6
     w.finish()
 }
 
+/// A run file as read, each read's bytes reported to a [`Progress`] (a bar counting bytes).
+struct Metered<'p> {
+    file: File,
+    progress: &'p dyn Progress,
+}
+
+impl std::io::Read for Metered<'_> {
+    fn read(&mut self, buf: &mut [u8]) -> std::io::Result<usize> {
+        let n = self.file.read(buf)?;
+        self.progress.advance(n as u64, 0, 0);
+        Ok(n)
+    }
+}
+
 /// Reads a run back pair by pair, decoding from a block of the zstd stream at a time.
-struct RunReader {
+struct RunReader<'p> {
     path: PathBuf,
-    z: zstd::Decoder<'static, BufReader<File>>,
+    z: zstd::Decoder<'static, BufReader<Metered<'p>>>,
     buf: Vec<u8>,
     /// The undecoded bytes are `buf[at..]`; `ended` once the stream has no more.
     at: usize,
@@ -330,11 +373,12 @@ struct RunReader {
     last: u64,
 }
 
-impl RunReader {
-    fn open(path: &Path) -> Result<RunReader> {
+impl<'p> RunReader<'p> {
+    /// Opens a run; the bytes read from disk are reported to `progress`.
+    fn open(path: &Path, progress: &'p dyn Progress) -> Result<RunReader<'p>> {
         let what = || format!("cannot read n-gram run {}", path.display());
-        let f = File::open(path).with_context(what)?;
-        let mut z = zstd::Decoder::new(f).with_context(what)?;
+        let file = File::open(path).with_context(what)?;
+        let mut z = zstd::Decoder::new(Metered { file, progress }).with_context(what)?;
         z.window_log_max(RUN_WINDOW_LOG).with_context(what)?;
         Ok(RunReader {
             path: path.to_path_buf(),
@@ -397,7 +441,7 @@ fn get_varint(b: &[u8]) -> Option<(u64, usize)> {
 
 /// Merges `readers` (sorted runs) into one sorted stream, adding equal keys, into `emit`.
 fn merge_runs(
-    mut readers: Vec<RunReader>,
+    mut readers: Vec<RunReader<'_>>,
     mut emit: impl FnMut(u64, u64) -> Result<()>,
 ) -> Result<()> {
     let mut heap = BinaryHeap::new();
@@ -550,7 +594,7 @@ mod tests {
             runs.write(0, run.iter().copied(), run.len()).unwrap();
         }
         let mut got = Vec::new();
-        runs.merge(0, |k, c| {
+        runs.merge(0, &Silent, |k, c| {
             got.push((k, c));
             Ok(())
         })
@@ -564,7 +608,7 @@ mod tests {
         let p = dir.path().join("r.run");
         let v: Vec<(u64, u64)> = vec![(0, 1), (5, 300), (1 << 40, 2), (u64::MAX, u64::MAX)];
         write_run(&p, v.iter().copied()).unwrap();
-        let mut r = RunReader::open(&p).unwrap();
+        let mut r = RunReader::open(&p, &Silent).unwrap();
         let mut back = Vec::new();
         while let Some(x) = r.next().unwrap() {
             back.push(x);

@@ -23,6 +23,21 @@ pub struct Silent;
 
 impl Progress for Silent {}
 
+/// Whether every bad record skipped is named on stderr as it is found (`-v`), rather than
+/// the first few kept for the summary. Process-wide, as a command's `-v` is.
+static LIST_SKIPPED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Names every skipped record on stderr as it is found (on), or keeps the first few for the
+/// summary (off, the default).
+pub fn list_every_skipped(on: bool) {
+    LIST_SKIPPED.store(on, std::sync::atomic::Ordering::Relaxed);
+}
+
+/// Whether [`list_every_skipped`] is on.
+pub fn listing_every_skipped() -> bool {
+    LIST_SKIPPED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// Set by a host that wants long work to stop (the Python binding, on Ctrl-C): readers check
 /// it between records and fail with [`Interrupted`]. Process-wide, as a signal is.
 static INTERRUPT: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);

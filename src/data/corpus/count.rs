@@ -42,6 +42,58 @@ pub fn cheap_count(source: &Resolved) -> Option<u64> {
     }
 }
 
+/// The number of records of a source where it is known at little cost, for a progress bar's
+/// total: demo corpora, parquet footers, files counted before ([`cheap_count`]'s cache), and
+/// jsonl files while the lines read stay within [`KNOWN_COUNT_MAX_BYTES`] (a count found is
+/// cached; one given up on is not, so that [`cheap_count`]'s larger budget still tries).
+pub fn known_count(source: &Resolved) -> Option<u64> {
+    match source {
+        Resolved::Demo(d) => Some(d.docs),
+        Resolved::Files { files, .. } => {
+            let mut cache = count_cache::Cache::load();
+            let mut budget = KNOWN_COUNT_MAX_BYTES;
+            let mut n = Some(0u64);
+            for f in files {
+                let c = match cache.get(f) {
+                    Some(c) => c,
+                    None => {
+                        let c = count_records(f, &mut budget);
+                        if c.is_some() {
+                            cache.put(f, c);
+                        }
+                        c
+                    }
+                };
+                n = n.zip(c).map(|(a, b)| a + b);
+                if n.is_none() {
+                    break;
+                }
+            }
+            cache.save();
+            n
+        }
+    }
+}
+
+/// Decompressed bytes [`known_count`] reads at most to count a source's records for a bar.
+pub const KNOWN_COUNT_MAX_BYTES: u64 = 32 << 20;
+
+/// The documents a read of `source` under `sample` will give, where the record count is
+/// [`known_count`]: the records of the shard, at most `max_docs` of them (bad records, found
+/// while reading, make it fewer). Else `max_docs`, the most it can give.
+pub fn expected_documents(source: &Resolved, sample: &SampleSpec) -> Option<u64> {
+    let Some(records) = known_count(source) else {
+        return sample.max_docs;
+    };
+    let in_shard = match sample.shard {
+        // Records whose index i (from 0) has i mod N = K - 1.
+        Some(s) if records >= s.index => (records - s.index) / s.count + 1,
+        Some(_) => 0,
+        None => records,
+    };
+    Some(sample.max_docs.map_or(in_shard, |m| m.min(in_shard)))
+}
+
 /// Decompressed bytes [`cheap_count`] reads at most in one call before it gives up.
 pub const COUNT_MAX_BYTES: u64 = 512 << 20;
 

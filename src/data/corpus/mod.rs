@@ -33,7 +33,7 @@ mod records;
 mod text;
 
 use arrow::walk_arrow;
-pub use count::{cheap_count, COUNT_MAX_BYTES};
+pub use count::{cheap_count, expected_documents, known_count, COUNT_MAX_BYTES};
 use jsonl::walk_jsonl;
 use parquet::walk_parquet;
 pub use records::{read_records, RecordSource};
@@ -184,7 +184,8 @@ pub struct ReadSummary {
     pub bytes: u64,
     /// Skipped records by kind.
     pub skipped: BTreeMap<String, u64>,
-    /// The first few problems, with their locations.
+    /// The first few problems, with their locations (all of them are named on stderr as
+    /// they are found when [`crate::util::progress::list_every_skipped`] is on).
     pub examples: Vec<String>,
 }
 
@@ -206,6 +207,11 @@ impl ReadSummary {
 
     fn note(&mut self, p: &Problem, n: u64) {
         *self.skipped.entry(p.kind.name().to_string()).or_default() += n;
+        if crate::util::progress::listing_every_skipped() {
+            // `-v`: every one, as found, so that a corpus with millions of bad records is
+            // listed without holding the list.
+            eprintln!("mtkit: skipped: {}", p.message);
+        }
         if self.examples.len() < 5 {
             self.examples.push(p.message.clone());
         }

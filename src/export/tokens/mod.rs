@@ -368,7 +368,12 @@ fn write_into(
             tokens: 0,
         },
     };
-    progress.start(&card.name, sample.max_docs);
+    // The bar's total: the card's record count where it is known without reading.
+    let expected = card
+        .resolve()
+        .ok()
+        .and_then(|r| crate::data::corpus::expected_documents(&r, sample));
+    progress.start(&card.name, expected.or(sample.max_docs));
     let encoders = crate::tokenize::EncoderPool::new(tok);
     // Batches are tokenized in parallel one at a time, and written in reading order.
     let encode = |d: &crate::data::corpus::Document| -> Result<(Vec<u32>, u32)> {
