@@ -737,3 +737,70 @@ fn format_writes_the_token_files_tokenize_writes_from_the_jsonl() {
         std::fs::remove_dir_all(sb.path("ref")).unwrap();
     }
 }
+
+/// The report's pool figures are counted two ways: a fresh score counts the pool's unigrams in
+/// its first pass and takes the left-out records (a copy, an overlap with the evaluation set)
+/// off them; a `--scores` file has no such counts, so the read-back counts every document
+/// kept. The two reports are the same, number for number.
+#[test]
+fn the_report_is_the_same_from_a_fresh_score_and_from_a_score_file() {
+    let sb = Sandbox::new();
+    let (_, tok) = fixture(&sb);
+    // "a b" twice (one copy left out by --dedup) and "a d e b", which shares the 2-gram
+    // "d e" with qa (left out by --exclude-overlap qa --overlap-n 2).
+    sb.jsonl(
+        "web2.jsonl",
+        &["a b a b c", "a a a", "a d e b", "a b", "a b", "c c b a"],
+    );
+    let cat = sb
+        .write(
+            "cat2.toml",
+            "[datasets.web2]\nrole = \"pretrain\"\npaths = [\"web2.jsonl\"]\n\
+             [datasets.code]\nrole = \"midtrain\"\npaths = [\"code.jsonl\"]\n\
+             [datasets.qa]\nrole = \"target\"\npaths = [\"qa.jsonl\"]\n",
+        )
+        .display()
+        .to_string();
+    let common = [
+        "--target",
+        "qa",
+        "--catalog",
+        &cat,
+        "--tokenizer",
+        &tok,
+        "-q",
+    ];
+    sb.ok(&[&["score", "web2", "code", "-o", "s.parquet"], &common[..]].concat());
+    let report = |extra: &[&str], name: &str| -> serde_json::Value {
+        let mut a = vec![
+            "select",
+            "web2",
+            "code",
+            "-n",
+            "3",
+            "--dedup",
+            "--exclude-overlap",
+            "qa",
+            "--overlap-n",
+            "2",
+            "-o",
+            "x.jsonl",
+            "--report",
+            name,
+        ];
+        a.extend_from_slice(&common);
+        a.extend_from_slice(extra);
+        sb.ok(&a);
+        let mut r: serde_json::Value =
+            serde_json::from_slice(&std::fs::read(sb.path(name)).unwrap()).unwrap();
+        r.as_object_mut().unwrap().remove("drivers");
+        r
+    };
+    let fresh = report(&[], "fresh.json");
+    let from_file = report(&["--scores", "s.parquet"], "file.json");
+    assert_eq!(fresh, from_file);
+    // Both left out the copy and the overlapping document.
+    let text = fresh.to_string();
+    assert!(text.contains("\"duplicates_left_out\""), "{text}");
+    assert!(text.contains("\"excluded_by_overlap\""), "{text}");
+}

@@ -83,7 +83,7 @@ pub(crate) fn merge_profiles(
     partial: bool,
 ) -> PyResult<NativeProfile> {
     let profiles: Vec<Profile> = parts.iter().map(|p| p.inner.as_ref().clone()).collect();
-    let tokens = parts.first().and_then(|p| p.card_tokens.clone());
+    let tokens = parts.first().and_then(|p| p.card_tokens);
     drop(parts);
     py.detach(move || -> Result<NativeProfile> {
         if profiles.is_empty() {

@@ -103,6 +103,10 @@ pub struct Scores {
     pub target_ngrams: Vec<u64>,
     /// C_R,n for n = 1..N.
     pub pool_ngrams: Vec<u64>,
+    /// The pool's unigram counts, by token id (every document, as scored): what select's
+    /// report needs of the whole pool, counted in the first pass so that the read-back
+    /// tokenizes only the picks.
+    pub pool_unigrams: Vec<u64>,
     /// Distinct n-grams of the target, per order.
     pub target_distinct: Vec<usize>,
     /// Target documents read.
@@ -153,7 +157,7 @@ pub fn score(
         bits: id_bits(tok.vocab_size),
     };
     let t = run.target_counts(target)?;
-    let (pool_hits, pool_ngrams) = run.pool_counts(pool, &t.counts)?;
+    let (pool_hits, pool_ngrams, pool_unigrams) = run.pool_counts(pool, &t.counts)?;
     // Each target n-gram's term; any other n-gram of the pool weighs ln(1 − λ).
     let lambda = opts.lambda;
     let terms: Vec<HashMap<u64, f64>> = (0..opts.ngram)
@@ -181,6 +185,7 @@ pub fn score(
         target_distinct: t.counts.iter().map(|m| m.len()).collect(),
         target_ngrams: t.ngrams,
         pool_ngrams,
+        pool_unigrams,
         target_documents: t.documents,
     })
 }
@@ -241,6 +246,10 @@ struct TargetCounts {
     documents: u64,
 }
 
+/// The first pool pass's counts: c_R of the target's n-grams by order, C_R,n, and the pool's
+/// unigram counts by token id.
+type PoolCounts = (Vec<HashMap<u64, u64>>, Vec<u64>, Vec<u64>);
+
 impl Run<'_> {
     /// How every pass reads.
     fn how(&self) -> TokenScan<'_> {
@@ -286,19 +295,24 @@ impl Run<'_> {
         })
     }
 
-    /// First pass over the pool: c_R(g) for the target's n-grams only, and C_R,n.
-    #[allow(clippy::type_complexity)]
-    fn pool_counts(
-        &self,
-        pool: &[&Card],
-        target: &[HashMap<u64, u64>],
-    ) -> Result<(Vec<HashMap<u64, u64>>, Vec<u64>)> {
-        type PoolCounts = (Vec<HashMap<u64, u64>>, Vec<u64>);
-        let (orders, bits) = (self.opts.ngram, self.bits);
+    /// First pass over the pool: c_R(g) for the target's n-grams only, C_R,n, and the pool's
+    /// unigram counts by id.
+    fn pool_counts(&self, pool: &[&Card], target: &[HashMap<u64, u64>]) -> Result<PoolCounts> {
+        let (orders, bits, v) = (self.opts.ngram, self.bits, self.tok.vocab_size);
         let mut hits: Vec<HashMap<u64, u64>> = vec![HashMap::new(); orders];
         let mut ngrams = vec![0u64; orders];
-        let fresh = || (vec![HashMap::new(); orders], vec![0u64; orders]);
-        let visit = |(h, totals): &mut PoolCounts, _: &Document, ids: &[u32]| {
+        let mut unigrams = vec![0u64; v];
+        let fresh = || {
+            (
+                vec![HashMap::new(); orders],
+                vec![0u64; orders],
+                vec![0u64; v],
+            )
+        };
+        let visit = |(h, totals, ids_seen): &mut PoolCounts, _: &Document, ids: &[u32]| {
+            for &id in ids {
+                ids_seen[id as usize] += 1;
+            }
             for_each_ngram(ids, orders, bits, |n, key| {
                 totals[n] += 1;
                 if target[n].contains_key(&key) {
@@ -309,16 +323,19 @@ impl Run<'_> {
         for card in pool {
             let stage = "pool counts (1/2)";
             let parts = scan_tokens(card, stage, self.how(), &fresh, &visit)?;
-            for (h, totals) in parts.states {
+            for (h, totals, ids_seen) in parts.states {
                 for n in 0..orders {
                     ngrams[n] += totals[n];
                     for (k, c) in &h[n] {
                         *hits[n].entry(*k).or_insert(0) += c;
                     }
                 }
+                for (a, c) in unigrams.iter_mut().zip(&ids_seen) {
+                    *a += c;
+                }
             }
         }
-        Ok((hits, ngrams))
+        Ok((hits, ngrams, unigrams))
     }
 
     /// Second pass over pool corpus `ci`: each document's sum, in the document's own order

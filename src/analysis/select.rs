@@ -35,7 +35,7 @@ use super::proximity::{similarity, Dist, Metric, MetricOptions};
 use super::score::DocScore;
 use crate::data::catalog::Card;
 use crate::data::corpus::Document;
-use crate::tokenize::pipeline::{scan_tokens, TokenScan};
+use crate::tokenize::pipeline::{scan_tokens, scan_tokens_of, TokenScan};
 use crate::util::rng::mix64;
 
 /// What a draw weighs each document by.
@@ -521,6 +521,11 @@ pub struct ReadBack {
 /// and the `random` rows. Fails when a picked document is
 /// not found or has another token count than its score says (a score file made with other
 /// documents or settings).
+///
+/// `pool_unigrams`, the whole pool's unigram counts when the scoring pass just counted them
+/// ([`super::score::Scores::pool_unigrams`]), spares tokenizing the pool again: only the
+/// picks, the random draw and the left-out records are tokenized (the last to be taken off
+/// the whole). Without them (a `--scores` file) every document is.
 pub fn read_back(
     pool: &[&Card],
     table: &ScoreTable,
@@ -528,6 +533,7 @@ pub fn read_back(
     random: &[usize],
     left_out: &[Vec<u64>],
     how: TokenScan<'_>,
+    pool_unigrams: Option<&[u64]>,
 ) -> Result<ReadBack> {
     let v = how.tok.vocab_size;
     let picked: Vec<usize> = picks.iter().map(|p| p.row).collect();
@@ -543,10 +549,18 @@ pub fn read_back(
     for (ci, card) in pool.iter().enumerate() {
         let (sel, rnd) = (&wanted[ci], &drawn[ci]);
         let out_of_pool = left_out.get(ci).map(Vec::as_slice).unwrap_or(&[]);
-        let parts = scan_tokens(
+        let out_of = |d: &Document| out_of_pool.binary_search(&d.index).is_ok();
+        let wanted_here = |d: &Document| {
+            pool_unigrams.is_none()
+                || sel.contains_key(&d.index)
+                || rnd.contains_key(&d.index)
+                || out_of(d)
+        };
+        let parts = scan_tokens_of(
             card,
             "reading the selection back",
             how,
+            &wanted_here,
             &|| BackState {
                 pool: vec![0; v],
                 selected: vec![0; v],
@@ -555,7 +569,9 @@ pub fn read_back(
                 mismatched: Vec::new(),
             },
             &|s: &mut BackState, d: &Document, ids: &[u32]| {
-                if out_of_pool.binary_search(&d.index).is_err() {
+                // Counted up from nothing, or (with the pool's counts given) the left-out
+                // records counted here to be taken off them.
+                if out_of(d) == pool_unigrams.is_some() {
                     add_ids(&mut s.pool, ids);
                 }
                 if let Some(&row) = sel.get(&d.index) {
@@ -588,6 +604,12 @@ pub fn read_back(
                 }
             }
             texts.extend(s.texts);
+        }
+    }
+    if let Some(whole) = pool_unigrams {
+        // out.pool holds the left-out records' counts: the pool less them.
+        for (left, all) in out.pool.iter_mut().zip(whole) {
+            *left = all.saturating_sub(*left);
         }
     }
     let found: HashSet<usize> = texts.keys().copied().collect();
@@ -858,15 +880,15 @@ pub fn select(
     progress: &dyn crate::util::progress::Progress,
 ) -> Result<Selection> {
     req.score.validate(tok.vocab_size)?;
-    let (mut table, drivers) = match req.scores {
-        Some(t) => (t, None),
+    let (mut table, drivers, pool_unigrams) = match req.scores {
+        Some(t) => (t, None, None),
         None => {
             let s = super::score::score(req.pool, req.target, tok, &req.score, progress)?;
             let table = ScoreTable {
                 corpora: s.corpora,
                 rows: s.rows,
             };
-            (table, Some(s.drivers))
+            (table, Some(s.drivers), Some(s.pool_unigrams))
         }
     };
     let how = TokenScan {
@@ -907,7 +929,15 @@ pub fn select(
         .retain(|r| left_out[r.corpus].binary_search(&r.record).is_err());
     let picks = draw(&table, &req.select)?;
     let random = random_draw(&table, picks.len(), req.select.seed);
-    let back = read_back(req.pool, &table, &picks, &random, &left_out, how)?;
+    let back = read_back(
+        req.pool,
+        &table,
+        &picks,
+        &random,
+        &left_out,
+        how,
+        pool_unigrams.as_deref(),
+    )?;
     let unigrams = Unigrams {
         target: unigram_counts(req.target, "target unigrams", how)?,
         pretrain: match req.pretrain {

@@ -133,13 +133,34 @@ pub fn scan_tokens<S: Send>(
     fresh: &(dyn Fn() -> S + Sync),
     visit: &(dyn Fn(&mut S, &Document, &[u32]) + Sync),
 ) -> Result<Scanned<S>> {
+    scan_tokens_of(card, stage, how, &|_| true, fresh, visit)
+}
+
+/// [`scan_tokens`] of the documents `keep` says yes to: the others are read (and counted in
+/// [`Scanned::documents`]) but neither tokenized nor visited, which is most of a scan's
+/// cost when few are wanted (select's read-back of its picks).
+pub fn scan_tokens_of<S: Send>(
+    card: &Card,
+    stage: &str,
+    how: TokenScan<'_>,
+    keep: &(dyn Fn(&Document) -> bool + Sync),
+    fresh: &(dyn Fn() -> S + Sync),
+    visit: &(dyn Fn(&mut S, &Document, &[u32]) + Sync),
+) -> Result<Scanned<S>> {
     let threads = rayon::current_num_threads();
     let locals: Vec<Mutex<(S, Encoder)>> = (0..threads + 1)
         .map(|_| Mutex::new((fresh(), how.tok.encoder())))
         .collect();
     let failure: Mutex<Option<(u64, anyhow::Error)>> = Mutex::new(None);
-    how.progress
-        .start(&format!("{}: {stage}", card.name), how.sample.max_docs);
+    // The bar's total: the card's record count where it is known without reading.
+    let expected = card
+        .resolve()
+        .ok()
+        .and_then(|r| crate::data::corpus::expected_documents(&r, how.sample));
+    how.progress.start(
+        &format!("{}: {stage}", card.name),
+        expected.or(how.sample.max_docs),
+    );
     let batching = Batching {
         docs: 128,
         bytes: 256 << 10,
@@ -156,6 +177,10 @@ pub fn scan_tokens<S: Send>(
                 let (mut bytes, mut tokens) = (0u64, 0u64);
                 let mut ids = Vec::new();
                 for d in &docs {
+                    bytes += d.text.len() as u64;
+                    if !keep(d) {
+                        continue;
+                    }
                     ids.clear();
                     if let Err(e) = encoder.encode_into(&d.text, how.max_tokens_per_doc, &mut ids) {
                         stop.store(true, Ordering::Relaxed);
@@ -166,7 +191,6 @@ pub fn scan_tokens<S: Send>(
                         return;
                     }
                     visit(state, d, &ids);
-                    bytes += d.text.len() as u64;
                     tokens += ids.len() as u64;
                 }
                 drop(local);
