@@ -68,13 +68,22 @@ pub(crate) fn in_python_words(message: &str) -> String {
             if let Some(keyword) = python_keyword(&rest[..flag_len]) {
                 out.push_str(keyword);
                 rest = &rest[flag_len..];
-                // `--catalog FILE` → `catalog=FILE`: a metavariable joins its keyword.
+                // `--catalog FILE` → `catalog=FILE`, `--ngram-buckets 4096` → `ngram_buckets=4096`:
+                // a metavariable or a number joins its keyword.
                 if keyword.ends_with('=') {
                     if let Some(value) = rest.strip_prefix(' ') {
                         let word = value
-                            .find(|c: char| !(c.is_ascii_uppercase() || c == '/'))
+                            .find(|c: char| {
+                                !(c.is_ascii_uppercase() || c.is_ascii_digit() || "/._".contains(c))
+                            })
                             .unwrap_or(value.len());
-                        if word > 0 && value[..word].chars().any(|c| c.is_ascii_uppercase()) {
+                        let joins = value[..word].trim_end_matches(['.', '_']).len();
+                        let word = joins;
+                        if word > 0
+                            && value[..word]
+                                .chars()
+                                .any(|c| c.is_ascii_uppercase() || c.is_ascii_digit())
+                        {
                             out.push_str(&value[..word]);
                             rest = &value[word..];
                         }

@@ -27,11 +27,13 @@ def test_a_bad_line_is_named_with_its_file_and_line(tmp_path, mtkit_bin):
         mtkit.profile(mtkit.Files(f), strict=True, cache=False)
     msg = str(e.value)
     assert "bad.jsonl.gz" in msg and "line 2" in msg, msg
-    # The same message as the CLI's.
+    # The CLI's message, in Python's words: the keyword where the CLI names its flag.
+    assert msg.endswith("(strict=True stops at the first bad record)"), msg
     cat = tmp_path / "cat.toml"
     cat.write_text(f'[datasets.bad]\nrole = "target"\npaths = ["{f}"]\n')
     r = run_cli(mtkit_bin, "profile", "bad", "--catalog", cat, "--strict", "--no-cache", "-q", check=False)
-    assert r.returncode != 0 and msg in r.stderr, (msg, r.stderr)
+    cli = msg.replace("strict=True", "--strict")
+    assert r.returncode != 0 and cli in r.stderr, (cli, r.stderr)
 
 
 def test_records_name_their_index_and_field():
