@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::cli_support::args::{GlobalArgs, SbatchArgs};
-use mtkit::cluster::slurm::{PartsSpec, ProfileArray, Submitted};
+use mtkit::cluster::slurm::{PartsSpec, ShardArray, Submitted};
 use mtkit::profile::spill::{default_memory, human_size, parse_size};
 use mtkit::profile::{cached_or_write, NgramMode, ProfileOptions, SpillOptions, Written};
 use mtkit::util::progress::InterruptGuard;
@@ -392,12 +392,14 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
         }
     }
     let output = std::path::absolute(out)?;
-    let job = ProfileArray {
-        corpus: corpus.clone(),
+    let job = ShardArray {
+        name: corpus.clone(),
         spec: PartsSpec {
+            command: "profile".into(),
             args: task_args(a, corpus, global),
             shards: n,
         },
+        merge_flags: vec!["-o".into(), output.display().to_string()],
         output,
         mtkit: std::env::current_exe()?,
         workdir: std::env::current_dir()?,
@@ -434,7 +436,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
 
 /// What a submission did: shards submitted and already queued, the merge job, or that the
 /// profile is complete.
-fn print_submitted(job: &ProfileArray, s: &Submitted, n: u32) {
+pub(crate) fn print_submitted(job: &ShardArray, s: &Submitted, n: u32) {
     if s.done {
         println!(
             "{} is complete: all {n} shards done and merged",

@@ -238,14 +238,23 @@ pub fn shell_quote(s: &str) -> String {
     }
 }
 
-/// What a parts folder was made for: the profile command (without its Slurm options and
-/// output) and the number of shards. A folder holding parts of another spec is refused.
+/// What a parts folder was made for: the command (without its Slurm options and output) and
+/// the number of shards. A folder holding parts of another spec is refused.
 #[derive(Clone, Debug, Serialize, Deserialize, PartialEq)]
 pub struct PartsSpec {
-    /// `mtkit` arguments of every task, before `--shard K/N -o PART`.
+    /// The command whose shards these are: `profile` (parts are parquet profiles, merged by
+    /// `profile merge`) or `overlap` (parts are JSON tallies, merged by `overlap merge`).
+    /// Folders written before there was a second are profiles.
+    #[serde(default = "profile_command")]
+    pub command: String,
+    /// `mtkit` arguments of every task, before `--shard K/N` and the part's path.
     pub args: Vec<String>,
     /// Number of shards.
     pub shards: u32,
+}
+
+fn profile_command() -> String {
+    "profile".to_string()
 }
 
 /// The spec file of a parts folder.
@@ -328,7 +337,23 @@ fn sacct_exit_code(job: &str) -> Option<String> {
 impl PartsSpec {
     /// Part `k` (1-based) of the folder.
     pub fn part(&self, dir: &Path, k: u32) -> PathBuf {
-        dir.join(format!("part-{k}-of-{}.parquet", self.shards))
+        dir.join(format!("part-{k}-of-{}.{}", self.shards, self.extension()))
+    }
+
+    /// The parts' file extension: `json` for overlap tallies, `parquet` for profiles.
+    pub fn extension(&self) -> &'static str {
+        match self.command.as_str() {
+            "overlap" => "json",
+            _ => "parquet",
+        }
+    }
+
+    /// The option a task writes its part with.
+    fn part_flag(&self) -> &'static str {
+        match self.command.as_str() {
+            "overlap" => "--part",
+            _ => "-o",
+        }
     }
 
     /// Completion marker of part `k`, written after the part itself.
@@ -348,7 +373,7 @@ impl PartsSpec {
         let path = dir.join(SPEC_FILE);
         let text = std::fs::read_to_string(&path).with_context(|| {
             format!(
-                "{} is not a parts folder of `mtkit profile --slurm` (no {SPEC_FILE})",
+                "{} is not a parts folder of `mtkit profile --slurm` or `mtkit overlap --slurm` (no {SPEC_FILE})",
                 dir.display()
             )
         })?;
@@ -395,7 +420,9 @@ impl PartsSpec {
             .map(|d| {
                 d.filter_map(|e| e.ok())
                     .map(|e| e.file_name().to_string_lossy().to_string())
-                    .filter(|n| n.starts_with("part-") && n.ends_with(".parquet"))
+                    .filter(|n| {
+                        n.starts_with("part-") && n.ends_with(&format!(".{}", self.extension()))
+                    })
                     .filter(|n| !(1..=self.shards).any(|k| self.part(dir, k).ends_with(n)))
                     .collect()
             })
@@ -427,21 +454,23 @@ impl PartsSpec {
             .collect();
         if !failures.is_empty() {
             bail!(
-                "{}: {}\nrun the same `mtkit profile ... --slurm {}` again to resubmit what is missing",
+                "{}: {}\nrun the same `mtkit {} ... --slurm {}` again to resubmit what is missing",
                 dir.display(),
                 failures.join("\n"),
+                spec.command,
                 spec.shards
             );
         }
         if !missing.is_empty() {
             let list: Vec<String> = missing.iter().map(u32::to_string).collect();
             bail!(
-                "{}: shard{} {} of {} {} missing (no completion marker); run the same `mtkit profile ... --slurm {}` again to resubmit {}",
+                "{}: shard{} {} of {} {} missing (no completion marker); run the same `mtkit {} ... --slurm {}` again to resubmit {}",
                 dir.display(),
                 if missing.len() > 1 { "s" } else { "" },
                 list.join(", "),
                 spec.shards,
                 if missing.len() > 1 { "are" } else { "is" },
+                spec.command,
                 spec.shards,
                 if missing.len() > 1 { "them" } else { "it" },
             );
@@ -454,14 +483,23 @@ impl PartsSpec {
         if self == other {
             return Ok(());
         }
-        let why = if self.shards != other.shards {
+        let why = if self.command != other.command {
+            format!(
+                "`mtkit {}` there, `mtkit {}` now",
+                other.command, self.command
+            )
+        } else if self.shards != other.shards {
             format!("--slurm {} there, {} now", other.shards, self.shards)
         } else {
             first_difference(&other.args, &self.args)
         };
         bail!(
-            "{} holds parts of another profile ({why}); remove the folder or choose another -o",
-            dir.display()
+            "{} holds parts of another {} ({why}); remove the folder or choose another output",
+            dir.display(),
+            match other.command.as_str() {
+                "overlap" => "overlap scan",
+                _ => "profile",
+            }
         )
     }
 }
@@ -501,14 +539,18 @@ fn first_difference(there: &[String], now: &[String]) -> String {
     format!("`{}` there, `{}` now", there.join(" "), now.join(" "))
 }
 
-/// A profile sharded over a Slurm job array, then merged.
-pub struct ProfileArray {
-    /// Corpus name.
-    pub corpus: String,
+/// A command sharded over a Slurm job array (`profile`, `overlap`), then merged by its
+/// `merge` subcommand.
+pub struct ShardArray {
+    /// What the jobs are named after: the corpus of a profile, the evaluation set of an
+    /// overlap scan.
+    pub name: String,
     /// What every task runs.
     pub spec: PartsSpec,
-    /// The merged profile.
+    /// The merged result (a profile; an overlap table).
     pub output: PathBuf,
+    /// The merge's options after `mtkit COMMAND merge PARTS_DIR` (`-o OUT`; `--csv OUT`).
+    pub merge_flags: Vec<String>,
     /// The mtkit binary the jobs run.
     pub mtkit: PathBuf,
     /// The folder the shard jobs run in (relative paths in `spec.args` are relative to it).
@@ -534,31 +576,31 @@ pub struct Submitted {
     pub done: bool,
 }
 
-impl ProfileArray {
-    /// `OUT.parquet.parts/` beside the output.
+impl ShardArray {
+    /// `OUT.parts/` beside the output.
     pub fn parts_dir(&self) -> PathBuf {
         let mut name = self.output.file_name().unwrap_or_default().to_os_string();
         name.push(".parts");
         self.output.with_file_name(name)
     }
 
-    /// The job name of the array and the merge: the corpus and a digest of the output path,
-    /// so that two profiles in flight never see each other's jobs.
+    /// The job name of the array and the merge: the command, the name and a digest of the
+    /// output path, so that two runs in flight never see each other's jobs.
     pub fn job_name(&self) -> String {
         let digest = crate::util::digest::sha256_hex(self.output.to_string_lossy().as_bytes());
-        format!("mtkit-profile-{}-{}", self.corpus, &digest[..8])
+        format!("mtkit-{}-{}-{}", self.spec.command, self.name, &digest[..8])
     }
 
-    /// The array job's script: task i profiles shard i+1 into its part, atomically, then
-    /// writes the part's completion marker.
+    /// The array job's script: task i runs shard i+1 into its part, atomically, then writes
+    /// the part's completion marker.
     pub fn array_script(&self) -> String {
         let dir = self.parts_dir();
         let n = self.spec.shards;
         let args: Vec<String> = self.spec.args.iter().map(|a| shell_quote(a)).collect();
         format!(
             "#!/bin/bash\n\
-             # mtkit: shard (SLURM_ARRAY_TASK_ID+1) of {n} of the profile of `{corpus}`.\n\
-             # Submitted by `mtkit profile {corpus} --slurm {n}`, which passes --array; by hand:\n\
+             # mtkit: shard (SLURM_ARRAY_TASK_ID+1) of {n} of `mtkit {command}` ({corpus}).\n\
+             # Submitted by `mtkit {command} ... --slurm {n}`, which passes --array; by hand:\n\
              #   sbatch --array=0-{last} {script}\n\
              #SBATCH --job-name={name}\n\
              #SBATCH --output={log}/shard-%a-%A.log\n\
@@ -570,12 +612,15 @@ impl ProfileArray {
              rm -f \"$part.failed\"\n\
              # The exit code goes beside the part, so that the next submission can name it.\n\
              set +e\n\
-             {mtkit} {args} --shard \"$k/{n}\" -o \"$part.parquet\" --quiet\n\
+             {mtkit} {args} --shard \"$k/{n}\" {flag} \"$part.{ext}\" --quiet\n\
              rc=$?\n\
              set -e\n\
              if [ \"$rc\" -ne 0 ]; then echo \"$rc\" > \"$part.failed\"; exit \"$rc\"; fi\n\
              touch \"$part.done\"\n",
-            corpus = self.corpus,
+            corpus = self.name,
+            command = self.spec.command,
+            flag = self.spec.part_flag(),
+            ext = self.spec.extension(),
             last = n - 1,
             script = shell_quote(&dir.join("shards.sbatch").to_string_lossy()),
             name = self.job_name(),
@@ -593,22 +638,28 @@ impl ProfileArray {
         let dir = self.parts_dir();
         format!(
             "#!/bin/bash\n\
-             # mtkit: merge the {n} shard profiles of `{corpus}` into {out}.\n\
+             # mtkit: merge the {n} shard parts of `mtkit {command}` ({corpus}) into {out}.\n\
              #SBATCH --job-name={name}\n\
              #SBATCH --output={log}/merge-%j.log\n\
              #SBATCH --kill-on-invalid-dep=yes\n\
              {directives}\
              set -euo pipefail\n\
-             {mtkit} profile merge {dir} -o {out_q}\n",
+             {mtkit} {command} merge {dir} {flags}\n",
             n = self.spec.shards,
-            corpus = self.corpus,
+            command = self.spec.command,
+            flags = self
+                .merge_flags
+                .iter()
+                .map(|f| shell_quote(f))
+                .collect::<Vec<_>>()
+                .join(" "),
+            corpus = self.name,
             out = self.output.display(),
             name = self.job_name(),
             log = shell_quote(&dir.join("logs").to_string_lossy()),
             directives = self.slurm.directives(),
             mtkit = shell_quote(&self.mtkit.to_string_lossy()),
             dir = shell_quote(&dir.to_string_lossy()),
-            out_q = shell_quote(&self.output.to_string_lossy()),
         )
     }
 
@@ -680,8 +731,8 @@ impl ProfileArray {
         Ok(result)
     }
 
-    /// Waits until Slurm holds none of this profile's jobs (polling squeue), then fails,
-    /// naming each failed shard (or the merge's log), unless the merged profile is there.
+    /// Waits until Slurm holds none of these jobs (polling squeue), then fails, naming each
+    /// failed shard (or the merge's log), unless the merged output is there.
     pub fn wait(&self, progress: &dyn Fn(usize)) -> Result<()> {
         let mut pause = std::time::Duration::from_millis(500);
         loop {
@@ -713,11 +764,11 @@ impl ProfileArray {
                     l.display(),
                     tail(&l, 5).join("\n    ")
                 ),
-                None => "the merge job ended without writing the profile or a log".into(),
+                None => "the merge job ended without writing its output or a log".into(),
             });
         }
         bail!(
-            "the profile {} was not written:\n{}",
+            "{} was not written:\n{}",
             self.output.display(),
             why.join("\n")
         )
