@@ -693,3 +693,205 @@ fn tokenize_leaves_out_what_overlap_flags() {
     );
     assert_eq!(got, split_tokens(&sb.path("ref/kept")));
 }
+
+/// `--shard K/N --part` then `overlap merge`: the parts of every shard add into the whole
+/// scan's table and pairs, byte for byte, in any order of the parts; by hand (the 3-gram
+/// fixture, 2 shards) and on the shared samples (GSM8K train and FLAN against GSM8K test, 3
+/// and 7 shards).
+#[test]
+fn shard_parts_merge_into_the_whole_scan() {
+    let sb = Sandbox::new();
+    let (cat, tok) = fixture(&sb, &["a b c d", "c d e f", "f f f"]);
+    let base = |extra: &[&str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "overlap",
+            "web",
+            "code",
+            "--against",
+            "bench",
+            "-n",
+            "3",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+            "-q",
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |args: Vec<String>| sb.ok(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    run(base(&["--csv", "whole.csv", "--details", "whole.parquet"]));
+    for k in 1..=2 {
+        run(base(&[
+            "--shard",
+            &format!("{k}/2"),
+            "--part",
+            &format!("p{k}.json"),
+        ]));
+    }
+    sb.ok(&[
+        "overlap",
+        "merge",
+        "p2.json",
+        "p1.json",
+        "--csv",
+        "m.csv",
+        "--details",
+        "m.parquet",
+    ]);
+    let read = |f: &str| std::fs::read(sb.path(f)).unwrap();
+    assert_eq!(read("m.csv"), read("whole.csv"));
+    assert_eq!(
+        pairs(&sb.path("m.parquet")),
+        pairs(&sb.path("whole.parquet"))
+    );
+    assert_eq!(read("m.parquet"), read("whole.parquet"));
+    // Item 2 ("f f f") is hit by web record 2, in shard 1 only; items 0 and 1 by record 0,
+    // also in shard 1: shard 2's part hits none, and the merge counts each item once.
+    let part2: serde_json::Value = serde_json::from_slice(&read("p2.json")).unwrap();
+    assert_eq!(
+        part2["corpora"][0]["eval_records_hit"],
+        serde_json::json!([])
+    );
+
+    // What cannot merge is named: a missing shard, one given twice, another -n.
+    let err = sb.fails(&["overlap", "merge", "p1.json", "--csv", "x.csv"]);
+    assert!(err.contains("the parts miss shard 2/2"), "{err}");
+    let err = sb.fails(&["overlap", "merge", "p1.json", "p1.json", "--csv", "x.csv"]);
+    assert!(err.contains("shard 1/2 is given twice"), "{err}");
+    let mut other_n = base(&["--shard", "2/2", "--part", "q2.json"]);
+    other_n[6] = "2".to_string(); // -n 3 → -n 2
+    run(other_n);
+    let err = sb.fails(&["overlap", "merge", "p1.json", "q2.json", "--csv", "x.csv"]);
+    assert!(
+        err.contains("different -n: 3 in p1.json, 2 in q2.json"),
+        "{err}"
+    );
+    assert!(!sb.path("x.csv").exists());
+    // A sample's shards are not a sample of the whole: refused.
+    let args = base(&["--max-docs", "3", "--shard", "1/2", "--part", "s.json"]);
+    let o = sb.run(&args.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("only with --max-docs all"),
+        "{err}"
+    );
+
+    // The shared samples: thousands of documents and real contamination.
+    let (Some(shared), Some(pythia)) = (shared_catalog(), pythia_tokenizer()) else {
+        return;
+    };
+    let (shared, pythia) = (shared.display().to_string(), pythia.display().to_string());
+    let real = |extra: &[&str]| {
+        let mut v = vec![
+            "overlap",
+            "gsm8k",
+            "flan",
+            "--against",
+            "gsm8k-test",
+            "--catalog",
+            &shared,
+            "--tokenizer",
+            &pythia,
+            "-q",
+        ];
+        v.extend_from_slice(extra);
+        sb.ok(&v);
+    };
+    real(&["--csv", "rw.csv", "--details", "rw.parquet"]);
+    let (_, rows) = parse_csv(&String::from_utf8(read("rw.csv")).unwrap());
+    assert!(
+        rows[0][2] != "0",
+        "GSM8K train shares 13-grams with its test split: {rows:?}"
+    );
+    for n in [3, 7] {
+        let mut parts = Vec::new();
+        for k in (1..=n).rev() {
+            let part = format!("r{k}-{n}.json");
+            real(&["--shard", &format!("{k}/{n}"), "--part", &part]);
+            parts.push(part);
+        }
+        let mut args = vec!["overlap", "merge"];
+        args.extend(parts.iter().map(|s| s.as_str()));
+        args.extend(["--csv", "rm.csv", "--details", "rm.parquet", "-q"]);
+        sb.ok(&args);
+        assert_eq!(read("rm.csv"), read("rw.csv"), "{n} shards");
+        assert_eq!(read("rm.parquet"), read("rw.parquet"), "{n} shards");
+    }
+}
+
+/// `--slurm N --dry-run` prints the two scripts: each task scans its shard into a part, the
+/// merge job runs `overlap merge` on the folder into --csv (and --details); --slurm needs
+/// --csv and refuses more shards than a corpus has records.
+#[test]
+fn slurm_scripts_scan_shards_into_parts_and_merge_them() {
+    let sb = Sandbox::new();
+    let (cat, tok) = fixture(&sb, &["a b c d", "c d e f", "f f f"]);
+    let args = |extra: &[&'static str]| -> Vec<String> {
+        let mut v: Vec<String> = [
+            "overlap",
+            "web",
+            "code",
+            "--against",
+            "bench",
+            "-n",
+            "3",
+            "--catalog",
+            &cat,
+            "--tokenizer",
+            &tok,
+        ]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+        v.extend(extra.iter().map(|s| s.to_string()));
+        v
+    };
+    let run = |v: Vec<String>| sb.run(&v.iter().map(|s| s.as_str()).collect::<Vec<_>>());
+    let o = run(args(&[
+        "--slurm",
+        "2",
+        "--dry-run",
+        "--csv",
+        "t.csv",
+        "--details",
+        "p.parquet",
+    ]));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let csv = std::path::absolute(sb.path("t.csv")).unwrap();
+    let parts = format!("{}.parts", csv.display());
+    assert!(out.contains(&format!("# {parts}/shards.sbatch")), "{out}");
+    assert!(
+        out.contains("--shard \"$k/2\" --part \"$part.json\" --quiet"),
+        "{out}"
+    );
+    assert!(
+        out.contains(" overlap web code --against bench -n 3 "),
+        "{out}"
+    );
+    assert!(
+        out.contains(&format!(
+            "overlap merge {parts} --csv {} --details {}",
+            csv.display(),
+            std::path::absolute(sb.path("p.parquet")).unwrap().display()
+        )),
+        "{out}"
+    );
+    let o = run(args(&["--slurm", "2", "--dry-run"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("--slurm N needs --csv FILE"),
+        "{err}"
+    );
+    let o = run(args(&["--slurm", "3", "--dry-run", "--csv", "t.csv"]));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(
+        !o.status.success() && err.contains("corpus `code` has 2 records, so 1 of the 3 shards"),
+        "{err}"
+    );
+}

@@ -468,3 +468,65 @@ fn a_failed_shard_is_named_with_its_exit_code_and_the_end_of_its_log() {
         "{merge}"
     );
 }
+
+/// `mtkit overlap --slurm 3 --wait`: three array tasks scan their shards of GSM8K train and
+/// FLAN against GSM8K test into parts, the merge job adds them; the table and the pairs are
+/// those of the one-process scan, byte for byte. Again, the same command says it is complete.
+#[test]
+fn an_overlap_scan_from_three_array_tasks_and_a_merge_equals_the_whole() {
+    if !slurm_up() {
+        return;
+    }
+    let (Some(catalog), Some(tok)) = (shared_catalog(), pythia_tokenizer()) else {
+        return;
+    };
+    let sb = Sandbox::new();
+    let (cat, tok) = (catalog.to_str().unwrap(), tok.to_str().unwrap());
+    let args = [
+        "overlap",
+        "gsm8k",
+        "flan",
+        "--against",
+        "gsm8k-test",
+        "--catalog",
+        cat,
+        "--tokenizer",
+        tok,
+    ];
+    fn with<'a>(args: &[&'a str], extra: &[&'a str]) -> Vec<&'a str> {
+        [args, extra].concat()
+    }
+    sb.ok(&with(
+        &args,
+        &["--csv", "whole.csv", "--details", "whole.parquet", "-q"],
+    ));
+    let slurm = with(
+        &args,
+        &[
+            "--slurm",
+            "3",
+            "--csv",
+            "s.csv",
+            "--details",
+            "s.parquet",
+            "--wait",
+        ],
+    );
+    let said = sb.ok(&slurm);
+    assert!(
+        said.contains("submitted shards 1-3 of 3 as job array"),
+        "{said}"
+    );
+    assert!(
+        said.contains("s.csv is written: all 3 shards done and merged"),
+        "{said}"
+    );
+    let read = |f: &str| std::fs::read(sb.path(f)).unwrap();
+    assert_eq!(read("s.csv"), read("whole.csv"));
+    assert_eq!(read("s.parquet"), read("whole.parquet"));
+    let again = sb.ok(&slurm);
+    assert!(
+        again.contains("is complete: all 3 shards done and merged"),
+        "{again}"
+    );
+}

@@ -122,6 +122,7 @@ pub(crate) fn overlap<'py>(
             ignore_common,
             details,
             hash_bits: OverlapOptions::hash_bits_from_env()?,
+            corpus_shard: None,
         };
         let tok = tokenizer(settings.tokenizer.as_deref(), &settings.encoder)?;
         let refs: Vec<&Card> = cards.iter().collect();

@@ -24,7 +24,7 @@ use anyhow::{bail, Result};
 use hashbrown::HashMap;
 
 use crate::data::catalog::Card;
-use crate::data::corpus::{Document, SampleSpec};
+use crate::data::corpus::{Document, SampleSpec, Shard};
 use crate::tokenize::pipeline::{scan_tokens, TokenScan};
 use crate::tokenize::Tokenizer;
 use crate::util::progress::Progress;
@@ -48,6 +48,9 @@ pub struct OverlapOptions {
     pub details: bool,
     /// The bits of the lookup hash kept (64; fewer only to force collisions in tests).
     pub hash_bits: u32,
+    /// Only this shard of each corpus (`--shard K/N`; EVAL is always read whole of its
+    /// sample): the N shards' parts merge into the whole's table ([`merge_parts`]).
+    pub corpus_shard: Option<Shard>,
 }
 
 impl OverlapOptions {
@@ -274,6 +277,9 @@ pub struct Overlap {
     pub eval_ignored: usize,
     /// The pairs (with `details`), by corpus, record, EVAL record.
     pub pairs: Vec<OverlapPair>,
+    /// Per row: the record indexes of the EVAL items it hits, ascending (what a shard's
+    /// part keeps, so that merged parts count each item once).
+    pub items_hit: Vec<Vec<u64>>,
 }
 
 impl Overlap {
@@ -351,10 +357,12 @@ pub fn overlap(
     drop(items);
     let mut rows = Vec::new();
     let mut pairs = Vec::new();
+    let mut items_hit = Vec::new();
     for (ci, card) in corpora.iter().enumerate() {
         let scan = scan_corpus(ci, card, &ix, tok, opts, progress)?;
         rows.push(scan.row);
         pairs.extend(scan.pairs);
+        items_hit.push(scan.items_hit);
     }
     Ok(Overlap {
         rows,
@@ -362,6 +370,7 @@ pub fn overlap(
         eval_ngrams: ix.distinct,
         eval_ignored: ix.ignored,
         pairs,
+        items_hit,
     })
 }
 
@@ -373,6 +382,8 @@ pub struct CorpusScan {
     pub pairs: Vec<OverlapPair>,
     /// The record indexes of its contaminated documents, ascending.
     pub contaminated: Vec<u64>,
+    /// The record indexes of the EVAL items it hits, ascending.
+    pub items_hit: Vec<u64>,
 }
 
 /// One corpus past the index (corpus `ci` of the call, as its pairs name it).
@@ -384,9 +395,13 @@ pub fn scan_corpus(
     opts: &OverlapOptions,
     progress: &dyn Progress,
 ) -> Result<CorpusScan> {
+    let sample = SampleSpec {
+        shard: opts.corpus_shard.or(opts.sample.shard),
+        ..opts.sample.clone()
+    };
     let how = TokenScan {
         tok,
-        sample: &opts.sample,
+        sample: &sample,
         max_tokens_per_doc: opts.max_tokens_per_doc,
         progress,
     };
@@ -445,10 +460,18 @@ pub fn scan_corpus(
     row.eval_items_hit = hit.iter().filter(|&&h| h).count() as u64;
     pairs.sort_unstable();
     contaminated.sort_unstable();
+    let mut items_hit: Vec<u64> = hit
+        .iter()
+        .zip(&ix.items)
+        .filter(|(h, _)| **h)
+        .map(|(_, &r)| r)
+        .collect();
+    items_hit.sort_unstable();
     Ok(CorpusScan {
         row,
         pairs,
         contaminated,
+        items_hit,
     })
 }
 
@@ -532,6 +555,7 @@ pub fn scan_against_whole_eval(
         ignore_common: None,
         details: false,
         hash_bits: OverlapOptions::hash_bits_from_env()?,
+        corpus_shard: None,
     };
     whole.validate()?;
     let ix = EvalIndex::build(&read_eval(eval, tok, &whole, progress)?, &whole);

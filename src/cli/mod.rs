@@ -91,7 +91,7 @@ pub fn run(cli: Cli) -> Result<()> {
         Command::SuggestMix(a) => suggest_mix::run(a),
         Command::Score(a) => score::run(a),
         Command::Select(a) => select::run(a),
-        Command::Overlap(a) => overlap::run(a),
+        Command::Overlap(a) => overlap::run(a, &cli.global),
         Command::Report(c) => report::run(c),
         Command::Tokenize(a) => tokenize::run(a),
         Command::Train(a) => exec_trainer::exec(handed("train", a.args)),
