@@ -510,4 +510,42 @@ fn every_phase_of_a_profile_reports_progress_with_its_total() {
             "{label}: {done} entries merged into {rows} rows"
         );
     }
+    // `profile merge` of two shard profiles: one stage, counting the parts' n-gram rows
+    // (orders 2 and 3 of each part, read back with the loader), all of them merged.
+    let mut parts = Vec::new();
+    let mut part_rows = 0u64;
+    for k in 1..=2 {
+        let mut shard_opts = opts.clone();
+        shard_opts.sample.shard = Some(mtkit::data::corpus::Shard { index: k, count: 2 });
+        let spill = SpillOptions {
+            memory: 1 << 30,
+            dir: sb.path(""),
+        };
+        let w = cached_or_write(
+            &card,
+            &tok,
+            &shard_opts,
+            false,
+            &Recorded::default(),
+            &spill,
+        )
+        .unwrap();
+        let part = sb.path(&format!("part-{k}.parquet"));
+        std::fs::copy(&w.path, &part).unwrap();
+        let p = mtkit::profile::Profile::load(&part).unwrap();
+        part_rows += (2..=3)
+            .map(|n| p.frame(n).unwrap().height() as u64)
+            .sum::<u64>();
+        parts.push(part);
+    }
+    let rec = Recorded::default();
+    mtkit::profile::merge_files(&parts, &sb.path("merged.parquet"), false, &rec).unwrap();
+    let stages = rec.0.into_inner().unwrap();
+    let want = (
+        "merging n-grams".to_string(),
+        Some(part_rows),
+        "rows".to_string(),
+        part_rows,
+    );
+    assert_eq!(stages, [want]);
 }

@@ -256,7 +256,8 @@ fn merge(inputs: Vec<PathBuf>, output: &Path, partial: bool) -> Result<()> {
         [dir] if dir.is_dir() => PartsSpec::complete_parts(dir)?,
         _ => inputs,
     };
-    let merged = mtkit::profile::merge_files(&inputs, output, partial)?;
+    let bar = Bar::new(false);
+    let merged = mtkit::profile::merge_files(&inputs, output, partial, &bar)?;
     let covers = match &merged.meta.shards {
         None => "the whole corpus".to_string(),
         Some(s) => format!(

@@ -583,6 +583,8 @@ pub struct ProfileRows {
     want_content: Option<String>,
     content: Sha256,
     n_rows: usize,
+    /// Rows of order 1 (read by [`ProfileRows::open`]).
+    unigram_rows: usize,
     /// The next row group's first row.
     offset: usize,
     /// The current row group: each row's order, and its key and count (two vectors, 17 bytes
@@ -648,6 +650,7 @@ impl ProfileRows {
             want_content: saved.checksum,
             content,
             n_rows,
+            unigram_rows: 0,
             offset: 0,
             group_orders: Vec::new(),
             group_rows: Vec::new(),
@@ -664,6 +667,7 @@ impl ProfileRows {
             })?;
             *slot = count;
             rows.at += 1;
+            rows.unigram_rows += 1;
         }
         for c in &rows.unigram {
             rows.content.update(c.to_le_bytes());
@@ -896,7 +900,14 @@ pub struct Merged {
 /// Parts that do not cover every shard of their split are refused, naming the missing shards,
 /// unless `allow_partial` (`profile merge --partial`): the result then records the shards it
 /// covers in its metadata (`shards`), which `mtkit proximity` shows beside its numbers.
-pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Result<Merged> {
+///
+/// `progress` gets a stage per n-gram order, counting the parts' rows merged.
+pub fn merge_files(
+    inputs: &[PathBuf],
+    output: &Path,
+    allow_partial: bool,
+    progress: &dyn crate::util::progress::Progress,
+) -> Result<Merged> {
     let mut parts: Vec<ProfileRows> = inputs
         .iter()
         .map(|p| ProfileRows::open(p))
@@ -915,6 +926,13 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Re
         p.unigram = Vec::new();
     }
     let mut w = ProfileWriter::create(output, &meta, &totals, &unigram)?;
+    // Rows of orders ≥ 2 per part: all its rows less the unigram rows (one per id counted).
+    let ngram_rows: u64 = parts
+        .iter()
+        .map(|p| (p.n_rows - p.unigram_rows) as u64)
+        .sum();
+    progress.start_counting("merging n-grams", ngram_rows, "rows");
+    let mut merged_rows = 0u64;
     for order in 2..=meta.ngram {
         // Min-heap of each part's next key of this order.
         let mut heap = BinaryHeap::new();
@@ -924,6 +942,11 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Re
             }
         }
         while let Some(std::cmp::Reverse((key, i, c))) = heap.pop() {
+            merged_rows += 1;
+            if merged_rows % (1 << 16) == 0 {
+                crate::util::progress::check_interrupt()?;
+                progress.advance(1 << 16, 0, 0);
+            }
             let mut sum = c;
             if let Some((k, c)) = parts[i].next_of(order)? {
                 heap.push(std::cmp::Reverse((k, i, c)));
@@ -933,6 +956,10 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Re
                     break;
                 }
                 heap.pop();
+                merged_rows += 1;
+                if merged_rows % (1 << 16) == 0 {
+                    progress.advance(1 << 16, 0, 0);
+                }
                 sum += c;
                 if let Some((k, c)) = parts[j].next_of(order)? {
                     heap.push(std::cmp::Reverse((k, j, c)));
@@ -941,6 +968,8 @@ pub fn merge_files(inputs: &[PathBuf], output: &Path, allow_partial: bool) -> Re
             w.push(order, key, sum)?;
         }
     }
+    progress.advance(merged_rows % (1 << 16), 0, 0);
+    progress.finish();
     for p in parts {
         p.finish()?;
     }
