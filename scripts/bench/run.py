@@ -526,6 +526,18 @@ optimizer = {{ weight_decay = 0.1, beta1 = 0.9, beta2 = 0.95, eps = 1e-8, grad_c
             self.record("i", f"KL reduction / PA of each selection (target {target}): mtkit's defaults, "
                         "`--weight sum`, `--min-tokens 100`, DSIR",
                         "; ".join(f"{s[n]['kl_reduction']:.3f}, {s[n]['pa']:+.4f}" for n in names))
+        # The 2 GB big corpus as the pool, mtkit alone (DSIR would take hours): select keeps 32
+        # bytes per pool document and the target's n-grams, so its memory is that, not the pool.
+        big = self.path("big")
+        if os.path.exists(big):
+            t = os.path.join(folder, "target-sciq.jsonl")
+            out = os.path.join(folder, "mtkit-big-sciq.jsonl")
+            _, w, r = self.mtkit("select", big, "--target", t, "-n", k, "-o", out)
+            res["big"] = dict(bytes=os.path.getsize(big), wall_s=w, rss_mib=r)
+            self.record("i", f"peak RSS of `mtkit select` with the {os.path.getsize(big) / 1e9:.2f} GB big corpus "
+                        f"as the pool (toward SciQ, {SELECT_DOCS:,} documents, {w:.0f} s; no --memory flag: "
+                        "32 bytes per pool document)", f"{r:.0f} MiB", "≤ 1 GiB + 300 MB",
+                        r * 1024 * 1024 <= 1024 * 1024 * 1024 + 300e6)
         self.details["i"] = res
 
     # ---- j. contamination scan -----------------------------------------------------------

@@ -179,6 +179,14 @@ pub fn merge_parts(paths: &[PathBuf]) -> Result<(Overlap, PartSettings)> {
         .iter()
         .map(|p| OverlapPart::load(p))
         .collect::<Result<_>>()?;
+    check_one_scan(&parts, paths)?;
+    check_every_shard_once(&parts, paths)?;
+    Ok((add_up(&parts), parts[0].settings.clone()))
+}
+
+/// Refuses parts of different settings, splits or EVAL reads, naming the first part and the
+/// one that differs.
+fn check_one_scan(parts: &[OverlapPart], paths: &[PathBuf]) -> Result<()> {
     let first = &parts[0];
     for (p, path) in parts.iter().zip(paths).skip(1) {
         if let Some((flag, x, y)) = difference(&first.settings, &p.settings) {
@@ -210,7 +218,12 @@ pub fn merge_parts(paths: &[PathBuf]) -> Result<(Overlap, PartSettings)> {
             );
         }
     }
-    let count = first.shard.count;
+    Ok(())
+}
+
+/// Refuses a shard given twice, and missing shards, by name.
+fn check_every_shard_once(parts: &[OverlapPart], paths: &[PathBuf]) -> Result<()> {
+    let count = parts[0].shard.count;
     let mut seen: Vec<Option<&Path>> = vec![None; count as usize];
     for (p, path) in parts.iter().zip(paths) {
         let slot = &mut seen[(p.shard.index - 1) as usize];
@@ -236,8 +249,14 @@ pub fn merge_parts(paths: &[PathBuf]) -> Result<(Overlap, PartSettings)> {
             if missing.len() > 1 { "them" } else { "it" }
         );
     }
-    let settings = &first.settings;
-    let mut rows: Vec<OverlapRow> = settings
+    Ok(())
+}
+
+/// The parts' counts added, items united, pairs concatenated and sorted.
+fn add_up(parts: &[OverlapPart]) -> Overlap {
+    let first = &parts[0];
+    let mut rows: Vec<OverlapRow> = first
+        .settings
         .corpora
         .iter()
         .map(|c| OverlapRow {
@@ -250,7 +269,7 @@ pub fn merge_parts(paths: &[PathBuf]) -> Result<(Overlap, PartSettings)> {
         .collect();
     let mut hits: Vec<BTreeSet<u64>> = vec![BTreeSet::new(); rows.len()];
     let mut pairs = Vec::new();
-    for p in &parts {
+    for p in parts {
         for ((row, hit), c) in rows.iter_mut().zip(&mut hits).zip(&p.corpora) {
             row.documents += c.documents;
             row.contaminated_documents += c.contaminated_documents;
@@ -271,13 +290,12 @@ pub fn merge_parts(paths: &[PathBuf]) -> Result<(Overlap, PartSettings)> {
         row.eval_items_hit = hit.len() as u64;
     }
     pairs.sort_unstable();
-    let merged = Overlap {
+    Overlap {
         rows,
         eval_items: first.eval_items,
         eval_ngrams: first.eval_ngrams,
         eval_ignored: first.eval_ignored,
         pairs,
         items_hit: hits.into_iter().map(|h| h.into_iter().collect()).collect(),
-    };
-    Ok((merged, settings.clone()))
+    }
 }

@@ -516,6 +516,89 @@ pub struct ReadBack {
     pub random: Vec<u64>,
 }
 
+/// What the read-back wants of one corpus: the records picked and drawn at random (record →
+/// row), those left out of the pool, and whether the pool's unigrams are already counted
+/// (then only these records are tokenized, the left-out ones to be taken off).
+struct BackWants<'a> {
+    selected: &'a BTreeMap<u64, usize>,
+    random: &'a BTreeMap<u64, usize>,
+    left_out: &'a [u64],
+    pool_counted: bool,
+}
+
+/// One corpus of the read-back, each worker's counts and texts apart.
+fn read_back_corpus(
+    card: &Card,
+    wants: &BackWants<'_>,
+    table: &ScoreTable,
+    how: TokenScan<'_>,
+) -> Result<crate::tokenize::pipeline::Scanned<BackState>> {
+    let v = how.tok.vocab_size;
+    let (sel, rnd) = (wants.selected, wants.random);
+    let out_of = |d: &Document| wants.left_out.binary_search(&d.index).is_ok();
+    let wanted_here = |d: &Document| {
+        !wants.pool_counted || sel.contains_key(&d.index) || rnd.contains_key(&d.index) || out_of(d)
+    };
+    scan_tokens_of(
+        card,
+        "reading the selection back",
+        how,
+        &wanted_here,
+        &|| BackState {
+            pool: vec![0; v],
+            selected: vec![0; v],
+            random: vec![0; v],
+            texts: Vec::new(),
+            mismatched: Vec::new(),
+        },
+        &|s: &mut BackState, d: &Document, ids: &[u32]| {
+            // Counted up from nothing, or (with the pool's counts given) the left-out
+            // records counted here to be taken off them.
+            if out_of(d) == wants.pool_counted {
+                add_ids(&mut s.pool, ids);
+            }
+            if let Some(&row) = sel.get(&d.index) {
+                add_ids(&mut s.selected, ids);
+                s.texts.push((row, d.text.clone()));
+                if ids.len() as u64 != table.rows[row].tokens {
+                    s.mismatched.push((row, ids.len() as u64));
+                }
+            }
+            if rnd.contains_key(&d.index) {
+                add_ids(&mut s.random, ids);
+            }
+        },
+    )
+}
+
+/// One worker's share of the read-back added into `out` and `texts`; a selected document
+/// whose token count is not its score's is an error (a score file of other documents).
+fn add_back_state(
+    out: &mut ReadBack,
+    texts: &mut std::collections::HashMap<usize, String>,
+    s: BackState,
+    table: &ScoreTable,
+) -> Result<()> {
+    if let Some(&(row, now)) = s.mismatched.first() {
+        let d = &table.rows[row];
+        bail!(
+            "corpus `{}` record {}: the scores say {} tokens, the document has {now} now: the scores were made from other documents or with other cuts (--max-chars, --max-tokens-per-doc, --max-docs)",
+            table.corpora[d.corpus], d.record, d.tokens
+        );
+    }
+    for (acc, part) in [
+        (&mut out.pool, &s.pool),
+        (&mut out.selected, &s.selected),
+        (&mut out.random, &s.random),
+    ] {
+        for (a, c) in acc.iter_mut().zip(part) {
+            *a += c;
+        }
+    }
+    texts.extend(s.texts);
+    Ok(())
+}
+
 /// Reads the pool again (as it was scored), keeping the texts of `picks` and counting the
 /// unigrams of the pool (less the records of `left_out`, per corpus, ascending), the picks
 /// and the `random` rows. Fails when a picked document is
@@ -547,63 +630,15 @@ pub fn read_back(
     };
     let mut texts: std::collections::HashMap<usize, String> = Default::default();
     for (ci, card) in pool.iter().enumerate() {
-        let (sel, rnd) = (&wanted[ci], &drawn[ci]);
         let out_of_pool = left_out.get(ci).map(Vec::as_slice).unwrap_or(&[]);
-        let out_of = |d: &Document| out_of_pool.binary_search(&d.index).is_ok();
-        let wanted_here = |d: &Document| {
-            pool_unigrams.is_none()
-                || sel.contains_key(&d.index)
-                || rnd.contains_key(&d.index)
-                || out_of(d)
+        let wants = BackWants {
+            selected: &wanted[ci],
+            random: &drawn[ci],
+            left_out: out_of_pool,
+            pool_counted: pool_unigrams.is_some(),
         };
-        let parts = scan_tokens_of(
-            card,
-            "reading the selection back",
-            how,
-            &wanted_here,
-            &|| BackState {
-                pool: vec![0; v],
-                selected: vec![0; v],
-                random: vec![0; v],
-                texts: Vec::new(),
-                mismatched: Vec::new(),
-            },
-            &|s: &mut BackState, d: &Document, ids: &[u32]| {
-                // Counted up from nothing, or (with the pool's counts given) the left-out
-                // records counted here to be taken off them.
-                if out_of(d) == pool_unigrams.is_some() {
-                    add_ids(&mut s.pool, ids);
-                }
-                if let Some(&row) = sel.get(&d.index) {
-                    add_ids(&mut s.selected, ids);
-                    s.texts.push((row, d.text.clone()));
-                    if ids.len() as u64 != table.rows[row].tokens {
-                        s.mismatched.push((row, ids.len() as u64));
-                    }
-                }
-                if rnd.contains_key(&d.index) {
-                    add_ids(&mut s.random, ids);
-                }
-            },
-        )?;
-        for s in parts.states {
-            if let Some(&(row, now)) = s.mismatched.first() {
-                let d = &table.rows[row];
-                bail!(
-                    "corpus `{}` record {}: the scores say {} tokens, the document has {now} now: the scores were made from other documents or with other cuts (--max-chars, --max-tokens-per-doc, --max-docs)",
-                    table.corpora[d.corpus], d.record, d.tokens
-                );
-            }
-            for (acc, part) in [
-                (&mut out.pool, &s.pool),
-                (&mut out.selected, &s.selected),
-                (&mut out.random, &s.random),
-            ] {
-                for (a, c) in acc.iter_mut().zip(part) {
-                    *a += c;
-                }
-            }
-            texts.extend(s.texts);
+        for s in read_back_corpus(card, &wants, table, how)?.states {
+            add_back_state(&mut out, &mut texts, s, table)?;
         }
     }
     if let Some(whole) = pool_unigrams {

@@ -148,25 +148,7 @@ pub fn run(a: OverlapArgs, global: &GlobalArgs) -> Result<()> {
     {
         return merge(inputs, csv, details.as_deref(), *quiet);
     }
-    if let Some(p) = &a.csv {
-        check_output("--csv", p, "csv")?;
-    }
-    if let Some(p) = &a.details {
-        check_output("--details", p, "parquet")?;
-    }
-    if let Some(p) = &a.part {
-        check_output("--part", p, "json")?;
-    }
-    if (a.shard.is_some() && a.part.is_some()) || a.slurm.is_some() {
-        // The shards of a sample are not a sample of the whole: parts merge exactly only when
-        // every record is read.
-        if a.sample.max_docs.0.is_some() {
-            bail!(
-                "--max-docs {}: shards merge into the whole scan only with --max-docs all (the default)",
-                a.sample.max_docs
-            );
-        }
-    }
+    check_outputs(&a)?;
     if let Some(n) = a.slurm {
         return submit_to_slurm(&a, n, global);
     }
@@ -217,6 +199,30 @@ pub fn run(a: OverlapArgs, global: &GlobalArgs) -> Result<()> {
         if let Some(p) = p {
             println!("{flag} written to {}", p.display());
         }
+    }
+    Ok(())
+}
+
+/// Refuses, before any work, outputs that could not be written and shards that would not
+/// merge into the whole scan.
+fn check_outputs(a: &OverlapArgs) -> Result<()> {
+    if let Some(p) = &a.csv {
+        check_output("--csv", p, "csv")?;
+    }
+    if let Some(p) = &a.details {
+        check_output("--details", p, "parquet")?;
+    }
+    if let Some(p) = &a.part {
+        check_output("--part", p, "json")?;
+    }
+    // The shards of a sample are not a sample of the whole: parts merge exactly only when
+    // every record is read.
+    let sharded = (a.shard.is_some() && a.part.is_some()) || a.slurm.is_some();
+    if sharded && a.sample.max_docs.0.is_some() {
+        bail!(
+            "--max-docs {}: shards merge into the whole scan only with --max-docs all (the default)",
+            a.sample.max_docs
+        );
     }
     Ok(())
 }
