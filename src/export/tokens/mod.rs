@@ -12,9 +12,9 @@
 //! Each document is followed by EOS. The validation split is a seeded, uniform choice of
 //! `--val-docs` documents (the same bottom-k rule as `--max-docs`); the rest is train.
 
+pub mod mtkit_format;
 pub mod trainer_formats;
 
-use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
@@ -22,7 +22,7 @@ use serde::{Deserialize, Serialize};
 
 use crate::data::catalog::Card;
 use crate::data::corpus::{read_documents, SampleSpec};
-use crate::export::tokens::trainer_formats::{Format, FormatMeta, FormatOptions};
+use crate::export::tokens::trainer_formats::{Format, FormatOptions};
 use crate::tokenize::pipeline::{read_in_batches, Batching};
 use crate::tokenize::Tokenizer;
 use crate::util::progress::Progress;
@@ -66,85 +66,6 @@ pub struct TokenFilesMeta {
     /// `tokenize`, never stored.
     #[serde(skip)]
     pub skipped_examples: Vec<String>,
-}
-
-/// Where the documents of one corpus go: mtkit's train and validation splits, or a trainer
-/// format's sink.
-enum Writers {
-    Mtkit {
-        train: Box<SplitWriter>,
-        val: Box<SplitWriter>,
-    },
-    Trainer {
-        sink: Box<dyn crate::export::tokens::trainer_formats::DocSink>,
-        docs: u64,
-        tokens: u64,
-    },
-}
-
-struct SplitWriter {
-    tokens: std::io::BufWriter<tempfile::NamedTempFile>,
-    docs: std::io::BufWriter<tempfile::NamedTempFile>,
-    wide: bool,
-    n_tokens: u64,
-    n_docs: u64,
-}
-
-impl SplitWriter {
-    fn new(dir: &Path, split: &str, wide: bool) -> Result<SplitWriter> {
-        let temp =
-            |ext: &str| crate::util::paths::temp_file_for(&dir.join(format!("{split}.{ext}")));
-        let mut tokens = std::io::BufWriter::new(temp("tokens")?);
-        tokens.write_all(&[0u8; HEADER])?;
-        let docs = std::io::BufWriter::new(temp("docs")?);
-        Ok(SplitWriter {
-            tokens,
-            docs,
-            wide,
-            n_tokens: 0,
-            n_docs: 0,
-        })
-    }
-
-    fn push(&mut self, ids: &[u32], prompt_len: u32) -> Result<()> {
-        self.docs.write_all(&self.n_tokens.to_le_bytes())?;
-        self.docs.write_all(&(ids.len() as u32).to_le_bytes())?;
-        self.docs.write_all(&prompt_len.to_le_bytes())?;
-        for &id in ids {
-            if self.wide {
-                self.tokens.write_all(&id.to_le_bytes())?;
-            } else {
-                self.tokens.write_all(&(id as u16).to_le_bytes())?;
-            }
-        }
-        self.n_tokens += ids.len() as u64;
-        self.n_docs += 1;
-        Ok(())
-    }
-
-    fn finish(self, dir: &Path, split: &str, vocab: u32, eos: u32) -> Result<()> {
-        use std::io::{Seek, SeekFrom};
-        let mut f = self.tokens.into_inner().map_err(|e| anyhow!("{e}"))?;
-        f.as_file_mut().seek(SeekFrom::Start(0))?;
-        let mut h = Vec::with_capacity(HEADER);
-        h.extend_from_slice(MAGIC);
-        h.extend_from_slice(&1u32.to_le_bytes());
-        h.extend_from_slice(&(if self.wide { 4u32 } else { 2u32 }).to_le_bytes());
-        h.extend_from_slice(&vocab.to_le_bytes());
-        h.extend_from_slice(&eos.to_le_bytes());
-        h.extend_from_slice(&self.n_tokens.to_le_bytes());
-        f.as_file_mut().write_all(&h)?;
-        f.as_file().sync_all()?;
-        crate::util::paths::make_readable(f.path());
-        f.persist(dir.join(format!("{split}.tokens")))
-            .map_err(|e| e.error)?;
-        let d = self.docs.into_inner().map_err(|e| anyhow!("{e}"))?;
-        d.as_file().sync_all()?;
-        crate::util::paths::make_readable(d.path());
-        d.persist(dir.join(format!("{split}.docs")))
-            .map_err(|e| e.error)?;
-        Ok(())
-    }
 }
 
 /// The end-of-document id: the tokenizer's `<|endoftext|>` (or `</s>`, `<eos>`).
@@ -321,24 +242,15 @@ fn write_into(
     left_out: &[u64],
     progress: &dyn Progress,
 ) -> Result<TokenFilesMeta> {
-    let dir = dir.to_path_buf();
     // Which records are validation documents. A sample of N documents (--max-docs N) arrives
     // in the order of a seeded hash of the record index, so its first --val-docs documents are
     // a seeded uniform choice among the sampled ones; a whole corpus arrives in file order, so
     // a first pass picks --val-docs of its records by another seeded hash.
-    let val = std::cell::RefCell::new(std::collections::HashSet::new());
     let val_first = sample.max_docs.is_some();
-    if val_docs > 0 && !val_first {
-        let spec = SampleSpec {
-            max_docs: Some(val_docs),
-            seed: sample.seed ^ 0x7661_6c00,
-            ..sample.clone()
-        };
-        read_documents(card, &spec, &mut |d| {
-            val.borrow_mut().insert(d.index);
-            Ok(())
-        })?;
-    }
+    let val = match val_docs > 0 && !val_first {
+        true => validation_records(card, sample, val_docs)?,
+        false => std::collections::HashSet::new(),
+    };
     let split = match (&card.prompt, &card.response) {
         (Some(p), Some(r)) => Some((
             crate::data::template::Template::parse(p)?,
@@ -346,27 +258,18 @@ fn write_into(
         )),
         _ => None,
     };
-    let extra: Vec<_> = split
-        .iter()
-        .flat_map(|(p, r)| [p.clone(), r.clone()])
-        .collect();
-    let wide = tok.vocab_size > 1 << 16;
-    let mut writers = match format {
-        Format::Mtkit => Writers::Mtkit {
-            train: Box::new(SplitWriter::new(&dir, "train", wide)?),
-            val: Box::new(SplitWriter::new(&dir, "val", wide)?),
-        },
-        f => Writers::Trainer {
-            sink: crate::export::tokens::trainer_formats::sink(
-                f,
-                &dir,
-                &card.name,
-                tok.vocab_size,
-                options,
-            )?,
-            docs: 0,
-            tokens: 0,
-        },
+    let sink: Box<dyn TokenSink> = match format {
+        Format::Mtkit => Box::new(mtkit_format::MtkitFiles::new(
+            dir,
+            tok.vocab_size > 1 << 16,
+        )?),
+        f => Box::new(trainer_formats::TrainerFiles::new(
+            f,
+            dir,
+            &card.name,
+            tok.vocab_size,
+            options,
+        )?),
     };
     // The bar's total: the card's record count where it is known without reading.
     let expected = card
@@ -374,169 +277,176 @@ fn write_into(
         .ok()
         .and_then(|r| crate::data::corpus::expected_documents(&r, sample));
     progress.start(&card.name, expected.or(sample.max_docs));
-    let encoders = crate::tokenize::EncoderPool::new(tok);
-    // Batches are tokenized in parallel one at a time, and written in reading order.
-    let encode = |d: &crate::data::corpus::Document| -> Result<(Vec<u32>, u32)> {
-        encoders.with(|e| {
-            let mut ids = Vec::new();
-            let mut pl = 0;
-            if split.is_some() {
-                e.encode_into(&d.extra[0], None, &mut ids)?;
-                pl = ids.len() as u32;
-                e.encode_into(&d.extra[1], None, &mut ids)?;
-            } else {
-                e.encode_into(&d.text, None, &mut ids)?;
-            }
-            ids.push(eos);
-            Ok((ids, pl))
-        })
+    let tokenizing = Tokenizing {
+        card,
+        sample,
+        tok,
+        eos,
+        split: split.as_ref(),
+        val_first: if val_first { val_docs } else { 0 },
+        left_out,
+        progress,
     };
-    let batching = Batching {
-        docs: 1024,
-        bytes: u64::MAX,
+    let (summary, sink) = tokenizing.run(sink, val)?;
+    progress.finish();
+    let end = Ending {
+        card,
+        tok,
+        sample,
+        eos,
+        has_prompt: split.is_some(),
+        summary: &summary,
     };
-    // Batches are tokenized in parallel one at a time, and written in reading order on a
-    // thread of their own while the next batch is tokenized: writing (the formats' layouts,
-    // a copy to the page cache) then costs no time of its own unless it is the slower part.
-    let mut val = val.into_inner();
-    let (summary, writers) = read_in_batches(card, sample, &extra, batching, |rx, _| {
-        use rayon::prelude::*;
-        type Encoded = (Vec<crate::data::corpus::Document>, Vec<(Vec<u32>, u32)>);
-        let (to_writer, batches) = std::sync::mpsc::sync_channel::<Encoded>(2);
-        std::thread::scope(|scope| {
-            let writer = scope.spawn(move || -> Result<Writers> {
-                let mut delivered = 0u64;
-                for (docs, enc) in batches {
-                    let (mut bytes, mut toks) = (0u64, 0u64);
-                    for (d, (ids, pl)) in docs.iter().zip(&enc) {
-                        if left_out.binary_search(&d.index).is_ok() {
-                            continue;
-                        }
-                        if val_first && delivered < val_docs {
-                            val.insert(d.index);
-                        }
-                        delivered += 1;
-                        bytes += d.text.len() as u64;
-                        toks += ids.len() as u64;
-                        match &mut writers {
-                            Writers::Mtkit { train, val: val_w } => {
-                                if val.contains(&d.index) {
-                                    val_w.push(ids, *pl)?
-                                } else {
-                                    train.push(ids, *pl)?
-                                }
-                            }
-                            Writers::Trainer { sink, docs, tokens } => {
-                                sink.push(ids)?;
-                                *docs += 1;
-                                *tokens += ids.len() as u64;
-                            }
-                        }
-                    }
-                    progress.advance(docs.len() as u64, bytes, toks);
+    sink.finish(dir, &end)
+}
+
+/// The `val_docs` records of a whole corpus held out for validation: a seeded bottom-k
+/// choice among its records (another seed than the sample's).
+fn validation_records(
+    card: &Card,
+    sample: &SampleSpec,
+    val_docs: u64,
+) -> Result<std::collections::HashSet<u64>> {
+    let spec = SampleSpec {
+        max_docs: Some(val_docs),
+        seed: sample.seed ^ 0x7661_6c00,
+        ..sample.clone()
+    };
+    let mut val = std::collections::HashSet::new();
+    read_documents(card, &spec, &mut |d| {
+        val.insert(d.index);
+        Ok(())
+    })?;
+    Ok(val)
+}
+
+/// What a sink's ending needs besides its documents: the corpus, the tokenizer, the sample,
+/// whether documents carry a prompt/response split, and what the read skipped.
+pub struct Ending<'a> {
+    pub card: &'a Card,
+    pub tok: &'a Tokenizer,
+    pub sample: &'a SampleSpec,
+    pub eos: u32,
+    pub has_prompt: bool,
+    pub summary: &'a crate::data::corpus::ReadSummary,
+}
+
+/// Documents of one corpus, in reading order, into one format's token files: mtkit's own
+/// ([`mtkit_format::MtkitFiles`]) or a trainer's ([`trainer_formats::TrainerFiles`]).
+pub trait TokenSink: Send {
+    /// Appends a document: its ids (EOS included), its prompt's length in tokens (0: none),
+    /// and whether it belongs to the validation split.
+    fn push(&mut self, ids: &[u32], prompt_len: u32, val: bool) -> Result<()>;
+    /// Finishes the files in `dir` and writes the format's metadata; gives the summary.
+    fn finish(self: Box<Self>, dir: &Path, end: &Ending<'_>) -> Result<TokenFilesMeta>;
+}
+
+/// One corpus read, tokenized and handed to a sink.
+struct Tokenizing<'a> {
+    card: &'a Card,
+    sample: &'a SampleSpec,
+    tok: &'a Tokenizer,
+    eos: u32,
+    /// The card's prompt and response templates, when it has them.
+    split: Option<&'a (
+        crate::data::template::Template,
+        crate::data::template::Template,
+    )>,
+    /// With a sample (--max-docs N), its first this many documents are the validation split.
+    val_first: u64,
+    /// Records read past (ascending).
+    left_out: &'a [u64],
+    progress: &'a dyn Progress,
+}
+
+impl Tokenizing<'_> {
+    /// Batches are tokenized in parallel one at a time, and written in reading order on a
+    /// thread of their own while the next batch is tokenized: writing (the formats' layouts,
+    /// a copy to the page cache) then costs no time of its own unless it is the slower part.
+    /// `val` holds the validation records chosen beforehand (a whole corpus).
+    fn run(
+        &self,
+        mut sink: Box<dyn TokenSink>,
+        mut val: std::collections::HashSet<u64>,
+    ) -> Result<(crate::data::corpus::ReadSummary, Box<dyn TokenSink>)> {
+        let extra: Vec<_> = self
+            .split
+            .iter()
+            .flat_map(|(p, r)| [p.clone(), r.clone()])
+            .collect();
+        let encoders = crate::tokenize::EncoderPool::new(self.tok);
+        let encode = |d: &crate::data::corpus::Document| -> Result<(Vec<u32>, u32)> {
+            encoders.with(|e| {
+                let mut ids = Vec::new();
+                let mut pl = 0;
+                if self.split.is_some() {
+                    e.encode_into(&d.extra[0], None, &mut ids)?;
+                    pl = ids.len() as u32;
+                    e.encode_into(&d.extra[1], None, &mut ids)?;
+                } else {
+                    e.encode_into(&d.text, None, &mut ids)?;
                 }
-                Ok(writers)
-            });
-            let mut encoded = Ok(());
-            for batch in rx {
-                match batch
-                    .docs
-                    .par_iter()
-                    .map(encode)
-                    .collect::<Result<Vec<_>>>()
-                {
-                    // A closed queue: the writer failed, and its error is the one returned.
-                    Ok(enc) => {
-                        if to_writer.send((batch.docs, enc)).is_err() {
+                ids.push(self.eos);
+                Ok((ids, pl))
+            })
+        };
+        let batching = Batching {
+            docs: 1024,
+            bytes: u64::MAX,
+        };
+        let (left_out, val_first, progress) = (self.left_out, self.val_first, self.progress);
+        read_in_batches(self.card, self.sample, &extra, batching, |rx, _| {
+            use rayon::prelude::*;
+            type Encoded = (Vec<crate::data::corpus::Document>, Vec<(Vec<u32>, u32)>);
+            let (to_writer, batches) = std::sync::mpsc::sync_channel::<Encoded>(2);
+            std::thread::scope(|scope| {
+                let writer = scope.spawn(move || -> Result<Box<dyn TokenSink>> {
+                    let mut delivered = 0u64;
+                    for (docs, enc) in batches {
+                        let (mut bytes, mut toks) = (0u64, 0u64);
+                        for (d, (ids, pl)) in docs.iter().zip(&enc) {
+                            if left_out.binary_search(&d.index).is_ok() {
+                                continue;
+                            }
+                            if delivered < val_first {
+                                val.insert(d.index);
+                            }
+                            delivered += 1;
+                            bytes += d.text.len() as u64;
+                            toks += ids.len() as u64;
+                            sink.push(ids, *pl, val.contains(&d.index))?;
+                        }
+                        progress.advance(docs.len() as u64, bytes, toks);
+                    }
+                    Ok(sink)
+                });
+                let mut encoded = Ok(());
+                for batch in rx {
+                    match batch
+                        .docs
+                        .par_iter()
+                        .map(encode)
+                        .collect::<Result<Vec<_>>>()
+                    {
+                        // A closed queue: the writer failed, and its error is the one returned.
+                        Ok(enc) => {
+                            if to_writer.send((batch.docs, enc)).is_err() {
+                                break;
+                            }
+                        }
+                        Err(e) => {
+                            encoded = Err(e);
                             break;
                         }
                     }
-                    Err(e) => {
-                        encoded = Err(e);
-                        break;
-                    }
                 }
-            }
-            drop(to_writer);
-            let writers = writer.join().expect("the token writer does not panic");
-            encoded?;
-            writers
+                drop(to_writer);
+                let sink = writer.join().expect("the token writer does not panic");
+                encoded?;
+                sink
+            })
         })
-    })?;
-    progress.finish();
-    let (train_w, val_w) = match writers {
-        Writers::Mtkit { train, val } => (*train, *val),
-        Writers::Trainer { sink, docs, tokens } => {
-            let files = sink.finish()?;
-            let (dtype, _) =
-                crate::export::tokens::trainer_formats::dtype_for(format, tok.vocab_size)?;
-            let fm = FormatMeta {
-                format,
-                corpus: card.name.clone(),
-                card_hash: card.content_hash()?,
-                tokenizer_sha256: tok.sha256.clone(),
-                vocab_size: tok.vocab_size,
-                eos_id: eos,
-                dtype: dtype.into(),
-                documents: docs,
-                tokens,
-                files,
-                max_docs: sample.max_docs,
-                seed: sample.seed,
-                skipped: summary.skipped.clone(),
-                mtkit_version: crate::VERSION.to_string(),
-            };
-            crate::util::paths::write_atomic_bytes(
-                &dir.join(crate::export::tokens::trainer_formats::META_FILE),
-                (serde_json::to_string_pretty(&fm)? + "\n").as_bytes(),
-            )?;
-            return Ok(TokenFilesMeta {
-                corpus: fm.corpus,
-                card_hash: fm.card_hash,
-                tokenizer_sha256: fm.tokenizer_sha256,
-                vocab_size: fm.vocab_size,
-                eos_id: eos,
-                train_docs: docs,
-                train_tokens: tokens,
-                val_docs: 0,
-                val_tokens: 0,
-                has_prompt: false,
-                prompt_mask_dropped: split.is_some(),
-                seed: sample.seed,
-                skipped: fm.skipped,
-                skipped_examples: summary.examples.clone(),
-            });
-        }
-    };
-    if train_w.n_docs == 0 {
-        bail!(
-            "corpus `{}`: every document went to validation; lower --val-docs",
-            card.name
-        );
     }
-    let meta = TokenFilesMeta {
-        corpus: card.name.clone(),
-        card_hash: card.content_hash()?,
-        tokenizer_sha256: tok.sha256.clone(),
-        vocab_size: tok.vocab_size,
-        eos_id: eos,
-        train_docs: train_w.n_docs,
-        train_tokens: train_w.n_tokens,
-        val_docs: val_w.n_docs,
-        val_tokens: val_w.n_tokens,
-        has_prompt: split.is_some(),
-        prompt_mask_dropped: false,
-        seed: sample.seed,
-        skipped: summary.skipped.clone(),
-        skipped_examples: summary.examples.clone(),
-    };
-    train_w.finish(&dir, "train", tok.vocab_size as u32, eos)?;
-    val_w.finish(&dir, "val", tok.vocab_size as u32, eos)?;
-    crate::util::paths::write_atomic_bytes(
-        &dir.join("meta.json"),
-        serde_json::to_string_pretty(&meta)?.as_bytes(),
-    )?;
-    Ok(meta)
 }
 
 /// A memory-mapped split of a tokenized corpus.

@@ -224,6 +224,94 @@ pub trait DocSink: Send {
     fn finish(self: Box<Self>) -> Result<Vec<FileTokens>>;
 }
 
+/// A trainer format's files as a [`super::TokenSink`]: every document to its sink (the
+/// trainers take no validation split and no prompt mask), counted; the ending writes the
+/// format's metadata ([`META_FILE`]) beside the files.
+pub struct TrainerFiles {
+    format: Format,
+    sink: Box<dyn DocSink>,
+    docs: u64,
+    tokens: u64,
+}
+
+impl TrainerFiles {
+    /// Starts `format`'s files for corpus `name` in `dir`.
+    pub fn new(
+        format: Format,
+        dir: &Path,
+        name: &str,
+        vocab: usize,
+        o: &FormatOptions,
+    ) -> Result<TrainerFiles> {
+        Ok(TrainerFiles {
+            format,
+            sink: sink(format, dir, name, vocab, o)?,
+            docs: 0,
+            tokens: 0,
+        })
+    }
+}
+
+impl super::TokenSink for TrainerFiles {
+    fn push(&mut self, ids: &[u32], _prompt_len: u32, _val: bool) -> Result<()> {
+        self.sink.push(ids)?;
+        self.docs += 1;
+        self.tokens += ids.len() as u64;
+        Ok(())
+    }
+
+    fn finish(
+        self: Box<Self>,
+        dir: &Path,
+        end: &super::Ending<'_>,
+    ) -> Result<super::TokenFilesMeta> {
+        let TrainerFiles {
+            format,
+            sink,
+            docs,
+            tokens,
+        } = *self;
+        let files = sink.finish()?;
+        let (dtype, _) = dtype_for(format, end.tok.vocab_size)?;
+        let fm = FormatMeta {
+            format,
+            corpus: end.card.name.clone(),
+            card_hash: end.card.content_hash()?,
+            tokenizer_sha256: end.tok.sha256.clone(),
+            vocab_size: end.tok.vocab_size,
+            eos_id: end.eos,
+            dtype: dtype.into(),
+            documents: docs,
+            tokens,
+            files,
+            max_docs: end.sample.max_docs,
+            seed: end.sample.seed,
+            skipped: end.summary.skipped.clone(),
+            mtkit_version: crate::VERSION.to_string(),
+        };
+        crate::util::paths::write_atomic_bytes(
+            &dir.join(META_FILE),
+            (serde_json::to_string_pretty(&fm)? + "\n").as_bytes(),
+        )?;
+        Ok(super::TokenFilesMeta {
+            corpus: fm.corpus,
+            card_hash: fm.card_hash,
+            tokenizer_sha256: fm.tokenizer_sha256,
+            vocab_size: fm.vocab_size,
+            eos_id: end.eos,
+            train_docs: docs,
+            train_tokens: tokens,
+            val_docs: 0,
+            val_tokens: 0,
+            has_prompt: false,
+            prompt_mask_dropped: end.has_prompt,
+            seed: end.sample.seed,
+            skipped: fm.skipped,
+            skipped_examples: end.summary.examples.clone(),
+        })
+    }
+}
+
 /// A sink writing `format` for corpus `name` into the folder `dir` (a temporary folder the
 /// caller puts in place when everything is written).
 pub fn sink(
@@ -235,7 +323,7 @@ pub fn sink(
 ) -> Result<Box<dyn DocSink>> {
     let (_, width) = dtype_for(format, vocab)?;
     Ok(match format {
-        Format::Mtkit => bail!("mtkit's own token files are written by token_files::write"),
+        Format::Mtkit => bail!("mtkit's own token files are written by mtkit_format::MtkitFiles"),
         Format::Megatron => Box::new(Megatron::new(dir, name, width)?),
         Format::OlmoCore => Box::new(Olmo::new(dir, width, o.olmo_file_bytes)),
         Format::Litdata => Box::new(Litdata::new(dir, o.litdata_chunk_tokens)),
