@@ -141,16 +141,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
             );
         }
     }
-    let limits = mtkit::util::memory::Limits::read();
-    let memory = match a.memory {
-        Some(m) => {
-            if let Some(w) = mtkit::util::memory::over_limit_warning(m, "--memory") {
-                eprintln!("mtkit: warning: {w}");
-            }
-            m
-        }
-        None => default_memory(),
-    };
+    let memory = memory_budget(&a);
     // What each output is before any counting starts: an output that differs when this run is
     // about to write it was written by another run meanwhile (said, not silently replaced).
     let targets: Vec<Option<PathBuf>> = cards
@@ -161,40 +152,10 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
         .iter()
         .map(|t| t.as_deref().and_then(mtkit::util::paths::identity))
         .collect();
-    mtkit::cli_support::args::verbose(format_args!(
-        "memory budget for exact n-grams: {} ({}; limits: {})",
-        human_size(memory),
-        if a.memory.is_some() {
-            "--memory"
-        } else {
-            "the default, a quarter of the smallest limit"
-        },
-        limits.describe()
-    ));
     // An output that cannot be written is found now, not after the counting.
-    if let Some(out) = &a.output {
-        let dir = if out.is_dir() {
-            out.clone()
-        } else {
-            match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            }
-        };
-        mtkit::util::paths::check_writable_folder(&dir)
-            .with_context(|| format!("-o {}", out.display()))?;
-    }
     let spill = SpillOptions {
         memory,
-        dir: match (&a.tmp, &a.output) {
-            (Some(d), _) => d.clone(),
-            (None, Some(out)) if out.is_dir() => out.clone(),
-            (None, Some(out)) => match out.parent() {
-                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
-                _ => PathBuf::from("."),
-            },
-            (None, None) => mtkit::util::paths::cache_dir(),
-        },
+        dir: run_folder(&a)?,
     };
     let bar = Bar::new(a.corpus.quiet);
     let mut rows = Vec::new();
@@ -212,16 +173,7 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
             }
         }
         if let Some(s) = &w.spilled {
-            mtkit::cli_support::args::verbose(format_args!(
-                "{}: exact n-grams over the --memory budget of {}: spilled {} times as {} runs, {} ({} bytes) of temporary disk in {}",
-                card.name,
-                human_size(spill.memory),
-                s.spills,
-                s.runs,
-                human_size(s.bytes),
-                s.bytes,
-                spill.dir.display()
-            ));
+            say_spilled(&card.name, s, &spill);
         }
         let written = save(&w, &card.name, a.output.as_deref(), a.names.len())?;
         rows.push(summary_row(&w, written));
@@ -231,23 +183,88 @@ pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
     if a.corpus.quiet {
         return Ok(());
     }
-    print!(
-        "{}",
-        table(
-            &[
-                "corpus",
-                "docs",
-                "tokens",
-                "bytes",
-                "distinct ids",
-                "skipped",
-                "from",
-                "profile"
-            ],
-            &rows
-        )
-    );
+    print!("{}", summary_table(&rows));
     Ok(())
+}
+
+/// The memory budget of exact n-gram counting: --memory (warned of when more than this
+/// process can hold), else the default rule; said with -v.
+fn memory_budget(a: &ProfileArgs) -> u64 {
+    let limits = mtkit::util::memory::Limits::read();
+    let memory = match a.memory {
+        Some(m) => {
+            if let Some(w) = mtkit::util::memory::over_limit_warning(m, "--memory") {
+                eprintln!("mtkit: warning: {w}");
+            }
+            m
+        }
+        None => default_memory(),
+    };
+    mtkit::cli_support::args::verbose(format_args!(
+        "memory budget for exact n-grams: {} ({}; limits: {})",
+        human_size(memory),
+        if a.memory.is_some() {
+            "--memory"
+        } else {
+            "the default, a quarter of the smallest limit"
+        },
+        limits.describe()
+    ));
+    memory
+}
+
+/// Where spilled runs go (--tmp, else -o's folder, else the cache folder), after checking
+/// that -o's folder can be written: found now, not after the counting.
+fn run_folder(a: &ProfileArgs) -> Result<PathBuf> {
+    let folder_of = |out: &Path| {
+        if out.is_dir() {
+            out.to_path_buf()
+        } else {
+            match out.parent() {
+                Some(p) if !p.as_os_str().is_empty() => p.to_path_buf(),
+                _ => PathBuf::from("."),
+            }
+        }
+    };
+    if let Some(out) = &a.output {
+        mtkit::util::paths::check_writable_folder(&folder_of(out))
+            .with_context(|| format!("-o {}", out.display()))?;
+    }
+    Ok(match (&a.tmp, &a.output) {
+        (Some(d), _) => d.clone(),
+        (None, Some(out)) => folder_of(out),
+        (None, None) => mtkit::util::paths::cache_dir(),
+    })
+}
+
+/// -v: what counting over the budget took on disk.
+fn say_spilled(corpus: &str, s: &mtkit::profile::SpillStats, spill: &SpillOptions) {
+    mtkit::cli_support::args::verbose(format_args!(
+        "{corpus}: exact n-grams over the --memory budget of {}: spilled {} times as {} runs, {} ({} bytes) of temporary disk in {}",
+        human_size(spill.memory),
+        s.spills,
+        s.runs,
+        human_size(s.bytes),
+        s.bytes,
+        spill.dir.display()
+    ));
+}
+
+/// The summary printed after profiling, one row per corpus.
+fn summary_table(rows: &[Vec<String>]) -> String {
+    table(
+        &[
+            "corpus",
+            "docs",
+            "tokens",
+            "bytes",
+            "distinct ids",
+            "skipped",
+            "from",
+            "profile",
+        ],
+        rows,
+    )
 }
 
 /// `profile merge`: shard profiles (or a --slurm parts folder) into the whole's profile.
