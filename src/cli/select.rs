@@ -8,7 +8,8 @@ use clap::{Args, ValueEnum};
 
 use mtkit::analysis::score::ScoreOptions;
 use mtkit::analysis::select::{
-    load_scores, select, Budget, Report, SelectOptions, Selection, SelectionRequest, Weighting,
+    load_scores, select, Budget, Pick, Report, ScoreTable, SelectOptions, Selection,
+    SelectionRequest, Weighting,
 };
 use mtkit::cli_support::args::{CatalogArgs, MaxDocs, TokenizerArgs, WholeDocumentCuts};
 use mtkit::cli_support::bar::Bar;
@@ -224,31 +225,7 @@ fn write_tokens(
 
 pub fn run(a: SelectArgs) -> Result<()> {
     let output = output_kind(&a.output, a.format.as_deref())?;
-    let budget = match (a.docs, a.tokens, a.fraction) {
-        (Some(n), _, _) => Budget::Docs(n),
-        (_, Some(n), _) => Budget::Tokens(n),
-        (_, _, Some(f)) => Budget::Fraction(f),
-        _ => bail!("say how much to select: -n DOCS, --tokens N or --fraction F"),
-    };
-    if !(a.length_norm > 0.0 && a.length_norm.is_finite()) {
-        bail!(
-            "--length-norm must be a positive number of tokens, got {}",
-            a.length_norm
-        );
-    }
-    let opts = SelectOptions {
-        weighting: match a.weight {
-            WeightArg::PerToken => Weighting::PerToken {
-                length_norm: a.length_norm,
-            },
-            WeightArg::Sum => Weighting::Sum,
-        },
-        top_k: a.top_k,
-        seed: a.seed,
-        budget,
-        max_share: a.max_share.clone(),
-        min_tokens: a.min_tokens,
-    };
+    let opts = select_options(&a)?;
     let mut names = a.pool.clone();
     names.push(a.target.clone());
     names.extend(a.pretrain.clone());
@@ -258,20 +235,7 @@ pub fn run(a: SelectArgs) -> Result<()> {
     let target = cat.get(&a.target)?;
     let pretrain = a.pretrain.as_ref().map(|p| cat.get(p)).transpose()?;
     let tok = a.tokenizer.load()?;
-    let sample = SampleSpec {
-        max_docs: a.max_docs.0,
-        seed: a.sample_seed,
-        max_chars: a.cuts.max_chars(),
-        shard: None,
-        strict: a.strict,
-    };
-    let max_tokens_per_doc = a.cuts.max_tokens();
-    let score_opts = ScoreOptions {
-        sample: sample.clone(),
-        max_tokens_per_doc,
-        ngram: a.ngram,
-        lambda: a.lambda,
-    };
+    let score_opts = score_options(&a);
     score_opts.validate(tok.vocab_size)?;
     for out in std::iter::once(&a.output).chain(&a.report) {
         let dir = match out.parent() {
@@ -313,43 +277,112 @@ pub fn run(a: SelectArgs) -> Result<()> {
         &tok,
         &bar,
     )?;
+    write_selection(&a, output, (&table, &picks, &texts), &tok, &bar)?;
+    if let Some(f) = &a.report {
+        write_report(f, &target.name, &a, &opts, &rep)?;
+    }
+    if !a.quiet {
+        print!("{}", human(&rep, &target.name, &a, &opts));
+    }
+    Ok(())
+}
+
+/// The draw's options from the flags: exactly one budget, the weighting and its length.
+fn select_options(a: &SelectArgs) -> Result<SelectOptions> {
+    let budget = match (a.docs, a.tokens, a.fraction) {
+        (Some(n), _, _) => Budget::Docs(n),
+        (_, Some(n), _) => Budget::Tokens(n),
+        (_, _, Some(f)) => Budget::Fraction(f),
+        _ => bail!("say how much to select: -n DOCS, --tokens N or --fraction F"),
+    };
+    if !(a.length_norm > 0.0 && a.length_norm.is_finite()) {
+        bail!(
+            "--length-norm must be a positive number of tokens, got {}",
+            a.length_norm
+        );
+    }
+    Ok(SelectOptions {
+        weighting: match a.weight {
+            WeightArg::PerToken => Weighting::PerToken {
+                length_norm: a.length_norm,
+            },
+            WeightArg::Sum => Weighting::Sum,
+        },
+        top_k: a.top_k,
+        seed: a.seed,
+        budget,
+        max_share: a.max_share.clone(),
+        min_tokens: a.min_tokens,
+    })
+}
+
+/// The scores' options from the flags (the pool and the target read alike).
+fn score_options(a: &SelectArgs) -> ScoreOptions {
+    let sample = SampleSpec {
+        max_docs: a.max_docs.0,
+        seed: a.sample_seed,
+        max_chars: a.cuts.max_chars(),
+        shard: None,
+        strict: a.strict,
+    };
+    ScoreOptions {
+        sample,
+        max_tokens_per_doc: a.cuts.max_tokens(),
+        ngram: a.ngram,
+        lambda: a.lambda,
+    }
+}
+
+/// The selection in the output's form: parquet, JSON Lines, or a trainer's token files.
+fn write_selection(
+    a: &SelectArgs,
+    output: Output,
+    (table, picks, texts): (&ScoreTable, &[Pick], &[String]),
+    tok: &mtkit::tokenize::Tokenizer,
+    bar: &Bar,
+) -> Result<()> {
     match output {
         Output::Parquet => {
             use polars::prelude::ParquetWriter;
             let mut b = Vec::new();
             ParquetWriter::new(&mut b).finish(&mut mtkit::analysis::select::selection_frame(
-                &table, &picks, &texts,
+                table, picks, texts,
             )?)?;
             mtkit::util::paths::write_atomic_bytes(&a.output, &b)?;
         }
         Output::Jsonl => {
-            let b = mtkit::analysis::select::selection_jsonl(&table, &picks, &texts)?;
+            let b = mtkit::analysis::select::selection_jsonl(table, picks, texts)?;
             mtkit::util::paths::write_atomic_bytes(&a.output, &b)?;
         }
         Output::Tokens(format) => {
-            let b = mtkit::analysis::select::selection_jsonl(&table, &picks, &texts)?;
-            write_tokens(&b, &a.output, format, &tok, &bar)?;
+            let b = mtkit::analysis::select::selection_jsonl(table, picks, texts)?;
+            write_tokens(&b, &a.output, format, tok, bar)?;
         }
     }
-    if let Some(f) = &a.report {
-        let mut json = serde_json::to_vec_pretty(&ReportFile {
-            target: &target.name,
-            weight: match opts.weighting {
-                Weighting::PerToken { .. } => "per-token",
-                Weighting::Sum => "sum",
-            },
-            length_norm: matches!(opts.weighting, Weighting::PerToken { .. })
-                .then_some(a.length_norm),
-            top_k: a.top_k,
-            seed: a.seed,
-            report: &rep,
-        })?;
-        json.push(b'\n');
-        mtkit::util::paths::write_atomic_bytes(f, &json)?;
-    }
-    if !a.quiet {
-        print!("{}", human(&rep, &target.name, &a, &opts));
-    }
+    Ok(())
+}
+
+/// `--report FILE.json`: the draw's settings, then the report's figures.
+fn write_report(
+    f: &Path,
+    target: &str,
+    a: &SelectArgs,
+    opts: &SelectOptions,
+    rep: &Report,
+) -> Result<()> {
+    let mut json = serde_json::to_vec_pretty(&ReportFile {
+        target,
+        weight: match opts.weighting {
+            Weighting::PerToken { .. } => "per-token",
+            Weighting::Sum => "sum",
+        },
+        length_norm: matches!(opts.weighting, Weighting::PerToken { .. }).then_some(a.length_norm),
+        top_k: a.top_k,
+        seed: a.seed,
+        report: rep,
+    })?;
+    json.push(b'\n');
+    mtkit::util::paths::write_atomic_bytes(f, &json)?;
     Ok(())
 }
 
@@ -414,6 +447,15 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
         "selected {} of {} documents ({} of {} tokens) toward `{target}`; key: {weight}",
         r.selected.documents, r.pool.documents, r.selected.tokens, r.pool.tokens
     );
+    tables(&mut s, r);
+    footer(&mut s, r, a);
+    s
+}
+
+/// The report's tables: each source's share of the pool and of the selection, and how close
+/// the selection, a random draw and the pool are to the target.
+fn tables(s: &mut String, r: &Report) {
+    use std::fmt::Write;
     let _ = writeln!(
         s,
         "\n{:<24} {:>12} {:>8} {:>12} {:>8}",
@@ -456,6 +498,11 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
         "effective sample size of the weights: {:.2} of {} eligible documents",
         r.effective_sample_size, r.eligible_documents
     );
+}
+
+/// The n-grams that drive the weights, and where the selection was written.
+fn footer(s: &mut String, r: &Report, a: &SelectArgs) {
+    use std::fmt::Write;
     if let Some(d) = &r.drivers {
         let _ = writeln!(
             s,
@@ -488,5 +535,4 @@ fn human(r: &Report, target: &str, a: &SelectArgs, opts: &SelectOptions) -> Stri
         let _ = write!(s, " (report: {})", f.display());
     }
     s.push('\n');
-    s
 }
