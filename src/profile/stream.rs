@@ -167,6 +167,106 @@ impl RowBuffer {
     }
 }
 
+/// A profile file's columns: order, t1..tN, bucket, count.
+fn profile_schema(n: usize) -> polars::prelude::Schema {
+    use polars::prelude::{DataType, Field, Schema};
+    let mut fields = vec![Field::new("order".into(), DataType::UInt8)];
+    for i in 1..=n {
+        fields.push(Field::new(format!("t{i}").into(), DataType::UInt32));
+    }
+    fields.push(Field::new("bucket".into(), DataType::UInt64));
+    fields.push(Field::new("count".into(), DataType::UInt64));
+    Schema::from_iter(fields)
+}
+
+/// The queues to the encoding threads, their pages' queues back, and the threads.
+type Encoders = (
+    Vec<std::sync::mpsc::SyncSender<RowBuffer>>,
+    Vec<std::sync::mpsc::Receiver<EncodedGroup>>,
+    Vec<std::thread::JoinHandle<Result<()>>>,
+);
+
+/// Starts [`encoder_threads`] threads that build, encode and compress row groups of an
+/// `n`-gram profile, each group to the next thread in turn.
+fn spawn_encoders(n: usize, hashed: bool, encoding: Arc<PageEncoding>) -> Result<Encoders> {
+    let mut pages = Vec::new();
+    let mut encoded = Vec::new();
+    let mut encoders = Vec::new();
+    for i in 0..encoder_threads() {
+        let (tx, rx) = std::sync::mpsc::sync_channel::<RowBuffer>(1);
+        let (done, out) = std::sync::mpsc::sync_channel::<EncodedGroup>(1);
+        let encoding = encoding.clone();
+        let encoder = std::thread::Builder::new()
+            .name(format!("profile-pages-{i}"))
+            .spawn(move || -> Result<()> {
+                for mut rows in rx {
+                    let content = std::mem::take(&mut rows.content);
+                    let (count, pages) = encoding.encode(rows.frame(n, hashed)?)?;
+                    if done.send((count, pages, content)).is_err() {
+                        break; // the writing thread stopped, and says why
+                    }
+                }
+                Ok(())
+            })
+            .context("cannot start the profile's encoding threads")?;
+        pages.push(tx);
+        encoded.push(out);
+        encoders.push(encoder);
+    }
+    Ok((pages, encoded, encoders))
+}
+
+/// Starts the thread that writes the encoded groups to the file in the turn they were sent,
+/// then finishes the file; it gives the pages' checksum and the content checksum.
+fn spawn_writing(
+    writer: Arc<polars::io::parquet::write::BatchedWriter<SharedFile>>,
+    encoded: Vec<std::sync::mpsc::Receiver<EncodedGroup>>,
+    encoders: Vec<std::thread::JoinHandle<Result<()>>>,
+    content: Sha256,
+    sink: SharedFile,
+    shown: String,
+) -> Result<std::thread::JoinHandle<Result<WrittenHashes>>> {
+    std::thread::Builder::new()
+        .name("profile-write".into())
+        .spawn(move || -> Result<WrittenHashes> {
+            let what = || format!("cannot write {shown}");
+            let mut content = content;
+            let mut written = Ok(());
+            // In the turn the groups were sent; an encoder that ends (its queue closed
+            // after the last group, or an error) ends the file there.
+            'groups: for i in 0.. {
+                let Ok((rows, group, hashed_rows)) = encoded[i % encoded.len()].recv() else {
+                    break;
+                };
+                content.update(&hashed_rows);
+                let mut w = writer.get_writer().lock().expect("parquet writer lock");
+                use polars_parquet::read::fallible_streaming_iterator::convert;
+                use polars_parquet::write::{DynIter, DynStreamingIterator};
+                let columns = DynIter::new(group.iter().map(|pages| {
+                    Ok(DynStreamingIterator::new(convert(
+                        pages.iter().map(Ok::<_, polars::prelude::PolarsError>),
+                    )))
+                }));
+                if let Err(e) = w.write(rows, columns) {
+                    written = Err(anyhow::Error::from(e).context(what()));
+                    break 'groups;
+                }
+            }
+            drop(encoded); // encoders still sending stop
+            for e in encoders {
+                e.join()
+                    .unwrap_or_else(|_| bail!("a profile encoding thread panicked"))
+                    .with_context(what)?;
+            }
+            written?;
+            let pages = sink.0.lock().expect("file lock").pages.take();
+            writer.finish().with_context(what)?;
+            let pages = pages.ok_or_else(|| anyhow!("the pages checksum was taken twice"))?;
+            Ok((pages, content))
+        })
+        .context("cannot start the profile's writing thread")
+}
+
 impl ProfileWriter {
     /// Starts the profile at `path` (written beside it, renamed on finish) with what decides
     /// its numbers, its totals and its unigram counts (indexed by id).
@@ -176,9 +276,7 @@ impl ProfileWriter {
         totals: &Totals,
         unigram: &[u64],
     ) -> Result<ProfileWriter> {
-        use polars::prelude::{
-            DataType, Field, KeyValueMetadata, ParquetCompression, ParquetWriter, Schema,
-        };
+        use polars::prelude::{KeyValueMetadata, ParquetCompression, ParquetWriter};
         let n = meta.ngram;
         let mut content = Sha256::new();
         content.update(super::Profile::cache_key(meta).as_bytes());
@@ -200,13 +298,7 @@ impl ProfileWriter {
             out: BufWriter::with_capacity(1 << 20, handle),
             pages: Some((Sha256::new(), 0)),
         })));
-        let mut fields = vec![Field::new("order".into(), DataType::UInt8)];
-        for i in 1..=n {
-            fields.push(Field::new(format!("t{i}").into(), DataType::UInt32));
-        }
-        fields.push(Field::new("bucket".into(), DataType::UInt64));
-        fields.push(Field::new("count".into(), DataType::UInt64));
-        let schema = Schema::from_iter(fields);
+        let schema = profile_schema(n);
         // LZ4: a fifth of an exact 4-gram profile's time went to zstd at its default level.
         let writer = ParquetWriter::new(file.clone())
             .with_compression(ParquetCompression::Lz4Raw)
@@ -220,70 +312,8 @@ impl ProfileWriter {
         let encoding = Arc::new(PageEncoding::new(&schema)?);
         let hashed = matches!(meta.ngram_mode, NgramMode::Hashed { .. });
         let shown = path.display().to_string();
-        let mut pages = Vec::new();
-        let mut encoded = Vec::new();
-        let mut encoders = Vec::new();
-        for i in 0..encoder_threads() {
-            let (tx, rx) = std::sync::mpsc::sync_channel::<RowBuffer>(1);
-            let (done, out) = std::sync::mpsc::sync_channel::<EncodedGroup>(1);
-            let encoding = encoding.clone();
-            let encoder = std::thread::Builder::new()
-                .name(format!("profile-pages-{i}"))
-                .spawn(move || -> Result<()> {
-                    for mut rows in rx {
-                        let content = std::mem::take(&mut rows.content);
-                        let (count, pages) = encoding.encode(rows.frame(n, hashed)?)?;
-                        if done.send((count, pages, content)).is_err() {
-                            break; // the writing thread stopped, and says why
-                        }
-                    }
-                    Ok(())
-                })
-                .context("cannot start the profile's encoding threads")?;
-            pages.push(tx);
-            encoded.push(out);
-            encoders.push(encoder);
-        }
-        let sink = file.clone();
-        let encoder = std::thread::Builder::new()
-            .name("profile-write".into())
-            .spawn(move || -> Result<WrittenHashes> {
-                let what = || format!("cannot write {shown}");
-                let mut content = content;
-                let mut written = Ok(());
-                // In the turn the groups were sent; an encoder that ends (its queue closed
-                // after the last group, or an error) ends the file there.
-                'groups: for i in 0.. {
-                    let Ok((rows, group, hashed_rows)) = encoded[i % encoded.len()].recv() else {
-                        break;
-                    };
-                    content.update(&hashed_rows);
-                    let mut w = writer.get_writer().lock().expect("parquet writer lock");
-                    use polars_parquet::read::fallible_streaming_iterator::convert;
-                    use polars_parquet::write::{DynIter, DynStreamingIterator};
-                    let columns = DynIter::new(group.iter().map(|pages| {
-                        Ok(DynStreamingIterator::new(convert(
-                            pages.iter().map(Ok::<_, polars::prelude::PolarsError>),
-                        )))
-                    }));
-                    if let Err(e) = w.write(rows, columns) {
-                        written = Err(anyhow::Error::from(e).context(what()));
-                        break 'groups;
-                    }
-                }
-                drop(encoded); // encoders still sending stop
-                for e in encoders {
-                    e.join()
-                        .unwrap_or_else(|_| bail!("a profile encoding thread panicked"))
-                        .with_context(what)?;
-                }
-                written?;
-                let pages = sink.0.lock().expect("file lock").pages.take();
-                writer.finish().with_context(what)?;
-                let pages = pages.ok_or_else(|| anyhow!("the pages checksum was taken twice"))?;
-                Ok((pages, content))
-            })
-            .context("cannot start the profile's writing thread")?;
+        let (pages, encoded, encoders) = spawn_encoders(n, hashed, encoding)?;
+        let encoder = spawn_writing(writer, encoded, encoders, content, file.clone(), shown)?;
         let mut w = ProfileWriter {
             path: path.to_path_buf(),
             tmp,
@@ -299,19 +329,25 @@ impl ProfileWriter {
             order: 1,
             last_key: None,
         };
+        w.push_unigrams(unigram)?;
+        Ok(w)
+    }
+
+    /// The unigram rows, one per id counted, first in the file.
+    fn push_unigrams(&mut self, unigram: &[u64]) -> Result<()> {
         for (id, &c) in unigram.iter().enumerate() {
             if c > 0 {
-                w.rows.order.push(1);
-                w.rows.ids[0].push(id as u32);
-                for col in w.rows.ids.iter_mut().skip(1) {
+                self.rows.order.push(1);
+                self.rows.ids[0].push(id as u32);
+                for col in self.rows.ids.iter_mut().skip(1) {
                     col.push(0);
                 }
-                w.rows.bucket.push(0);
-                w.rows.count.push(c);
-                w.flush_if_full()?;
+                self.rows.bucket.push(0);
+                self.rows.count.push(c);
+                self.flush_if_full()?;
             }
         }
-        Ok(w)
+        Ok(())
     }
 
     /// Adds the count of n-gram `key` (packed ids; the bucket when hashed) of `order` ≥ 2.
