@@ -464,14 +464,7 @@ fn read_with(
     walk_records: &mut dyn FnMut(&[&str], &mut Visit<'_>) -> Result<usize>,
     on_doc: &mut dyn FnMut(Document) -> Result<()>,
 ) -> Result<ReadSummary> {
-    let mut fields = template.fields();
-    for t in extra {
-        for f in t.fields() {
-            if !fields.contains(&f) {
-                fields.push(f);
-            }
-        }
-    }
+    let fields = all_fields(template, extra);
     let mut summary = ReadSummary::default();
     let mut heap: BinaryHeap<(u64, u64, String, Vec<String>)> = BinaryHeap::new();
     let strict = spec.strict;
@@ -501,24 +494,10 @@ fn read_with(
                 }
             }
             summary.records += 1;
-            let mut text = match raw.render(template) {
-                Ok(t) => t,
+            let (mut text, parts) = match render_all(&raw, template, extra) {
+                Ok(rendered) => rendered,
                 Err(p) => return on_problem(&mut summary, p, 1),
             };
-            if text.trim().is_empty() {
-                let p = Problem {
-                    kind: ProblemKind::EmptyText,
-                    message: raw.locate("the rendered text is empty"),
-                };
-                return on_problem(&mut summary, p, 1);
-            }
-            let mut parts = Vec::with_capacity(extra.len());
-            for t in extra {
-                match raw.render(t) {
-                    Ok(s) => parts.push(s),
-                    Err(p) => return on_problem(&mut summary, p, 1),
-                }
-            }
             cut_chars(&mut text, spec.max_chars);
             match spec.max_docs {
                 None => {
@@ -552,22 +531,61 @@ fn read_with(
         }
     }
     if summary.documents == 0 {
-        let why = if summary.skipped.is_empty() {
-            String::new()
-        } else {
-            format!(
-                "; {}; first: {}",
-                summary.skipped_line(),
-                summary.examples.first().cloned().unwrap_or_default()
-            )
-        };
-        let shard = spec
-            .shard
-            .map(|s| format!(" in shard {s}"))
-            .unwrap_or_default();
-        bail!("corpus `{name}` has no documents{shard}{why}");
+        return Err(no_documents(name, spec, &summary));
     }
     Ok(summary)
+}
+
+/// The fields a read needs: the template's, then the extra templates' not already there.
+fn all_fields<'a>(template: &'a Template, extra: &'a [Template]) -> Vec<&'a str> {
+    let mut fields = template.fields();
+    for t in extra {
+        for f in t.fields() {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+    }
+    fields
+}
+
+/// A record's text (not empty) and its extra templates' renders, or what is wrong with it.
+fn render_all(
+    raw: &Raw<'_>,
+    template: &Template,
+    extra: &[Template],
+) -> std::result::Result<(String, Vec<String>), Problem> {
+    let text = raw.render(template)?;
+    if text.trim().is_empty() {
+        return Err(Problem {
+            kind: ProblemKind::EmptyText,
+            message: raw.locate("the rendered text is empty"),
+        });
+    }
+    let parts = extra
+        .iter()
+        .map(|t| raw.render(t))
+        .collect::<std::result::Result<Vec<_>, _>>()?;
+    Ok((text, parts))
+}
+
+/// The error of a read that delivered no document: where (the shard) and why (what was
+/// skipped, and the first of it).
+fn no_documents(name: &str, spec: &SampleSpec, summary: &ReadSummary) -> anyhow::Error {
+    let why = if summary.skipped.is_empty() {
+        String::new()
+    } else {
+        format!(
+            "; {}; first: {}",
+            summary.skipped_line(),
+            summary.examples.first().cloned().unwrap_or_default()
+        )
+    };
+    let shard = spec
+        .shard
+        .map(|s| format!(" in shard {s}"))
+        .unwrap_or_default();
+    anyhow!("corpus `{name}` has no documents{shard}{why}")
 }
 
 /// Reads all selected documents into memory (for small samples and `data show`).
