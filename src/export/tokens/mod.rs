@@ -449,6 +449,55 @@ impl Tokenizing<'_> {
     }
 }
 
+/// Refuses a token file holding an id outside the vocabulary (a damaged file).
+fn check_ids(path: &Path, body: &[u8], width: u32, vocab_size: u32) -> Result<()> {
+    let max_id = if width == 4 {
+        body.chunks_exact(4)
+            .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
+            .max()
+    } else {
+        body.chunks_exact(2)
+            .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as u32)
+            .max()
+    };
+    if let Some(id) = max_id.filter(|&id| id >= vocab_size) {
+        bail!(
+            "{}: token id {id} is outside the vocabulary of {vocab_size}: the file is damaged",
+            path.display()
+        );
+    }
+    Ok(())
+}
+
+/// Documents tile the token stream in order: each starts where the one before ended, its
+/// prompt within it, and together they hold every token of `tokens_path`.
+fn check_documents(dpath: &Path, docs: &[u8], n_tokens: u64, tokens_path: &Path) -> Result<()> {
+    let path = tokens_path;
+    let mut next = 0u64;
+    for (k, d) in docs.chunks_exact(16).enumerate() {
+        let start = u64::from_le_bytes(d[..8].try_into().unwrap());
+        let len = u32::from_le_bytes(d[8..12].try_into().unwrap()) as u64;
+        let prompt = u32::from_le_bytes(d[12..16].try_into().unwrap()) as u64;
+        if start != next || prompt > len || start + len > n_tokens {
+            bail!(
+                "{}: document {} (start {start}, {len} tokens, prompt {prompt}) does not fit the {n_tokens} tokens of {}: the files are damaged or from different runs",
+                dpath.display(),
+                k + 1,
+                path.display()
+            );
+        }
+        next = start + len;
+    }
+    if next != n_tokens {
+        bail!(
+            "{}: the documents hold {next} of the {n_tokens} tokens of {}: the files are damaged or from different runs",
+            dpath.display(),
+            path.display()
+        );
+    }
+    Ok(())
+}
+
 /// A memory-mapped split of a tokenized corpus.
 pub struct Split {
     tokens: memmap2::Mmap,
@@ -515,22 +564,7 @@ impl Split {
             bail!("{}: EOS id {eos_id} is outside the vocabulary of {vocab_size}: the file is damaged", path.display());
         }
         // Every id inside the vocabulary: the model indexes its embedding with them.
-        let body = &tokens[HEADER..];
-        let max_id = if width == 4 {
-            body.chunks_exact(4)
-                .map(|c| u32::from_le_bytes(c.try_into().unwrap()))
-                .max()
-        } else {
-            body.chunks_exact(2)
-                .map(|c| u16::from_le_bytes(c.try_into().unwrap()) as u32)
-                .max()
-        };
-        if let Some(id) = max_id.filter(|&id| id >= vocab_size) {
-            bail!(
-                "{}: token id {id} is outside the vocabulary of {vocab_size}: the file is damaged",
-                path.display()
-            );
-        }
+        check_ids(&path, &tokens[HEADER..], width, vocab_size)?;
         let dpath = dir.join(format!("{split}.docs"));
         let df = std::fs::File::open(&dpath)
             .with_context(|| format!("cannot open {}", dpath.display()))?;
@@ -538,30 +572,7 @@ impl Split {
         if docs.len() % 16 != 0 {
             bail!("{}: {} bytes is not a whole number of 16-byte document entries: the file is damaged", dpath.display(), docs.len());
         }
-        // Documents tile the token stream in order: each starts where the one before ended,
-        // its prompt within it, and together they hold every token.
-        let mut next = 0u64;
-        for (k, d) in docs.chunks_exact(16).enumerate() {
-            let start = u64::from_le_bytes(d[..8].try_into().unwrap());
-            let len = u32::from_le_bytes(d[8..12].try_into().unwrap()) as u64;
-            let prompt = u32::from_le_bytes(d[12..16].try_into().unwrap()) as u64;
-            if start != next || prompt > len || start + len > n_tokens {
-                bail!(
-                    "{}: document {} (start {start}, {len} tokens, prompt {prompt}) does not fit the {n_tokens} tokens of {}: the files are damaged or from different runs",
-                    dpath.display(),
-                    k + 1,
-                    path.display()
-                );
-            }
-            next = start + len;
-        }
-        if next != n_tokens {
-            bail!(
-                "{}: the documents hold {next} of the {n_tokens} tokens of {}: the files are damaged or from different runs",
-                dpath.display(),
-                path.display()
-            );
-        }
+        check_documents(&dpath, &docs, n_tokens, &path)?;
         Ok(Split {
             wide: width == 4,
             vocab_size,
