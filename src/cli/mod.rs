@@ -20,6 +20,7 @@ mod proximity;
 mod report;
 mod score;
 mod select;
+mod shard_array;
 mod suggest_mix;
 mod tokenize;
 

@@ -299,9 +299,6 @@ fn task_args(a: &OverlapArgs, against: &str, global: &GlobalArgs) -> Vec<String>
 
 /// `--slurm N`: the job array and the merge job (printed with --dry-run, else submitted).
 fn submit_to_slurm(a: &OverlapArgs, n: u32, global: &GlobalArgs) -> Result<()> {
-    if n == 0 {
-        bail!("--slurm needs N ≥ 1 shards");
-    }
     let Some(csv) = &a.csv else {
         bail!("--slurm N needs --csv FILE: the merge job writes the table there");
     };
@@ -312,25 +309,7 @@ fn submit_to_slurm(a: &OverlapArgs, n: u32, global: &GlobalArgs) -> Result<()> {
     names.push(against.clone());
     let cat = a.catalog.load_for(&names)?;
     cat.get(&against)?;
-    for card in cat.get_all(&a.corpora)? {
-        if let Some(records) = mtkit::data::corpus::cheap_count(&card.resolve()?) {
-            if u64::from(n) > records {
-                bail!(
-                    "--slurm {n}: corpus `{}` has {records} records, so {} of the {n} shards would have none of it; use at most --slurm {records}",
-                    card.name,
-                    u64::from(n) - records
-                );
-            }
-        }
-    }
-    if let Some(max) = mtkit::cluster::slurm::max_array_size() {
-        if u64::from(n) > max {
-            bail!(
-                "--slurm {n}: this Slurm's MaxArraySize is {max} (`scontrol show config`), so array tasks 0-{} cannot be submitted; use at most --slurm {max}, or ask your admins to raise MaxArraySize",
-                n - 1
-            );
-        }
-    }
+    super::shard_array::check_shards(n, &cat.get_all(&a.corpora)?)?;
     let output = std::path::absolute(csv)?;
     let mut merge_flags = vec!["--csv".to_string(), output.display().to_string()];
     if let Some(d) = &a.details {
@@ -353,29 +332,7 @@ fn submit_to_slurm(a: &OverlapArgs, n: u32, global: &GlobalArgs) -> Result<()> {
         workdir: std::env::current_dir()?,
         slurm: a.sbatch.options(),
     };
-    if a.dry_run {
-        for (file, script) in [
-            ("shards.sbatch", job.array_script()),
-            ("merge.sbatch", job.merge_script()),
-        ] {
-            println!("# {}/{file}\n{script}", job.parts_dir().display());
-        }
-        return Ok(());
-    }
-    super::profile::print_submitted(&job, &job.submit()?, n);
-    if a.wait {
-        let quiet = a.quiet;
-        job.wait(&|jobs| {
-            if !quiet {
-                eprintln!("waiting for {jobs} job(s) of {}", job.job_name());
-            }
-        })?;
-        println!(
-            "{} is written: all {n} shards done and merged",
-            job.output.display()
-        );
-    }
-    Ok(())
+    super::shard_array::run(&job, n, a.dry_run, a.wait, a.quiet)
 }
 
 /// The table on stdout.

@@ -6,7 +6,7 @@ use anyhow::{bail, Context, Result};
 use clap::{Args, Subcommand};
 
 use mtkit::cli_support::args::{GlobalArgs, SbatchArgs};
-use mtkit::cluster::slurm::{PartsSpec, ShardArray, Submitted};
+use mtkit::cluster::slurm::{PartsSpec, ShardArray};
 use mtkit::profile::spill::{default_memory, human_size, parse_size};
 use mtkit::profile::{cached_or_write, NgramMode, ProfileOptions, SpillOptions, Written};
 use mtkit::util::progress::InterruptGuard;
@@ -393,22 +393,7 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
     // The card must exist before anything is submitted, and every shard must get records.
     let cat = a.corpus.catalog_for(std::slice::from_ref(corpus))?;
     let card = cat.get(corpus)?;
-    if let Some(records) = mtkit::data::corpus::cheap_count(&card.resolve()?) {
-        if u64::from(n) > records {
-            bail!(
-                "--slurm {n}: corpus `{corpus}` has {records} records, so {} of the {n} shards would be empty; use at most --slurm {records}",
-                u64::from(n) - records
-            );
-        }
-    }
-    if let Some(max) = mtkit::cluster::slurm::max_array_size() {
-        if u64::from(n) > max {
-            bail!(
-                "--slurm {n}: this Slurm's MaxArraySize is {max} (`scontrol show config`), so array tasks 0-{} cannot be submitted; use at most --slurm {max}, or ask your admins to raise MaxArraySize",
-                n - 1
-            );
-        }
-    }
+    super::shard_array::check_shards(n, &[card])?;
     let output = std::path::absolute(out)?;
     let job = ShardArray {
         name: corpus.clone(),
@@ -423,63 +408,5 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
         workdir: std::env::current_dir()?,
         slurm: a.sbatch.options(),
     };
-    if a.dry_run {
-        println!(
-            "# {}/shards.sbatch\n{}",
-            job.parts_dir().display(),
-            job.array_script()
-        );
-        println!(
-            "# {}/merge.sbatch\n{}",
-            job.parts_dir().display(),
-            job.merge_script()
-        );
-        return Ok(());
-    }
-    print_submitted(&job, &job.submit()?, n);
-    if a.wait {
-        let quiet = a.corpus.quiet;
-        job.wait(&|jobs| {
-            if !quiet {
-                eprintln!("waiting for {jobs} job(s) of {}", job.job_name());
-            }
-        })?;
-        println!(
-            "{} is written: all {n} shards done and merged",
-            job.output.display()
-        );
-    }
-    Ok(())
-}
-
-/// What a submission did: shards submitted and already queued, the merge job, or that the
-/// profile is complete.
-pub(crate) fn print_submitted(job: &ShardArray, s: &Submitted, n: u32) {
-    if s.done {
-        println!(
-            "{} is complete: all {n} shards done and merged",
-            job.output.display()
-        );
-        return;
-    }
-    let list = |v: &[u32]| mtkit::cluster::slurm::ranges(v);
-    for f in &s.failed {
-        eprintln!("{f}");
-    }
-    if let Some(id) = &s.array_job {
-        println!(
-            "submitted shards {} of {n} as job array {id}",
-            list(&s.shards)
-        );
-    }
-    if !s.queued.is_empty() {
-        println!("shards {} already queued or running", list(&s.queued));
-    }
-    if let Some(id) = &s.merge_job {
-        println!(
-            "submitted the merge into {} as job {id}",
-            job.output.display()
-        );
-    }
-    println!("parts and logs: {}", job.parts_dir().display());
+    super::shard_array::run(&job, n, a.dry_run, a.wait, a.corpus.quiet)
 }
