@@ -694,6 +694,26 @@ fn tokenize_leaves_out_what_overlap_flags() {
     assert_eq!(got, split_tokens(&sb.path("ref/kept")));
 }
 
+/// `overlap web code --against bench -n 3` with the fixture's catalog and tokenizer.
+fn fixture_scan(cat: &str, tok: &str) -> Vec<String> {
+    [
+        "overlap",
+        "web",
+        "code",
+        "--against",
+        "bench",
+        "-n",
+        "3",
+        "--catalog",
+        cat,
+        "--tokenizer",
+        tok,
+    ]
+    .iter()
+    .map(|s| s.to_string())
+    .collect()
+}
+
 /// `--shard K/N --part` then `overlap merge`: the parts of every shard add into the whole
 /// scan's table and pairs, byte for byte, in any order of the parts; by hand (the 3-gram
 /// fixture, 2 shards) and on the shared samples (GSM8K train and FLAN against GSM8K test, 3
@@ -703,23 +723,8 @@ fn shard_parts_merge_into_the_whole_scan() {
     let sb = Sandbox::new();
     let (cat, tok) = fixture(&sb, &["a b c d", "c d e f", "f f f"]);
     let base = |extra: &[&str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "overlap",
-            "web",
-            "code",
-            "--against",
-            "bench",
-            "-n",
-            "3",
-            "--catalog",
-            &cat,
-            "--tokenizer",
-            &tok,
-            "-q",
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut v = fixture_scan(&cat, &tok);
+        v.push("-q".to_string());
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
@@ -832,22 +837,7 @@ fn slurm_scripts_scan_shards_into_parts_and_merge_them() {
     let sb = Sandbox::new();
     let (cat, tok) = fixture(&sb, &["a b c d", "c d e f", "f f f"]);
     let args = |extra: &[&'static str]| -> Vec<String> {
-        let mut v: Vec<String> = [
-            "overlap",
-            "web",
-            "code",
-            "--against",
-            "bench",
-            "-n",
-            "3",
-            "--catalog",
-            &cat,
-            "--tokenizer",
-            &tok,
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut v = fixture_scan(&cat, &tok);
         v.extend(extra.iter().map(|s| s.to_string()));
         v
     };
