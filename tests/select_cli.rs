@@ -745,22 +745,13 @@ fn format_writes_the_token_files_tokenize_writes_from_the_jsonl() {
 #[test]
 fn the_report_is_the_same_from_a_fresh_score_and_from_a_score_file() {
     let sb = Sandbox::new();
-    let (_, tok) = fixture(&sb);
+    let (cat, tok) = fixture(&sb);
     // "a b" twice (one copy left out by --dedup) and "a d e b", which shares the 2-gram
     // "d e" with qa (left out by --exclude-overlap qa --overlap-n 2).
     sb.jsonl(
         "web2.jsonl",
         &["a b a b c", "a a a", "a d e b", "a b", "a b", "c c b a"],
     );
-    let cat = sb
-        .write(
-            "cat2.toml",
-            "[datasets.web2]\nrole = \"pretrain\"\npaths = [\"web2.jsonl\"]\n\
-             [datasets.code]\nrole = \"midtrain\"\npaths = [\"code.jsonl\"]\n\
-             [datasets.qa]\nrole = \"target\"\npaths = [\"qa.jsonl\"]\n",
-        )
-        .display()
-        .to_string();
     let common = [
         "--target",
         "qa",
@@ -770,11 +761,15 @@ fn the_report_is_the_same_from_a_fresh_score_and_from_a_score_file() {
         &tok,
         "-q",
     ];
-    sb.ok(&[&["score", "web2", "code", "-o", "s.parquet"], &common[..]].concat());
+    sb.ok(&[
+        &["score", "web2.jsonl", "code", "-o", "s.parquet"],
+        &common[..],
+    ]
+    .concat());
     let report = |extra: &[&str], name: &str| -> serde_json::Value {
         let mut a = vec![
             "select",
-            "web2",
+            "web2.jsonl",
             "code",
             "-n",
             "3",

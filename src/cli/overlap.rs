@@ -94,13 +94,8 @@ pub struct OverlapArgs {
     slurm: Option<u32>,
     #[command(flatten)]
     sbatch: SbatchArgs,
-    /// With --slurm: print the sbatch scripts instead of submitting them.
-    #[arg(long, requires = "slurm")]
-    dry_run: bool,
-    /// With --slurm: wait for the shards and the merge, and exit non-zero, naming each failed
-    /// shard with its exit code and the end of its log, when the table was not written.
-    #[arg(long, requires = "slurm", conflicts_with = "dry_run")]
-    wait: bool,
+    #[command(flatten)]
+    array: super::shard_array::ArrayRunArgs,
 }
 
 #[derive(Subcommand, Debug)]
@@ -332,7 +327,7 @@ fn submit_to_slurm(a: &OverlapArgs, n: u32, global: &GlobalArgs) -> Result<()> {
         workdir: std::env::current_dir()?,
         slurm: a.sbatch.options(),
     };
-    super::shard_array::run(&job, n, a.dry_run, a.wait, a.quiet)
+    super::shard_array::run(&job, n, &a.array, a.quiet)
 }
 
 /// The table on stdout.

@@ -56,13 +56,8 @@ pub struct ProfileArgs {
     slurm: Option<u32>,
     #[command(flatten)]
     sbatch: SbatchArgs,
-    /// With --slurm: print the sbatch scripts instead of submitting them.
-    #[arg(long, requires = "slurm")]
-    dry_run: bool,
-    /// With --slurm: wait for the shards and the merge, and exit non-zero, naming each failed
-    /// shard with its exit code and the end of its log, when the profile was not written.
-    #[arg(long, requires = "slurm", conflicts_with = "dry_run")]
-    wait: bool,
+    #[command(flatten)]
+    array: super::shard_array::ArrayRunArgs,
 }
 
 /// N-gram counting options.
@@ -408,5 +403,5 @@ fn submit_to_slurm(a: &ProfileArgs, n: u32, global: &GlobalArgs) -> Result<()> {
         workdir: std::env::current_dir()?,
         slurm: a.sbatch.options(),
     };
-    super::shard_array::run(&job, n, a.dry_run, a.wait, a.corpus.quiet)
+    super::shard_array::run(&job, n, &a.array, a.corpus.quiet)
 }
