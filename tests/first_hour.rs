@@ -352,6 +352,78 @@ fn a_corpus_named_twice_is_read_once() {
     assert!(!err.contains("{\""), "{err}");
 }
 
+/// Naming a corpus twice to profile, tokenize, overlap, score or select does the work once:
+/// the output is the output of naming it once (one table row, the same files), and a note
+/// says so.
+#[test]
+fn commands_read_a_corpus_named_twice_once() {
+    let sb = Sandbox::new();
+    let tok = tokenizer(&sb);
+    sb.jsonl("c.jsonl", &["w1 w2 w3", "w4 w5", "w6 w7 w8 w9", "w1 w2"]);
+    sb.jsonl("t.jsonl", &["w1 w2", "w3 w4"]);
+    let note = "note: `c.jsonl` is named more than once; it is read once";
+    let cases: [(&[&str], &str); 5] = [
+        (
+            &["profile", "--no-cache", "--max-docs", "all", "-o"],
+            "p.parquet",
+        ),
+        (
+            &["tokenize", "--max-docs", "all", "--val-docs", "1", "-o"],
+            "toks",
+        ),
+        (
+            &["overlap", "--against", "t.jsonl", "-n", "2", "--csv"],
+            "o.csv",
+        ),
+        (&["score", "--target", "t.jsonl", "-o"], "s.csv"),
+        (
+            &["select", "--target", "t.jsonl", "-n", "2", "-o"],
+            "x.jsonl",
+        ),
+    ];
+    for (command, out) in cases {
+        let run = |names: &[&str], out: &str| {
+            let mut args = vec![command[0]];
+            args.extend_from_slice(names);
+            args.extend_from_slice(&command[1..]);
+            args.extend_from_slice(&[out, "--tokenizer", &tok]);
+            let o = sb.run(&args);
+            assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+            let read = |p: std::path::PathBuf| match p.is_dir() {
+                true => std::fs::read(p.join("c").join("train.tokens")).unwrap(),
+                false => std::fs::read(p).unwrap(),
+            };
+            (
+                String::from_utf8_lossy(&o.stdout).replace(out, "OUT"),
+                String::from_utf8_lossy(&o.stderr).to_string(),
+                read(sb.path(out)),
+            )
+        };
+        let (once_out, once_err, once_file) = run(&["c.jsonl"], &format!("1-{out}"));
+        let (twice_out, twice_err, twice_file) = run(&["c.jsonl", "c.jsonl"], &format!("2-{out}"));
+        assert!(!once_err.contains(note), "{once_err}");
+        assert_eq!(
+            twice_err.matches(note).count(),
+            1,
+            "{}: {twice_err}",
+            command[0]
+        );
+        assert_eq!(
+            twice_out
+                .replace("2-OUT", "OUT")
+                .replace(&format!("2-{out}"), ""),
+            once_out
+                .replace("1-OUT", "OUT")
+                .replace(&format!("1-{out}"), ""),
+            "{}",
+            command[0]
+        );
+        if command[0] != "profile" {
+            assert_eq!(twice_file, once_file, "{}", command[0]);
+        }
+    }
+}
+
 /// Without -v the first five bad records are named, with how many there were; with -v every
 /// one is named, with its file and line, and the summary says so instead of repeating them.
 #[test]

@@ -133,7 +133,8 @@ fn check_output(flag: &str, path: &Path, ext: &str) -> Result<()> {
         .map_err(|e| e.context(format!("{flag} {}", path.display())))
 }
 
-pub fn run(a: OverlapArgs, global: &GlobalArgs) -> Result<()> {
+pub fn run(mut a: OverlapArgs, global: &GlobalArgs) -> Result<()> {
+    a.corpora = mtkit::cli_support::args::named_once(&a.corpora);
     if let Some(OverlapSub::Merge {
         inputs,
         csv,

@@ -101,7 +101,8 @@ enum ProfileSub {
     },
 }
 
-pub fn run(a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
+pub fn run(mut a: ProfileArgs, global: &GlobalArgs) -> Result<()> {
+    a.names = mtkit::cli_support::args::named_once(&a.names);
     if let Some(ProfileSub::Merge {
         inputs,
         output,

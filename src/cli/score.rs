@@ -63,7 +63,8 @@ pub struct ScoreArgs {
     quiet: bool,
 }
 
-pub fn run(a: ScoreArgs) -> Result<()> {
+pub fn run(mut a: ScoreArgs) -> Result<()> {
+    a.pool = mtkit::cli_support::args::named_once(&a.pool);
     let csv = match a.output.extension().and_then(|e| e.to_str()) {
         Some("csv") => true,
         Some("parquet") => false,

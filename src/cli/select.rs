@@ -223,7 +223,8 @@ fn write_tokens(
     Ok(())
 }
 
-pub fn run(a: SelectArgs) -> Result<()> {
+pub fn run(mut a: SelectArgs) -> Result<()> {
+    a.pool = mtkit::cli_support::args::named_once(&a.pool);
     let output = output_kind(&a.output, a.format.as_deref())?;
     let opts = select_options(&a)?;
     let mut names = a.pool.clone();

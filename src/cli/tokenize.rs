@@ -90,7 +90,8 @@ fn file_size(s: &str) -> Result<u64> {
     }
 }
 
-pub fn run(a: TokenizeArgs) -> Result<()> {
+pub fn run(mut a: TokenizeArgs) -> Result<()> {
+    a.names = mtkit::cli_support::args::named_once(&a.names);
     // Ctrl-C and SIGTERM stop the work (readers check between records) instead of the
     // process, so that temporary files and folders are removed on the way out.
     let _interrupt = mtkit::util::progress::InterruptGuard::install();

@@ -26,6 +26,22 @@ pub fn verbose(line: impl std::fmt::Display) {
     }
 }
 
+/// `names` with each repeat left out, in the order given: a corpus named twice is read once
+/// (and written once), which is said once per name on stderr.
+pub fn named_once(names: &[String]) -> Vec<String> {
+    let mut seen = std::collections::HashSet::new();
+    let mut said = std::collections::HashSet::new();
+    let mut once = Vec::new();
+    for n in names {
+        if seen.insert(n.as_str()) {
+            once.push(n.clone());
+        } else if said.insert(n.as_str()) {
+            eprintln!("mtkit: note: `{n}` is named more than once; it is read once");
+        }
+    }
+    once
+}
+
 /// The tokenizer options of every command that tokenizes.
 #[derive(Args, Debug, Clone)]
 pub struct TokenizerArgs {
